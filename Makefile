@@ -1,0 +1,38 @@
+# rlgen — two commands do everything on a fresh machine:
+#   make reproduce   run the whole study on params/default.yaml (PARAMS=... to choose another file)
+#   make test        run the test suite
+# Both create .venv with the pinned versions (requirements.txt) and register its Jupyter kernel if missing.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PARAMS ?= params/default.yaml
+ONLY   ?=
+
+.PHONY: setup reproduce test sync lab bench clean-runs
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name rlgen --display-name "rlgen (.venv)" >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed
+
+reproduce: setup
+	$(PY) -m rlgen_utils.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY),)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+sync: setup
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab --allow-root notebooks
+
+bench: setup
+	$(PY) benchmarks/bench_01_train.py --params $(PARAMS)
+
+clean-runs:
+	rm -rf runs

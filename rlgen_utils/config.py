@@ -1,0 +1,231 @@
+"""Typed params: every ``params/*.yaml`` is validated here before any compute.
+
+A bad value produces :class:`ParamsError` whose message is one line naming the file and the key, e.g.
+``params/x.yaml: posttrain.grpo.lr: Input should be greater than 0 (got -1.0)``. ``python -m rlgen_utils.config
+FILE`` validates a file from the shell (exit 2 on error).
+
+Example (the smoke file, abridged)::
+
+    name: smoke
+    seed: 0
+    model: {name_or_path: organism, organism: {d_model: 64, n_layers: 2, n_heads: 2, d_ff: 256}}
+    pretrain: {steps: 60, batch_rows: 16, seq_len: 96, lr: 3.0e-3}
+    posttrain:
+      methods: [sft, grpo, rloo, dpo, sft_grpo, sft_dpo]
+      n_train_prompts: 64
+      grpo: {lr: 5.0e-5, num_generations: 4, completions_per_step: 16}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+METHODS = ("sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo")
+Method = Literal["sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo"]
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; ``str(err)`` is one line naming the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganismCfg(Strict):
+    d_model: int = Field(128, ge=8, le=4096)
+    n_layers: int = Field(4, ge=1, le=64)
+    n_heads: int = Field(4, ge=1, le=64)
+    d_ff: int = Field(512, ge=8)
+    max_len: int = Field(192, ge=32, le=8192)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads: {self.n_heads} must divide d_model ({self.d_model})")
+        return self
+
+
+class ModelCfg(Strict):
+    name_or_path: str = Field("organism", min_length=1,
+                              description="'organism' (pretrained here) or a local Hugging Face model folder")
+    organism: OrganismCfg = OrganismCfg()
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @property
+    def is_organism(self) -> bool:
+        return self.name_or_path == "organism"
+
+
+class TasksCfg(Strict):
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    min_ops: int = Field(2, ge=1, le=8)
+    max_ops: int = Field(3, ge=1, le=8)
+    first_max: int = Field(99, ge=10, le=99)
+    operand_max: int = Field(19, ge=2, le=99)
+    slip_rate: float = Field(0.65, ge=0, le=1, description="fraction of sloppy arith solutions in pretraining")
+    n_facts: int = Field(120, ge=8, le=2000)
+
+    @model_validator(mode="after")
+    def _ops_order(self):
+        if self.max_ops < self.min_ops:
+            raise ValueError(f"max_ops: {self.max_ops} must be >= min_ops ({self.min_ops})")
+        return self
+
+
+class PretrainCfg(Strict):
+    steps: int = Field(700, ge=1)
+    batch_rows: int = Field(32, ge=1)
+    seq_len: int = Field(96, ge=16)
+    lr: float = Field(2e-3, gt=0, lt=1)
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    in_domain_weight: float = Field(3.0, gt=0)
+    n_checkpoints: int = Field(5, ge=1, le=100)
+
+
+class SFTCfg(Strict):
+    lr: float = Field(5e-4, gt=0, lt=1)
+    batch_size: int = Field(16, ge=1)
+
+
+class OnlineRLCfg(Strict):
+    lr: float = Field(3e-5, gt=0, lt=1)
+    num_generations: int = Field(8, ge=2)
+    completions_per_step: int = Field(32, ge=2)
+    max_completion_length: int = Field(48, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _groups_fit(self):
+        if self.completions_per_step % self.num_generations:
+            raise ValueError(f"completions_per_step: {self.completions_per_step} must be a multiple of "
+                             f"num_generations ({self.num_generations})")
+        return self
+
+
+class DPOCfg(Strict):
+    lr: float = Field(5e-5, gt=0, lt=1)
+    beta: float = Field(0.1, gt=0)
+    batch_size: int = Field(16, ge=1)
+    samples_per_prompt: int = Field(4, ge=1, description="base samples searched for a wrong (rejected) answer")
+
+
+class PosttrainCfg(Strict):
+    methods: list[Method] = list(METHODS)
+    n_train_prompts: int = Field(512, ge=4)
+    epochs: int = Field(1, ge=1)
+    n_checkpoints: int = Field(5, ge=1, le=50)
+    sft: SFTCfg = SFTCfg()
+    grpo: OnlineRLCfg = OnlineRLCfg()
+    rloo: OnlineRLCfg = OnlineRLCfg()
+    dpo: DPOCfg = DPOCfg()
+
+    @model_validator(mode="after")
+    def _dependencies(self):
+        for m in ("sft_grpo", "sft_dpo"):
+            if m in self.methods and "sft" not in self.methods:
+                raise ValueError(f"methods: {m} starts from the SFT model, so 'sft' must be in methods")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods: must not repeat")
+        return self
+
+
+class EvalCfg(Strict):
+    n_per_family: int = Field(200, ge=1)
+    curve_n: int = Field(100, ge=1, description="in-domain prompts per checkpoint for training curves")
+    pass_k: int = Field(8, ge=1)
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(128, ge=1)
+
+
+class Params(Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    run_root: str = "runs"
+    threads: int = Field(0, ge=0, description="torch threads; 0 = library default")
+    model: ModelCfg = ModelCfg()
+    tasks: TasksCfg = TasksCfg()
+    pretrain: PretrainCfg | None = PretrainCfg()
+    posttrain: PosttrainCfg = PosttrainCfg()
+    eval: EvalCfg = EvalCfg()
+
+    @model_validator(mode="after")
+    def _pretrain_for_organism(self):
+        if self.model.is_organism and self.pretrain is None:
+            raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run_root) / self.name
+
+    def section_hash(self, *keys: str) -> str:
+        """Hash of the named top-level sections plus the seed: the key a stage's artifacts are stored under."""
+        dump = self.model_dump(mode="json")
+        blob = json.dumps({k: dump[k] for k in ("seed",) + keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _one_line(path: Path, err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc, msg = [str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")
+    if e["type"] == "value_error" and ": " in msg:  # a cross-field check names its own key first
+        field, msg = msg.split(": ", 1)
+        loc.append(field)
+    key = ".".join(loc) or "(top level)"
+    got = f" (got {e['input']!r})" if e["type"] not in ("missing", "value_error") and not isinstance(
+        e.get("input"), dict) else ""
+    return f"{path}: {key}: {msg}{got}"
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params file; raise :class:`ParamsError` with one line naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of keys")
+    raw.setdefault("name", path.stem)
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_one_line(path, e)) from None
+    _check_files(path, params)
+    return params
+
+
+def _check_files(path: Path, p: Params) -> None:
+    if not p.model.is_organism:
+        model_dir = Path(p.model.name_or_path)
+        if not (model_dir / "config.json").is_file():
+            raise ParamsError(f"{path}: model.name_or_path: no Hugging Face model (config.json) at {model_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        for a in args:
+            load_params(a)
+            print(f"{a}: ok")
+    except ParamsError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

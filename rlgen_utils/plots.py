@@ -1,0 +1,34 @@
+"""Plotly figures for the notebooks (each returns a ``go.Figure``; nothing here computes results)."""
+from __future__ import annotations
+
+
+def pretrain_loss(log: list[dict]):
+    import plotly.express as px
+    fig = px.line(x=[r["step"] for r in log], y=[r["loss"] for r in log], labels={"x": "step", "y": "loss"},
+                  title="Pretraining loss (all families, packed)")
+    return fig.update_layout(height=320)
+
+
+def training_curves(logs: dict[str, list[dict]], start_acc: dict[str, float]):
+    """Three panels: training loss, mean reward (online RL), held-out in-domain accuracy per checkpoint."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    fig = make_subplots(1, 3, subplot_titles=("training loss", "mean reward (GRPO / RLOO)",
+                                              "in-domain accuracy per checkpoint"))
+    for i, (method, segs) in enumerate(logs.items()):
+        colour = f"hsl({i * 360 // max(1, len(logs))},65%,45%)"
+        hist = [h for s in segs for h in s["log"]]
+        fig.add_trace(go.Scatter(y=[h["loss"] for h in hist if "loss" in h], name=method, legendgroup=method,
+                                 line={"color": colour}), 1, 1)
+        rewards = [h["reward"] for h in hist if "reward" in h]
+        if rewards:
+            fig.add_trace(go.Scatter(y=rewards, name=method, legendgroup=method, showlegend=False,
+                                     line={"color": colour}), 1, 2)
+        acc = [start_acc[method]] + [s.get("curve_accuracy") for s in segs]
+        fig.add_trace(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers", name=method,
+                                 legendgroup=method, showlegend=False, line={"color": colour}), 1, 3)
+    fig.update_xaxes(title_text="optimizer step", row=1, col=1)
+    fig.update_xaxes(title_text="optimizer step", row=1, col=2)
+    fig.update_xaxes(title_text="checkpoint (0 = start)", row=1, col=3)
+    return fig.update_layout(height=380)

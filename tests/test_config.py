@@ -1,0 +1,79 @@
+"""Bad params fail before any compute, with one line that names the key."""
+import subprocess
+import sys
+
+import pytest
+
+from rlgen_utils import config
+
+ROOT = config.Path(__file__).resolve().parent.parent
+
+BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
+    ({"pretrian": {"steps": 3}}, "pretrian"),
+    ({"posttrain": {"grpo": {"lrr": 1e-4}}}, "posttrain.grpo.lrr"),
+    ({"pretrain": {"steps": "many"}}, "pretrain.steps"),
+    ({"posttrain": {"grpo": {"lr": -1.0}}}, "posttrain.grpo.lr"),
+    ({"posttrain": {"methods": ["sft", "ppo"]}}, "posttrain.methods.1"),
+    ({"posttrain": {"grpo": {"num_generations": 3, "completions_per_step": 8}}}, "posttrain.grpo.completions_per_step"),
+    ({"tasks": {"min_ops": 3, "max_ops": 2}}, "tasks.max_ops"),
+    ({"model": {"organism": {"d_model": 30, "n_heads": 4}}}, "model.organism.n_heads"),
+    ({"model": {"name_or_path": "/nonexistent/model"}, "pretrain": None}, "model.name_or_path"),
+    ({"posttrain": {"methods": ["grpo", "sft_grpo"]}}, "posttrain.methods"),
+    ({"tasks": {"slip_rate": 1.5}}, "tasks.slip_rate"),
+    ({"name": "a/b"}, "name"),
+    ({"pretrain": None}, "pretrain"),
+    ({"eval": {"pass_k": 0}}, "eval.pass_k"),
+    ({"seed": -1}, "seed"),
+    ({"model": {"dtype": "float8"}}, "model.dtype"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", BAD, ids=[k for _, k in BAD])
+def test_bad_value_gives_one_line_naming_the_key(write_params, overrides, key):
+    path = write_params(overrides)
+    with pytest.raises(config.ParamsError) as err:
+        config.load_params(path)
+    msg = str(err.value)
+    assert "\n" not in msg, "the error must be one line, not a traceback or a multi-line dump"
+    assert msg.startswith(f"{path}: {key}:"), f"error does not name {key!r}: {msg}"
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(config.ParamsError, match="not valid YAML"):
+        config.load_params(bad)
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(config.ParamsError, match="top level must be a mapping"):
+        config.load_params(bad)
+    with pytest.raises(config.ParamsError, match="params file not found"):
+        config.load_params(tmp_path / "missing.yaml")
+
+
+def test_runner_exits_2_with_one_line_before_any_compute(write_params):
+    path = write_params({"posttrain": {"sft": {"batch_size": 0}}})
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "posttrain.sft.batch_size" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml"])
+def test_shipped_params_validate(name):
+    p = config.load_params(ROOT / "params" / name)
+    assert p.name == name.removesuffix(".yaml")
+
+
+def test_paper_scale_params_name_the_missing_model_here():
+    """The paper-scale file is valid except that its model lives on a GPU machine, not here."""
+    with pytest.raises(config.ParamsError, match=r"model\.name_or_path: no Hugging Face model"):
+        config.load_params(ROOT / "params" / "qwen3-4b.yaml")
+
+
+def test_section_hash_changes_only_with_its_sections(write_params):
+    a = config.load_params(write_params())
+    b = config.load_params(write_params({"eval": {"pass_k": 2}}))
+    c = config.load_params(write_params({"pretrain": {"steps": 31}}))
+    assert a.section_hash("model", "pretrain") == b.section_hash("model", "pretrain")
+    assert a.section_hash("model", "pretrain") != c.section_hash("model", "pretrain")

@@ -1,0 +1,37 @@
+"""environment.yml (conda) and requirements.txt (pip) must pin the same versions."""
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins(lines):
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            m = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)==([^\s]+)", line)
+            assert m, f"not an exact pin: {line!r}"
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def test_conda_and_pip_pins_agree():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(pip_section) == req
+    assert req["torch"] == "2.13.0", "torch must stay pinned to the local CPU wheel"
+
+
+def test_installed_versions_match_the_pins():
+    from importlib.metadata import PackageNotFoundError, version
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    for name, pinned in req.items():
+        try:
+            got = version(name)
+        except PackageNotFoundError:
+            raise AssertionError(f"{name} is pinned but not installed") from None
+        assert got.split("+")[0] == pinned, f"{name}: installed {got}, pinned {pinned}"
