@@ -32,7 +32,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab --allow-root notebooks
 
 bench: setup
-	$(PY) benchmarks/bench_01_train.py --params $(PARAMS)
+	$(PY) benchmarks/bench_01_train.py --params $(PARAMS) --notebook 01_train
 
 clean-runs:
 	rm -rf runs

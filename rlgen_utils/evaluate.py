@@ -24,7 +24,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     gen = torch.Generator().manual_seed(seed)
     batches = range(0, len(prompts), batch_size)
     for i in tqdm(batches, desc="generate", disable=not progress):
-        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True)
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True).to(model.device)
         if do_sample:  # a per-batch seed keeps results independent of how many batches ran before
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         with torch.no_grad():

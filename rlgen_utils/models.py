@@ -24,6 +24,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def quiet_libraries() -> None:
+    """Silence per-call progress bars of datasets/transformers (trl builds a dataset every segment); rlgen's own
+    loops keep their tqdm bars."""
+    import datasets
+    import transformers
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def device() -> str:
+    """``"cuda"`` where a GPU is visible (paper-scale runs), else ``"cpu"``."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def set_threads(n: int) -> None:
     import torch
     if n > 0:
@@ -83,7 +99,7 @@ def load_model(path: str | Path, dtype: str = "float32"):
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no Hugging Face model at {path} (config.json missing)")
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), local_files_only=True)
-    return model.eval()
+    return model.to(device()).eval()
 
 
 def save_model(model, tokenizer, path: str | Path) -> None:

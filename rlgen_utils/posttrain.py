@@ -85,12 +85,13 @@ def dpo_rows(model, tokenizer, examples: list[tasks.Example], cfg, max_new_token
 def _common_args(seed: int, lr: float, batch_size: int, max_steps: int) -> dict:
     return dict(output_dir="/tmp/rlgen-trl-unused", per_device_train_batch_size=batch_size, learning_rate=lr,
                 max_steps=max_steps, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
-                save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=True,
-                disable_tqdm=True, dataloader_num_workers=0, gradient_accumulation_steps=1, max_grad_norm=1.0)
+                save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=models.device() == "cpu",
+                disable_tqdm=True, dataloader_num_workers=0, gradient_accumulation_steps=1, max_grad_norm=1.0,
+                gradient_checkpointing=False)  # trl turns it on by default: pure overhead at this size
 
 
-def build_trainer(algorithm: str, model, tokenizer, seg_rows: list[dict], seed: int, pcfg, ecfg, optimizer,
-                  ref_model=None):
+def build_trainer(algorithm: str, model, tokenizer, seg_rows: list[dict], seed: int, pcfg, optimizer,
+                  ref_model=None, reward=answer_reward):
     """A trl trainer for one segment; the optimizer is ours so its moments carry across segments."""
     from datasets import Dataset
 
@@ -118,7 +119,7 @@ def build_trainer(algorithm: str, model, tokenizer, seg_rows: list[dict], seed: 
             from trl import RLOOConfig, RLOOTrainer
             args = RLOOConfig(**common)
             cls = RLOOTrainer
-        return cls(model=model, reward_funcs=answer_reward, args=args, train_dataset=ds,
+        return cls(model=model, reward_funcs=reward, args=args, train_dataset=ds,
                    processing_class=tokenizer, optimizers=(optimizer, None))
     if algorithm == "dpo":
         from trl import DPOConfig, DPOTrainer
@@ -140,6 +141,7 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
     checkpoint's folder. ``curve_examples`` (if given) are scored greedily after each segment for the curves."""
     import torch
 
+    models.quiet_libraries()
     pcfg = params.posttrain
     algorithm = ALGORITHM[method]
     segs = segments(rows, pcfg.epochs, pcfg.n_checkpoints, params.seed)
@@ -156,8 +158,7 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
         load_optimizer(optimizer, ckpts[first - 1])
     for seg in tqdm(todo, desc=method, initial=first, total=len(segs)):
         models.seed_everything(seg.seed)
-        trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, params.eval, optimizer,
-                                ref_model)
+        trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model)
         _quiet(trainer)
         trainer.train()
         model.eval()

@@ -1,0 +1,49 @@
+"""Any Hugging Face causal LM can replace the organism: a locally saved GPT-2 with its own BPE tokenizer."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlgen_utils import config, pipeline, posttrain, tasks
+
+pytestmark = pytest.mark.slow
+
+
+def save_tiny_gpt2(folder: Path) -> Path:
+    """A 2-layer GPT-2 and a byte-level BPE tokenizer trained on task text — no BOS, pad = eos, as GPT-2 ships."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    cfg = config.TasksCfg()
+    text = [e.text for f in tasks.FAMILIES for e in tasks.sample_split(f, "train", 50, 0, cfg, allow_fewer=True)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                                       eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_gpt2_with_its_own_tokenizer_post_trains_and_evaluates(tmp_path):
+    model_dir = save_tiny_gpt2(tmp_path / "gpt2-tiny")
+    raw = yaml.safe_load((Path(__file__).parent.parent / "params" / "smoke.yaml").read_text())
+    raw.update(run_root=str(tmp_path / "runs"), pretrain=None)
+    raw["model"] = {"name_or_path": str(model_dir)}
+    raw["posttrain"].update(n_checkpoints=2, n_train_prompts=8)
+    path = tmp_path / "gpt2.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    P = config.load_params(path)
+    pipeline.init(P)
+    assert pipeline.ensure_base(P) == model_dir, "an HF base is used where it lies, not copied or retrained"
+    finals = pipeline.ensure_posttrained(P)
+    assert set(finals) == set(P.posttrain.methods)
+    for m in P.posttrain.methods:
+        log = posttrain.training_log(pipeline.method_dir(P, m), 2)
+        assert all("curve_accuracy" in s for s in log)
+    scores = pipeline.evaluate_model(P, finals["grpo"], sampled=False)
+    assert set(tasks.FAMILIES) <= set(scores)

@@ -1,0 +1,35 @@
+"""Pretraining batches: whole examples packed into rows, a pure function of (seed, step)."""
+import torch
+
+from rlgen_utils import config, models, pretrain
+
+PCFG = config.PretrainCfg(batch_rows=4, seq_len=64)
+TCFG = config.TasksCfg()
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    tok = models.char_tokenizer()
+    a, _ = pretrain.packed_batch(5, 0, PCFG, TCFG, tok)
+    b, _ = pretrain.packed_batch(5, 0, PCFG, TCFG, tok)
+    c, _ = pretrain.packed_batch(6, 0, PCFG, TCFG, tok)
+    assert torch.equal(a, b), "resume needs step s to rebuild exactly the same batch"
+    assert not torch.equal(a, c)
+
+
+def test_rows_hold_whole_examples_and_padding_only_at_the_end():
+    tok = models.char_tokenizer()
+    ids, mask = pretrain.packed_batch(0, 0, PCFG, TCFG, tok)
+    for row, m in zip(ids.tolist(), mask.tolist()):
+        n = sum(m)
+        assert m == [1] * n + [0] * (len(m) - n), "padding must sit at the end of a row"
+        real = row[:n]
+        assert real[0] == tok.bos_token_id and real[-1] == tok.eos_token_id, "an example was cut mid-way"
+        assert real.count(tok.bos_token_id) == real.count(tok.eos_token_id) >= 1
+
+
+def test_char_tokenizer_roundtrips_every_family_and_adds_bos():
+    tok = models.char_tokenizer()
+    text = "23+7=30,30-15=15####15 rev abc: colour of zor? a)red>"
+    enc = tok(text)["input_ids"]
+    assert enc[0] == tok.bos_token_id and len(enc) == len(text) + 1, "one token per character after <bos>"
+    assert tok.decode(enc, skip_special_tokens=True) == text

@@ -1,0 +1,124 @@
+"""01_train end to end on smoke params: papermill execution, checkpoints, skip, determinism and resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from rlgen_utils import config, pipeline, posttrain
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _params_file(folder: Path, **overrides) -> Path:
+    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    raw["run_root"] = str(folder / "runs")
+    for section, values in overrides.items():
+        raw[section].update(values) if isinstance(values, dict) else raw.__setitem__(section, values)
+    path = folder / "smoke.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The 01_train notebook executed by the runner (papermill) on smoke params, once for this module."""
+    folder = tmp_path_factory.mktemp("smoke")
+    path = _params_file(folder)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return config.load_params(path), time.perf_counter() - t0
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _assert_same_weights(a: Path, b: Path):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{a} and {b} differ in {k}"
+
+
+def test_notebook_executes_and_writes_every_checkpoint(smoke_run):
+    P, seconds = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "01_train.ipynb").read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    from transformers import AutoModelForCausalLM
+    for m in P.posttrain.methods:
+        ckpts = posttrain.checkpoint_dirs(pipeline.method_dir(P, m), P.posttrain.n_checkpoints)
+        assert len(ckpts) == 5 and all((c / "DONE.json").is_file() for c in ckpts), m
+        AutoModelForCausalLM.from_pretrained(str(ckpts[-1]), local_files_only=True)
+    print(f"smoke 01_train via papermill: {seconds:.1f} s")
+
+
+def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):
+    """SFT and DPO always have a gradient; GRPO/RLOO only when some group of samples had mixed rewards (with
+    beta 0, all-equal rewards give zero advantages and must leave the weights untouched)."""
+    P, _ = smoke_run
+    for m in P.posttrain.methods:
+        start, final = _weights(pipeline.start_dir(P, m)), _weights(pipeline.final_checkpoint(P, m))
+        changed = any(not torch.equal(start[k], final[k]) for k in start)
+        if posttrain.ALGORITHM[m] in ("grpo", "rloo"):
+            steps = [h for s in posttrain.training_log(pipeline.method_dir(P, m), 5) for h in s["log"]]
+            signal = any(h["frac_reward_zero_std"] < 1 for h in steps)
+            assert changed == signal, f"{m}: weights changed={changed} but mixed-reward groups={signal}"
+        else:
+            assert changed, f"{m} did not change its starting model"
+    assert pipeline.start_dir(P, "sft_grpo") == pipeline.final_checkpoint(P, "sft")
+
+
+def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):
+    P, _ = smoke_run
+    def no_training(*a, **k):
+        raise AssertionError("a finished stage was trained again")
+    monkeypatch.setattr(posttrain, "build_trainer", no_training)
+    monkeypatch.setattr(pipeline.pretrain, "pretrain", no_training)
+    pipeline.ensure_base(P)
+    pipeline.ensure_posttrained(P)
+
+
+def test_same_seed_gives_identical_checkpoint_weights(smoke_run, tmp_path):
+    P, _ = smoke_run
+    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo", "dpo"]}))
+    pipeline.ensure_posttrained(Q)
+    _assert_same_weights(pipeline.base_dir(P), pipeline.base_dir(Q))
+    for m in Q.posttrain.methods:
+        for a, b in zip(*(posttrain.checkpoint_dirs(pipeline.method_dir(R, m), 5) for R in (P, Q))):
+            _assert_same_weights(a, b)
+
+
+def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_path):
+    P, _ = smoke_run
+    path = _params_file(tmp_path, posttrain={"methods": ["grpo"]})
+    Q = config.load_params(path)
+    marker = posttrain.checkpoint_dirs(pipeline.method_dir(Q, "grpo"), 5)[1] / "DONE.json"
+    code = ("from rlgen_utils import config, pipeline; P = config.load_params(%r); pipeline.init(P); "
+            "pipeline.ensure_posttrained(P)" % str(path))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not marker.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.is_file(), "the run never reached its second checkpoint"
+    ckpts = posttrain.checkpoint_dirs(pipeline.method_dir(Q, "grpo"), 5)
+    assert not all((c / "DONE.json").is_file() for c in ckpts), "killed too late: nothing left to resume"
+    first_done = (ckpts[0] / "DONE.json").stat().st_mtime_ns
+    pipeline.ensure_posttrained(Q)
+    assert (ckpts[0] / "DONE.json").stat().st_mtime_ns == first_done, "a finished segment was retrained"
+    for a, b in zip(posttrain.checkpoint_dirs(pipeline.method_dir(P, "grpo"), 5), ckpts):
+        _assert_same_weights(a, b)
