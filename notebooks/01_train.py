@@ -77,9 +77,9 @@ plots.pretrain_loss(log) if log else print("pretrained elsewhere:", base)
 
 # %%
 base_scores = pipeline.ensure_base_eval(P)
-k = P.eval.pass_k
-print(f"in-domain: greedy {base_scores['arith']:.3f}   pass@{k} {base_scores[f'arith_pass@{k}']:.3f}   "
-      f"mean sampled {base_scores['arith_sampled_mean']:.3f}")
+pipeline.in_domain_summary(P, base_scores)
+
+# %%
 pipeline.base_table(P, base_scores)
 
 # %% [markdown]

@@ -68,7 +68,7 @@ class TasksCfg(Strict):
     min_ops: int = Field(2, ge=1, le=8)
     max_ops: int = Field(3, ge=1, le=8)
     first_max: int = Field(99, ge=10, le=99)
-    operand_max: int = Field(19, ge=2, le=99)
+    operand_max: int = Field(9, ge=2, le=99)
     slip_rate: float = Field(0.65, ge=0, le=1, description="fraction of sloppy arith solutions in pretraining")
     n_facts: int = Field(120, ge=8, le=2000)
 
@@ -120,6 +120,7 @@ class DPOCfg(Strict):
 
 class PosttrainCfg(Strict):
     methods: list[Method] = list(METHODS)
+    seeds: list[int] | None = Field(None, min_length=1, description="training seeds; default [top-level seed]")
     n_train_prompts: int = Field(512, ge=4)
     epochs: int = Field(1, ge=1)
     n_checkpoints: int = Field(5, ge=1, le=50)
@@ -135,6 +136,37 @@ class PosttrainCfg(Strict):
                 raise ValueError(f"methods: {m} starts from the SFT model, so 'sft' must be in methods")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("methods: must not repeat")
+        if self.seeds is not None and (len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0):
+            raise ValueError("seeds: must be distinct non-negative integers")
+        return self
+
+
+class BenchmarkCfg(Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    kind: Literal["multiple_choice", "math"]
+    role: Literal["in_domain", "ood_select", "ood_heldout"]
+    limit: int | None = Field(None, ge=1, description="evaluate the first N examples only")
+
+
+class DataCfg(Strict):
+    task_world: bool = Field(True, description="evaluate the synthetic task families")
+    train_file: str | None = Field(None, description="JSONL of {problem, solution, answer}: in-domain "
+                                                     "post-training prompts instead of the task world's arith")
+    benchmarks: list[BenchmarkCfg] = []
+
+    @model_validator(mode="after")
+    def _one_in_domain(self):
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError("benchmarks: names must be distinct")
+        in_domain = [b.name for b in self.benchmarks if b.role == "in_domain"]
+        if len(in_domain) > 1:
+            raise ValueError(f"benchmarks: at most one in_domain benchmark, got {in_domain}")
+        if not self.task_world and not in_domain:
+            raise ValueError("benchmarks: without the task world, one benchmark must have role in_domain")
+        if self.train_file and not in_domain and not self.task_world:
+            raise ValueError("train_file: needs an in_domain benchmark to evaluate on")
         return self
 
 
@@ -155,6 +187,7 @@ class Params(Strict):
     tasks: TasksCfg = TasksCfg()
     pretrain: PretrainCfg | None = PretrainCfg()
     posttrain: PosttrainCfg = PosttrainCfg()
+    data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
 
     @model_validator(mode="after")
@@ -164,12 +197,21 @@ class Params(Strict):
         return self
 
     @property
+    def train_seeds(self) -> list[int]:
+        """Post-training seeds: ``posttrain.seeds`` or, by default, the top-level seed alone."""
+        return self.posttrain.seeds or [self.seed]
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.run_root) / self.name
 
-    def section_hash(self, *keys: str) -> str:
-        """Hash of the named top-level sections plus the seed: the key a stage's artifacts are stored under."""
+    def section_hash(self, *keys: str, ignore: tuple[str, ...] = ()) -> str:
+        """Hash of the named top-level sections plus the seed: the key a stage's artifacts are stored under.
+        ``ignore`` drops dotted sub-keys (``"posttrain.seeds"``) that do not change the stage's outputs."""
         dump = self.model_dump(mode="json")
+        for dotted in ignore:
+            section, sub = dotted.split(".", 1)
+            dump[section].pop(sub, None)
         blob = json.dumps({k: dump[k] for k in ("seed",) + keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -213,6 +255,11 @@ def _check_files(path: Path, p: Params) -> None:
         model_dir = Path(p.model.name_or_path)
         if not (model_dir / "config.json").is_file():
             raise ParamsError(f"{path}: model.name_or_path: no Hugging Face model (config.json) at {model_dir}")
+    if p.data.train_file and not Path(p.data.train_file).is_file():
+        raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
+    for i, b in enumerate(p.data.benchmarks):
+        if not Path(b.path).is_file():
+            raise ParamsError(f"{path}: data.benchmarks.{i}.path: file not found: {b.path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,13 +36,14 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     return out
 
 
-def correctness(completions: list[str], answers: list[str]) -> list[bool]:
-    return [tasks.is_correct(c, a) for c, a in zip(completions, answers)]
+def correctness(completions: list[str], answers: list[str], verify=tasks.is_correct) -> list[bool]:
+    return [verify(c, a) for c, a in zip(completions, answers)]
 
 
-def accuracy(model, tokenizer, examples: list[tasks.Example], max_new_tokens: int, batch_size: int = 128) -> float:
+def accuracy(model, tokenizer, examples: list[tasks.Example], max_new_tokens: int, batch_size: int = 128,
+             verify=tasks.is_correct) -> float:
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, batch_size)
-    return sum(correctness(comps, [e.answer for e in examples])) / max(1, len(examples))
+    return sum(correctness(comps, [e.answer for e in examples], verify)) / max(1, len(examples))
 
 
 def pass_at_k_estimate(n: int, c: int, k: int) -> float:
@@ -53,11 +54,12 @@ def pass_at_k_estimate(n: int, c: int, k: int) -> float:
 
 
 def sampled_scores(model, tokenizer, examples: list[tasks.Example], k: int, max_new_tokens: int,
-                   batch_size: int = 128, temperature: float = 1.0, seed: int = 0) -> dict[str, float]:
+                   batch_size: int = 128, temperature: float = 1.0, seed: int = 0,
+                   verify=tasks.is_correct) -> dict[str, float]:
     """``pass@k`` and the mean per-sample accuracy of ``k`` samples per prompt."""
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, max(1, batch_size // k),
                      do_sample=True, temperature=temperature, num_return_sequences=k, seed=seed)
-    ok = correctness(comps, [e.answer for e in examples for _ in range(k)])
+    ok = correctness(comps, [e.answer for e in examples for _ in range(k)], verify)
     per_prompt = [sum(ok[i * k:(i + 1) * k]) for i in range(len(examples))]
     return {f"pass@{k}": sum(pass_at_k_estimate(k, c, k) for c in per_prompt) / max(1, len(examples)),
             "sampled_mean": sum(ok) / max(1, len(ok))}

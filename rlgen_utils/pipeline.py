@@ -6,13 +6,13 @@ Run-folder layout (``runs/<name>/``)::
     pretrain/step-*/         resumable pretraining checkpoints (organism only)
     pretrain_log.json        loss per step
     base_eval.json           greedy accuracy per family and pass@k in-domain, for the base
-    posttrain/<method>/checkpoint-{1..N}/   save_pretrained folders + optimizer moments + train_log.json
+    posttrain/<method>/seed-<s>/checkpoint-{1..N}/   save_pretrained folders + optimizer moments + train_log.json
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import evaluate, models, posttrain, pretrain, tasks
+from . import evaluate, models, posttrain, pretrain, suite, tasks
 from .artifacts import is_done, mark_done, read_json, write_json
 
 
@@ -20,6 +20,7 @@ def init(P) -> None:
     """Per-process set-up a notebook does first: torch threads and seeds from params."""
     models.set_threads(P.threads)
     models.seed_everything(P.seed)
+    models.quiet_libraries()
 
 
 def base_key(P) -> str:
@@ -27,7 +28,10 @@ def base_key(P) -> str:
 
 
 def posttrain_key(P) -> str:
-    return P.section_hash("model", "tasks", "pretrain", "posttrain", "eval")
+    """Key of every post-training checkpoint: which methods and seeds are listed does not change any one
+    (method, seed)'s training, so adding a seed or a method retrains nothing that exists."""
+    return P.section_hash("model", "tasks", "pretrain", "posttrain", "data", "eval",
+                          ignore=("posttrain.methods", "posttrain.seeds"))
 
 
 def base_dir(P) -> Path:
@@ -58,118 +62,117 @@ def pretrain_log(P) -> list[dict]:
     return read_json(path) if path.is_file() else []
 
 
-def train_examples(P) -> list[tasks.Example]:
-    """The in-domain post-training prompts — the same for every method."""
-    return tasks.sample_split("arith", "train", P.posttrain.n_train_prompts, P.seed, P.tasks)
-
-
-def curve_examples(P) -> list[tasks.Example]:
-    """Held-out in-domain prompts scored after every segment for the training curves."""
-    return tasks.sample_split("arith", "test", P.eval.curve_n, P.seed + 1, P.tasks)
-
-
-def test_examples(P, family: str) -> list[tasks.Example]:
-    return tasks.sample_split(family, "test", P.eval.n_per_family, P.seed, P.tasks, allow_fewer=True)
-
-
 def evaluate_model(P, model_dir: Path, sampled: bool = True) -> dict:
-    """Greedy accuracy on every family's test split, and pass@k / mean sampled accuracy in-domain."""
+    """Greedy accuracy on every evaluation family, accuracy on the curve prompts (``in_domain_curve``), and
+    pass@k / mean sampled accuracy in-domain (``in_domain_pass@k``, ``in_domain_sampled_mean``)."""
     tok, model = models.load_tokenizer(model_dir), models.load_model(model_dir, P.model.dtype)
-    e = P.eval
-    out = {f: evaluate.accuracy(model, tok, test_examples(P, f), e.max_new_tokens, e.batch_size)
-           for f in tasks.FAMILIES}
+    e, fams = P.eval, suite.eval_families(P)
+    out = {name: evaluate.accuracy(model, tok, list(f.examples), e.max_new_tokens, e.batch_size, f.verify)
+           for name, f in fams.items()}
+    in_dom = fams[suite.in_domain_family(P)]
+    out["in_domain_curve"] = evaluate.accuracy(model, tok, suite.curve_examples(P), e.max_new_tokens,
+                                               e.batch_size, in_dom.verify)
     if sampled:
-        scores = evaluate.sampled_scores(model, tok, test_examples(P, "arith")[: e.curve_n], e.pass_k,
-                                         e.max_new_tokens, e.batch_size, seed=P.seed)
-        out.update({f"arith_{k}": v for k, v in scores.items()})
+        scores = evaluate.sampled_scores(model, tok, list(in_dom.examples[: e.curve_n]), e.pass_k,
+                                         e.max_new_tokens, e.batch_size, seed=P.seed, verify=in_dom.verify)
+        out.update({f"in_domain_{k}": v for k, v in scores.items()})
     return out
 
 
 def ensure_base_eval(P) -> dict:
-    path, key = P.run_dir / "base_eval.json", P.section_hash("model", "tasks", "pretrain", "eval")
+    path, key = P.run_dir / "base_eval.json", P.section_hash("model", "tasks", "pretrain", "data", "eval")
     if path.is_file() and read_json(path).get("key") == key:
         return read_json(path)["scores"]
     scores = evaluate_model(P, ensure_base(P))
-    tok, model = models.load_tokenizer(base_dir(P)), models.load_model(base_dir(P), P.model.dtype)
-    scores["arith_curve"] = evaluate.accuracy(model, tok, curve_examples(P), P.eval.max_new_tokens,
-                                              P.eval.batch_size)
     write_json(path, {"key": key, "scores": scores})
     return scores
 
 
-def method_dir(P, method: str) -> Path:
-    return P.run_dir / "posttrain" / method
+def method_dir(P, method: str, seed: int) -> Path:
+    return P.run_dir / "posttrain" / method / f"seed-{seed}"
 
 
-def final_checkpoint(P, method: str) -> Path:
-    return posttrain.checkpoint_dirs(method_dir(P, method), P.posttrain.n_checkpoints)[-1]
+def checkpoints(P, method: str, seed: int) -> list[Path]:
+    return posttrain.checkpoint_dirs(method_dir(P, method, seed), P.posttrain.n_checkpoints)
 
 
-def start_dir(P, method: str) -> Path:
-    return ensure_base(P) if posttrain.STARTS_FROM[method] == "base" else final_checkpoint(P, "sft")
+def final_checkpoint(P, method: str, seed: int) -> Path:
+    return checkpoints(P, method, seed)[-1]
 
 
-def method_rows(P, method: str, start: Path) -> list[dict]:
-    examples = train_examples(P)
+def start_dir(P, method: str, seed: int) -> Path:
+    return ensure_base(P) if posttrain.STARTS_FROM[method] == "base" else final_checkpoint(P, "sft", seed)
+
+
+def method_rows(P, method: str, start: Path, seed: int) -> list[dict]:
+    examples = suite.train_examples(P)
     algorithm = posttrain.ALGORITHM[method]
     if algorithm == "sft":
         return posttrain.sft_rows(examples)
     if algorithm in ("grpo", "rloo"):
-        return posttrain.rl_rows(examples)
-    return _dpo_pairs(P, method, start, examples)
+        return posttrain.rl_rows(examples, suite.train_kind(P))
+    return _dpo_pairs(P, method, start, examples, seed)
 
 
-def _dpo_pairs(P, method: str, start: Path, examples) -> list[dict]:
-    path, key = method_dir(P, method) / "pairs.json", posttrain_key(P)
+def _dpo_pairs(P, method: str, start: Path, examples, seed: int) -> list[dict]:
+    path, key = method_dir(P, method, seed) / "pairs.json", posttrain_key(P)
     if path.is_file() and read_json(path)["key"] == key:
         return read_json(path)["rows"]
     rows = posttrain.dpo_rows(models.load_model(start, P.model.dtype), models.load_tokenizer(start), examples,
-                              P.posttrain.dpo, P.eval.max_new_tokens, P.seed)
+                              P.posttrain.dpo, P.eval.max_new_tokens, seed, suite.train_kind(P))
     if not rows:
         raise RuntimeError(f"{method}: the starting model answered every prompt right; no DPO pairs to train on")
     write_json(path, {"key": key, "rows": rows})
     return rows
 
 
-def ensure_posttrained(P) -> dict[str, Path]:
-    """Train every method in ``posttrain.methods`` (SFT first, since SFT→X starts from it); resumable."""
+def ensure_posttrained(P) -> dict[tuple[str, int], Path]:
+    """Train every method in ``posttrain.methods`` for every training seed (SFT first, since SFT→X starts from
+    it); resumable. Returns the final checkpoint of each (method, seed)."""
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
     out = {}
-    for m in order:
-        start = start_dir(P, m)
-        out[m] = posttrain.train_method(m, start, method_dir(P, m), method_rows(P, m, start), P,
-                                        posttrain_key(P), curve_examples(P))
+    for seed in P.train_seeds:
+        for m in order:
+            start = start_dir(P, m, seed)
+            out[m, seed] = posttrain.train_method(m, start, method_dir(P, m, seed), method_rows(P, m, start, seed),
+                                                  P, posttrain_key(P), seed, suite.curve_examples(P))
     return out
 
 
-def training_logs(P) -> dict[str, list[dict]]:
-    return {m: posttrain.training_log(method_dir(P, m), P.posttrain.n_checkpoints) for m in P.posttrain.methods}
+def training_logs(P, seed: int | None = None) -> dict[str, list[dict]]:
+    """Per-segment logs of every method for one training seed (default: the first)."""
+    seed = P.train_seeds[0] if seed is None else seed
+    return {m: posttrain.training_log(method_dir(P, m, seed), P.posttrain.n_checkpoints)
+            for m in P.posttrain.methods}
 
 
 def family_table(P):
-    """One row per family: role, chance level, an example prompt and gold completion, split sizes."""
-    import random
-
+    """One row per evaluation family: role, chance level, an example prompt and gold completion, test size."""
     import pandas as pd
-    rows = []
-    for name, fam in tasks.FAMILIES.items():
-        ex = fam.generate(random.Random(P.seed), P.tasks)
-        rows.append({"family": name, "role": fam.role, "format": "multiple choice" if fam.multiple_choice
-                     else "free form", "chance": round(fam.chance, 3), "prompt": ex.prompt,
-                     "gold completion": ex.completion, "n_test": len(test_examples(P, name))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"family": name, "role": f.role, "chance": round(f.chance, 3),
+                          "prompt": f.examples[0].prompt, "gold completion": f.examples[0].completion,
+                          "n_test": len(f.examples)} for name, f in suite.eval_families(P).items()])
+
+
+def in_domain_summary(P, scores: dict):
+    """Greedy accuracy, pass@k and mean sampled accuracy in-domain: room for post-training and RL's signal."""
+    import pandas as pd
+    k = P.eval.pass_k
+    return pd.DataFrame([{"family": suite.in_domain_family(P), "greedy": scores[suite.in_domain_family(P)],
+                          f"pass@{k} (sampled)": scores[f"in_domain_pass@{k}"],
+                          "mean sampled accuracy": scores["in_domain_sampled_mean"]}])
 
 
 def base_table(P, scores: dict):
     """The base model's greedy accuracy per family next to chance."""
     import pandas as pd
-    return pd.DataFrame([{"family": f, "role": fam.role, "greedy accuracy": scores[f], "chance": fam.chance}
-                         for f, fam in tasks.FAMILIES.items()])
+    return pd.DataFrame([{"family": name, "role": f.role, "greedy accuracy": scores[name], "chance": f.chance}
+                         for name, f in suite.eval_families(P).items()])
 
 
 def start_accuracies(P, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float]:
     """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0)."""
-    return {m: base_scores["arith_curve"] if posttrain.STARTS_FROM[m] == "base"
+    return {m: base_scores["in_domain_curve"] if posttrain.STARTS_FROM[m] == "base"
             else logs["sft"][-1]["curve_accuracy"] for m in logs}
 
 

@@ -32,3 +32,24 @@ def training_curves(logs: dict[str, list[dict]], start_acc: dict[str, float]):
     fig.update_xaxes(title_text="optimizer step", row=1, col=2)
     fig.update_xaxes(title_text="checkpoint (0 = start)", row=1, col=3)
     return fig.update_layout(height=380)
+
+
+def checkpoint_curves(curves, methods=("sft", "grpo")):
+    """Accuracy vs checkpoint, one panel per role (in-domain, OOD selection, OOD held-out), families averaged."""
+    import plotly.express as px
+    c = curves[curves.method.isin(methods)].groupby(["method", "checkpoint", "role"], as_index=False)[
+        "accuracy"].mean()
+    fig = px.line(c, x="checkpoint", y="accuracy", color="method", facet_col="role", markers=True,
+                  title="Accuracy per checkpoint (0 = base; families of a role averaged)")
+    return fig.update_layout(height=360)
+
+
+def deltas(delta_df, title: str):
+    """Forest plot: one row per family, the change and its 95 % interval."""
+    import plotly.graph_objects as go
+    d = delta_df.iloc[::-1]
+    fig = go.Figure(go.Scatter(x=d.delta, y=d.family + "  ·  " + d.contrast, mode="markers",
+                               error_x={"type": "data", "symmetric": False, "array": d.hi - d.delta,
+                                        "arrayminus": d.delta - d.lo}))
+    fig.add_vline(x=0, line_dash="dot")
+    return fig.update_layout(title=title, height=80 + 22 * len(d), xaxis_title="accuracy change")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import evaluate, models, tasks
+from . import evaluate, models, suite, tasks
 from .artifacts import atomic_dir, is_done, mark_done, read_json, write_json
 from .checkpoint import load_optimizer, save_optimizer
 
@@ -33,9 +33,11 @@ STARTS_FROM = {"sft": "base", "grpo": "base", "rloo": "base", "dpo": "base", "sf
 ALGORITHM = {"sft": "sft", "grpo": "grpo", "rloo": "rloo", "dpo": "dpo", "sft_grpo": "grpo", "sft_dpo": "dpo"}
 
 
-def answer_reward(completions: list[str], answer: list[str], **_) -> list[float]:
-    """1.0 for a completion whose final answer equals the gold ``answer`` exactly, else 0.0."""
-    return [1.0 if tasks.is_correct(c, a) else 0.0 for c, a in zip(completions, answer)]
+def answer_reward(completions: list[str], answer: list[str], kind: list[str] | None = None, **_) -> list[float]:
+    """1.0 for a completion whose final answer equals the gold ``answer`` exactly, else 0.0; ``kind`` (a dataset
+    column) picks the verifier: ``task`` for the task world, ``math`` for free-form math files."""
+    kind = kind or ["task"] * len(completions)
+    return [1.0 if suite.VERIFIERS[k](c, a) else 0.0 for c, a, k in zip(completions, answer, kind)]
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,12 @@ def sft_rows(examples: list[tasks.Example]) -> list[dict]:
     return [{"prompt": e.prompt, "completion": e.completion} for e in examples]
 
 
-def rl_rows(examples: list[tasks.Example]) -> list[dict]:
-    return [{"prompt": e.prompt, "answer": e.answer} for e in examples]
+def rl_rows(examples: list[tasks.Example], kind: str = "task") -> list[dict]:
+    return [{"prompt": e.prompt, "answer": e.answer, "kind": kind} for e in examples]
 
 
-def dpo_rows(model, tokenizer, examples: list[tasks.Example], cfg, max_new_tokens: int, seed: int) -> list[dict]:
+def dpo_rows(model, tokenizer, examples: list[tasks.Example], cfg, max_new_tokens: int, seed: int,
+             kind: str = "task") -> list[dict]:
     """Preference pairs: the gold solution is *chosen*; the first wrong one of ``samples_per_prompt`` samples of
     ``model`` is *rejected* (its greedy completion if every sample was right and it is wrong; prompts on which
     the model never errs are dropped, as they carry no preference)."""
@@ -76,7 +79,7 @@ def dpo_rows(model, tokenizer, examples: list[tasks.Example], cfg, max_new_token
     greedy = evaluate.generate(model, tokenizer, prompts, max_new_tokens, batch_size=256)
     rows = []
     for i, e in enumerate(examples):
-        wrong = [c for c in sampled[i * k:(i + 1) * k] + [greedy[i]] if not tasks.is_correct(c, e.answer)]
+        wrong = [c for c in sampled[i * k:(i + 1) * k] + [greedy[i]] if not suite.VERIFIERS[kind](c, e.answer)]
         if wrong:
             rows.append({"prompt": e.prompt, "chosen": e.completion, "rejected": wrong[0]})
     return rows
@@ -136,15 +139,16 @@ def checkpoint_dirs(method_dir: Path, n: int) -> list[Path]:
 
 
 def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params, key: str,
-                 curve_examples: list[tasks.Example] | None = None) -> Path:
-    """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}``; resumable. Returns the final
-    checkpoint's folder. ``curve_examples`` (if given) are scored greedily after each segment for the curves."""
+                 seed: int, curve_examples: list[tasks.Example] | None = None) -> Path:
+    """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
+    resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily after
+    each segment for the training curves."""
     import torch
 
     models.quiet_libraries()
     pcfg = params.posttrain
     algorithm = ALGORITHM[method]
-    segs = segments(rows, pcfg.epochs, pcfg.n_checkpoints, params.seed)
+    segs = segments(rows, pcfg.epochs, pcfg.n_checkpoints, seed)
     ckpts = checkpoint_dirs(method_dir, pcfg.n_checkpoints)
     todo = [s for s in segs if not is_done(ckpts[s.index], key)]
     if not todo:
@@ -156,7 +160,7 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
     optimizer = torch.optim.AdamW(model.parameters(), lr=_lr(pcfg, algorithm), weight_decay=0.0)
     if first:
         load_optimizer(optimizer, ckpts[first - 1])
-    for seg in tqdm(todo, desc=method, initial=first, total=len(segs)):
+    for seg in tqdm(todo, desc=f"{method} seed {seed}", initial=first, total=len(segs)):
         models.seed_everything(seg.seed)
         trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model)
         _quiet(trainer)

@@ -51,10 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as e:
         print(e, file=sys.stderr)
         return 2
+    from papermill.exceptions import PapermillExecutionError
+
     run_dir = P.run_dir if P.run_dir.is_absolute() else ROOT / P.run_dir
     for nb in notebooks(args.only):
         print(f"[rlgen] {nb.stem} ({params_path.name}) ...", flush=True)
-        print(f"[rlgen] {nb.stem} done in {execute(nb, params_path, run_dir / 'notebooks'):.1f} s", flush=True)
+        try:
+            seconds = execute(nb, params_path, run_dir / "notebooks")
+        except PapermillExecutionError as e:
+            print(f"[rlgen] {nb.stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                  f"[rlgen] the executed notebook, with the traceback, is {run_dir / 'notebooks' / nb.name}",
+                  file=sys.stderr)
+            return 1
+        print(f"[rlgen] {nb.stem} done in {seconds:.1f} s", flush=True)
     return 0
 
 

@@ -41,9 +41,46 @@ def test_gpt2_with_its_own_tokenizer_post_trains_and_evaluates(tmp_path):
     pipeline.init(P)
     assert pipeline.ensure_base(P) == model_dir, "an HF base is used where it lies, not copied or retrained"
     finals = pipeline.ensure_posttrained(P)
-    assert set(finals) == set(P.posttrain.methods)
+    assert set(finals) == {(m, P.seed) for m in P.posttrain.methods}
     for m in P.posttrain.methods:
-        log = posttrain.training_log(pipeline.method_dir(P, m), 2)
+        log = posttrain.training_log(pipeline.method_dir(P, m, P.seed), 2)
         assert all("curve_accuracy" in s for s in log)
-    scores = pipeline.evaluate_model(P, finals["grpo"], sampled=False)
+    scores = pipeline.evaluate_model(P, finals["grpo", P.seed], sampled=False)
     assert set(tasks.FAMILIES) <= set(scores)
+
+
+def _jsonl(path: Path, rows: list[dict]) -> str:
+    import json
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return str(path)
+
+
+def test_paper_scale_data_path_local_files_only(tmp_path):
+    """The qwen3-4b.yaml shape on CPU: a local model, a local math train file, local benchmark files, no task
+    world — post-training uses the math verifier as reward and evaluation covers the files."""
+    import random
+    model_dir = save_tiny_gpt2(tmp_path / "gpt2-tiny")
+    rng = random.Random(0)
+    train = [{"problem": f"What is {a}+{b}?", "solution": f"{a}+{b}={a + b}. The answer is \\boxed{{{a + b}}}.",
+              "answer": a + b} for a, b in ((rng.randint(1, 50), rng.randint(1, 50)) for _ in range(8))]
+    math_eval = [{"problem": f"What is {a}*2?", "answer": str(2 * a)} for a in range(6)]
+    mc_eval = [{"question": f"Which is {a}?", "choices": [str(a), str(a + 1), str(a + 2)], "answer": "A"}
+               for a in range(6)]
+    raw = yaml.safe_load((Path(__file__).parent.parent / "params" / "smoke.yaml").read_text())
+    raw.update(run_root=str(tmp_path / "runs"), pretrain=None, model={"name_or_path": str(model_dir)})
+    raw["posttrain"].update(methods=["sft", "grpo", "dpo"], n_checkpoints=2, n_train_prompts=8)
+    raw["data"] = {"task_world": False, "train_file": _jsonl(tmp_path / "train.jsonl", train), "benchmarks": [
+        {"name": "math_x2", "path": _jsonl(tmp_path / "m.jsonl", math_eval), "kind": "math", "role": "in_domain"},
+        {"name": "mc_same", "path": _jsonl(tmp_path / "c.jsonl", mc_eval), "kind": "multiple_choice",
+         "role": "ood_select"}]}
+    path = tmp_path / "paper_shape.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    P = config.load_params(path)
+    pipeline.init(P)
+    finals = pipeline.ensure_posttrained(P)
+    rows = pipeline.method_rows(P, "grpo", pipeline.start_dir(P, "grpo", P.seed), P.seed)
+    assert rows[0]["kind"] == "math" and rows[0]["answer"] == str(train[0]["answer"])
+    assert posttrain.answer_reward([train[0]["solution"]], [rows[0]["answer"]], ["math"]) == [1.0]
+    scores = pipeline.evaluate_model(P, finals["sft", P.seed], sampled=True)
+    assert {"math_x2", "mc_same", "in_domain_curve", "in_domain_pass@4"} <= set(scores)
+    assert not set(tasks.FAMILIES) & set(scores), "task world was switched off"

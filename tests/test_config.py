@@ -25,6 +25,7 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"eval": {"pass_k": 0}}, "eval.pass_k"),
     ({"seed": -1}, "seed"),
     ({"model": {"dtype": "float8"}}, "model.dtype"),
+    ({"posttrain": {"seeds": [1, 1]}}, "posttrain.seeds"),
 ]
 
 
@@ -77,3 +78,11 @@ def test_section_hash_changes_only_with_its_sections(write_params):
     c = config.load_params(write_params({"pretrain": {"steps": 31}}))
     assert a.section_hash("model", "pretrain") == b.section_hash("model", "pretrain")
     assert a.section_hash("model", "pretrain") != c.section_hash("model", "pretrain")
+
+
+def test_section_hash_can_ignore_listing_keys(write_params):
+    a = config.load_params(write_params())
+    b = config.load_params(write_params({"posttrain": {"seeds": [0, 1], "methods": ["sft"]}}))
+    ign = ("posttrain.seeds", "posttrain.methods")
+    assert a.section_hash("posttrain") != b.section_hash("posttrain")
+    assert a.section_hash("posttrain", ignore=ign) == b.section_hash("posttrain", ignore=ign)

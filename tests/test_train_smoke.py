@@ -58,7 +58,7 @@ def test_notebook_executes_and_writes_every_checkpoint(smoke_run):
     assert not errors
     from transformers import AutoModelForCausalLM
     for m in P.posttrain.methods:
-        ckpts = posttrain.checkpoint_dirs(pipeline.method_dir(P, m), P.posttrain.n_checkpoints)
+        ckpts = pipeline.checkpoints(P, m, P.seed)
         assert len(ckpts) == 5 and all((c / "DONE.json").is_file() for c in ckpts), m
         AutoModelForCausalLM.from_pretrained(str(ckpts[-1]), local_files_only=True)
     print(f"smoke 01_train via papermill: {seconds:.1f} s")
@@ -69,15 +69,15 @@ def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smo
     beta 0, all-equal rewards give zero advantages and must leave the weights untouched)."""
     P, _ = smoke_run
     for m in P.posttrain.methods:
-        start, final = _weights(pipeline.start_dir(P, m)), _weights(pipeline.final_checkpoint(P, m))
+        start, final = _weights(pipeline.start_dir(P, m, P.seed)), _weights(pipeline.final_checkpoint(P, m, P.seed))
         changed = any(not torch.equal(start[k], final[k]) for k in start)
         if posttrain.ALGORITHM[m] in ("grpo", "rloo"):
-            steps = [h for s in posttrain.training_log(pipeline.method_dir(P, m), 5) for h in s["log"]]
+            steps = [h for s in posttrain.training_log(pipeline.method_dir(P, m, P.seed), 5) for h in s["log"]]
             signal = any(h["frac_reward_zero_std"] < 1 for h in steps)
             assert changed == signal, f"{m}: weights changed={changed} but mixed-reward groups={signal}"
         else:
             assert changed, f"{m} did not change its starting model"
-    assert pipeline.start_dir(P, "sft_grpo") == pipeline.final_checkpoint(P, "sft")
+    assert pipeline.start_dir(P, "sft_grpo", P.seed) == pipeline.final_checkpoint(P, "sft", P.seed)
 
 
 def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):
@@ -96,15 +96,25 @@ def test_same_seed_gives_identical_checkpoint_weights(smoke_run, tmp_path):
     pipeline.ensure_posttrained(Q)
     _assert_same_weights(pipeline.base_dir(P), pipeline.base_dir(Q))
     for m in Q.posttrain.methods:
-        for a, b in zip(*(posttrain.checkpoint_dirs(pipeline.method_dir(R, m), 5) for R in (P, Q))):
+        for a, b in zip(pipeline.checkpoints(P, m, P.seed), pipeline.checkpoints(Q, m, Q.seed)):
             _assert_same_weights(a, b)
+
+
+def test_training_seeds_give_separate_reproducible_runs(smoke_run, tmp_path):
+    """A second training seed trains into its own folders; the first seed's checkpoints stay those of P."""
+    P, _ = smoke_run
+    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft"], "seeds": [P.seed, 7]}))
+    pipeline.ensure_posttrained(Q)
+    _assert_same_weights(pipeline.final_checkpoint(P, "sft", P.seed), pipeline.final_checkpoint(Q, "sft", P.seed))
+    a, b = (_weights(pipeline.final_checkpoint(Q, "sft", s)) for s in (P.seed, 7))
+    assert any(not torch.equal(a[k], b[k]) for k in a), "another training seed must give another model"
 
 
 def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_path):
     P, _ = smoke_run
     path = _params_file(tmp_path, posttrain={"methods": ["grpo"]})
     Q = config.load_params(path)
-    marker = posttrain.checkpoint_dirs(pipeline.method_dir(Q, "grpo"), 5)[1] / "DONE.json"
+    marker = pipeline.checkpoints(Q, "grpo", Q.seed)[1] / "DONE.json"
     code = ("from rlgen_utils import config, pipeline; P = config.load_params(%r); pipeline.init(P); "
             "pipeline.ensure_posttrained(P)" % str(path))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -115,10 +125,10 @@ def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert marker.is_file(), "the run never reached its second checkpoint"
-    ckpts = posttrain.checkpoint_dirs(pipeline.method_dir(Q, "grpo"), 5)
+    ckpts = pipeline.checkpoints(Q, "grpo", Q.seed)
     assert not all((c / "DONE.json").is_file() for c in ckpts), "killed too late: nothing left to resume"
     first_done = (ckpts[0] / "DONE.json").stat().st_mtime_ns
     pipeline.ensure_posttrained(Q)
     assert (ckpts[0] / "DONE.json").stat().st_mtime_ns == first_done, "a finished segment was retrained"
-    for a, b in zip(posttrain.checkpoint_dirs(pipeline.method_dir(P, "grpo"), 5), ckpts):
+    for a, b in zip(pipeline.checkpoints(P, "grpo", P.seed), ckpts):
         _assert_same_weights(a, b)

@@ -1,0 +1,59 @@
+"""Batched evaluation vs one-sample-at-a-time ``generate`` on the same model and prompts (issue: ≥ 5×).
+
+    .venv/bin/python benchmarks/bench_generation.py --params params/default.yaml [--n 128]
+
+Uses the run's base model if it exists (else a freshly initialised organism of the same size), greedy decoding,
+the in-domain test prompts. Both paths run in this process, alternating, and the greedy completions are checked
+to be identical, so the ratio compares equal work. Results go to ``benchmarks/results/generation-<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlgen_utils import config, evaluate, models, pipeline, suite  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    P = config.load_params(args.params)
+    pipeline.init(P)
+    base = pipeline.base_dir(P)
+    if (base / "config.json").is_file():
+        tok, model = models.load_tokenizer(base), models.load_model(base)
+    else:
+        tok = models.char_tokenizer()
+        model = models.organism_model(P.model.organism, tok, P.seed)
+    fam = suite.eval_families(P)[suite.in_domain_family(P)]
+    prompts = [e.prompt for e in fam.examples[: args.n]]
+    budget = fam.max_new_tokens(tok, P.eval.max_new_tokens)
+    t_batched, t_single = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        batched = evaluate.generate(model, tok, prompts, budget, batch_size=P.eval.batch_size)
+        t_batched.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        single = [evaluate.generate(model, tok, [p], budget, batch_size=1)[0] for p in prompts]
+        t_single.append(time.perf_counter() - t0)
+    same = sum(a == b for a, b in zip(batched, single))
+    result = {"params": args.params, "n_prompts": len(prompts), "max_new_tokens": budget,
+              "batched_s": round(min(t_batched), 3), "one_at_a_time_s": round(min(t_single), 3),
+              "speedup": round(min(t_single) / min(t_batched), 2), "identical_completions": f"{same}/{len(prompts)}"}
+    out = ROOT / "benchmarks" / "results" / f"generation-{P.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
