@@ -150,6 +150,8 @@ class BenchmarkCfg(Strict):
 
 
 class DataCfg(Strict):
+    """Where training prompts and evaluation sets come from. The first ``in_domain`` benchmark (or the task
+    world's ``arith``) is the primary in-domain set: training curves and pass@k use it."""
     task_world: bool = Field(True, description="evaluate the synthetic task families")
     train_file: str | None = Field(None, description="JSONL of {problem, solution, answer}: in-domain "
                                                      "post-training prompts instead of the task world's arith")
@@ -161,8 +163,6 @@ class DataCfg(Strict):
         if len(set(names)) != len(names):
             raise ValueError("benchmarks: names must be distinct")
         in_domain = [b.name for b in self.benchmarks if b.role == "in_domain"]
-        if len(in_domain) > 1:
-            raise ValueError(f"benchmarks: at most one in_domain benchmark, got {in_domain}")
         if not self.task_world and not in_domain:
             raise ValueError("benchmarks: without the task world, one benchmark must have role in_domain")
         if self.train_file and not in_domain and not self.task_world:

@@ -104,10 +104,10 @@ def normalise_number(text: str) -> str:
 
 
 def mc_answer(completion: str) -> str:
-    """The letter a multiple-choice completion picks: after ``####`` if present, else its first letter
-    standing alone (``"b"``, ``" B) iron"``, ``"(c)"``)."""
+    """The letter a multiple-choice completion picks: after ``####`` if present, else its first standalone
+    choice letter a–h (``"b"``, ``" B) iron"``, ``"(c)"``, ``"I think d"``)."""
     text = tasks.parse_answer(completion) if tasks.ANSWER_MARKER in completion else completion
-    m = re.search(r"(?<![A-Za-z])([A-Za-z])(?![A-Za-z])", text)
+    m = re.search(r"(?<![A-Za-z])([A-Ha-h])(?![A-Za-z])", text)
     return m.group(1).lower() if m else ""
 
 

@@ -27,8 +27,11 @@ def seed_everything(seed: int) -> None:
 def quiet_libraries() -> None:
     """Silence per-call progress bars of datasets/transformers (trl builds a dataset every segment); rlgen's own
     loops keep their tqdm bars."""
+    import warnings
+
     import datasets
     import transformers
+    warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()

@@ -60,7 +60,7 @@ def test_runner_exits_2_with_one_line_before_any_compute(write_params):
     assert len(lines) == 1 and "posttrain.sft.batch_size" in lines[0], r.stderr
 
 
-@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml"])
+@pytest.mark.parametrize("name", ["smoke.yaml", "default.yaml", "default-3seeds.yaml"])
 def test_shipped_params_validate(name):
     p = config.load_params(ROOT / "params" / name)
     assert p.name == name.removesuffix(".yaml")

@@ -55,3 +55,21 @@ def test_math_line_without_answer_is_an_error_not_a_skip(tmp_path):
     f = _write(tmp_path / "m.jsonl", [{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?"}])
     with pytest.raises(ValueError, match=r"m\.jsonl:2: missing key 'answer'"):
         local_data.load_jsonl(f, "math")
+
+
+def test_shipped_example_files_load():
+    from pathlib import Path
+    from rlgen_utils import suite
+    ex = Path(__file__).resolve().parent.parent / "data" / "examples"
+    assert [e.answer for e in local_data.load_jsonl(ex / "multiple_choice.jsonl", "multiple_choice")] == ["b", "a", "b"]
+    assert [e.answer for e in local_data.load_jsonl(ex / "math.jsonl", "math")] == ["5", "100", "0.25"]
+    train = suite._train_file(str(ex / "train_math.jsonl"), "math")
+    assert all(suite.VERIFIERS["math"](e.completion, e.answer) for e in train), "gold solutions must verify"
+
+
+def test_mc_answer_reads_the_chosen_letter():
+    assert local_data.mc_answer(" B) iron") == "b"
+    assert local_data.mc_answer("(c)") == "c"
+    assert local_data.mc_answer("The answer is c") == "c"
+    assert local_data.mc_answer("####a") == "a"
+    assert local_data.mc_answer("I think d") == "d", "a standalone 'I' is not a choice letter"

@@ -30,14 +30,16 @@ def _params_file(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """The 01_train notebook executed by the runner (papermill) on smoke params, once for this module."""
+    """Notebooks 01_train and 02_evaluate executed by the runner (papermill) on smoke params, once for this
+    module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
+                        "02_evaluate"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return config.load_params(path), time.perf_counter() - t0
+    seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
+    return config.load_params(path), seconds
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -62,6 +64,19 @@ def test_notebook_executes_and_writes_every_checkpoint(smoke_run):
         assert len(ckpts) == 5 and all((c / "DONE.json").is_file() for c in ckpts), m
         AutoModelForCausalLM.from_pretrained(str(ckpts[-1]), local_files_only=True)
     print(f"smoke 01_train via papermill: {seconds:.1f} s")
+
+
+def test_evaluate_notebook_writes_per_sample_scores_and_selection_sets(smoke_run):
+    import pandas as pd
+    P, _ = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "02_evaluate.ipynb").read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    df = pd.read_parquet(P.run_dir / "eval" / "per_sample.parquet")
+    n_models = 1 + len(P.posttrain.methods) * P.posttrain.n_checkpoints
+    assert df.groupby(["method", "seed", "checkpoint"]).ngroups == n_models, "every model and checkpoint scored"
+    assert set(df.columns) >= {"prompt", "completion", "parsed", "correct", "family", "sample"}
+    sets = json.loads((P.run_dir / "eval" / "right_wrong.json").read_text())
+    assert set(sets["rl_right_base_wrong"]) == set(df[df.role != "in_domain"].family)
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):
