@@ -77,4 +77,4 @@ def test_fact_test_prompts_ask_facts_that_pretraining_teaches_in_other_words():
 
 def test_sample_split_refuses_more_than_the_family_has():
     with pytest.raises(ValueError, match="cannot supply"):
-        tasks.sample_split("fact", "test", 10_000, 0, config.TasksCfg(n_facts=8))
+        tasks.sample_split("fact", "test", 300, 0, config.TasksCfg(n_facts=8))

@@ -1,0 +1,175 @@
+"""Residual-stream activations of several models on the same tokens, collected through nnsight.
+
+Every model reads the same token batches; at decoder layer ``layer`` the block's output (the residual stream
+after that layer, ``[batch, pos, d_model]`` in transformers 5) is saved inside an nnsight trace. Padding and BOS
+positions are dropped, the remaining tokens of all M models are stacked into ``acts_NMD`` and streamed to disk in
+safetensors shards of ``shard_tokens`` tokens, each written atomically. Memory therefore stays flat however many
+tokens are collected.
+
+Per-model normalisation (``norm.json``): scale_m = sqrt(d_model / E‖x_m‖²), estimated on the first shard, so that
+every model's activations have mean squared norm d_model. Readers apply it; shards hold raw activations.
+
+Legend: ``N`` tokens, ``M`` models, ``D`` d_model, ``B`` batch, ``T`` positions.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .artifacts import atomic_write_text, write_json
+
+
+def decoder_layers_path(model) -> str:
+    """Dotted path of the model's list of decoder blocks (``model.layers`` for Llama/Qwen, ``transformer.h``
+    for GPT-2): the ``ModuleList`` whose length is the number of hidden layers."""
+    n = model.config.get_text_config().num_hidden_layers
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.ModuleList) and len(mod) == n:
+            return name
+    raise ValueError(f"{type(model).__name__}: no ModuleList of {n} decoder layers found")
+
+
+def middle_layer(model) -> int:
+    return model.config.get_text_config().num_hidden_layers // 2
+
+
+def _envoy(lm, dotted: str):
+    obj = lm
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def wrap(model, tokenizer):
+    """An nnsight ``TransformersModel`` around an already-loaded HF model."""
+    import nnsight
+    return nnsight.TransformersModel(model, tokenizer=tokenizer, task="text-generation")
+
+
+def resid_nnsight(lm, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+    """``[B, T, D]`` residual stream after decoder layer ``layer``, read inside one nnsight trace."""
+    with torch.no_grad(), lm.trace({"input_ids": input_ids_BT, "attention_mask": attention_mask_BT}):
+        out = _envoy(lm, layers_path)[layer].output
+        saved = (out[0] if isinstance(out, tuple) else out).save()
+    return saved.detach()
+
+
+def resid_hook(model, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+    """The same activations with a plain torch forward hook (the reference nnsight is benchmarked against)."""
+    box = {}
+    block = dict(model.named_modules())[layers_path][layer]
+    handle = block.register_forward_hook(lambda m, i, o: box.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids_BT, attention_mask=attention_mask_BT)
+    finally:
+        handle.remove()
+    return box["x"].detach()
+
+
+def keep_mask_BT(input_ids_BT, attention_mask_BT, tokenizer) -> torch.Tensor:
+    """Positions that are real tokens: not padding, not BOS."""
+    keep = attention_mask_BT.bool()
+    if tokenizer.bos_token_id is not None:
+        keep &= input_ids_BT != tokenizer.bos_token_id
+    return keep
+
+
+def collect(models_: list, tokenizer, texts: list[str], layer: int, out_dir: str | Path, batch_size: int = 64,
+            shard_tokens: int = 65_536, max_len: int = 128, use_nnsight: bool = True) -> dict:
+    """Collect layer-``layer`` activations of every model on ``texts`` into ``out_dir/shard-*.safetensors``.
+    Resumable: shards already on disk (with their index entry) are skipped."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [decoder_layers_path(m) for m in models_]
+    lms = [wrap(m, tokenizer) for m in models_] if use_nnsight else None
+    tokenizer.padding_side = "right"
+    buf: list[dict] = []
+    n_buf, shard, written = 0, 0, _written(out_dir)
+    index = json.loads((out_dir / "index.json").read_text()) if (out_dir / "index.json").is_file() else []
+    for start in tqdm(range(0, len(texts), batch_size), desc="activations"):
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_len)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        keep = keep_mask_BT(ids, mask, tokenizer)
+        if shard < written:  # this batch belongs to a shard already on disk: count it, skip the models
+            n_buf += int(keep.sum())
+            if n_buf >= shard_tokens:
+                shard, n_buf = shard + 1, 0
+            continue
+        per_model = []
+        for i, m in enumerate(models_):
+            x_BTD = (resid_nnsight(lms[i], paths[i], layer, ids, mask) if use_nnsight
+                     else resid_hook(m, paths[i], layer, ids, mask))
+            per_model.append(x_BTD[keep])
+        pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
+        doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
+        buf.append({"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],
+                    "doc": doc_BT[keep]})
+        n_buf += int(keep.sum())
+        if n_buf >= shard_tokens:
+            index.append(_flush(buf, out_dir, shard, save_file))
+            atomic_write_text(out_dir / "index.json", json.dumps(index))
+            buf, n_buf, shard = [], 0, shard + 1
+    if buf:
+        index.append(_flush(buf, out_dir, shard, save_file))
+        atomic_write_text(out_dir / "index.json", json.dumps(index))
+    tokenizer.padding_side = "left"
+    if not (out_dir / "norm.json").is_file():
+        write_json(out_dir / "norm.json", {"scale": norm_scales(out_dir / index[0]["file"]).tolist()})
+    return {"n_tokens": sum(s["n_tokens"] for s in index), "n_shards": len(index)}
+
+
+def _written(out_dir: Path) -> int:
+    if not (out_dir / "index.json").is_file():
+        return 0
+    return len(json.loads((out_dir / "index.json").read_text()))
+
+
+def _flush(buf: list[dict], out_dir: Path, shard: int, save_file) -> dict:
+    import os
+    import tempfile
+    tensors = {k: torch.cat([b[k] for b in buf]).contiguous() for k in buf[0]}
+    name = f"shard-{shard:05d}.safetensors"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+    os.close(fd)
+    save_file(tensors, tmp)
+    os.replace(tmp, out_dir / name)
+    return {"file": name, "n_tokens": int(tensors["token"].shape[0])}
+
+
+def norm_scales(shard_path: str | Path) -> torch.Tensor:
+    """Per-model scale making E‖scale · x_m‖² = d_model on this shard."""
+    from safetensors.torch import load_file
+    x_NMD = load_file(str(shard_path))["acts_NMD"]
+    return (x_NMD.shape[-1] / x_NMD.pow(2).sum(-1).mean(0)).sqrt()
+
+
+def load_shard(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise ValueError(f"{path}: corrupt or truncated activation shard ({e.__class__.__name__})") from None
+
+
+def batches(act_dir: str | Path, batch_size: int, seed: int = 0, epochs: int = math.inf):
+    """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time."""
+    act_dir = Path(act_dir)
+    index = json.loads((act_dir / "index.json").read_text())
+    scale_M = torch.tensor(json.loads((act_dir / "norm.json").read_text())["scale"])
+    g = torch.Generator().manual_seed(seed)
+    epoch = 0
+    while epoch < epochs:
+        for s in torch.randperm(len(index), generator=g).tolist():
+            x_NMD = load_shard(act_dir / index[s]["file"])["acts_NMD"] * scale_M[None, :, None]
+            perm = torch.randperm(x_NMD.shape[0], generator=g)
+            for i in range(0, len(perm) - batch_size + 1, batch_size):
+                yield x_NMD[perm[i:i + batch_size]]
+        epoch += 1
