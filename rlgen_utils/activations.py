@@ -159,16 +159,19 @@ def load_shard(path: str | Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: corrupt or truncated activation shard ({e.__class__.__name__})") from None
 
 
-def batches(act_dir: str | Path, batch_size: int, seed: int = 0, epochs: int = math.inf):
-    """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time."""
+def batches(act_dir: str | Path, batch_size: int, seed: int = 0, epochs: int = math.inf,
+            columns: list[int] | None = None):
+    """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time;
+    ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL)."""
     act_dir = Path(act_dir)
     index = json.loads((act_dir / "index.json").read_text())
     scale_M = torch.tensor(json.loads((act_dir / "norm.json").read_text())["scale"])
+    cols = slice(None) if columns is None else torch.tensor(columns)
     g = torch.Generator().manual_seed(seed)
     epoch = 0
     while epoch < epochs:
         for s in torch.randperm(len(index), generator=g).tolist():
-            x_NMD = load_shard(act_dir / index[s]["file"])["acts_NMD"] * scale_M[None, :, None]
+            x_NMD = (load_shard(act_dir / index[s]["file"])["acts_NMD"] * scale_M[None, :, None])[:, cols]
             perm = torch.randperm(x_NMD.shape[0], generator=g)
             for i in range(0, len(perm) - batch_size + 1, batch_size):
                 yield x_NMD[perm[i:i + batch_size]]

@@ -170,6 +170,30 @@ class DataCfg(Strict):
         return self
 
 
+class CrosscoderCfg(Strict):
+    """Study A's shared feature space (notebook 03). Thresholds are stated in the notebook."""
+    layer: int | None = Field(None, ge=0, description="decoder layer whose output is read; default the middle")
+    n_texts: int = Field(6000, ge=8, description="corpus size in texts (prompt + gold completion)")
+    in_domain_fraction: float = Field(0.5, ge=0, le=1, description="share of in-domain solutions; the rest is "
+                                                                   "the general pretraining mixture")
+    max_len: int = Field(128, ge=8)
+    shard_tokens: int = Field(65_536, ge=256)
+    n_latents: int = Field(1024, ge=8)
+    sparsity: Literal["batchtopk", "l1"] = "batchtopk"
+    k: int = Field(16, ge=1, description="batchtopk: mean active latents per token")
+    l1_coeff: float = Field(2.0, ge=0, description="l1: sparsity coefficient λ (the paper's 2)")
+    lr: float = Field(1e-3, gt=0, lt=1)
+    batch_size: int = Field(1024, ge=8)
+    steps: int = Field(2000, ge=1)
+    pair_steps: int = Field(1500, ge=1, description="steps for each two-model (base vs tuned) crosscoder")
+    dead_after_tokens: int = Field(200_000, ge=1)
+    sft_method: Method = "sft"
+    rl_method: Method = "grpo"
+    mas_specific_above: float = Field(0.7, gt=0.5, lt=1, description="MAS share above which a model owns a latent")
+    nrn_low: float = Field(0.3, gt=0, lt=0.5)
+    nrn_high: float = Field(0.7, gt=0.5, lt=1)
+
+
 class EvalCfg(Strict):
     n_per_family: int = Field(200, ge=1)
     curve_n: int = Field(100, ge=1, description="in-domain prompts per checkpoint for training curves")
@@ -189,6 +213,7 @@ class Params(Strict):
     posttrain: PosttrainCfg = PosttrainCfg()
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
+    crosscoder: CrosscoderCfg = CrosscoderCfg()
 
     @model_validator(mode="after")
     def _pretrain_for_organism(self):

@@ -40,3 +40,20 @@ def decoder_cosine_L(W_dec_LMD: torch.Tensor, a: int, b: int) -> torch.Tensor:
 
 def alive_L(dec_norms_LM: torch.Tensor, tokens_since_fired_L: torch.Tensor, dead_after: int) -> torch.Tensor:
     return (tokens_since_fired_L <= dead_after) & (dec_norms_LM.sum(-1) > 0)
+
+
+def ownership_counts(dec_norms_LM: torch.Tensor, names: list[str], specific_above: float, alive=None):
+    """How many (alive) latents each model owns, and how many are shared, under ``specific_above``."""
+    import pandas as pd
+    own = owner_L(dec_norms_LM, specific_above)
+    if alive is not None:
+        own = own[alive]
+    rows = [{"owner": n, "latents": int((own == i).sum())} for i, n in enumerate(names)]
+    rows.append({"owner": "shared", "latents": int((own == -1).sum())})
+    return pd.DataFrame(rows)
+
+
+def nrn_counts(nrn: torch.Tensor, low: float, high: float):
+    import pandas as pd
+    classes = nrn_class_L(nrn, low, high)
+    return pd.Series(classes).value_counts().reindex(["base-only", "shared", "tuned-only"], fill_value=0)

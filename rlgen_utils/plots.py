@@ -53,3 +53,43 @@ def deltas(delta_df, title: str):
                                         "arrayminus": d.delta - d.lo}))
     fig.add_vline(x=0, line_dash="dot")
     return fig.update_layout(title=title, height=80 + 22 * len(d), xaxis_title="accuracy change")
+
+
+def nrn_histograms(nrn_by_pair: dict[str, "torch.Tensor"], low: float, high: float):
+    """NRN histograms side by side (e.g. base–SFT and base–RL), with the class thresholds marked."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(1, len(nrn_by_pair), subplot_titles=list(nrn_by_pair), shared_yaxes=True)
+    for i, (name, nrn) in enumerate(nrn_by_pair.items(), start=1):
+        fig.add_trace(go.Histogram(x=nrn.tolist(), xbins={"start": 0, "end": 1.0001, "size": 0.025}, name=name,
+                                   showlegend=False), 1, i)
+        for t in (low, high):
+            fig.add_vline(x=t, line_dash="dot", row=1, col=i)
+    fig.update_xaxes(title_text="NRN (0 base-only · 0.5 shared · 1 tuned-only)", range=[0, 1])
+    fig.update_yaxes(type="log", title_text="latents", row=1, col=1)
+    return fig.update_layout(height=340, title="Normalized relative norm of decoder vectors")
+
+
+def mas_distributions(mas_LM, names: list[str], threshold: float):
+    """Per model: the distribution of its MAS over latents."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for i, n in enumerate(names):
+        fig.add_trace(go.Histogram(x=mas_LM[:, i].tolist(), name=n, opacity=0.6,
+                                   xbins={"start": 0, "end": 1.0001, "size": 0.02}))
+    fig.add_vline(x=threshold, line_dash="dot")
+    return fig.update_layout(barmode="overlay", height=340, xaxis_title="MAS", yaxis_type="log",
+                             title=f"Model attribution score (a model owns a latent above {threshold})")
+
+
+def training_log(log: list[dict], names: list[str]):
+    """Crosscoder training: per-model FVU and L0 over steps."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(1, 2, subplot_titles=("FVU per model", "mean L0"))
+    steps = [r["step"] for r in log]
+    for i, n in enumerate(names):
+        fig.add_trace(go.Scatter(x=steps, y=[r["fvu"][i] for r in log], name=n), 1, 1)
+    fig.add_trace(go.Scatter(x=steps, y=[r["l0"] for r in log], name="L0", showlegend=False), 1, 2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    return fig.update_layout(height=320)

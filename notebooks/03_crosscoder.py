@@ -1,0 +1,116 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: rlgen (.venv)
+#     language: python
+#     name: rlgen
+# ---
+
+# %% [markdown]
+# # 03 · Crosscoder: one feature space for base, SFT and RL
+#
+# Study A compares models *feature by feature*. A **crosscoder** reads the residual stream of several models at
+# the same layer and token, encodes them jointly into **one sparse latent vector**, and decodes a separate
+# reconstruction for each model (METHOD.md §A2). Each latent k therefore has one decoder vector per model, and
+# their norms say where the latent lives:
+#
+# * two models (base O, tuned T): **NRN_k = ‖W_dec,k^T‖ / (‖W_dec,k^O‖ + ‖W_dec,k^T‖)** — ≈ 0 base-only, ≈ 0.5
+#   shared, ≈ 1 tuned-only;
+# * three models (base, SFT, RL): **MAS_m,k = ‖W_dec,k^m‖ / Σ_m' ‖W_dec,k^m'‖** — the largest share names the owner.
+#
+# The paper finds that SFT grows a heavy tail of tuned-only latents while RL mostly re-weights base features.
+# rlgen's crosscoder is its own (no installable package has one); it is tested on planted features in
+# `tests/test_crosscoder.py`.
+
+# %% tags=["parameters"]
+params_path = "params/smoke.yaml"
+
+# %%
+import os, sys
+from pathlib import Path
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "rlgen_utils").is_dir())
+os.chdir(ROOT)
+sys.path.insert(0, str(ROOT))
+from rlgen_utils import config, features, latents, models, pipeline, plots
+from rlgen_utils.inspector import FeatureInspector
+
+P = config.load_params(params_path)
+pipeline.init(P)
+C = P.crosscoder
+TRIO = ("base", C.sft_method, C.rl_method)
+print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   latents: {C.n_latents}")
+
+# %% [markdown]
+# ## Activations
+# The corpus mixes in-domain gold solutions with the general pretraining mixture (`crosscoder.in_domain_fraction`,
+# the paper: half reasoning traces, half web text). Every model reads the same tokens; nnsight saves the output
+# of the middle decoder layer (`crosscoder.layer`); padding and BOS positions are dropped; shards stream to disk.
+# Each model's activations are scaled to mean squared norm d_model, so no model dominates the loss.
+
+# %%
+acts = features.ensure_activations(P, TRIO)
+features.activation_info(acts)
+
+# %% [markdown]
+# ## The three-model crosscoder and its quality
+# Fraction of variance unexplained (FVU) per model, mean L0 (active latents per token) and the fraction of dead
+# latents, measured on batches the training did not start from.
+
+# %%
+cc3 = features.ensure_crosscoder(P, TRIO)
+plots.training_log(features.training_log(P, TRIO), list(TRIO))
+
+# %%
+features.quality(P, cc3, TRIO)
+
+# %% [markdown]
+# ## Who owns the latents (MAS)
+# A model owns a latent when its MAS exceeds `crosscoder.mas_specific_above`; otherwise the latent is shared.
+# Dead latents are left out of the counts.
+
+# %%
+norms3 = cc3.dec_norms_LM().detach()
+plots.mas_distributions(latents.mas_LM(norms3), list(TRIO), C.mas_specific_above)
+
+# %%
+latents.ownership_counts(norms3, list(TRIO), C.mas_specific_above, alive=features.alive(cc3))
+
+# %% [markdown]
+# ## Base vs SFT and base vs RL (NRN)
+# The paper's pairwise view: one two-model crosscoder per tuned model. Latent indices of different crosscoders are
+# not comparable; only the NRN distributions are. Thresholds: base-only below `nrn_low`, tuned-only above
+# `nrn_high`.
+
+# %%
+pairs = {f"base–{m}": features.ensure_crosscoder(P, ("base", m), steps=C.pair_steps, source=TRIO) for m in TRIO[1:]}
+nrn = {name: latents.nrn_L(cc.dec_norms_LM().detach())[features.alive(cc)] for name, cc in pairs.items()}
+plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
+
+# %%
+features.nrn_table(nrn, C.nrn_low, C.nrn_high)
+
+# %% [markdown]
+# ## Shared latents point the same way
+# For latents the three-model crosscoder calls shared, the cosine between a latent's decoder vectors in two
+# models: near 1 means the models use the same direction for it.
+
+# %%
+features.shared_cosines(cc3, TRIO, C.mas_specific_above)
+
+# %% [markdown]
+# ## Feature inspector
+# Pick a latent (or sort by a model's MAS and step through ranks): decoder norms and MAS per model, activation
+# histograms, and each model's top-activating contexts, highlighted per token.
+
+# %%
+inspector = FeatureInspector(cc3, list(TRIO), acts, models.load_tokenizer(features.model_path(P, "base")))
+inspector.order.value = f"MAS {C.rl_method}"
+inspector.widget

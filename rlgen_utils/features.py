@@ -1,0 +1,163 @@
+"""Stages of notebook 03: the corpus, activations of several models on it, and crosscoders over them.
+
+Run-folder layout::
+
+    acts/<key>/shard-*.safetensors, index.json, norm.json, DONE.json   activations of one set of models
+    crosscoders/<names>-<key>/crosscoder.safetensors, config.json, log.json, DONE.json
+
+Models are named ``base`` or a post-training method (its final checkpoint, first training seed), or
+``<method>@<k>`` for checkpoint ``k``.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from . import activations, models, pipeline, pretrain, suite
+from .artifacts import is_done, mark_done, read_json, write_json
+from .crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
+
+
+def model_path(P, name: str) -> Path:
+    if name == "base":
+        return pipeline.base_dir(P)
+    method, _, ckpt = name.partition("@")
+    ckpts = pipeline.checkpoints(P, method, P.train_seeds[0])
+    return ckpts[int(ckpt) - 1] if ckpt else ckpts[-1]
+
+
+def corpus(P) -> list[str]:
+    """Texts the models read: in-domain gold solutions and the general pretraining mixture, mixed by
+    ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text)."""
+    c = P.crosscoder
+    n_in = round(c.n_texts * c.in_domain_fraction)
+    in_dom = suite.train_examples(P)
+    texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
+    rng = random.Random(f"corpus/{P.seed}")
+    names, weights = pretrain.mixture(1.0)
+    if P.data.task_world:
+        texts += [pretrain.pretrain_example(rng, rng.choices(names, weights)[0], P.tasks).text
+                  for _ in range(c.n_texts - n_in)]
+    else:  # a real model: benchmark prompts stand in for general text
+        pool = [e.text for f in suite.eval_families(P).values() for e in f.examples]
+        texts += [pool[i % len(pool)] for i in range(c.n_texts - n_in)]
+    random.Random(P.seed).shuffle(texts)
+    return texts
+
+
+def layer_of(P, model) -> int:
+    return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
+
+
+def acts_key(P, names: tuple[str, ...]) -> str:
+    return P.section_hash("model", "tasks", "pretrain", "posttrain", "data", "crosscoder",
+                          ignore=("posttrain.methods", "posttrain.seeds")) + "-" + "-".join(names).replace("@", "at")
+
+
+def ensure_activations(P, names: tuple[str, ...]) -> Path:
+    """Activations of the named models on the corpus (resumable, keyed)."""
+    key = acts_key(P, names)
+    out = P.run_dir / "acts" / key
+    if is_done(out, key):
+        return out
+    loaded = [models.load_model(model_path(P, n), P.model.dtype) for n in names]
+    tok = models.load_tokenizer(model_path(P, names[0]))
+    info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, shard_tokens=P.crosscoder.shard_tokens,
+                               max_len=P.crosscoder.max_len)
+    mark_done(out, key, names=list(names), layer=layer_of(P, loaded[0]), **info)
+    return out
+
+
+def ensure_crosscoder(P, names: tuple[str, ...], steps: int | None = None,
+                      source: tuple[str, ...] | None = None) -> Crosscoder:
+    """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
+    collection when given (e.g. base–RL read out of the base/SFT/RL activations), else are collected for
+    ``names``."""
+    c = P.crosscoder
+    steps = steps or c.steps
+    source = source or names
+    acts = ensure_activations(P, source)
+    columns = [source.index(n) for n in names]
+    key = f"{acts_key(P, source)}-{'-'.join(names)}-{steps}"
+    out = crosscoder_dir(P, names)
+    if is_done(out, key):
+        return Crosscoder.load(out)
+    meta = read_json(acts / "DONE.json")
+    cfg = CrosscoderConfig(n_models=len(names), d_model=_d_model(acts), n_latents=c.n_latents, sparsity=c.sparsity,
+                           k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=P.seed)
+    models.seed_everything(P.seed)
+    cc = Crosscoder(cfg)
+    log = train(cc, activations.batches(acts, c.batch_size, seed=P.seed, columns=columns), steps, lr=c.lr)
+    cc.eval()
+    cc.save(out)
+    write_json(out / "log.json", {"log": log, "names": list(names), "layer": meta["layer"]})
+    mark_done(out, key, names=list(names))
+    return cc
+
+
+def _d_model(acts: Path) -> int:
+    index = read_json(acts / "index.json")
+    return activations.load_shard(acts / index[0]["file"])["acts_NMD"].shape[-1]
+
+
+def quality(P, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 8, source: tuple[str, ...] | None = None):
+    """FVU per model, mean L0 and dead fraction on batches drawn in another order than training's."""
+    import pandas as pd
+    import torch
+    source = source or names
+    acts = ensure_activations(P, source)
+    it = activations.batches(acts, P.crosscoder.batch_size, seed=P.seed + 12345,
+                             columns=[source.index(n) for n in names])
+    fvu, l0 = [], []
+    with torch.no_grad():
+        for _ in range(n_batches):
+            x = next(it)
+            f = cc.encode(x)
+            fvu.append(fvu_M(x, cc.decode(f)))
+            l0.append((f > 0).float().sum(-1).mean())
+    fvu_M_ = torch.stack(fvu).mean(0)
+    dead = (cc.tokens_since_fired_L > cc.cfg.dead_after_tokens).float().mean().item()
+    return pd.DataFrame([{"model": n, "FVU": float(fvu_M_[i]), "mean L0": float(torch.stack(l0).mean()),
+                          "dead fraction": dead} for i, n in enumerate(names)])
+
+
+def crosscoder_dir(P, names: tuple[str, ...]) -> Path:
+    return P.run_dir / "crosscoders" / "-".join(names).replace("@", "at")
+
+
+def training_log(P, names: tuple[str, ...]) -> list[dict]:
+    return read_json(crosscoder_dir(P, names) / "log.json")["log"]
+
+
+def activation_info(acts: Path) -> dict:
+    return read_json(acts / "DONE.json")
+
+
+def alive(cc: Crosscoder):
+    """Latents that fired within the last ``dead_after_tokens`` training tokens."""
+    return cc.tokens_since_fired_L <= cc.cfg.dead_after_tokens
+
+
+def nrn_table(nrn_by_pair: dict, low: float, high: float):
+    """Counts of base-only / shared / tuned-only latents per pair."""
+    import pandas as pd
+    from .latents import nrn_counts
+    return pd.DataFrame({name: nrn_counts(v, low, high) for name, v in nrn_by_pair.items()}).T
+
+
+def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float):
+    """Mean and quartiles of decoder cosine between each pair of models, over shared alive latents."""
+    import pandas as pd
+    import torch
+    from .latents import decoder_cosine_L, owner_L
+    keep = (owner_L(cc.dec_norms_LM().detach(), specific_above) == -1) & alive(cc)
+    rows = []
+    W = cc.W_dec_LMD.detach()
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            cos = decoder_cosine_L(W, a, b)[keep]
+            q = torch.quantile(cos, torch.tensor([0.25, 0.5, 0.75])) if cos.numel() else torch.full((3,), float("nan"))
+            rows.append({"pair": f"{names[a]}–{names[b]}", "shared latents": int(keep.sum()),
+                         "mean cosine": float(cos.mean()) if cos.numel() else float("nan"),
+                         "q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])})
+    return pd.DataFrame(rows)

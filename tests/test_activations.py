@@ -1,0 +1,72 @@
+"""Activation collection through nnsight: equal to a plain forward pass, streamed in shards, resumable."""
+import json
+
+import pytest
+import torch
+
+from rlgen_utils import activations, config, models, tasks
+
+
+def _tiny(seed=0):
+    tok = models.char_tokenizer()
+    return models.organism_model(config.OrganismCfg(d_model=32, n_layers=3, n_heads=2, d_ff=64), tok, seed), tok
+
+
+def _texts(n=40):
+    return [e.text for e in tasks.sample_split("arith", "train", n, 0, config.TasksCfg())]
+
+
+def test_nnsight_activations_equal_output_hidden_states():
+    model, tok = _tiny()
+    tok.padding_side = "right"
+    enc = tok(_texts(8), return_tensors="pt", padding=True)
+    path = activations.decoder_layers_path(model)
+    lm = activations.wrap(model, tok)
+    with torch.no_grad():
+        hidden = model(**enc, output_hidden_states=True).hidden_states
+    for layer in range(3):
+        got = activations.resid_nnsight(lm, path, layer, enc["input_ids"], enc["attention_mask"])
+        hooked = activations.resid_hook(model, path, layer, enc["input_ids"], enc["attention_mask"])
+        assert torch.allclose(got, hooked, atol=1e-6)
+        if layer < 2:  # the last entry of hidden_states has the final norm applied, so it is not comparable
+            assert torch.allclose(got, hidden[layer + 1], atol=1e-5), f"layer {layer}: nnsight read the wrong tensor"
+
+
+def test_collect_streams_shards_excluding_pad_and_bos(tmp_path):
+    a, tok = _tiny(0)
+    b, _ = _tiny(1)
+    texts = _texts(40)
+    info = activations.collect([a, b], tok, texts, layer=1, out_dir=tmp_path, batch_size=8, shard_tokens=300)
+    n_real = sum(len(t) for t in texts)          # one token per character; BOS and padding excluded
+    assert info["n_tokens"] == n_real and info["n_shards"] > 2
+    shard = activations.load_shard(tmp_path / "shard-00000.safetensors")
+    assert shard["acts_NMD"].shape[1:] == (2, 32)
+    assert (shard["token"] != tok.bos_token_id).all() and (shard["token"] != tok.pad_token_id).all()
+    scale = torch.tensor(json.loads((tmp_path / "norm.json").read_text())["scale"])
+    x = next(activations.batches(tmp_path, 64))
+    assert x.shape == (64, 2, 32)
+    assert x.pow(2).sum(-1).mean(0) == pytest.approx(torch.full((2,), 32.0), rel=0.5)
+    assert scale.shape == (2,)
+
+
+def test_collect_resumes_without_recomputing_finished_shards(tmp_path):
+    a, tok = _tiny(0)
+    texts = _texts(40)
+    activations.collect([a], tok, texts, 1, tmp_path / "full", batch_size=8, shard_tokens=300)
+    part = tmp_path / "part"
+    activations.collect([a], tok, texts[:16], 1, part, batch_size=8, shard_tokens=300)
+    first = (part / "shard-00000.safetensors").stat().st_mtime_ns
+    activations.collect([a], tok, texts, 1, part, batch_size=8, shard_tokens=300)
+    assert (part / "shard-00000.safetensors").stat().st_mtime_ns == first
+    full = json.loads((tmp_path / "full" / "index.json").read_text())
+    again = json.loads((part / "index.json").read_text())
+    assert [s["n_tokens"] for s in again] == [s["n_tokens"] for s in full]
+
+
+def test_truncated_shard_is_named(tmp_path):
+    a, tok = _tiny(0)
+    activations.collect([a], tok, _texts(8), 1, tmp_path, batch_size=8, shard_tokens=10_000)
+    f = tmp_path / "shard-00000.safetensors"
+    f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(ValueError, match="shard-00000.safetensors: corrupt or truncated"):
+        activations.load_shard(f)
