@@ -71,19 +71,24 @@ class Crosscoder(nn.Module):
         return self.W_dec_LMD.norm(dim=-1)
 
     def pre_acts_BL(self, x_BMD: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bmd,mdl->bl", x_BMD, self.W_enc_MDL) + self.b_enc_L
+        # Σ_m x_m W_enc^m is one matmul over the concatenated (m, d) axis
+        B, M, D = x_BMD.shape
+        return torch.addmm(self.b_enc_L, x_BMD.reshape(B, M * D), self.W_enc_MDL.reshape(M * D, -1))
 
     def encode(self, x_BMD: torch.Tensor, use_threshold: bool | None = None) -> torch.Tensor:
         """Sparse latents ``f_BL``. BatchTopK uses the batch top-k while training and the learnt threshold
         otherwise (``use_threshold`` overrides)."""
-        f_BL = torch.relu(self.pre_acts_BL(x_BMD))
+        return self.sparsify(torch.relu(self.pre_acts_BL(x_BMD)), use_threshold)
+
+    def sparsify(self, f_BL: torch.Tensor, use_threshold: bool | None = None) -> torch.Tensor:
+        """Apply the sparsity mode to non-negative pre-activations (identity for ``l1``)."""
         if self.cfg.sparsity != "batchtopk":
             return f_BL
         score_BL = f_BL * self.dec_norms_LM().sum(-1)
         thresholded = (not self.training) if use_threshold is None else use_threshold
         if thresholded and self.threshold >= 0:
             return f_BL * (score_BL > self.threshold)
-        k_total = min(self.cfg.k * x_BMD.shape[0], score_BL.numel())
+        k_total = min(self.cfg.k * f_BL.shape[0], score_BL.numel())
         top = score_BL.flatten().topk(k_total, sorted=False)
         mask = torch.zeros_like(score_BL).flatten().scatter_(0, top.indices, 1.0).view_as(score_BL)
         if self.training:
@@ -92,7 +97,8 @@ class Crosscoder(nn.Module):
         return f_BL * mask
 
     def decode(self, f_BL: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bl,lmd->bmd", f_BL, self.W_dec_LMD) + self.b_dec_MD
+        L, M, D = self.W_dec_LMD.shape
+        return torch.addmm(self.b_dec_MD.reshape(M * D), f_BL, self.W_dec_LMD.reshape(L, M * D)).view(-1, M, D)
 
     def forward(self, x_BMD: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x_BMD))
@@ -106,7 +112,8 @@ class Crosscoder(nn.Module):
 
     # ---------------------------------------------------------------------------------------------- loss
     def loss(self, x_BMD: torch.Tensor, l1_coeff: float) -> tuple[torch.Tensor, dict]:
-        f_BL = self.encode(x_BMD)
+        pre_BL = torch.relu(self.pre_acts_BL(x_BMD))
+        f_BL = self.sparsify(pre_BL)
         xhat_BMD = self.decode(f_BL)
         err_BMD = x_BMD - xhat_BMD
         mse = err_BMD.pow(2).sum(-1).sum(-1).mean()
@@ -121,15 +128,15 @@ class Crosscoder(nn.Module):
         self.tokens_since_fired_L[fired_L] = 0
         dead_L = self.tokens_since_fired_L > self.cfg.dead_after_tokens
         if self.cfg.aux_coeff > 0 and dead_L.any():
-            aux = self._aux_loss(x_BMD, err_BMD.detach(), dead_L)
+            aux = self._aux_loss(pre_BL, err_BMD.detach(), dead_L)
             total = total + self.cfg.aux_coeff * aux
             stats["aux"] = aux.item()
         stats.update(l0=(f_BL > 0).float().sum(-1).mean().item(), dead_frac=dead_L.float().mean().item())
         return total, stats
 
-    def _aux_loss(self, x_BMD, err_BMD, dead_L) -> torch.Tensor:
+    def _aux_loss(self, pre_BL, err_BMD, dead_L) -> torch.Tensor:
         """Dead latents' top-``aux_k`` activations must reconstruct the live latents' residual error."""
-        pre_BL = torch.relu(self.pre_acts_BL(x_BMD))[:, dead_L]
+        pre_BL = pre_BL[:, dead_L]
         k = min(self.cfg.aux_k, pre_BL.shape[1])
         top = pre_BL.topk(k, dim=-1)
         f_BK = torch.zeros_like(pre_BL).scatter_(-1, top.indices, top.values)

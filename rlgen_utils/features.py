@@ -49,9 +49,15 @@ def layer_of(P, model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 
+CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens")
+
+
 def acts_key(P, names: tuple[str, ...]) -> str:
+    """Key of an activation collection: the models and the corpus fields only (not crosscoder training)."""
+    train_fields = tuple(f"crosscoder.{f}" for f in P.crosscoder.model_fields if f not in CORPUS_FIELDS)
     return P.section_hash("model", "tasks", "pretrain", "posttrain", "data", "crosscoder",
-                          ignore=("posttrain.methods", "posttrain.seeds")) + "-" + "-".join(names).replace("@", "at")
+                          ignore=("posttrain.methods", "posttrain.seeds") + train_fields) + "-" + "-".join(
+        names).replace("@", "at")
 
 
 def ensure_activations(P, names: tuple[str, ...]) -> Path:
@@ -78,7 +84,7 @@ def ensure_crosscoder(P, names: tuple[str, ...], steps: int | None = None,
     source = source or names
     acts = ensure_activations(P, source)
     columns = [source.index(n) for n in names]
-    key = f"{acts_key(P, source)}-{'-'.join(names)}-{steps}"
+    key = f"{P.section_hash('crosscoder')}-{acts_key(P, source)}-{'-'.join(names)}-{steps}"
     out = crosscoder_dir(P, names)
     if is_done(out, key):
         return Crosscoder.load(out)

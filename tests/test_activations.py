@@ -70,3 +70,27 @@ def test_truncated_shard_is_named(tmp_path):
     f.write_bytes(f.read_bytes()[:200])
     with pytest.raises(ValueError, match="shard-00000.safetensors: corrupt or truncated"):
         activations.load_shard(f)
+
+
+def test_feature_inspector_builds_and_follows_its_controls(tmp_path):
+    from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train
+    from rlgen_utils.inspector import FeatureInspector
+    a, tok = _tiny(0)
+    b, _ = _tiny(1)
+    activations.collect([a, b], tok, _texts(40), 1, tmp_path, batch_size=8, shard_tokens=500)
+    cc = Crosscoder(CrosscoderConfig(n_models=2, d_model=32, n_latents=16, k=2))
+    train(cc, activations.batches(tmp_path, 64), 20, progress=False)
+    cc.eval()
+    with torch.no_grad():                                   # make latent 3 model-b only
+        cc.W_dec_LMD[3, 0] = 0
+    ins = FeatureInspector(cc, ["a", "b"], tmp_path, tok, n_tokens=400)
+    assert "latent 0" in ins.view.value
+    ins.latent.value = 5
+    assert "latent 5" in ins.view.value and "a: top contexts" in ins.view.value
+    ins.order.value = "MAS b"
+    ins.rank.value = 0
+    assert ins.latent.value == int(ins.mas_LM[:, 1].argmax()), "sorting by MAS b must put b's latent first"
+    assert ins.mas_LM[ins.latent.value, 1] == 1.0
+    acts = ins.acts_NM(ins.latent.value)
+    if (acts[:, 1] > 0).any():
+        assert "<span style=\"background:rgba(255,120,0," in ins.view.value, "contexts are highlighted per token"

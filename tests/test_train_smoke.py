@@ -30,13 +30,13 @@ def _params_file(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """Notebooks 01_train and 02_evaluate executed by the runner (papermill) on smoke params, once for this
-    module; returns the params and 01_train's wall time."""
+    """Notebooks 01_train, 02_evaluate and 03_crosscoder executed by the runner (papermill) on smoke params,
+    once for this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "02_evaluate", "03_crosscoder"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
@@ -77,6 +77,18 @@ def test_evaluate_notebook_writes_per_sample_scores_and_selection_sets(smoke_run
     assert set(df.columns) >= {"prompt", "completion", "parsed", "correct", "family", "sample"}
     sets = json.loads((P.run_dir / "eval" / "right_wrong.json").read_text())
     assert set(sets["rl_right_base_wrong"]) == set(df[df.role != "in_domain"].family)
+
+
+def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
+    from rlgen_utils import features
+    from rlgen_utils.crosscoder import Crosscoder
+    P, _ = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "03_crosscoder.ipynb").read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    trio = ("base", "sft", "grpo")
+    cc = Crosscoder.load(features.crosscoder_dir(P, trio))
+    assert cc.cfg.n_models == 3 and cc.cfg.n_latents == P.crosscoder.n_latents
+    assert features.crosscoder_dir(P, ("base", "grpo")).is_dir()
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):

@@ -1,0 +1,87 @@
+"""Crosscoder training throughput vs a sae-lens BatchTopK SAE of the same total width, on the same data.
+
+    .venv/bin/python benchmarks/bench_crosscoder.py --params params/default.yaml
+
+The data are the run's base/SFT/RL activations if notebook 03 has collected them (else Gaussian activations of the
+same shape). The crosscoder sees ``x_BMD``; the SAE sees the same batches flattened to ``[B, M·D]`` with
+``d_sae = n_latents`` and the same k — the same matmul sizes. Both train the same number of steps in this process,
+alternating, and the best of ``--repeats`` is kept. Writes ``benchmarks/results/crosscoder-<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlgen_utils import activations, config, features  # noqa: E402
+from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train  # noqa: E402
+
+
+def data(P, n_batches: int):
+    C = P.crosscoder
+    trio = ("base", C.sft_method, C.rl_method)
+    acts = P.run_dir / "acts" / features.acts_key(P, trio)
+    if (acts / "DONE.json").is_file():
+        it = activations.batches(acts, C.batch_size, seed=0)
+        return [next(it) for _ in range(n_batches)], str(acts)
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(C.batch_size, 3, P.model.organism.d_model, generator=g) for _ in range(n_batches)], "gaussian"
+
+
+def time_crosscoder(P, xs) -> float:
+    C = P.crosscoder
+    cc = Crosscoder(CrosscoderConfig(n_models=xs[0].shape[1], d_model=xs[0].shape[2], n_latents=C.n_latents,
+                                     sparsity="batchtopk", k=C.k, dead_after_tokens=C.dead_after_tokens))
+    t0 = time.perf_counter()
+    train(cc, iter(xs), len(xs), lr=C.lr, progress=False, log_every=10**9)
+    return time.perf_counter() - t0
+
+
+def time_sae_lens(P, xs) -> float:
+    from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
+    from sae_lens.config import SAETrainerConfig
+    C = P.crosscoder
+    B, M, D = xs[0].shape
+    sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=M * D, d_sae=C.n_latents, k=C.k))
+    cfg = SAETrainerConfig(total_training_samples=B * len(xs), train_batch_size_samples=B, lr=C.lr, lr_end=C.lr,
+                           n_batches_for_norm_estimate=1, logger=LoggingConfig(log_to_wandb=False))
+    flat = iter([x.reshape(B, M * D) for x in xs] * 2)
+    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=flat)
+    t0 = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    P = config.load_params(args.params)
+    torch.set_num_threads(max(1, P.threads) if P.threads else torch.get_num_threads())
+    xs, source = data(P, args.steps)
+    cc_s, sae_s = [], []
+    for _ in range(args.repeats):
+        cc_s.append(time_crosscoder(P, xs))
+        sae_s.append(time_sae_lens(P, xs))
+    tokens = args.steps * xs[0].shape[0]
+    res = {"params": args.params, "data": source, "steps": args.steps, "batch": xs[0].shape[0],
+           "shape_MD": list(xs[0].shape[1:]), "n_latents": P.crosscoder.n_latents, "k": P.crosscoder.k,
+           "crosscoder_tokens_per_s": round(tokens / min(cc_s)), "sae_lens_tokens_per_s": round(tokens / min(sae_s)),
+           "ratio_crosscoder_over_sae_lens": round(min(sae_s) / min(cc_s), 2)}
+    out = ROOT / "benchmarks" / "results" / f"crosscoder-{P.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
