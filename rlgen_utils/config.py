@@ -177,6 +177,7 @@ class CrosscoderCfg(Strict):
     in_domain_fraction: float = Field(0.5, ge=0, le=1, description="share of in-domain solutions; the rest is "
                                                                    "the general pretraining mixture")
     max_len: int = Field(128, ge=8)
+    collect_batch_size: int = Field(256, ge=1, description="texts per forward pass when collecting activations")
     shard_tokens: int = Field(65_536, ge=256)
     n_latents: int = Field(1024, ge=8)
     sparsity: Literal["batchtopk", "l1"] = "batchtopk"

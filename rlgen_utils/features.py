@@ -49,7 +49,7 @@ def layer_of(P, model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 
-CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens")
+CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens", "collect_batch_size")
 
 
 def acts_key(P, names: tuple[str, ...]) -> str:
@@ -68,8 +68,9 @@ def ensure_activations(P, names: tuple[str, ...]) -> Path:
         return out
     loaded = [models.load_model(model_path(P, n), P.model.dtype) for n in names]
     tok = models.load_tokenizer(model_path(P, names[0]))
-    info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, shard_tokens=P.crosscoder.shard_tokens,
-                               max_len=P.crosscoder.max_len)
+    c = P.crosscoder
+    info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
+                               shard_tokens=c.shard_tokens, max_len=c.max_len)
     mark_done(out, key, names=list(names), layer=layer_of(P, loaded[0]), **info)
     return out
 
