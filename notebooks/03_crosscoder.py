@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "rlgen_utils").is_dir())
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))
+from IPython.display import Markdown
 from rlgen_utils import config, features, latents, models, pipeline, plots
 from rlgen_utils.inspector import FeatureInspector
 
@@ -104,6 +105,13 @@ features.nrn_table(nrn, C.nrn_low, C.nrn_high)
 
 # %%
 features.shared_cosines(cc3, TRIO, C.mas_specific_above)
+
+# %% [markdown]
+# ## What the organism shows
+# Computed from the decoder norms above:
+
+# %%
+Markdown(features.findings(P, cc3, TRIO, nrn))
 
 # %% [markdown]
 # ## Feature inspector

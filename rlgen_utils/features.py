@@ -168,3 +168,31 @@ def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float
                          "mean cosine": float(cos.mean()) if cos.numel() else float("nan"),
                          "q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])})
     return pd.DataFrame(rows)
+
+
+def findings(P, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict) -> str:
+    """What the crosscoders show, computed from their decoder norms (never written by hand)."""
+    from .latents import decoder_cosine_L, nrn_counts, owner_L
+    C = P.crosscoder
+    live = alive(cc3)
+    own = owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
+    counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
+    lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
+             f"{counts}; shared {int((own == -1).sum())}."]
+    for pair, nrn in nrn_by_pair.items():
+        c = nrn_counts(nrn, C.nrn_low, C.nrn_high)
+        lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
+                     f"{c['shared']} shared; median NRN {float(nrn.median()):.3f}.")
+    shared = (owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
+    W = cc3.W_dec_LMD.detach()
+    cos = {n: float(decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
+    lines.append("- Shared latents' median decoder cosine with the base: " +
+                 ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
+    sft, rl = names[1], names[2]
+    n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
+    verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
+               "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
+               f"neither {sft} nor {rl} owns more latents at this threshold")
+    lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
+                 f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
+    return "\n".join(lines)
