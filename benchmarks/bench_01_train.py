@@ -10,7 +10,6 @@ seconds, across machines or days. Results go to ``benchmarks/results/01_train-<n
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, write_result  # noqa: E402
 
 
 def calibration_seconds() -> float:
@@ -53,10 +52,7 @@ def main() -> None:
     result = {"notebook": args.notebook, "params": args.params, "wall_s": round(wall, 1),
               "peak_rss_mib": round(peak_mib, 1), "calibration_s": round(calib, 3),
               "wall_over_calibration": round(wall / calib, 1)}
-    out = ROOT / "benchmarks" / "results" / f"{args.notebook}-{Path(args.params).stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(args.notebook, Path(args.params).stem, result)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_result  # noqa: E402  (also puts the repo on sys.path)
 
 from rlgen_utils import activations, config, features, models, pipeline  # noqa: E402
 
@@ -72,10 +71,7 @@ def main() -> None:
     res = {"params": args.params, "texts": args.texts, "tokens": n, "batch": P.crosscoder.collect_batch_size,
            "nnsight_tokens_per_s": round(n / min(t_nn)), "hook_tokens_per_s": round(n / min(t_hook)),
            "ratio_nnsight_over_hook": round(min(t_hook) / min(t_nn), 3), "peak_memory": mem}
-    out = ROOT / "benchmarks" / "results" / f"activations-{P.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
+    write_result("activations", P.name, res)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,11 @@ alternating, and the best of ``--repeats`` is kept. Writes ``benchmarks/results/
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import write_result  # noqa: E402  (also puts the repo on sys.path)
 
 from rlgen_utils import activations, config, features  # noqa: E402
 from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train  # noqa: E402
@@ -77,10 +73,7 @@ def main() -> None:
            "shape_MD": list(xs[0].shape[1:]), "n_latents": P.crosscoder.n_latents, "k": P.crosscoder.k,
            "crosscoder_tokens_per_s": round(tokens / min(cc_s)), "sae_lens_tokens_per_s": round(tokens / min(sae_s)),
            "ratio_crosscoder_over_sae_lens": round(min(sae_s) / min(cc_s), 2)}
-    out = ROOT / "benchmarks" / "results" / f"crosscoder-{P.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
+    write_result("crosscoder", P.name, res)
 
 
 if __name__ == "__main__":

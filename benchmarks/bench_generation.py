@@ -9,13 +9,9 @@ to be identical, so the ratio compares equal work. Results go to ``benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import write_result  # noqa: E402  (also puts the repo on sys.path)
 
 from rlgen_utils import config, evaluate, models, pipeline, suite  # noqa: E402
 
@@ -49,10 +45,7 @@ def main() -> None:
     result = {"params": args.params, "n_prompts": len(prompts), "max_new_tokens": budget,
               "batched_s": round(min(t_batched), 3), "one_at_a_time_s": round(min(t_single), 3),
               "speedup": round(min(t_single) / min(t_batched), 2), "identical_completions": f"{same}/{len(prompts)}"}
-    out = ROOT / "benchmarks" / "results" / f"generation-{P.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result("generation", P.name, result)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,9 @@
 params_path = "params/smoke.yaml"
 
 # %%
-import os, sys
-from pathlib import Path
+from rlgen_utils import pipeline, plots
 
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "rlgen_utils").is_dir())
-os.chdir(ROOT)
-sys.path.insert(0, str(ROOT))
-from rlgen_utils import config, pipeline, plots
-
-P = config.load_params(params_path)
-pipeline.init(P)
+P = pipeline.start(params_path)
 models_used = "the organism" if P.model.is_organism else P.model.name_or_path
 print(f"run folder: {P.run_dir}   model: {models_used}   seed: {P.seed}")
 

@@ -31,17 +31,10 @@
 params_path = "params/smoke.yaml"
 
 # %%
-import os, sys
-from pathlib import Path
-
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "rlgen_utils").is_dir())
-os.chdir(ROOT)
-sys.path.insert(0, str(ROOT))
 from IPython.display import Markdown
-from rlgen_utils import config, pipeline, plots, scoring
+from rlgen_utils import pipeline, plots, scoring
 
-P = config.load_params(params_path)
-pipeline.init(P)
+P = pipeline.start(params_path)
 print(f"run folder: {P.run_dir}   training seeds: {P.train_seeds}")
 
 # %% [markdown]

@@ -33,18 +33,11 @@
 params_path = "params/smoke.yaml"
 
 # %%
-import os, sys
-from pathlib import Path
-
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "rlgen_utils").is_dir())
-os.chdir(ROOT)
-sys.path.insert(0, str(ROOT))
 from IPython.display import Markdown
-from rlgen_utils import config, features, latents, models, pipeline, plots
+from rlgen_utils import features, latents, models, pipeline, plots
 from rlgen_utils.inspector import FeatureInspector
 
-P = config.load_params(params_path)
-pipeline.init(P)
+P = pipeline.start(params_path)
 C = P.crosscoder
 TRIO = ("base", C.sft_method, C.rl_method)
 print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   latents: {C.n_latents}")

@@ -12,8 +12,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import evaluate, models, posttrain, pretrain, suite, tasks
+from . import evaluate, models, posttrain, pretrain, suite
 from .artifacts import is_done, mark_done, read_json, write_json
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start(params_path: str | Path):
+    """What every notebook does first: work from the repository root (params and run folders are relative to
+    it, in JupyterLab as under papermill), load and validate the params, set threads and seeds."""
+    import os
+
+    from .config import load_params
+    os.chdir(REPO)
+    P = load_params(params_path)
+    init(P)
+    return P
 
 
 def init(P) -> None:

@@ -55,7 +55,7 @@ def deltas(delta_df, title: str):
     return fig.update_layout(title=title, height=80 + 22 * len(d), xaxis_title="accuracy change")
 
 
-def nrn_histograms(nrn_by_pair: dict[str, "torch.Tensor"], low: float, high: float):
+def nrn_histograms(nrn_by_pair: dict, low: float, high: float):
     """NRN histograms side by side (e.g. base–SFT and base–RL), with the class thresholds marked."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

@@ -34,7 +34,6 @@ def smoke_run(tmp_path_factory):
     once for this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
-    t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
                         "02_evaluate", "03_crosscoder"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
