@@ -145,12 +145,13 @@ def ensure_posttrained(P) -> dict[tuple[str, int], Path]:
     """Train every method in ``posttrain.methods`` for every training seed (SFT first, since SFT→X starts from
     it); resumable. Returns the final checkpoint of each (method, seed)."""
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
+    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
     out = {}
     for seed in P.train_seeds:
         for m in order:
             start = start_dir(P, m, seed)
             out[m, seed] = posttrain.train_method(m, start, method_dir(P, m, seed), method_rows(P, m, start, seed),
-                                                  P, posttrain_key(P), seed, suite.curve_examples(P))
+                                                  P, posttrain_key(P), seed, curve, verify)
     return out
 
 

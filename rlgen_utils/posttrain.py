@@ -139,10 +139,10 @@ def checkpoint_dirs(method_dir: Path, n: int) -> list[Path]:
 
 
 def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params, key: str,
-                 seed: int, curve_examples: list[tasks.Example] | None = None) -> Path:
+                 seed: int, curve_examples: list[tasks.Example] | None = None, curve_verify=tasks.is_correct) -> Path:
     """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
-    resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily after
-    each segment for the training curves."""
+    resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily with
+    ``curve_verify`` after each segment for the training curves."""
     import torch
 
     models.quiet_libraries()
@@ -169,8 +169,8 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
         info = {"segment": seg.index + 1, "of": len(segs), "n_rows": len(seg.rows),
                 "log": [h for h in trainer.state.log_history if "loss" in h or "reward" in h]}
         if curve_examples:
-            info["curve_accuracy"] = evaluate.accuracy(model, tokenizer, curve_examples,
-                                                       params.eval.max_new_tokens, params.eval.batch_size)
+            info["curve_accuracy"] = evaluate.accuracy(model, tokenizer, curve_examples, params.eval.max_new_tokens,
+                                                       params.eval.batch_size, curve_verify)
         with atomic_dir(ckpts[seg.index]) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)

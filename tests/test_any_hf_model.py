@@ -55,7 +55,7 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def test_paper_scale_data_path_local_files_only(tmp_path):
+def test_paper_scale_data_path_local_files_only(tmp_path, monkeypatch):
     """The qwen3-4b.yaml shape on CPU: a local model, a local math train file, local benchmark files, no task
     world — post-training uses the math verifier as reward and evaluation covers the files."""
     import random
@@ -77,7 +77,15 @@ def test_paper_scale_data_path_local_files_only(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     P = config.load_params(path)
     pipeline.init(P)
+    seen = []
+    real_accuracy = posttrain.evaluate.accuracy
+    def spy(*a, **k):
+        seen.append(a[5] if len(a) > 5 else k.get("verify"))
+        return real_accuracy(*a, **k)
+    monkeypatch.setattr(posttrain.evaluate, "accuracy", spy)
     finals = pipeline.ensure_posttrained(P)
+    assert seen and all(v is not None and v("so \\boxed{4}", "4") for v in seen), \
+        "training curves on a math file must be scored with the math verifier"
     rows = pipeline.method_rows(P, "grpo", pipeline.start_dir(P, "grpo", P.seed), P.seed)
     assert rows[0]["kind"] == "math" and rows[0]["answer"] == str(train[0]["answer"])
     assert posttrain.answer_reward([train[0]["solution"]], [rows[0]["answer"]], ["math"]) == [1.0]
