@@ -158,15 +158,12 @@ class DataCfg(Strict):
     benchmarks: list[BenchmarkCfg] = []
 
     @model_validator(mode="after")
-    def _one_in_domain(self):
+    def _evaluable(self):
         names = [b.name for b in self.benchmarks]
         if len(set(names)) != len(names):
             raise ValueError("benchmarks: names must be distinct")
-        in_domain = [b.name for b in self.benchmarks if b.role == "in_domain"]
-        if not self.task_world and not in_domain:
+        if not self.task_world and not any(b.role == "in_domain" for b in self.benchmarks):
             raise ValueError("benchmarks: without the task world, one benchmark must have role in_domain")
-        if self.train_file and not in_domain and not self.task_world:
-            raise ValueError("train_file: needs an in_domain benchmark to evaluate on")
         return self
 
 
@@ -217,7 +214,7 @@ class Params(Strict):
     crosscoder: CrosscoderCfg = CrosscoderCfg()
 
     @model_validator(mode="after")
-    def _pretrain_for_organism(self):
+    def _consistent(self):
         if self.model.is_organism and self.pretrain is None:
             raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
         return self

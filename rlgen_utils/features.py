@@ -19,9 +19,13 @@ from .crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
 
 
 def model_path(P, name: str) -> Path:
+    """Folder of a named model; a method that this params file does not train is an error naming the key."""
     if name == "base":
         return pipeline.base_dir(P)
     method, _, ckpt = name.partition("@")
+    if method not in P.posttrain.methods:
+        raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "
+                         f"(set crosscoder.sft_method / crosscoder.rl_method to trained methods)")
     ckpts = pipeline.checkpoints(P, method, P.train_seeds[0])
     return ckpts[int(ckpt) - 1] if ckpt else ckpts[-1]
 
@@ -64,9 +68,10 @@ def ensure_activations(P, names: tuple[str, ...]) -> Path:
     """Activations of the named models on the corpus (resumable, keyed)."""
     key = acts_key(P, names)
     out = P.run_dir / "acts" / key
+    paths = [model_path(P, n) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
         return out
-    loaded = [models.load_model(model_path(P, n), P.model.dtype) for n in names]
+    loaded = [models.load_model(p, P.model.dtype) for p in paths]
     tok = models.load_tokenizer(model_path(P, names[0]))
     c = P.crosscoder
     info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,

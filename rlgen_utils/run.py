@@ -9,6 +9,7 @@ themselves skip stages whose outputs exist for the same params, so a re-run of a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="notebook names to run (default: all, in order)")
     args = ap.parse_args(argv)
     params_path = Path(args.params).resolve()
+    os.chdir(ROOT)  # relative paths inside params (run_root, data files) are relative to the repository
     try:
         P = load_params(params_path)
     except ParamsError as e:

@@ -26,6 +26,10 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"seed": -1}, "seed"),
     ({"model": {"dtype": "float8"}}, "model.dtype"),
     ({"posttrain": {"seeds": [1, 1]}}, "posttrain.seeds"),
+    ({"data": {"task_world": False}}, "data.benchmarks"),
+    ({"data": {"benchmarks": [{"name": "x", "path": "/no/such.jsonl", "kind": "math", "role": "ood_select"}]}},
+     "data.benchmarks.0.path"),
+    ({"crosscoder": {"sparsity": "topk"}}, "crosscoder.sparsity"),
 ]
 
 

@@ -94,3 +94,10 @@ def test_nrn_and_mas_on_hand_made_norms():
     mas = latents.mas_LM(torch.tensor([[3.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))
     assert torch.allclose(mas[0], torch.tensor([0.75, 0.25, 0.0]))
     assert latents.owner_L(torch.tensor([[3.0, 1.0, 0.0], [1.0, 1.0, 1.0]]), 0.6).tolist() == [0, -1]
+
+
+def test_untrained_method_is_named_before_any_compute(write_params):
+    from rlgen_utils import config, features
+    P = config.load_params(write_params({"posttrain": {"methods": ["sft", "dpo"]}}))
+    with pytest.raises(ValueError, match="method 'grpo' is not in posttrain.methods"):
+        features.ensure_activations(P, ("base", "sft", "grpo"))
