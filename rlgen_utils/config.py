@@ -192,6 +192,19 @@ class CrosscoderCfg(Strict):
     nrn_high: float = Field(0.7, gt=0.5, lt=1)
 
 
+class DynamicsCfg(Strict):
+    """Feature dynamics over checkpoints (notebook 04)."""
+    top_k: int = Field(50, ge=1, description="model-specific latents kept per checkpoint (the paper: 50)")
+    ranking: Literal["nrn", "mas"] = "nrn"
+    tuned_threshold: float = Field(0.7, gt=0.5, lt=1, description="NRN above which a latent is tuned-only")
+    match_threshold: float = Field(0.7, gt=0, lt=1, description="decoder cosine for matching latents across "
+                                                                "separately trained crosscoders")
+    n_latents: int = Field(512, ge=8)
+    steps: int = Field(600, ge=1)
+    pair_steps: int = Field(250, ge=1)
+    crosscoder_seeds: list[int] = Field([0, 1], min_length=1)
+
+
 class EvalCfg(Strict):
     n_per_family: int = Field(200, ge=1)
     curve_n: int = Field(100, ge=1, description="in-domain prompts per checkpoint for training curves")
@@ -212,6 +225,7 @@ class Params(Strict):
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
     crosscoder: CrosscoderCfg = CrosscoderCfg()
+    dynamics: DynamicsCfg = DynamicsCfg()
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -81,25 +81,27 @@ def ensure_activations(P, names: tuple[str, ...]) -> Path:
 
 
 def ensure_crosscoder(P, names: tuple[str, ...], steps: int | None = None,
-                      source: tuple[str, ...] | None = None) -> Crosscoder:
+                      source: tuple[str, ...] | None = None, n_latents: int | None = None,
+                      seed: int | None = None, tag: str = "") -> Crosscoder:
     """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
     collection when given (e.g. base–RL read out of the base/SFT/RL activations), else are collected for
-    ``names``."""
+    ``names``. ``n_latents`` / ``seed`` override the crosscoder section; ``tag`` names the folder."""
     c = P.crosscoder
-    steps = steps or c.steps
+    steps, n_latents = steps or c.steps, n_latents or c.n_latents
+    seed = P.seed if seed is None else seed
     source = source or names
     acts = ensure_activations(P, source)
     columns = [source.index(n) for n in names]
-    key = f"{P.section_hash('crosscoder')}-{acts_key(P, source)}-{'-'.join(names)}-{steps}"
-    out = crosscoder_dir(P, names)
+    key = f"{P.section_hash('crosscoder')}-{acts_key(P, source)}-{'-'.join(names)}-{steps}-{n_latents}-{seed}"
+    out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)
     meta = read_json(acts / "DONE.json")
-    cfg = CrosscoderConfig(n_models=len(names), d_model=_d_model(acts), n_latents=c.n_latents, sparsity=c.sparsity,
-                           k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=P.seed)
-    models.seed_everything(P.seed)
+    cfg = CrosscoderConfig(n_models=len(names), d_model=_d_model(acts), n_latents=n_latents, sparsity=c.sparsity,
+                           k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
+    models.seed_everything(seed)
     cc = Crosscoder(cfg)
-    log = train(cc, activations.batches(acts, c.batch_size, seed=P.seed, columns=columns), steps, lr=c.lr)
+    log = train(cc, activations.batches(acts, c.batch_size, seed=seed, columns=columns), steps, lr=c.lr)
     cc.eval()
     cc.save(out)
     write_json(out / "log.json", {"log": log, "names": list(names), "layer": meta["layer"]})
@@ -133,12 +135,16 @@ def quality(P, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 8, sourc
                           "dead fraction": dead} for i, n in enumerate(names)])
 
 
-def crosscoder_dir(P, names: tuple[str, ...]) -> Path:
-    return P.run_dir / "crosscoders" / "-".join(names).replace("@", "at")
+def crosscoder_dir(P, names: tuple[str, ...], tag: str = "") -> Path:
+    name = "-".join(names).replace("@", "at")
+    if len(name) > 80:  # long trajectories: a readable prefix and a hash
+        import hashlib
+        name = name[:60] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return P.run_dir / "crosscoders" / (name + (f"-{tag}" if tag else ""))
 
 
-def training_log(P, names: tuple[str, ...]) -> list[dict]:
-    return read_json(crosscoder_dir(P, names) / "log.json")["log"]
+def training_log(P, names: tuple[str, ...], tag: str = "") -> list[dict]:
+    return read_json(crosscoder_dir(P, names, tag) / "log.json")["log"]
 
 
 def activation_info(acts: Path) -> dict:

@@ -93,3 +93,42 @@ def training_log(log: list[dict], names: list[str]):
     fig.add_trace(go.Scatter(x=steps, y=[r["l0"] for r in log], name="L0", showlegend=False), 1, 2)
     fig.update_yaxes(type="log", row=1, col=1)
     return fig.update_layout(height=320)
+
+
+def overlap_heatmaps(matrices: dict[str, "object"]):
+    """Jaccard overlap of top-K sets between checkpoints, one heatmap per paradigm."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(1, len(matrices), subplot_titles=list(matrices))
+    for i, (name, m) in enumerate(matrices.items(), start=1):
+        ticks = [str(k + 1) for k in range(len(m))]
+        fig.add_trace(go.Heatmap(z=m, x=ticks, y=ticks, zmin=0, zmax=1, colorscale="Viridis",
+                                 showscale=i == len(matrices)), 1, i)
+    fig.update_xaxes(title_text="checkpoint")
+    fig.update_yaxes(title_text="checkpoint", col=1)
+    return fig.update_layout(height=340, title="Overlap (Jaccard) of top-K model-specific latents")
+
+
+def overlap_curves(table):
+    """First-vs-last and neighbour overlap per checkpoint, with [min, max] over crosscoder seeds."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(1, 2, subplot_titles=("overlap with the final checkpoint", "overlap with the previous one"))
+    for method, g in table.groupby("method", sort=False):
+        for col, (y, lo, hi) in enumerate([("first_vs_last", "fvl_lo", "fvl_hi"), ("neighbour", "nb_lo", "nb_hi")], 1):
+            fig.add_trace(go.Scatter(x=g.checkpoint, y=g[y], name=method, legendgroup=method, showlegend=col == 1,
+                                     error_y={"type": "data", "symmetric": False, "array": g[hi] - g[y],
+                                              "arrayminus": g[y] - g[lo]}, mode="lines+markers"), 1, col)
+    fig.update_xaxes(title_text="checkpoint")
+    return fig.update_layout(height=340)
+
+
+def nrn_violins(nrn_by_method: dict[str, "object"]):
+    """Distribution of NRN (against the base) per checkpoint, per paradigm."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for method, nrn_CL in nrn_by_method.items():
+        for k, row in enumerate(nrn_CL, start=1):
+            fig.add_trace(go.Violin(y=row.tolist(), x=[f"{method} {k}"] * len(row), name=method, legendgroup=method,
+                                    showlegend=k == 1, spanmode="hard"))
+    return fig.update_layout(height=360, yaxis_title="NRN vs base", title="NRN per checkpoint (alive latents)")

@@ -30,12 +30,12 @@ def _params_file(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """Notebooks 01_train, 02_evaluate and 03_crosscoder executed by the runner (papermill) on smoke params,
-    once for this module; returns the params and 01_train's wall time."""
+    """Notebooks 01_train … 04_feature_dynamics executed by the runner (papermill) on smoke params, once for
+    this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "02_evaluate", "03_crosscoder", "04_feature_dynamics"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
@@ -88,6 +88,19 @@ def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
     cc = Crosscoder.load(features.crosscoder_dir(P, trio))
     assert cc.cfg.n_models == 3 and cc.cfg.n_latents == P.crosscoder.n_latents
     assert features.crosscoder_dir(P, ("base", "grpo")).is_dir()
+
+
+def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smoke_run):
+    from rlgen_utils import features, trajectory
+    from rlgen_utils.crosscoder import Crosscoder
+    P, _ = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "04_feature_dynamics.ipynb").read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    names = trajectory.trajectory_names(P)
+    assert len(names) == 1 + 2 * P.posttrain.n_checkpoints
+    for seed in P.dynamics.crosscoder_seeds:
+        cc = Crosscoder.load(features.crosscoder_dir(P, names, f"trajectory-seed{seed}"))
+        assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):

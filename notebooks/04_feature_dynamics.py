@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: rlgen (.venv)
+#     language: python
+#     name: rlgen
+# ---
+
+# %% [markdown]
+# # 04 · Feature dynamics: how features evolve over SFT and RL training
+#
+# Study A's second finding (METHOD.md §A3): **SFT** introduces specialised latents that *appear early and
+# stabilise* (its top model-specific latents overlap strongly between checkpoints), while **RL**'s changes are
+# *restrained and keep evolving* (low overlap between neighbouring checkpoints).
+#
+# **Method.** One crosscoder over the base and every checkpoint of both runs reads all of them on the same tokens,
+# so a latent index means the same thing at every checkpoint. For each checkpoint we rank latents by NRN against
+# the base (`dynamics.ranking`), keep the top K (`dynamics.top_k`, the paper's 50) and compare the sets with the
+# Jaccard index. The paper trained a separate base-vs-checkpoint crosscoder per checkpoint; that cross-check is
+# below, with latents matched across crosscoders by decoder cosine (`dynamics.match_threshold`). The trajectory
+# crosscoder is repeated over `dynamics.crosscoder_seeds`; intervals are [min, max] over those seeds.
+
+# %% tags=["parameters"]
+params_path = "params/smoke.yaml"
+
+# %%
+from IPython.display import Markdown
+from rlgen_utils import dynamics, plots, pipeline, trajectory
+
+P = pipeline.start(params_path)
+D = P.dynamics
+print(f"models: {trajectory.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}")
+
+# %% [markdown]
+# ## One latent space for the whole trajectory
+
+# %%
+ccs = {s: trajectory.ensure_trajectory(P, s) for s in D.crosscoder_seeds}
+plots.training_log(trajectory.features.training_log(P, trajectory.trajectory_names(P),
+                                                    f"trajectory-seed{D.crosscoder_seeds[0]}"),
+                   list(trajectory.trajectory_names(P)))
+
+# %% [markdown]
+# ## Overlap of the top-K model-specific latents across checkpoints (first crosscoder seed)
+
+# %%
+cc0 = ccs[D.crosscoder_seeds[0]]
+plots.overlap_heatmaps({m: dynamics.overlap_matrix(trajectory.method_sets(P, cc0, m))
+                        for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
+
+# %% [markdown]
+# ## "Stabilises early" and "keeps evolving", over crosscoder seeds
+
+# %%
+table = trajectory.overlap_table(P, ccs)
+plots.overlap_curves(table)
+
+# %%
+trajectory.summary(table)
+
+# %% [markdown]
+# ## How specific the checkpoints' latents are
+# NRN against the base for every alive latent, per checkpoint; the summary table above counts those above
+# `dynamics.tuned_threshold` (tuned-only).
+
+# %%
+plots.nrn_violins({m: trajectory.method_nrn_CL(P, cc0, m) for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
+
+# %% [markdown]
+# ## Paper-faithful cross-check: one base-vs-checkpoint crosscoder per checkpoint
+# Latents of each checkpoint's crosscoder are matched to the final checkpoint's by the cosine of their tuned-model
+# decoder vectors; an unmatched latent counts as absent. If the two methods agree, the curves have the same shape.
+
+# %%
+trajectory.pairwise_table(P)
+
+# %% [markdown]
+# ## What the organism shows
+# Computed from the summary above:
+
+# %%
+Markdown(trajectory.findings(P, table))
