@@ -25,7 +25,8 @@
 # the base (`dynamics.ranking`), keep the top K (`dynamics.top_k`, the paper's 50) and compare the sets with the
 # Jaccard index. The paper trained a separate base-vs-checkpoint crosscoder per checkpoint; that cross-check is
 # below, with latents matched across crosscoders by decoder cosine (`dynamics.match_threshold`). The trajectory
-# crosscoder is repeated over `dynamics.crosscoder_seeds`; intervals are [min, max] over those seeds.
+# crosscoder is repeated over `dynamics.crosscoder_seeds` and, when post-training ran several seeds
+# (`posttrain.seeds`), over those too; intervals are [min, max] over all of these crosscoders.
 
 # %% tags=["parameters"]
 params_path = "params/smoke.yaml"
@@ -42,21 +43,22 @@ print(f"models: {trajectory.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}
 # ## One latent space for the whole trajectory
 
 # %%
-ccs = {s: trajectory.ensure_trajectory(P, s) for s in D.crosscoder_seeds}
+ccs = trajectory.ensure_all(P)
+first = next(iter(ccs))
 plots.training_log(trajectory.features.training_log(P, trajectory.trajectory_names(P),
-                                                    f"trajectory-seed{D.crosscoder_seeds[0]}"),
+                                                    trajectory.trajectory_tag(first[1], first[0])),
                    list(trajectory.trajectory_names(P)))
 
 # %% [markdown]
-# ## Overlap of the top-K model-specific latents across checkpoints (first crosscoder seed)
+# ## Overlap of the top-K model-specific latents across checkpoints (first training and crosscoder seed)
 
 # %%
-cc0 = ccs[D.crosscoder_seeds[0]]
+cc0 = ccs[first]
 plots.overlap_heatmaps({m: dynamics.overlap_matrix(trajectory.method_sets(P, cc0, m))
                         for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
 
 # %% [markdown]
-# ## "Stabilises early" and "keeps evolving", over crosscoder seeds
+# ## "Stabilises early" and "keeps evolving", over seeds
 
 # %%
 table = trajectory.overlap_table(P, ccs)
@@ -67,11 +69,14 @@ trajectory.summary(table)
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
-# NRN against the base for every alive latent, per checkpoint; the summary table above counts those above
-# `dynamics.tuned_threshold` (tuned-only).
+# NRN against the base for every alive latent, per checkpoint, and the count above `dynamics.tuned_threshold`
+# (tuned-only) per checkpoint, averaged over seeds.
 
 # %%
 plots.nrn_violins({m: trajectory.method_nrn_CL(P, cc0, m) for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
+
+# %%
+table.pivot(index="method", columns="checkpoint", values="tuned_only")
 
 # %% [markdown]
 # ## Paper-faithful cross-check: one base-vs-checkpoint crosscoder per checkpoint

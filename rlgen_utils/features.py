@@ -18,15 +18,16 @@ from .artifacts import is_done, mark_done, read_json, write_json
 from .crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
 
 
-def model_path(P, name: str) -> Path:
-    """Folder of a named model; a method that this params file does not train is an error naming the key."""
+def model_path(P, name: str, train_seed: int | None = None) -> Path:
+    """Folder of a named model (post-trained with ``train_seed``, default the first training seed); a method
+    that this params file does not train is an error naming the key."""
     if name == "base":
         return pipeline.base_dir(P)
     method, _, ckpt = name.partition("@")
     if method not in P.posttrain.methods:
         raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "
                          f"(set crosscoder.sft_method / crosscoder.rl_method to trained methods)")
-    ckpts = pipeline.checkpoints(P, method, P.train_seeds[0])
+    ckpts = pipeline.checkpoints(P, method, P.train_seeds[0] if train_seed is None else train_seed)
     return ckpts[int(ckpt) - 1] if ckpt else ckpts[-1]
 
 
@@ -64,11 +65,12 @@ def acts_key(P, names: tuple[str, ...]) -> str:
         names).replace("@", "at")
 
 
-def ensure_activations(P, names: tuple[str, ...]) -> Path:
-    """Activations of the named models on the corpus (resumable, keyed)."""
-    key = acts_key(P, names)
+def ensure_activations(P, names: tuple[str, ...], train_seed: int | None = None) -> Path:
+    """Activations of the named models (post-trained with ``train_seed``) on the corpus (resumable, keyed)."""
+    ts = P.train_seeds[0] if train_seed is None else train_seed
+    key = f"{acts_key(P, names)}-ts{ts}"
     out = P.run_dir / "acts" / key
-    paths = [model_path(P, n) for n in names]   # every name checked before anything is loaded
+    paths = [model_path(P, n, ts) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
         return out
     loaded = [models.load_model(p, P.model.dtype) for p in paths]
@@ -76,23 +78,24 @@ def ensure_activations(P, names: tuple[str, ...]) -> Path:
     c = P.crosscoder
     info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
                                shard_tokens=c.shard_tokens, max_len=c.max_len)
-    mark_done(out, key, names=list(names), layer=layer_of(P, loaded[0]), **info)
+    mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
     return out
 
 
 def ensure_crosscoder(P, names: tuple[str, ...], steps: int | None = None,
                       source: tuple[str, ...] | None = None, n_latents: int | None = None,
-                      seed: int | None = None, tag: str = "") -> Crosscoder:
+                      seed: int | None = None, tag: str = "", train_seed: int | None = None) -> Crosscoder:
     """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
     collection when given (e.g. base–RL read out of the base/SFT/RL activations), else are collected for
-    ``names``. ``n_latents`` / ``seed`` override the crosscoder section; ``tag`` names the folder."""
+    ``names``. ``n_latents`` / ``seed`` override the crosscoder section; ``tag`` names the folder; models are
+    those post-trained with ``train_seed`` (default the first training seed)."""
     c = P.crosscoder
     steps, n_latents = steps or c.steps, n_latents or c.n_latents
     seed = P.seed if seed is None else seed
     source = source or names
-    acts = ensure_activations(P, source)
+    acts = ensure_activations(P, source, train_seed)
     columns = [source.index(n) for n in names]
-    key = f"{P.section_hash('crosscoder')}-{acts_key(P, source)}-{'-'.join(names)}-{steps}-{n_latents}-{seed}"
+    key = f"{P.section_hash('crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}"
     out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)

@@ -21,10 +21,22 @@ def trajectory_names(P) -> tuple[str, ...]:
     return ("base", *checkpoint_names(P, C.sft_method), *checkpoint_names(P, C.rl_method))
 
 
-def ensure_trajectory(P, seed: int):
+def ensure_trajectory(P, seed: int, train_seed: int | None = None):
+    """The trajectory crosscoder with crosscoder seed ``seed`` over the checkpoints of training seed
+    ``train_seed`` (default the first)."""
     D = P.dynamics
+    ts = P.train_seeds[0] if train_seed is None else train_seed
     return features.ensure_crosscoder(P, trajectory_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                      tag=f"trajectory-seed{seed}")
+                                      tag=trajectory_tag(seed, ts), train_seed=ts)
+
+
+def trajectory_tag(seed: int, train_seed: int) -> str:
+    return f"trajectory-seed{seed}-train{train_seed}"
+
+
+def ensure_all(P) -> dict[tuple[int, int], object]:
+    """Trajectory crosscoders for every (training seed, crosscoder seed)."""
+    return {(ts, s): ensure_trajectory(P, s, ts) for ts in P.train_seeds for s in P.dynamics.crosscoder_seeds}
 
 
 def method_sets(P, cc, method: str) -> list[set[int]]:
@@ -41,9 +53,9 @@ def method_nrn_CL(P, cc, method: str):
     return dynamics.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, features.alive(cc)]
 
 
-def overlap_table(P, ccs: dict[int, object]):
+def overlap_table(P, ccs: dict):
     """Per paradigm and checkpoint: first-vs-last and neighbour overlap, and tuned-only count, as mean and
-    [min, max] over crosscoder seeds."""
+    [min, max] over the crosscoders given (crosscoder seeds × training seeds)."""
     import pandas as pd
     rows = []
     C = P.crosscoder

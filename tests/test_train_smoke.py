@@ -99,7 +99,7 @@ def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smo
     names = trajectory.trajectory_names(P)
     assert len(names) == 1 + 2 * P.posttrain.n_checkpoints
     for seed in P.dynamics.crosscoder_seeds:
-        cc = Crosscoder.load(features.crosscoder_dir(P, names, f"trajectory-seed{seed}"))
+        cc = Crosscoder.load(features.crosscoder_dir(P, names, trajectory.trajectory_tag(seed, P.seed)))
         assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
 
 
@@ -147,6 +147,20 @@ def test_training_seeds_give_separate_reproducible_runs(smoke_run, tmp_path):
     _assert_same_weights(pipeline.final_checkpoint(P, "sft", P.seed), pipeline.final_checkpoint(Q, "sft", P.seed))
     a, b = (_weights(pipeline.final_checkpoint(Q, "sft", s)) for s in (P.seed, 7))
     assert any(not torch.equal(a[k], b[k]) for k in a), "another training seed must give another model"
+
+
+def test_trajectories_cover_every_training_seed(smoke_run, tmp_path):
+    from rlgen_utils import trajectory
+    P, _ = smoke_run
+    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo"], "seeds": [0, 3]},
+                                        dynamics={"crosscoder_seeds": [0]}))
+    pipeline.ensure_posttrained(Q)
+    ccs = trajectory.ensure_all(Q)
+    assert set(ccs) == {(0, 0), (3, 0)}
+    a, b = (ccs[k].W_dec_LMD for k in sorted(ccs))
+    assert not torch.equal(a, b), "another training seed's checkpoints must give another crosscoder"
+    table = trajectory.overlap_table(Q, ccs)
+    assert set(table.method) == {"sft", "grpo"} and (table.fvl_lo <= table.fvl_hi).all()
 
 
 def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_path):
