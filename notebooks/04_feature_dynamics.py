@@ -84,11 +84,12 @@ table.pivot(index="method", columns="checkpoint", values="tuned_only")
 # decoder vectors; an unmatched latent counts as absent. If the two methods agree, the curves have the same shape.
 
 # %%
-trajectory.pairwise_table(P)
+pairs = trajectory.pairwise_table(P)
+pairs
 
 # %% [markdown]
 # ## What the organism shows
-# Computed from the summary above:
+# Computed from the two tables above (trajectory crosscoders and the pairwise cross-check):
 
 # %%
-Markdown(trajectory.findings(P, table))
+Markdown(trajectory.findings(P, table, pairs))

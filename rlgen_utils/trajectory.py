@@ -117,7 +117,7 @@ def pairwise_table(P):
     return pd.DataFrame(rows)
 
 
-def findings(P, table) -> str:
+def findings(P, table, pair_table=None) -> str:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
     A claim counts as resolved when the [min, max] ranges over crosscoder seeds do not overlap."""
     s = summary(table).set_index("method")
@@ -143,4 +143,18 @@ def findings(P, table) -> str:
         claim("neighbour", f"{rl} keeps evolving more than {sft}", s.loc[rl, nb] < s.loc[sft, nb]),
         f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
         f"{s.loc[sft, 'tuned-only latents (final)']:.0f}, {rl} {s.loc[rl, 'tuned-only latents (final)']:.0f}.",
-        "- The pairwise cross-check below uses separately trained crosscoders; compare its curves' shape."])
+        *([] if pair_table is None else [_agreement(P, s, pair_table)])])
+
+
+def _agreement(P, s, pair_table) -> str:
+    """Whether the pairwise (matched) cross-check points the same way as the trajectory crosscoder."""
+    sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
+    fvl_col, nb_col = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
+    g = {m: pair_table[pair_table.method == m] for m in (sft, rl)}
+    fvl = {m: g[m][g[m].checkpoint < g[m].checkpoint.max()]["first_vs_last (matched)"].mean() for m in g}
+    nb = {m: g[m]["neighbour (matched)"].mean() for m in g}
+    same_fvl = (fvl[sft] > fvl[rl]) == (s.loc[sft, fvl_col] > s.loc[rl, fvl_col])
+    same_nb = (nb[rl] < nb[sft]) == (s.loc[rl, nb_col] < s.loc[sft, nb_col])
+    return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
+            f"({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); neighbour {sft} {nb[sft]:.2f} "
+            f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")
