@@ -16,7 +16,7 @@ import torch
 
 from common import write_result  # noqa: E402  (also puts the repo on sys.path)
 
-from rlgen_utils import activations, config, features  # noqa: E402
+from rlgen_utils import activations, config, features, pipeline  # noqa: E402
 from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    torch.set_num_threads(max(1, P.threads) if P.threads else torch.get_num_threads())
+    pipeline.init(P)
     xs, source = data(P, args.steps)
     cc_s, sae_s = [], []
     for _ in range(args.repeats):
