@@ -2,8 +2,8 @@
 
 Run-folder layout::
 
-    acts/<key>/shard-*.safetensors, index.json, norm.json, DONE.json   activations of one set of models
-    crosscoders/<names>-<key>/crosscoder.safetensors, config.json, log.json, DONE.json
+    acts/<key>-<models>-ts<training seed>/shard-*.safetensors, index.json, norm.json, DONE.json
+    crosscoders/<models>[-<tag>]/crosscoder.safetensors, config.json, log.json, DONE.json (key inside)
 
 Models are named ``base`` or a post-training method (its final checkpoint, first training seed), or
 ``<method>@<k>`` for checkpoint ``k``.
@@ -59,7 +59,7 @@ CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tok
 
 def acts_key(P, names: tuple[str, ...]) -> str:
     """Key of an activation collection: the models and the corpus fields only (not crosscoder training)."""
-    train_fields = tuple(f"crosscoder.{f}" for f in P.crosscoder.model_fields if f not in CORPUS_FIELDS)
+    train_fields = tuple(f"crosscoder.{f}" for f in type(P.crosscoder).model_fields if f not in CORPUS_FIELDS)
     return P.section_hash("model", "tasks", "pretrain", "posttrain", "data", "crosscoder",
                           ignore=("posttrain.methods", "posttrain.seeds") + train_fields) + "-" + "-".join(
         names).replace("@", "at")
@@ -74,7 +74,7 @@ def ensure_activations(P, names: tuple[str, ...], train_seed: int | None = None)
     if is_done(out, key):
         return out
     loaded = [models.load_model(p, P.model.dtype) for p in paths]
-    tok = models.load_tokenizer(model_path(P, names[0]))
+    tok = models.load_tokenizer(paths[0])
     c = P.crosscoder
     info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
                                shard_tokens=c.shard_tokens, max_len=c.max_len)
