@@ -84,8 +84,7 @@ latents.ownership_counts(norms3, list(TRIO), C.mas_specific_above, alive=feature
 # `nrn_high`.
 
 # %%
-pairs = {f"base–{m}": features.ensure_crosscoder(P, ("base", m), steps=C.pair_steps, source=TRIO) for m in TRIO[1:]}
-nrn = {name: latents.nrn_L(cc.dec_norms_LM().detach())[features.alive(cc)] for name, cc in pairs.items()}
+nrn = features.nrn_by_pair(features.ensure_pairs(P, TRIO))
 plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
 
 # %%

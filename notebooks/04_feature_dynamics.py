@@ -33,7 +33,7 @@ params_path = "params/smoke.yaml"
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import dynamics, plots, pipeline, trajectory
+from rlgen_utils import plots, pipeline, trajectory
 
 P = pipeline.start(params_path)
 D = P.dynamics
@@ -54,8 +54,7 @@ plots.training_log(trajectory.features.training_log(P, trajectory.trajectory_nam
 
 # %%
 cc0 = ccs[first]
-plots.overlap_heatmaps({m: dynamics.overlap_matrix(trajectory.method_sets(P, cc0, m))
-                        for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
+plots.overlap_heatmaps(trajectory.overlap_matrices(P, cc0))
 
 # %% [markdown]
 # ## "Stabilises early" and "keeps evolving", over seeds
@@ -73,7 +72,7 @@ trajectory.summary(table)
 # (tuned-only) per checkpoint, averaged over seeds.
 
 # %%
-plots.nrn_violins({m: trajectory.method_nrn_CL(P, cc0, m) for m in (P.crosscoder.sft_method, P.crosscoder.rl_method)})
+plots.nrn_violins(trajectory.nrn_by_method(P, cc0))
 
 # %%
 table.pivot(index="method", columns="checkpoint", values="tuned_only")

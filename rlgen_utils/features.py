@@ -210,3 +210,15 @@ def findings(P, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict) -> s
     lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
                  f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
     return "\n".join(lines)
+
+
+def ensure_pairs(P, trio: tuple[str, str, str]) -> dict:
+    """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
+    return {f"base–{m}": ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
+            for m in trio[1:]}
+
+
+def nrn_by_pair(pairs: dict) -> dict:
+    """NRN of every alive latent of each two-model crosscoder."""
+    from .latents import nrn_L
+    return {name: nrn_L(cc.dec_norms_LM().detach())[alive(cc)] for name, cc in pairs.items()}

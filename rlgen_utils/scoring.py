@@ -99,16 +99,19 @@ def ensure_scores(P, all_checkpoints: bool = True):
     import pandas as pd
 
     key, families, root = eval_key(P), suite.eval_families(P), P.run_dir / "eval"
-    parts = []
+    parts, scored = [], False
     for ref in tqdm(model_refs(P, all_checkpoints), desc="evaluate"):
         path = root / ref.cache_name
         df = _cached(path, key)
         if df is None:
-            df = score_model(P, ref, families)
+            df, scored = score_model(P, ref, families), True
             _write_parquet(df, path, key)
         parts.append(df)
     scores = pd.concat(parts, ignore_index=True)
-    _write_parquet(scores, root / "per_sample.parquet", key)
+    whole = root / "per_sample.parquet"
+    previous = None if scored else _cached(whole, key)
+    if previous is None or len(previous) != len(scores):  # rewrite only when the set of scored rows changed
+        _write_parquet(scores, whole, key)
     return scores
 
 

@@ -53,13 +53,25 @@ def method_nrn_CL(P, cc, method: str):
     return dynamics.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, features.alive(cc)]
 
 
+def paradigms(P) -> tuple[str, str]:
+    return P.crosscoder.sft_method, P.crosscoder.rl_method
+
+
+def overlap_matrices(P, cc) -> dict:
+    """Per paradigm, the Jaccard overlap matrix of its checkpoints' top-K sets in one trajectory crosscoder."""
+    return {m: dynamics.overlap_matrix(method_sets(P, cc, m)) for m in paradigms(P)}
+
+
+def nrn_by_method(P, cc) -> dict:
+    return {m: method_nrn_CL(P, cc, m) for m in paradigms(P)}
+
+
 def overlap_table(P, ccs: dict):
     """Per paradigm and checkpoint: first-vs-last and neighbour overlap, and tuned-only count, as mean and
     [min, max] over the crosscoders given (crosscoder seeds × training seeds)."""
     import pandas as pd
     rows = []
-    C = P.crosscoder
-    for method in (C.sft_method, C.rl_method):
+    for method in paradigms(P):
         per_seed = {s: method_sets(P, cc, method) for s, cc in ccs.items()}
         fvl = np.array([dynamics.first_vs_last(v) for v in per_seed.values()])
         nb = np.array([[np.nan] + dynamics.neighbour_overlap(v) for v in per_seed.values()])
@@ -109,7 +121,7 @@ def pairwise_sets(P, method: str) -> list[set[int]]:
 def pairwise_table(P):
     import pandas as pd
     rows = []
-    for method in (P.crosscoder.sft_method, P.crosscoder.rl_method):
+    for method in paradigms(P):
         sets = pairwise_sets(P, method)
         nb = [np.nan] + dynamics.neighbour_overlap(sets)
         for k, (f, n) in enumerate(zip(dynamics.first_vs_last(sets), nb), start=1):
