@@ -205,6 +205,44 @@ class DynamicsCfg(Strict):
     crosscoder_seeds: list[int] = Field([0, 1], min_length=1)
 
 
+ModelName = str  # "base" or a post-training method
+
+
+PAPER_PAIRS = (("sft", "sft_grpo"), ("sft", "sft_dpo"), ("base", "sft"), ("base", "grpo"), ("base", "rloo"),
+               ("base", "dpo"))
+
+
+class CircuitsCfg(Strict):
+    """Study B: edge attribution before → after post-training (notebook 05)."""
+    pairs: list[tuple[ModelName, ModelName]] | None = Field(
+        None, description="(before, after) model pairs; null = the paper's pairs whose models are trained")
+    n_samples: int = Field(100, ge=2, description="questions per pair (the paper: 100)")
+    both_correct: bool = Field(True, description="keep questions both models answer correctly (the paper)")
+    beta: float = Field(0.5, gt=0, description="answer length / mean answer length at least beta")
+    gamma: float = Field(1.5, gt=0, description="… and at most gamma")
+    delta: float = Field(0.5, gt=0, le=1, description="relative answer-length gap between the two models below")
+    alphas: list[float] = Field([0.03, 0.1, 0.3, 0.5], min_length=1,
+                                description="truncation T_cut = alpha · mean answer length")
+    main_alpha: float = Field(0.3, description="the alpha of the headline table; one of alphas")
+    scores: list[Literal["zero", "eap", "eap_ig"]] = Field(["zero", "eap", "eap_ig"], min_length=1)
+    ig_steps: int = Field(5, ge=1, le=100)
+    n_bins: int = Field(100, ge=2, description="histogram bins of the entropy (same edges for both models)")
+    n_boot: int = Field(1000, ge=10)
+    batch_size: int = Field(32, ge=1)
+    exact_model: ModelName = Field("base", description="model whose first-order scores are checked by ablation")
+    exact_n_samples: int = Field(16, ge=0, description="samples for the exact-ablation check (0 = skip)")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if any(not 0 < a <= 1 for a in self.alphas):
+            raise ValueError(f"alphas: every alpha must be in (0, 1], got {self.alphas}")
+        if self.main_alpha not in self.alphas:
+            raise ValueError(f"main_alpha: {self.main_alpha} is not one of alphas {self.alphas}")
+        if self.gamma < self.beta:
+            raise ValueError(f"gamma: {self.gamma} is below beta ({self.beta})")
+        return self
+
+
 class EvalCfg(Strict):
     n_per_family: int = Field(200, ge=1)
     curve_n: int = Field(100, ge=1, description="in-domain prompts per checkpoint for training curves")
@@ -226,12 +264,30 @@ class Params(Strict):
     eval: EvalCfg = EvalCfg()
     crosscoder: CrosscoderCfg = CrosscoderCfg()
     dynamics: DynamicsCfg = DynamicsCfg()
+    circuits: CircuitsCfg = CircuitsCfg()
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.model.is_organism and self.pretrain is None:
             raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
+        known = {"base", *self.posttrain.methods}
+        for i, pair in enumerate(self.circuits.pairs or []):
+            for name in pair:
+                if name not in known:
+                    raise ValueError(f"circuits.pairs.{i}: {name!r} is neither 'base' nor one of "
+                                     f"posttrain.methods {sorted(self.posttrain.methods)}")
+        if self.circuits.exact_model not in known:
+            raise ValueError(f"circuits.exact_model: {self.circuits.exact_model!r} is neither 'base' nor one of "
+                             f"posttrain.methods")
         return self
+
+    @property
+    def circuit_pairs(self) -> list[tuple[str, str]]:
+        """Study B's (before, after) pairs: as listed, or the paper's pairs whose models this file trains."""
+        if self.circuits.pairs is not None:
+            return [tuple(p) for p in self.circuits.pairs]
+        known = {"base", *self.posttrain.methods}
+        return [p for p in PAPER_PAIRS if set(p) <= known]
 
     @property
     def train_seeds(self) -> list[int]:

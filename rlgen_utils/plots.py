@@ -132,3 +132,49 @@ def nrn_violins(nrn_by_method: dict[str, "object"]):
             fig.add_trace(go.Violin(y=row.tolist(), x=[f"{method} {k}"] * len(row), name=method, legendgroup=method,
                                     showlegend=k == 1, spanmode="hard"))
     return fig.update_layout(height=360, yaxis_title="NRN vs base", title="NRN per checkpoint (alive latents)")
+
+
+def edge_change_heatmaps(changes: dict[str, "object"], senders: list[str], receivers: list[str]):
+    """Relative change of mean |edge score| (after vs before), one receiver × sender heatmap per pair."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    cols = min(3, max(1, len(changes)))
+    rows = -(-len(changes) // cols) if changes else 1
+    fig = make_subplots(rows, cols, subplot_titles=list(changes))
+    for i, (name, rel_RS) in enumerate(changes.items()):
+        fig.add_trace(go.Heatmap(z=rel_RS, x=senders, y=receivers, zmid=0, zmin=-1, zmax=1, colorscale="RdBu_r",
+                                 colorbar={"title": "rel. change"}, showscale=i == 0), i // cols + 1, i % cols + 1)
+    fig.update_yaxes(autorange="reversed")
+    return fig.update_layout(height=300 * rows, title="Relative change of mean |edge score|, per edge "
+                                                      "(receiver rows, sender columns; clipped to ±1)")
+
+
+def metric_vs_alpha(table, metric: str, score: str):
+    """One metric before and after, per pair, across the truncation fractions α (bootstrap intervals)."""
+    import plotly.graph_objects as go
+    t = table[(table.metric == metric) & (table.score == score)]
+    fig = go.Figure()
+    for pair, g in t.groupby("pair", sort=False):
+        fig.add_trace(go.Scatter(x=g.alpha, y=g.delta, name=pair, mode="lines+markers",
+                                 error_y={"type": "data", "symmetric": False, "array": g.delta_hi - g.delta,
+                                          "arrayminus": g.delta - g.delta_lo}))
+    fig.add_hline(y=0, line_dash="dot")
+    return fig.update_layout(height=340, xaxis_type="log", xaxis_title="α (T_cut = α·T̄)",
+                             yaxis_title=f"{metric}: after − before", title=f"{metric} change vs α ({score} scores)")
+
+
+def node_entropy_bars(df):
+    """Entropy of each sender's outgoing edge scores, before vs after, per pair."""
+    import plotly.express as px
+    return px.bar(df, x="sender", y="entropy", color="model", barmode="group", facet_col="pair", facet_col_wrap=3,
+                  height=320 * max(1, -(-df.pair.nunique() // 3)), title="Per-node entropy of outgoing edge scores")
+
+
+def first_order_vs_exact(first_KRS, exact_KRS, mask_RS, edge_names: list[str]):
+    """Mean first-order score vs mean exact-ablation effect per edge."""
+    import plotly.graph_objects as go
+    f, e = first_KRS[:, mask_RS].mean(0), exact_KRS[:, mask_RS].mean(0)
+    fig = go.Figure(go.Scatter(x=e, y=f, mode="markers", text=edge_names, hovertemplate="%{text}<br>exact %{x:.3g}"
+                                                                                        "<br>first order %{y:.3g}"))
+    return fig.update_layout(height=380, xaxis_title="exact ablation ΔL", yaxis_title="first-order score",
+                             title="First order vs exact ablation, per edge (mean over samples)")

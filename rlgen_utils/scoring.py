@@ -95,7 +95,8 @@ def _cached(path: Path, key: str):
 
 
 def ensure_scores(P, all_checkpoints: bool = True):
-    """Per-sample correctness of every model (cached per model); also saved whole as ``eval/per_sample.parquet``."""
+    """Per-sample correctness of every model (cached per model); with ``all_checkpoints`` also saved whole as
+    ``eval/per_sample.parquet``."""
     import pandas as pd
 
     key, families, root = eval_key(P), suite.eval_families(P), P.run_dir / "eval"
@@ -108,10 +109,11 @@ def ensure_scores(P, all_checkpoints: bool = True):
             _write_parquet(df, path, key)
         parts.append(df)
     scores = pd.concat(parts, ignore_index=True)
-    whole = root / "per_sample.parquet"
-    previous = None if scored else _cached(whole, key)
-    if previous is None or len(previous) != len(scores):  # rewrite only when the set of scored rows changed
-        _write_parquet(scores, whole, key)
+    if all_checkpoints:  # the whole table; a finals-only read (notebooks 05, 06) must not shrink it
+        whole = root / "per_sample.parquet"
+        previous = None if scored else _cached(whole, key)
+        if previous is None or len(previous) != len(scores):  # rewrite only when the set of scored rows changed
+            _write_parquet(scores, whole, key)
     return scores
 
 

@@ -30,12 +30,12 @@ def _params_file(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """Notebooks 01_train … 04_feature_dynamics executed by the runner (papermill) on smoke params, once for
+    """Notebooks 01_train … 05_circuits executed by the runner (papermill) on smoke params, once for
     this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "04_feature_dynamics"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
@@ -101,6 +101,24 @@ def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smo
     for seed in P.dynamics.crosscoder_seeds:
         cc = Crosscoder.load(features.crosscoder_dir(P, names, trajectory.trajectory_tag(seed, P.seed)))
         assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
+
+
+def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):
+    from rlgen_utils import circuit_study
+    P, _ = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "05_circuits.ipynb").read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    scores = circuit_study.scoring.ensure_scores(P, all_checkpoints=False)
+    for pair in P.circuit_pairs:
+        folder = circuit_study.ensure_pair_scores(P, pair, scores)   # done: loads, recomputes nothing
+        n = len(circuit_study.ensure_selection(P, pair, scores)["samples"])
+        for name in pair:
+            for kind in P.circuits.scores:
+                for alpha in P.circuits.alphas:
+                    W = circuit_study.load_scores(folder, name, kind, alpha)
+                    assert W.shape[0] == n and W.shape[1] == W.shape[2] == 2 * P.model.organism.n_layers + 1
+    table = circuit_study.metric_table(P, {p: circuit_study.ensure_pair_scores(P, p, scores) for p in P.circuit_pairs})
+    assert set(table.metric) == {"intensity", "entropy", "kurtosis", "diversity"}
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):

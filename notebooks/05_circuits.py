@@ -1,0 +1,107 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: rlgen (.venv)
+#     language: python
+#     name: rlgen
+# ---
+
+# %% [markdown]
+# # 05 · Circuits: edge attribution before and after post-training (Study B)
+#
+# Study B (METHOD.md §B) claims that **online RL** (PPO, GRPO) makes a model's internal circuitry *more active
+# and more diverse* — higher activation intensity and information complexity (entropy), lower kurtosis of the
+# edge-score distribution — while **DPO** does not.
+#
+# **The graph.** Nodes are the embedding, every attention block and every MLP block. The residual stream makes
+# each block's input the sum of every earlier block's output, so an edge runs from every earlier output O to every
+# later input H (and to the final residual before the unembedding).
+#
+# **The score** of an edge is the first-order loss change when it is removed, **I(O → H) ≈ −⟨∇_H L, O⟩**, one
+# forward and one backward pass for every edge of a sample at once (nnsight hands each receiver a clone of its
+# input, so ∇_H is the gradient through that receiver alone). The loss is the **truncated self-entropy**: the
+# model's cross-entropy on its own first T_cut = α·T̄ answer tokens (T̄ the pair's mean answer length; α over
+# `circuits.alphas`). Classic EAP (corrupted prompt: the prompt's tokens shuffled) and EAP-IG (gradients averaged
+# along the path from corrupted to clean embeddings) are computed as alternatives.
+#
+# **Questions**: in-domain test questions both models of a pair answer correctly, with similar answer lengths
+# (β ≤ T/T̄ ≤ γ, relative gap < δ), as in the paper. **Metrics** over the per-sample edge matrices: intensity
+# (mean |W|), entropy of the |W| histogram (same bins for both models), mean excess kurtosis, diversity
+# (1 − mean correlation between samples) and per-node entropy. Intervals: paired bootstrap over questions.
+
+# %% tags=["parameters"]
+params_path = "params/smoke.yaml"
+
+# %%
+from IPython.display import Markdown
+from rlgen_utils import circuit_study, plots, pipeline, scoring
+
+P = pipeline.start(params_path)
+C = P.circuits
+print(f"pairs {P.circuit_pairs}\nalphas {C.alphas} (headline {C.main_alpha}); scores {C.scores}; "
+      f"{C.n_samples} questions per pair; β={C.beta} γ={C.gamma} δ={C.delta}")
+
+# %% [markdown]
+# ## The questions of each pair
+
+# %%
+folders = circuit_study.ensure_all(P)
+circuit_study.selection_table(P, folders)
+
+# %% [markdown]
+# ## Before → after: the paper's table (headline α, zero-ablation scores)
+# Each cell: before → after (after − before [95 % bootstrap interval]).
+
+# %%
+table = circuit_study.metric_table(P, folders)
+circuit_study.headline(P, table)
+
+# %%
+Markdown(circuit_study.findings(P, table))
+
+# %% [markdown]
+# ## Robustness: every α and every score kind
+# The headline should not hang on one truncation fraction or on the choice of zero ablation over EAP / EAP-IG.
+
+# %%
+for metric in ("intensity", "entropy", "kurtosis"):
+    plots.metric_vs_alpha(table, metric, C.scores[0]).show()
+
+# %%
+circuit_study.robustness(P, table)
+
+# %% [markdown]
+# ## Where the change happens: relative change per edge
+
+# %%
+g = circuit_study.graph(next(iter(folders.values())))
+plots.edge_change_heatmaps(circuit_study.relative_changes(P, folders), g.senders, g.receivers)
+
+# %%
+plots.node_entropy_bars(circuit_study.node_entropies(P, folders))
+
+# %% [markdown]
+# ## Is first order right? Exact ablation of every edge
+# On `circuits.exact_model` we remove each edge for real (one forward per edge: receiver r reads H_r − O_s) and
+# compare with the first-order scores. RMSNorm makes a block's output invariant to the scale of its input, so
+# ⟨∇_H L, H⟩ ≈ 0: **the first-order scores into each receiver sum to ≈ 0** and edges from the embedding into the
+# first block look unimportant, while removing them changes the loss a lot. The table shows both sums.
+
+# %%
+exact = circuit_study.ensure_exact(P, scoring.ensure_scores(P, all_checkpoints=False))
+first_KRS, exact_KRS, eg = circuit_study.load_exact(exact)
+agree = circuit_study.agreement(first_KRS, exact_KRS, eg)
+agree["per_receiver"]
+
+# %%
+plots.first_order_vs_exact(first_KRS, exact_KRS, eg.mask_RS.numpy(), eg.edge_names())
+
+# %%
+Markdown(circuit_study.exact_findings(agree))
