@@ -243,6 +243,34 @@ class CircuitsCfg(Strict):
         return self
 
 
+class InterventionsCfg(Strict):
+    """Study A §A4–A5: generalization features and their causal test (notebook 06)."""
+    families: list[str] | None = Field(None, description="selection families; null = every ood_select family")
+    pool_per_family: int = Field(1000, ge=1, description="test prompts per selection family searched for "
+                                                         "RL-right/base-wrong samples")
+    fraction: float = Field(0.2, gt=0, lt=1, description="keep latents above this share of a family's max Score")
+    encode: Literal["replicate", "own"] = Field("replicate", description="how f_k^m is read from the joint "
+                                                "crosscoder: model m's activation in every slot, or in its own")
+    score_positions: Literal["prompt", "all"] = Field("prompt", description="tokens averaged for f_k^m: the "
+                                                      "prompt, or the prompt and the RL model's answer")
+    min_samples: int = Field(2, ge=1, description="families with fewer RL-right/base-wrong samples get no set")
+    combine: Literal["intersection", "union"] = Field("intersection", description="task-agnostic set from the "
+                                                      "families' sets (the paper: intersection)")
+    edit_positions: Literal["prompt", "generated", "both"] = "both"
+    amplify: float = Field(4.0, gt=1, description="factor on the selected latents in the base model")
+    dose: list[float] = Field([0.0, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=2,
+                              description="factors of the dose-response curve")
+    n_random: int = Field(10, ge=2, description="random latent sets of the same size (the control)")
+    n_eval: int = Field(100, ge=1, description="prompts per family for whole-family evaluation")
+    n_boot: int = Field(1000, ge=10)
+
+    @model_validator(mode="after")
+    def _dose(self):
+        if any(d < 0 for d in self.dose):
+            raise ValueError(f"dose: factors must be ≥ 0, got {self.dose}")
+        return self
+
+
 class EvalCfg(Strict):
     n_per_family: int = Field(200, ge=1)
     curve_n: int = Field(100, ge=1, description="in-domain prompts per checkpoint for training curves")
@@ -265,6 +293,7 @@ class Params(Strict):
     crosscoder: CrosscoderCfg = CrosscoderCfg()
     dynamics: DynamicsCfg = DynamicsCfg()
     circuits: CircuitsCfg = CircuitsCfg()
+    interventions: InterventionsCfg = InterventionsCfg()
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -178,3 +178,46 @@ def first_order_vs_exact(first_KRS, exact_KRS, mask_RS, edge_names: list[str]):
                                                                                         "<br>first order %{y:.3g}"))
     return fig.update_layout(height=380, xaxis_title="exact ablation ΔL", yaxis_title="first-order score",
                              title="First order vs exact ablation, per edge (mean over samples)")
+
+
+def random_control(control):
+    """Each intervention's effect with the selected set (star) against the random sets of the same size (dots)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for r in control.to_dict("records"):
+        label = f"{r['intervention']}<br>{r['scope']}"
+        fig.add_trace(go.Scatter(x=[label] * len(r["random"]), y=[100 * v for v in r["random"]], mode="markers",
+                                 marker={"color": "grey", "size": 7}, name="random sets", showlegend=False))
+        fig.add_trace(go.Scatter(x=[label], y=[100 * r["selected set"]], mode="markers", showlegend=False,
+                                 marker={"symbol": "star", "size": 16, "color": "crimson"}, name="selected set"))
+    fig.add_hline(y=0, line_dash="dot")
+    return fig.update_layout(height=360, yaxis_title="accuracy change (points)",
+                             title="Selected latent set (red star) vs random sets of the same size (grey)")
+
+
+def dose_curves(dose):
+    """Accuracy against the factor on the selected latents, per model and scope (bootstrap intervals)."""
+    import plotly.express as px
+    fig = px.line(dose, x="factor", y="accuracy", color="model", facet_col="scope", markers=True,
+                  error_y=dose.hi - dose.accuracy, error_y_minus=dose.accuracy - dose.lo, height=340)
+    fig.add_vline(x=1.0, line_dash="dot")
+    return fig.update_layout(title="Dose-response: selected latents × factor (1 = unchanged)")
+
+
+def family_overlap(matrix, names: list[str]):
+    import plotly.graph_objects as go
+    fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, zmin=0, zmax=1, colorscale="Viridis"))
+    return fig.update_layout(height=340, width=420, title="Overlap of families' latent sets (share of the smaller)")
+
+
+def score_curves(scores: dict[str, list[float]], fraction: float):
+    """Each family's Score_k sorted, as a share of its maximum, with the selection threshold."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for fam, s in scores.items():
+        top = max(s) or 1.0
+        ranked = sorted((v / top for v in s), reverse=True)[:100]
+        fig.add_trace(go.Scatter(y=ranked, mode="lines", name=fam))
+    fig.add_hline(y=fraction, line_dash="dot", annotation_text="threshold")
+    return fig.update_layout(height=320, xaxis_title="rank", yaxis_title="Score / max Score",
+                             title="Score_k = mean (f_k^RL − f_k^base) on RL-right/base-wrong samples (top 100)")

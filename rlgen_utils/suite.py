@@ -87,8 +87,20 @@ def curve_examples(P) -> list[tasks.Example]:
     return list(eval_families(P)[in_domain_family(P)].examples[: P.eval.curve_n])
 
 
+_FAMILIES: dict[str, dict[str, EvalFamily]] = {}
+
+
 def eval_families(P) -> dict[str, EvalFamily]:
-    """Every evaluation family of this run, task world first, in a fixed order."""
+    """Every evaluation family of this run, task world first, in a fixed order (built once per process and
+    params: sampling the test sets takes seconds; local files are re-read when they change)."""
+    stamp = [(b.path, Path(b.path).stat().st_mtime_ns) for b in P.data.benchmarks if Path(b.path).is_file()]
+    key = P.section_hash("tasks", "data", "eval") + repr(stamp)
+    if key not in _FAMILIES:
+        _FAMILIES[key] = _build_families(P)
+    return dict(_FAMILIES[key])
+
+
+def _build_families(P) -> dict[str, EvalFamily]:
     out: dict[str, EvalFamily] = {}
     if P.data.task_world:
         for name, fam in tasks.FAMILIES.items():

@@ -222,16 +222,20 @@ def sample_split(family: str, split: str, n: int, seed: int, cfg, unique: bool =
     A family with a small prompt space (``fact``) returns fewer when ``allow_fewer``, else raises."""
     rng = random.Random(f"{family}/{split}/{seed}")
     gen = generator or FAMILIES[family].generate
-    out, seen, tries = [], set(), 0
+    out, seen, tries, misses = [], set(), 0, 0
     while len(out) < n:
         tries += 1
-        if tries > 50 * n + 20_000:
+        # an exhausted prompt space: with allow_fewer, stop after a long run of misses (the chance that a prompt
+        # still unseen exists is then negligible), else after the overall budget
+        if tries > 50 * n + 20_000 or (allow_fewer and misses > 5_000 + 20 * len(out)):
             if allow_fewer:
                 break
             raise ValueError(f"family {family!r} cannot supply {n} distinct {split} prompts")
         ex = gen(rng, cfg)
         if split_of(ex.prompt, cfg.test_fraction) != split or (unique and ex.prompt in seen):
+            misses += 1
             continue
+        misses = 0
         seen.add(ex.prompt)
         out.append(ex)
     return out

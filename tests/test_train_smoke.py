@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -30,12 +31,12 @@ def _params_file(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """Notebooks 01_train … 05_circuits executed by the runner (papermill) on smoke params, once for
+    """Notebooks 01_train … 06_interventions executed by the runner (papermill) on smoke params, once for
     this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
@@ -119,6 +120,19 @@ def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):
                     assert W.shape[0] == n and W.shape[1] == W.shape[2] == 2 * P.model.organism.n_layers + 1
     table = circuit_study.metric_table(P, {p: circuit_study.ensure_pair_scores(P, p, scores) for p in P.circuit_pairs})
     assert set(table.metric) == {"intensity", "entropy", "kurtosis", "diversity"}
+
+
+def test_interventions_notebook_runs_every_condition_and_the_identity_holds(smoke_run):
+    from rlgen_utils import intervention_study as study
+    P, _ = smoke_run
+    executed = json.loads((P.run_dir / "notebooks" / "06_interventions.ipynb").read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    conditions = {p.stem for p in (study.folder(P) / "conditions").glob("*.parquet")}
+    assert {"plain-base", "plain-rl", "identity-base", "identity-rl", "disable", "amplify"} <= conditions
+    assert {f"random{i}-{k}" for i in range(P.interventions.n_random) for k in ("disable", "amplify")} <= conditions
+    results = pd.concat([pd.read_parquet(p) for p in (study.folder(P) / "conditions").glob("*.parquet")])
+    ident = study.identity_check(results)
+    assert (ident.identical == ident.generations).all()
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):
