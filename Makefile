@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 ONLY   ?=
 
-.PHONY: setup reproduce test sync lab bench clean-runs
+.PHONY: setup reproduce chromium test sync lab bench clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,8 +19,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-reproduce: setup
+reproduce: setup chromium
 	$(PY) -m rlgen_utils.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY),)
+
+# The run report's static PNGs need a Chromium binary (plotly/kaleido); install Debian's where we can.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    timeout 900 sh -c 'apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null' ; } || \
+	  echo "[rlgen] no Chromium and could not install it: the run report will be HTML only (no PNG figures)"
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -1,7 +1,8 @@
 """The run folder: atomic writes, completion markers and config keys.
 
 Every stage writes into a temporary sibling and renames it into place, then writes ``<dir>/DONE.json`` holding
-the key (hash of the params that made it). A stage is *finished* when its marker exists with the expected key;
+the key (hash of the params sections that made it) and its provenance (hash of the whole params file and the git
+commit of the code, :func:`provenance`). A stage is *finished* when its marker exists with the expected key;
 anything without a marker is unfinished work and is recomputed or resumed, never read as complete.
 """
 from __future__ import annotations
@@ -14,6 +15,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MARKER = "DONE.json"
+_PROVENANCE: dict = {}
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files differ from it (``unknown`` outside git)."""
+    import subprocess
+    root = root or Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def set_provenance(params_hash: str, commit: str | None = None) -> None:
+    """What every artifact written from now on records: the full params' hash and the code's commit."""
+    _PROVENANCE.clear()
+    _PROVENANCE.update(params_hash=params_hash, commit=commit or git_commit())
+
+
+def provenance() -> dict:
+    """The params hash and commit set by :func:`set_provenance` (``pipeline.init``), and the time of writing."""
+    from datetime import datetime, timezone
+    return {**_PROVENANCE, "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @contextmanager
@@ -57,4 +85,4 @@ def is_done(path: str | Path, key: str) -> bool:
 
 
 def mark_done(path: str | Path, key: str, **info) -> None:
-    write_json(Path(path) / MARKER, {"key": key, **info})
+    write_json(Path(path) / MARKER, {"key": key, **info, "provenance": provenance()})

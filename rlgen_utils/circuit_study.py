@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import activations, circuit_metrics, circuits, features, models, scoring, suite
-from .artifacts import atomic_dir, is_done, mark_done, read_json, write_json
+from .artifacts import provenance, atomic_dir, is_done, mark_done, read_json, write_json
 
 
 def circuits_key(P) -> str:
@@ -96,7 +96,7 @@ def ensure_selection(P, pair, scores) -> dict:
            "lengths": {pair[0]: ra.length.tolist(), pair[1]: rb.length.tolist()},
            "mean_length": float(np.mean(ra.length.tolist() + rb.length.tolist())) if ids else 0.0,
            "n_candidates": int(len(ra)), "both_correct": c.both_correct}
-    write_json(path, sel)
+    write_json(path, {**sel, "provenance": provenance()})
     return sel
 
 

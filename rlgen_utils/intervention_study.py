@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import activations, features, interventions, models, scoring, stats, suite
-from .artifacts import read_json, write_json
+from .artifacts import provenance, read_json, write_json
 
 
 def key(P) -> str:
@@ -186,7 +186,7 @@ def ensure_selection(P, setup: Setup, pool) -> dict:
     sel = {"right_wrong": rw, "scores": {f: s.tolist() for f, s in scores.items()},
            "sets": {f: sorted(s) for f, s in sets.items()}, "selected": sorted(chosen),
            "n_alive": len(setup.alive)}
-    write_json(path, sel)
+    write_json(path, {**sel, "provenance": provenance()})
     return sel
 
 

@@ -101,8 +101,28 @@ def load_model(path: str | Path, dtype: str = "float32"):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no Hugging Face model at {path} (config.json missing)")
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), local_files_only=True)
+    _check_weights(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: cannot load the model ({e.__class__.__name__}: {str(e).splitlines()[0][:200]})") \
+            from None
     return model.to(device()).eval()
+
+
+def _check_weights(path: Path) -> None:
+    """Every safetensors weight file in ``path`` must parse (a truncated checkpoint is named, not a deep
+    traceback)."""
+    from safetensors import safe_open
+
+    for f in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), "pt") as h:
+                for k in h.keys():
+                    h.get_slice(k)
+        except Exception as e:
+            raise ValueError(f"{f}: corrupt or truncated checkpoint ({e.__class__.__name__}); delete its folder "
+                             f"to recompute") from None
 
 
 def save_model(model, tokenizer, path: str | Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import evaluate, models, posttrain, pretrain, suite
-from .artifacts import is_done, mark_done, read_json, write_json
+from .artifacts import is_done, mark_done, provenance, read_json, set_provenance, write_json
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +36,12 @@ def init(P) -> None:
     models.set_threads(P.threads)
     models.seed_everything(P.seed)
     models.quiet_libraries()
+    set_provenance(params_hash(P))
+
+
+def params_hash(P) -> str:
+    """Hash of every params value: the provenance every artifact records."""
+    return P.section_hash(*type(P).model_fields)
 
 
 def base_key(P) -> str:
@@ -99,7 +105,7 @@ def ensure_base_eval(P) -> dict:
     if path.is_file() and read_json(path).get("key") == key:
         return read_json(path)["scores"]
     scores = evaluate_model(P, ensure_base(P))
-    write_json(path, {"key": key, "scores": scores})
+    write_json(path, {"key": key, "scores": scores, "provenance": provenance()})
     return scores
 
 
@@ -137,7 +143,7 @@ def _dpo_pairs(P, method: str, start: Path, examples, seed: int) -> list[dict]:
                               P.posttrain.dpo, P.eval.max_new_tokens, seed, suite.train_kind(P))
     if not rows:
         raise RuntimeError(f"{method}: the starting model answered every prompt right; no DPO pairs to train on")
-    write_json(path, {"key": key, "rows": rows})
+    write_json(path, {"key": key, "rows": rows, "provenance": provenance()})
     return rows
 
 

@@ -1,10 +1,11 @@
 """Run the study's notebooks headless with papermill, in order, into one run folder per params file.
 
-    python -m rlgen_utils.run --params params/default.yaml [--only 01_train 02_evaluate]
+    python -m rlgen_utils.run --params params/default.yaml [--only 01_train 02_evaluate] [--no-png]
 
 Params are validated before anything runs (one line naming the bad key, exit 2). Each notebook is executed with
 ``params_path`` injected and written, with its outputs, to ``runs/<name>/notebooks/``. The notebooks
 themselves skip stages whose outputs exist for the same params, so a re-run of a finished study is quick.
+At the end the run report is (re)built from every executed notebook (:mod:`rlgen_utils.report`).
 """
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", required=True, help="params YAML file")
     ap.add_argument("--only", nargs="*", help="notebook names to run (default: all, in order)")
+    ap.add_argument("--no-report", action="store_true", help="do not build the run report at the end")
+    ap.add_argument("--no-png", action="store_true", help="report without static PNG figures")
     args = ap.parse_args(argv)
     params_path = Path(args.params).resolve()
     os.chdir(ROOT)  # relative paths inside params (run_root, data files) are relative to the repository
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         print(f"[rlgen] {nb.stem} done in {seconds:.1f} s", flush=True)
+    if not args.no_report:
+        from .report import build
+        out = build(params_path, ROOT, pngs=not args.no_png)
+        print(f"[rlgen] report: {out / 'report.html'} and {out / 'report.md'}", flush=True)
     return 0
 
 

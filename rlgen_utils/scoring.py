@@ -11,6 +11,7 @@ set), ``prompt``, ``completion``, ``parsed``, ``correct``.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ def _write_parquet(df, path: Path, key: str) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rlgen_key": key.encode()})
+    from .artifacts import provenance
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rlgen_key": key.encode(),
+                                           b"rlgen_provenance": json.dumps(provenance()).encode()})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     pq.write_table(table, tmp)
@@ -199,12 +202,12 @@ def right_wrong_sets(df, tuned: str, roles=("ood_select", "ood_heldout")) -> dic
 
 def ensure_right_wrong(P, df, rl_method: str = "grpo", sft_method: str = "sft") -> dict:
     """Save and return the RL-right/base-wrong and SFT-right/base-wrong sample sets (``eval/right_wrong.json``)."""
-    from .artifacts import write_json
+    from .artifacts import provenance, write_json
     methods = set(df.method)
     out = {"rl_method": rl_method, "sft_method": sft_method,
            "rl_right_base_wrong": right_wrong_sets(df, rl_method) if rl_method in methods else {},
            "sft_right_base_wrong": right_wrong_sets(df, sft_method) if sft_method in methods else {}}
-    write_json(P.run_dir / "eval" / "right_wrong.json", {"key": eval_key(P), **out})
+    write_json(P.run_dir / "eval" / "right_wrong.json", {"key": eval_key(P), **out, "provenance": provenance()})
     return out
 
 

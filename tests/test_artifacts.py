@@ -48,3 +48,16 @@ def test_lr_schedule_warms_up_then_decays_to_a_tenth():
     assert pretrain.lr_factor(0, 100, 10) == pytest.approx(0.1)
     assert pretrain.lr_factor(9, 100, 10) == pytest.approx(1.0)
     assert pretrain.lr_factor(100, 100, 10) == pytest.approx(0.1)
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    from rlgen_utils import config, models
+    tok = models.char_tokenizer()
+    model = models.organism_model(config.OrganismCfg(n_layers=1, d_model=16, n_heads=2, d_ff=32), tok, 0)
+    models.save_model(model, tok, tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    assert models.load_model(tmp_path / "ckpt") is not None
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    with pytest.raises(ValueError, match=r"model.safetensors: corrupt or truncated checkpoint"):
+        models.load_model(tmp_path / "ckpt")

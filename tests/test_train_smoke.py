@@ -36,7 +36,7 @@ def smoke_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions", "--no-png"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
@@ -217,3 +217,149 @@ def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_
     assert (ckpts[0] / "DONE.json").stat().st_mtime_ns == first_done, "a finished segment was retrained"
     for a, b in zip(pipeline.checkpoints(P, "grpo", P.seed), ckpts):
         _assert_same_weights(a, b)
+
+
+# ------------------------------------------------------------------------------------------------ issue 8
+def _copy_run(P, tmp_path, **overrides):
+    """A copy of the smoke run folder under ``tmp_path`` and params pointing at it."""
+    import shutil
+    shutil.copytree(P.run_dir, tmp_path / "runs" / P.name)
+    path = _params_file(tmp_path, **overrides)
+    P2 = config.load_params(path)
+    pipeline.init(P2)
+    return P2, path
+
+
+def test_every_artifact_records_params_hash_and_commit(smoke_run):
+    import pyarrow.parquet as pq
+    P, _ = smoke_run
+    markers = list(P.run_dir.rglob("DONE.json"))
+    assert len(markers) > 20
+    for m in markers:
+        prov = json.loads(m.read_text())["provenance"]
+        assert prov["params_hash"] == pipeline.params_hash(P) and prov["commit"], m
+    for f in (P.run_dir / "eval").rglob("*.parquet"):
+        prov = json.loads(pq.read_schema(f).metadata[b"rlgen_provenance"])
+        assert prov["params_hash"] == pipeline.params_hash(P), f
+
+
+def test_changed_crosscoder_params_retrain_the_crosscoder_and_nothing_upstream(smoke_run, tmp_path, monkeypatch):
+    from rlgen_utils import activations, features
+    P, _ = smoke_run
+    P2, _ = _copy_run(P, tmp_path, crosscoder={"steps": P.crosscoder.steps + 5})
+    trio = ("base", "sft", "grpo")
+    before = json.loads((features.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
+    monkeypatch.setattr(activations, "collect", lambda *a, **k: pytest.fail("activations were recollected"))
+    monkeypatch.setattr(posttrain, "build_trainer", lambda *a, **k: pytest.fail("post-training ran again"))
+    pipeline.ensure_posttrained(P2)
+    cc = features.ensure_crosscoder(P2, trio)
+    after = json.loads((features.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
+    assert after != before and len(features.training_log(P2, trio)) > 0 and cc.cfg.n_models == 3
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from rlgen_utils import {module} as target, pipeline, {stage_module} as stage
+calls = {{"n": 0}}
+original = target.{function}
+def killer(*a, **k):
+    out = original(*a, **k)
+    calls["n"] += 1
+    if calls["n"] >= {after}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+target.{function} = killer
+P = pipeline.start(sys.argv[1])
+{call}
+"""
+
+
+def _run_killed(path, **fmt):
+    r = subprocess.run([sys.executable, "-c", KILL_SCRIPT.format(**fmt), str(path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+
+
+def test_killed_during_activation_caching_resumes_to_identical_shards(smoke_run, tmp_path):
+    import shutil
+    from rlgen_utils import features
+    P, _ = smoke_run
+    P2, path = _copy_run(P, tmp_path, crosscoder={"collect_batch_size": 32})   # several shards
+    trio = ("base", "sft", "grpo")
+    done = features.ensure_activations(P2, trio)
+    reference = {f.name: load_file(str(f)) for f in done.glob("shard-*.safetensors")}
+    assert len(reference) >= 2, "the smoke corpus must span several shards for this test to mean anything"
+    shutil.rmtree(done)
+    _run_killed(path, module="activations", stage_module="features", function="_flush", after=1,
+                call="stage.ensure_activations(P, ('base', 'sft', 'grpo'))")
+    assert not (done / "DONE.json").exists() and len(list(done.glob("shard-*.safetensors"))) == 1
+    resumed = features.ensure_activations(P2, trio)
+    got = {f.name: load_file(str(f)) for f in resumed.glob("shard-*.safetensors")}
+    assert got.keys() == reference.keys()
+    for name in got:
+        for k in got[name]:
+            assert torch.equal(got[name][k], reference[name][k]), f"{name}:{k} differs after resuming"
+
+
+def test_killed_during_evaluation_resumes_to_identical_scores(smoke_run, tmp_path):
+    import shutil
+    import pandas as pd
+    from rlgen_utils import scoring
+    P, _ = smoke_run
+    P2, path = _copy_run(P, tmp_path)
+    reference = pd.read_parquet(P2.run_dir / "eval" / "per_sample.parquet")
+    shutil.rmtree(P2.run_dir / "eval")
+    _run_killed(path, module="scoring", stage_module="scoring", function="_write_parquet", after=3,
+                call="stage.ensure_scores(P)")
+    assert len(list((P2.run_dir / "eval").rglob("*.parquet"))) == 3
+    resumed = scoring.ensure_scores(P2)
+    pd.testing.assert_frame_equal(resumed.reset_index(drop=True), reference.reset_index(drop=True))
+
+
+def test_two_fresh_runs_give_identical_metrics(smoke_run, tmp_path):
+    """Every notebook again on the same params in a fresh run folder: the same numbers, bit for bit."""
+    import pandas as pd
+    from rlgen_utils import circuit_study, features
+    from rlgen_utils import intervention_study as study
+    P, _ = smoke_run
+    path = _params_file(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-report"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    P2 = config.load_params(path)
+    a, b = (pd.read_parquet(p.run_dir / "eval" / "per_sample.parquet") for p in (P, P2))
+    pd.testing.assert_frame_equal(a, b)
+    trio = ("base", "sft", "grpo")
+    wa, wb = (load_file(str(features.crosscoder_dir(p, trio) / "crosscoder.safetensors")) for p in (P, P2))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ka, kb = circuit_study.circuits_key(P), circuit_study.circuits_key(P2)
+    assert ka == kb
+    for f in (P.run_dir / "circuits" / ka).rglob("*.safetensors"):
+        twin = P2.run_dir / "circuits" / kb / f.relative_to(P.run_dir / "circuits" / ka)
+        assert torch.equal(load_file(str(f))["W_KRS"], load_file(str(twin))["W_KRS"]), f.name
+    for f in (study.folder(P) / "conditions").glob("*.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(study.folder(P2) / "conditions" / f.name))
+
+
+def test_run_report_gathers_every_notebook(smoke_run, tmp_path):
+    P, _ = smoke_run
+    html = (P.run_dir / "report" / "report.html").read_text()
+    md = (P.run_dir / "report" / "report.md").read_text()
+    for nb in ("01_train", "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits",
+               "06_interventions"):
+        assert f"{nb}.ipynb" in html and f"{nb}.ipynb" in md
+    assert pipeline.params_hash(P) in md and "| torch |" in md and "commit `" in md
+    assert "Static figures were not written" in md, "the runner was asked for --no-png: the report must say so"
+    assert html.count("<div id='fig") == md.count("report.html#fig") > 5
+
+
+def test_report_writes_pngs_when_chromium_is_there(smoke_run, tmp_path):
+    from rlgen_utils import report
+    ok, why = report.png_available()
+    if not ok:
+        pytest.skip(f"no static export here: {why}")
+    P, _ = smoke_run
+    P2, path = _copy_run(P, tmp_path)
+    out = report.build(path, ROOT)
+    md = (out / "report.md").read_text()
+    assert len(list((out / "figures").glob("*.png"))) == md.count("](figures/") > 5

@@ -1,0 +1,70 @@
+"""Wall time and peak memory of every notebook, and of the whole study, on a params file in a fresh run folder.
+
+    .venv/bin/python benchmarks/bench_study.py --params params/default.yaml [--keep DIR]
+
+Each notebook runs through the same runner as ``make reproduce`` (papermill, a fresh kernel) in its own wrapper
+process, so its peak resident memory (kernel included) is its own; then the run report is built. The calibration
+ratio (see ``bench_01_train.py``) makes times comparable across noisy days. Results:
+``benchmarks/results/study-<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench_01_train import calibration_seconds  # noqa: E402
+from common import ROOT, write_result  # noqa: E402
+
+WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+           "r = subprocess.run(sys.argv[1:]); "
+           "print(json.dumps({'rc': r.returncode, 'wall_s': time.perf_counter() - t, "
+           "'peak_rss_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
+
+
+def measured(cmd: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], cwd=ROOT, capture_output=True, text=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return {"wall_s": round(res["wall_s"], 1), "peak_rss_mib": round(res["peak_rss_mib"], 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--keep", default=None, help="run root to use and keep (default: a temporary folder)")
+    args = ap.parse_args()
+    raw = yaml.safe_load(Path(args.params).read_text())
+    calib = calibration_seconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        raw["run_root"] = str(root)
+        params = root / Path(args.params).name
+        params.write_text(yaml.safe_dump(raw))
+        run = [sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-report", "--only"]
+        per = {}
+        for nb in sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            per[nb] = measured(run + [nb])
+            print(f"[bench] {nb}: {per[nb]}", flush=True)
+        per["report"] = measured([sys.executable, "-m", "rlgen_utils.report", "--params", str(params)])
+        t0 = time.perf_counter()
+        rerun = measured([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-png"])
+        rerun["wall_s"] = round(time.perf_counter() - t0, 1)
+    total = sum(v["wall_s"] for v in per.values())
+    result = {"params": args.params, "per_notebook": per, "total_wall_s": round(total, 1),
+              "total_wall_min": round(total / 60, 1), "peak_rss_mib": max(v["peak_rss_mib"] for v in per.values()),
+              "rerun_of_finished_study_s": rerun["wall_s"], "calibration_s": round(calib, 3),
+              "total_over_calibration": round(total / calib, 1)}
+    write_result("study", Path(args.params).stem, result)
+
+
+if __name__ == "__main__":
+    main()
