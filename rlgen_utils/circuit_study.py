@@ -73,9 +73,8 @@ def select(rows_a, rows_b, n: int, beta: float, gamma: float, delta: float, both
 
 def _in_domain_rows(P, scores, name: str, tokenizer):
     fam = suite.in_domain_family(P)
-    method = "base" if name == "base" else name
     seed = scoring.BASE_SEED if name == "base" else P.train_seeds[0]
-    df = scores[(scores.method == method) & (scores.seed == seed) & scores.final & (scores.family == fam)]
+    df = scores[(scores.method == name) & (scores.seed == seed) & scores.final & (scores.family == fam)]
     df = df.sort_values("sample").reset_index(drop=True)
     return df.assign(length=answer_lengths(tokenizer, df.completion))
 
