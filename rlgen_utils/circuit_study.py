@@ -198,7 +198,18 @@ def graph(folder: Path) -> circuits.Graph:
 # ------------------------------------------------------------------------------------------------ tables
 def metric_table(P, folders: dict):
     """Long table: pair (``model_before``, ``model_after``), score kind, α, metric, and the metric's value before
-    and after and their difference, each with a bootstrap interval."""
+    and after and their difference, each with a bootstrap interval (cached as ``metrics.parquet``, keyed)."""
+    path, key = P.run_dir / "circuits" / circuits_key(P) / "metrics.parquet", circuits_key(P)
+    pairs = ",".join(pair_name(p) for p in folders)
+    cached = scoring._cached(path, f"{key}:{pairs}")
+    if cached is not None:
+        return cached
+    table = _metric_table(P, folders)
+    scoring._write_parquet(table, path, f"{key}:{pairs}")
+    return table
+
+
+def _metric_table(P, folders: dict):
     import pandas as pd
 
     rows = []
@@ -213,7 +224,9 @@ def metric_table(P, folders: dict):
                                                  seed=P.seed):
                     rows.append({"pair": pair_label(pair), "model_before": pair[0], "model_after": pair[1], "score": kind,
                                  "alpha": alpha, "n": len(Wb), **r})
-    return pd.DataFrame(rows)
+    columns = ["pair", "model_before", "model_after", "score", "alpha", "n", "metric", "before", "before_lo",
+               "before_hi", "after", "after_lo", "after_hi", "delta", "delta_lo", "delta_hi", "relative"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def headline(P, table):
@@ -221,7 +234,7 @@ def headline(P, table):
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
     cell = t.assign(cell=[f"{r.before:.3g} → {r.after:.3g} ({r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}])"
                           for r in t.itertuples()])
-    return cell.pivot(index="pair", columns="metric", values="cell")[list(circuit_metrics.METRICS)]
+    return cell.pivot(index="pair", columns="metric", values="cell").reindex(columns=list(circuit_metrics.METRICS))
 
 
 def relative_changes(P, folders: dict, kind: str | None = None, alpha: float | None = None) -> dict:

@@ -262,3 +262,11 @@ def test_findings_verdict_follows_the_intervals(write_params):
     assert "**not reproduced**" in circuit_study.findings(P, _table(rows))
     rob = circuit_study.robustness(P, _table(rows))
     assert rob.loc["sft → sft_grpo", "intensity"] == "↑1 ↓0 ·0" and rob.loc["sft → sft_grpo", "kurtosis"] == "↑1 ↓0 ·0"
+
+
+def test_tables_and_findings_survive_pairs_without_questions(write_params):
+    P = config.load_params(write_params())
+    empty = circuit_study._metric_table(P, {})
+    assert empty.empty and "metric" in empty.columns
+    assert "No pair had enough questions" in circuit_study.findings(P, empty)
+    assert list(circuit_study.headline(P, empty).columns) == list(circuit_metrics.METRICS)
