@@ -40,7 +40,7 @@ params_path = "params/smoke.yaml"
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import intervention_study as study, interventions, plots, pipeline
+from rlgen_utils import intervention_study as study, plots, pipeline
 
 P = pipeline.start(params_path)
 I = P.interventions
@@ -60,8 +60,7 @@ study.set_table(sel)
 plots.score_curves(sel["scores"], I.fraction)
 
 # %%
-sets = {f: set(v) for f, v in sel["sets"].items()}
-plots.family_overlap(interventions.overlap_matrix(sets), list(sets))
+plots.family_overlap(*study.family_overlap(sel))
 
 # %% [markdown]
 # ## Disable in RL, amplify in the base: the intervention table

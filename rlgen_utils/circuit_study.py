@@ -137,9 +137,8 @@ def score_batch(lm, kind: str, clean, corrupt, ig_steps: int) -> torch.Tensor:
     return circuits.eap_ig_scores(lm, clean, corrupt, ig_steps)
 
 
-def edge_scores(P, model, tokenizer, sel: dict, name: str, kind: str, alpha: float) -> torch.Tensor:
-    """``[K, R, S]`` scores of one model on a pair's questions."""
-    lm = activations.wrap(model, tokenizer)
+def edge_scores(P, lm, tokenizer, sel: dict, name: str, kind: str, alpha: float) -> torch.Tensor:
+    """``[K, R, S]`` scores of one model (wrapped by nnsight as ``lm``) on a pair's questions."""
     cut = t_cut(alpha, sel["mean_length"])
     parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float()
              for clean, corr in batches(tokenizer, sel["prompts"], sel["answers"][name], cut,
@@ -166,14 +165,14 @@ def ensure_pair_scores(P, pair, scores) -> Path:
     with atomic_dir(out) as tmp:
         for name in pair:
             model, tok = _load(P, name)
+            lm, n = activations.wrap(model, tok), 2 * circuits.graph_of(model).n_layers + 1
             if sel["samples"]:  # an adapter that does not fit the architecture fails here, before any score
                 clean, _ = next(batches(tok, sel["prompts"][:2], sel["answers"][name][:2], 4, 2, P.seed))
-                circuits.check_decomposition(activations.wrap(model, tok), clean)
+                circuits.check_decomposition(lm, clean)
             for kind in c.scores:
                 for alpha in c.alphas:
-                    W = (edge_scores(P, model, tok, sel, name, kind, alpha) if sel["samples"]
-                         else torch.zeros(0, 2 * circuits.graph_of(model).n_layers + 1,
-                                          2 * circuits.graph_of(model).n_layers + 1))
+                    W = (edge_scores(P, lm, tok, sel, name, kind, alpha) if sel["samples"]
+                         else torch.zeros(0, n, n))
                     save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel["samples"], dtype=torch.long)},
                               str(tmp / f"{name}-{kind}-a{alpha}.safetensors"))
         write_json(tmp / "graph.json", {"n_layers": circuits.graph_of(model).n_layers})

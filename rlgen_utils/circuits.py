@@ -18,8 +18,8 @@ replaces O_s by the corrupted-minus-clean difference (:func:`eap_scores`); EAP-I
 gradients along a straight path from the corrupted to the clean embedding output (:func:`eap_ig_scores`).
 Sign convention everywhere: a score estimates L(edge removed or corrupted) − L(clean).
 
-**References** (plain torch hooks, no nnsight, one forward per edge): :func:`edge_effect` removes ``scale``·O_s
-from receiver r's input and returns the loss change; :func:`exact_ablation_scores` is ``scale=1`` for every edge
+**References** (plain torch hooks, no nnsight, one forward per edge) remove ``scale``·O_s from receiver r's input
+only and measure the loss change: :func:`exact_ablation_scores` is ``scale=1`` for every edge
 (the slow, obviously-correct answer first order approximates) and :func:`directional_scores` is the central
 difference in ``scale`` (the derivative the fast path must equal).
 
@@ -283,11 +283,11 @@ def _hook_senders(model, ad: Adapter, n_layers: int, batch: Batch) -> list[torch
     return [out[j] for j in range(2 * n_layers + 1)]
 
 
-def _receiver_module(model, ad: Adapter, r: int, n_layers: int):
+def _receiver_modules(model, ad: Adapter, n_layers: int) -> list:
+    """The norm modules whose inputs are the receivers, in receiver order."""
     mods = dict(model.named_modules())
-    if r == 2 * n_layers:
-        return mods[ad.final_norm]
-    return mods[f"{ad.layers}.{r // 2}.{ad.attn_norm if r % 2 == 0 else ad.mlp_norm}"]
+    blocks = [mods[f"{ad.layers}.{i}.{name}"] for i in range(n_layers) for name in (ad.attn_norm, ad.mlp_norm)]
+    return blocks + [mods[ad.final_norm]]
 
 
 def _loss_with_edit(model, batch: Batch, module=None, delta=None) -> torch.Tensor:
@@ -303,23 +303,16 @@ def _loss_with_edit(model, batch: Batch, module=None, delta=None) -> torch.Tenso
     return self_entropy_B(logits, batch)
 
 
-def edge_effect(model, batch: Batch, s: int, r: int, scale: float = 1.0, senders=None, clean=None) -> torch.Tensor:
-    """``[B]`` loss change when ``scale``·O_s is removed from receiver r's input only (one forward)."""
-    ad, graph = adapter_for(model), graph_of(model)
-    senders = senders if senders is not None else _hook_senders(model, ad, graph.n_layers, batch)
-    clean = clean if clean is not None else _loss_with_edit(model, batch)
-    mod = _receiver_module(model, ad, r, graph.n_layers)
-    return _loss_with_edit(model, batch, mod, scale * senders[s]) - clean
-
-
 def _per_edge(model, batch: Batch, effect) -> torch.Tensor:
+    """``[B, R, S]`` with ``effect(f)`` per edge, where ``f(scale)`` is the loss change when ``scale``·O_s is
+    removed from receiver r's input only (one forward)."""
     ad, graph = adapter_for(model), graph_of(model)
     senders, clean = _hook_senders(model, ad, graph.n_layers, batch), _loss_with_edit(model, batch)
-    n = 2 * graph.n_layers + 1
-    W = torch.zeros(batch.input_ids_BT.shape[0], n, n, dtype=_at_least_fp32(senders[0]).dtype)
-    for r in range(n):
+    receivers = _receiver_modules(model, ad, graph.n_layers)
+    W = torch.zeros(batch.input_ids_BT.shape[0], len(receivers), len(senders), dtype=_at_least_fp32(senders[0]).dtype)
+    for r, module in enumerate(receivers):
         for s in range(r + 1):
-            W[:, r, s] = effect(lambda scale: edge_effect(model, batch, s, r, scale, senders, clean))
+            W[:, r, s] = effect(lambda scale: _loss_with_edit(model, batch, module, scale * senders[s]) - clean)
     return W
 
 

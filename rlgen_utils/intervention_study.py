@@ -54,18 +54,10 @@ def selection_families(P) -> list[str]:
     return chosen
 
 
-_POOLS: dict[str, dict] = {}
-
-
 def pool_families(P) -> dict[str, suite.EvalFamily]:
-    """Every family with ``pool_per_family`` test prompts (task world; local files keep their own size).
-    Sampling a large pool takes seconds, so it is built once per process and params."""
-    k = P.section_hash("tasks", "data", "eval", "interventions")
-    if k not in _POOLS:
-        n = max(P.interventions.pool_per_family, P.interventions.n_eval)
-        bigger = P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})})
-        _POOLS[k] = suite.eval_families(bigger)
-    return _POOLS[k]
+    """Every family with ``pool_per_family`` test prompts (task world; local files keep their own size)."""
+    n = max(P.interventions.pool_per_family, P.interventions.n_eval)
+    return suite.eval_families(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})}))
 
 
 def ensure_pool(P) -> "object":
@@ -388,9 +380,14 @@ def set_table(sel: dict):
     return pd.DataFrame(rows).set_index("family")
 
 
+def family_overlap(sel: dict) -> tuple[np.ndarray, list[str]]:
+    """``[F, F]`` overlap of the families' latent sets, and the family names."""
+    return interventions.overlap_matrix({f: set(v) for f, v in sel["sets"].items()}), list(sel["sets"])
+
+
 def mean_overlap(sel: dict) -> float:
     """Mean off-diagonal overlap of the per-family sets (NaN with fewer than two non-empty sets)."""
-    m = interventions.overlap_matrix({f: set(v) for f, v in sel["sets"].items()})
+    m, _ = family_overlap(sel)
     off = m[~np.eye(len(m), dtype=bool)] if len(m) > 1 else np.array([])
     off = off[np.isfinite(off)]
     return float(off.mean()) if off.size else float("nan")
