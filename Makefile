@@ -17,7 +17,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name rlgen --display-name "rlgen (.venv)" >/dev/null
 	touch $@
 
-setup: $(VENV)/.installed
+# Outputs a person makes while exploring in JupyterLab never reach git: nbstripout cleans the tracked .ipynb on
+# `git add`/`git status` (the filter is named in .gitattributes; its command is set here, per clone).
+.git/config-nbstripout: $(VENV)/.installed
+	@if [ -d .git ]; then \
+	  git config filter.nbstripout.clean "$(abspath $(VENV))/bin/nbstripout --keep-id" && \
+	  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true && \
+	  git config diff.ipynb.textconv "$(abspath $(VENV))/bin/nbstripout -t" && touch $@; fi
+
+setup: $(VENV)/.installed .git/config-nbstripout
 
 reproduce: setup chromium
 	$(PY) -m rlgen_utils.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY),)
@@ -36,7 +44,7 @@ sync: setup
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 lab: setup
-	$(VENV)/bin/jupyter lab --allow-root notebooks
+	RLGEN_PARAMS=$(if $(filter command line,$(origin PARAMS)),$(abspath $(PARAMS)),) $(VENV)/bin/jupyter lab --allow-root notebooks
 
 bench: setup
 	$(PY) benchmarks/bench_01_train.py --params $(PARAMS) --notebook 01_train

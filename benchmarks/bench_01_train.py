@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, write_result
 
 
 def calibration_seconds() -> float:

@@ -19,22 +19,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, write_result  # noqa: E402  (also puts the repo on sys.path)
+from common import ROOT, write_result  # (also puts the repo on sys.path)
 
-from rlgen_utils import activations, config, features, models, pipeline  # noqa: E402
+from rlgen_utils.method import activations
+from rlgen_utils.models import loading
+from rlgen_utils.run import config, session
+from rlgen_utils.studies import crosscoder, train
 
 
 def setup(P):
-    base = pipeline.base_dir(P)
+    base = train.base_dir(P)
     if (base / "config.json").is_file():
-        return models.load_model(base), models.load_tokenizer(base)
-    tok = models.char_tokenizer()
-    return models.organism_model(P.model.organism, tok, P.seed), tok
+        return loading.load_model(base), loading.load_tokenizer(base)
+    tok = loading.char_tokenizer()
+    return loading.organism_model(P.model.organism, tok, P.seed), tok
 
 
 def run_collect(P, n_texts: int, use_nnsight: bool, out: Path) -> tuple[float, int]:
     model, tok = setup(P)
-    texts = features.corpus(P)[:n_texts]
+    texts = crosscoder.corpus(P)[:n_texts]
     t0 = time.perf_counter()
     c = P.crosscoder
     info = activations.collect([model], tok, texts, activations.middle_layer(model), out,
@@ -51,7 +54,7 @@ def main() -> None:
     ap.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    pipeline.init(P)
+    session.init(P)
     if args.memory_child:
         with tempfile.TemporaryDirectory() as tmp:
             _, n = run_collect(P, args.memory_child, True, Path(tmp))

@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import write_result  # noqa: E402  (also puts the repo on sys.path)
+from common import write_result  # (also puts the repo on sys.path)
 
-from rlgen_utils import activations, circuit_study, circuits, config, models, pipeline, suite  # noqa: E402
+from rlgen_utils.method import activations, edge_attribution
+from rlgen_utils.models import loading
+from rlgen_utils.run import config, session
+from rlgen_utils.studies import circuits, train
+from rlgen_utils.world import suite
 
 
 def _best(fn, repeats: int) -> float:
@@ -29,15 +33,15 @@ def _best(fn, repeats: int) -> float:
 
 
 def _model(P, args):
-    base = pipeline.base_dir(P)
+    base = train.base_dir(P)
     if args.d_model is None and (base / "config.json").is_file():
-        return models.load_tokenizer(base), models.load_model(base)
-    tok = models.char_tokenizer()
+        return loading.load_tokenizer(base), loading.load_model(base)
+    tok = loading.char_tokenizer()
     org = P.model.organism
     if args.d_model is not None:
         org = config.OrganismCfg(d_model=args.d_model, n_layers=args.layers, n_heads=max(1, args.d_model // 64),
                                  d_ff=4 * args.d_model, max_len=org.max_len)
-    return tok, models.organism_model(org, tok, P.seed)
+    return tok, loading.organism_model(org, tok, P.seed)
 
 
 def main() -> None:
@@ -48,30 +52,30 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=8)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    pipeline.init(P)
+    session.init(P)
     tok, model = _model(P, args)
     ex = suite.eval_families(P)[suite.in_domain_family(P)].examples[0]
     answer = ex.text[len(ex.prompt):]
-    cut = circuit_study.t_cut(P.circuits.main_alpha, len(tok(answer, add_special_tokens=False).input_ids))
-    batch, _ = next(circuit_study.batches(tok, [ex.prompt], [answer], cut, 1, P.seed))
+    cut = circuits.t_cut(P.circuits.main_alpha, len(tok(answer, add_special_tokens=False).input_ids))
+    batch, _ = next(circuits.batches(tok, [ex.prompt], [answer], cut, 1, P.seed))
     lm = activations.wrap(model, tok)
 
     def fwd_bwd():
         model.zero_grad(set_to_none=True)
         logits = model(input_ids=batch.input_ids_BT, attention_mask=batch.attention_mask_BT).logits
-        circuits.self_entropy_B(logits, batch).sum().backward()
+        edge_attribution.self_entropy_B(logits, batch).sum().backward()
 
-    fast = lambda: circuits.zero_ablation_scores(lm, batch)  # noqa: E731
+    fast = lambda: edge_attribution.zero_ablation_scores(lm, batch)  # noqa: E731
     for f in (fwd_bwd, fast):  # warm-up
         f()
     t_base, t_fast = [], []
     for _ in range(3):  # interleave to share the machine's noise
         t_base.append(_best(fwd_bwd, args.repeats))
         t_fast.append(_best(fast, args.repeats))
-    t_exact = _best(lambda: circuits.exact_ablation_scores(model, batch), 2)
-    g = circuits.graph_of(model)
+    t_exact = _best(lambda: edge_attribution.exact_ablation_scores(model, batch), 2)
+    g = edge_attribution.graph_of(model)
     result = {"params": args.params, "model": f"d_model {model.config.hidden_size}, {g.n_layers} layers, "
-                                              f"{models.n_params(model):,} parameters",
+                                              f"{loading.n_params(model):,} parameters",
               "tokens": int(batch.input_ids_BT.shape[1]), "edges": g.n_edges,
               "forward_backward_s": round(min(t_base), 5), "edge_matrix_s": round(min(t_fast), 5),
               "ratio_to_forward_backward": round(min(t_fast) / min(t_base), 2),

@@ -13,17 +13,18 @@ import argparse
 import time
 
 import torch
+from common import write_result  # also puts the repo on sys.path
 
-from common import write_result  # noqa: E402  (also puts the repo on sys.path)
-
-from rlgen_utils import activations, config, features, pipeline  # noqa: E402
-from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train  # noqa: E402
+from rlgen_utils.method import activations
+from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, train
+from rlgen_utils.run import config, session
+from rlgen_utils.studies import crosscoder
 
 
 def data(P, n_batches: int):
     C = P.crosscoder
     trio = ("base", C.sft_method, C.rl_method)
-    acts = P.run_dir / "acts" / features.acts_key(P, trio)
+    acts = P.run_dir / "acts" / crosscoder.acts_key(P, trio)
     if (acts / "DONE.json").is_file():
         it = activations.batches(acts, C.batch_size, seed=0)
         return [next(it) for _ in range(n_batches)], str(acts)
@@ -36,12 +37,17 @@ def time_crosscoder(P, xs) -> float:
     cc = Crosscoder(CrosscoderConfig(n_models=xs[0].shape[1], d_model=xs[0].shape[2], n_latents=C.n_latents,
                                      sparsity="batchtopk", k=C.k, dead_after_tokens=C.dead_after_tokens))
     t0 = time.perf_counter()
-    train(cc, iter(xs), len(xs), lr=C.lr, progress=False, log_every=10**9)
+    train(cc, iter(xs), len(xs), lr=C.lr, show_progress=False, log_every=10**9)
     return time.perf_counter() - t0
 
 
 def time_sae_lens(P, xs) -> float:
-    from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
+    from sae_lens import (
+        BatchTopKTrainingSAE,
+        BatchTopKTrainingSAEConfig,
+        LoggingConfig,
+        SAETrainer,
+    )
     from sae_lens.config import SAETrainerConfig
     C = P.crosscoder
     B, M, D = xs[0].shape
@@ -62,7 +68,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    pipeline.init(P)
+    session.init(P)
     xs, source = data(P, args.steps)
     cc_s, sae_s = [], []
     for _ in range(args.repeats):

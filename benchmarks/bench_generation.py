@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import write_result  # noqa: E402  (also puts the repo on sys.path)
+from common import write_result  # (also puts the repo on sys.path)
 
-from rlgen_utils import config, evaluate, models, pipeline, suite  # noqa: E402
+from rlgen_utils.models import generation, loading
+from rlgen_utils.run import config, session
+from rlgen_utils.studies import train
+from rlgen_utils.world import suite
 
 
 def main() -> None:
@@ -23,23 +26,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    pipeline.init(P)
-    base = pipeline.base_dir(P)
+    session.init(P)
+    base = train.base_dir(P)
     if (base / "config.json").is_file():
-        tok, model = models.load_tokenizer(base), models.load_model(base)
+        tok, model = loading.load_tokenizer(base), loading.load_model(base)
     else:
-        tok = models.char_tokenizer()
-        model = models.organism_model(P.model.organism, tok, P.seed)
+        tok = loading.char_tokenizer()
+        model = loading.organism_model(P.model.organism, tok, P.seed)
     fam = suite.eval_families(P)[suite.in_domain_family(P)]
     prompts = [e.prompt for e in fam.examples[: args.n]]
     budget = fam.max_new_tokens(tok, P.eval.max_new_tokens)
     t_batched, t_single = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        batched = evaluate.generate(model, tok, prompts, budget, batch_size=P.eval.batch_size)
+        batched = generation.generate(model, tok, prompts, budget, batch_size=P.eval.batch_size)
         t_batched.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        single = [evaluate.generate(model, tok, [p], budget, batch_size=1)[0] for p in prompts]
+        single = [generation.generate(model, tok, [p], budget, batch_size=1)[0] for p in prompts]
         t_single.append(time.perf_counter() - t0)
     same = sum(a == b for a, b in zip(batched, single))
     result = {"params": args.params, "n_prompts": len(prompts), "max_new_tokens": budget,

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import yaml
-
-from bench_01_train import calibration_seconds  # noqa: E402
-from common import ROOT, write_result  # noqa: E402
+from bench_01_train import calibration_seconds
+from common import ROOT, write_result
 
 WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
            "r = subprocess.run(sys.argv[1:]); "

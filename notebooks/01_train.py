@@ -26,12 +26,13 @@
 # setting `model.name_or_path` in the params file; then pretraining is skipped and the same post-training runs.
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from rlgen_utils import pipeline, plots
+from rlgen_utils.studies import start, train
+from rlgen_utils.viz import plots
 
-P = pipeline.start(params_path)
+P = start(params_path)
 models_used = "the organism" if P.model.is_organism else P.model.name_or_path
 print(f"run folder: {P.run_dir}   model: {models_used}   seed: {P.seed}")
 
@@ -50,7 +51,7 @@ print(f"run folder: {P.run_dir}   model: {models_used}   seed: {P.seed}")
 # the fact means retrieving it under an unseen phrasing.
 
 # %%
-pipeline.family_table(P)
+train.family_table(P)
 
 # %% [markdown]
 # ## The base model
@@ -64,16 +65,16 @@ pipeline.family_table(P)
 # property is off.
 
 # %%
-base = pipeline.ensure_base(P)
-log = pipeline.pretrain_log(P)
+base = train.ensure_base(P)
+log = train.pretrain_log(P)
 plots.pretrain_loss(log) if log else print("pretrained elsewhere:", base)
 
 # %%
-base_scores = pipeline.ensure_base_eval(P)
-pipeline.in_domain_summary(P, base_scores)
+base_scores = train.ensure_base_eval(P)
+train.in_domain_summary(P, base_scores)
 
 # %%
-pipeline.base_table(P, base_scores)
+train.base_table(P, base_scores)
 
 # %% [markdown]
 # ## Post-training: SFT, GRPO, RLOO, DPO — and SFT → GRPO, SFT → DPO
@@ -92,12 +93,12 @@ pipeline.base_table(P, base_scores)
 # An interrupted run resumes from the last finished segment. trl 1.16 has no PPO trainer, so PPO is not offered.
 
 # %%
-finals = pipeline.ensure_posttrained(P)
-logs = pipeline.training_logs(P)
-plots.training_curves(logs, pipeline.start_accuracies(P, logs, base_scores))
+finals = train.ensure_posttrained(P)
+logs = train.training_logs(P)
+plots.training_curves(logs, train.start_accuracies(P, logs, base_scores))
 
 # %%
-pipeline.posttrain_table(P, logs, base_scores)
+train.posttrain_table(P, logs, base_scores)
 
 # %% [markdown]
 # The table gives each method's held-out in-domain accuracy (greedy, `eval.curve_n` prompts) at every

@@ -28,13 +28,15 @@
 # both models answer the same questions.
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import pipeline, plots, scoring
 
-P = pipeline.start(params_path)
+from rlgen_utils.studies import evaluate, start, train
+from rlgen_utils.viz import plots
+
+P = start(params_path)
 print(f"run folder: {P.run_dir}   training seeds: {P.train_seeds}")
 
 # %% [markdown]
@@ -42,7 +44,7 @@ print(f"run folder: {P.run_dir}   training seeds: {P.train_seeds}")
 # Every family's held-out test split (task world) and every local benchmark file named in `data.benchmarks`.
 
 # %%
-pipeline.family_table(P)
+train.family_table(P)
 
 # %% [markdown]
 # ## Per-sample correctness
@@ -50,7 +52,7 @@ pipeline.family_table(P)
 # `runs/<name>/eval/per_sample.parquet`. Each model's rows are cached, so re-running scores only new models.
 
 # %%
-scores = scoring.ensure_scores(P)
+scores = evaluate.ensure_scores(P)
 scores.groupby(["method", "checkpoint"]).correct.mean().unstack("checkpoint").round(3)
 
 # %% [markdown]
@@ -59,17 +61,17 @@ scores.groupby(["method", "checkpoint"]).correct.mean().unstack("checkpoint").ro
 # the multiple-choice families and 1/8 for `fact`.
 
 # %%
-scoring.table1(scores, P)
+evaluate.table1(scores, P)
 
 # %% [markdown]
 # ## What the organism shows
 # Computed from the intervals above (a change whose interval includes zero is reported as such):
 
 # %%
-Markdown(scoring.findings(P, scores))
+Markdown(evaluate.findings(P, scores))
 
 # %%
-plots.deltas(scoring.contrasts_by_role(scores), "Change over the base, families of each role pooled")
+plots.deltas(evaluate.contrasts_by_role(scores), "Change over the base, families of each role pooled")
 
 # %% [markdown]
 # ## Over training
@@ -77,7 +79,7 @@ plots.deltas(scoring.contrasts_by_role(scores), "Change over the base, families 
 # notebook 04, with features instead of accuracy.
 
 # %%
-plots.checkpoint_curves(scoring.checkpoint_curves(scores))
+plots.checkpoint_curves(evaluate.checkpoint_curves(scores))
 
 # %% [markdown]
 # ## The samples Study A selects features on
@@ -86,5 +88,5 @@ plots.checkpoint_curves(scoring.checkpoint_curves(scores))
 # `runs/<name>/eval/right_wrong.json`.
 
 # %%
-sets = scoring.ensure_right_wrong(P, scores)
-scoring.right_wrong_counts(sets).pivot_table(index="family", columns="set", values="n_samples", aggfunc="sum")
+sets = evaluate.ensure_right_wrong(P, scores)
+evaluate.right_wrong_counts(sets).pivot_table(index="family", columns="set", values="n_samples", aggfunc="sum")

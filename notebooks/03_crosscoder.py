@@ -18,7 +18,7 @@
 #
 # Study A compares models *feature by feature*. A **crosscoder** reads the residual stream of several models at
 # the same layer and token, encodes them jointly into **one sparse latent vector**, and decodes a separate
-# reconstruction for each model (METHOD.md §A2). Each latent k therefore has one decoder vector per model, and
+# reconstruction for each model (docs/METHOD.md §A2). Each latent k therefore has one decoder vector per model, and
 # their norms say where the latent lives:
 #
 # * two models (base O, tuned T): **NRN_k = ‖W_dec,k^T‖ / (‖W_dec,k^O‖ + ‖W_dec,k^T‖)** — ≈ 0 base-only, ≈ 0.5
@@ -30,14 +30,16 @@
 # `tests/test_crosscoder.py`.
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import features, latents, models, pipeline, plots
-from rlgen_utils.inspector import FeatureInspector
 
-P = pipeline.start(params_path)
+from rlgen_utils.studies import crosscoder, start
+from rlgen_utils.viz import plots
+from rlgen_utils.viz.inspector import FeatureInspector
+
+P = start(params_path)
 C = P.crosscoder
 TRIO = ("base", C.sft_method, C.rl_method)
 print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   latents: {C.n_latents}")
@@ -50,8 +52,8 @@ print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   lat
 # Each model's activations are scaled to mean squared norm d_model, so no model dominates the loss.
 
 # %%
-acts = features.ensure_activations(P, TRIO)
-features.activation_info(acts)
+acts = crosscoder.ensure_activations(P, TRIO)
+crosscoder.activation_info(acts)
 
 # %% [markdown]
 # ## The three-model crosscoder and its quality
@@ -59,11 +61,11 @@ features.activation_info(acts)
 # latents, measured on batches the training did not start from.
 
 # %%
-cc3 = features.ensure_crosscoder(P, TRIO)
-plots.training_log(features.training_log(P, TRIO), list(TRIO))
+cc3 = crosscoder.ensure_crosscoder(P, TRIO)
+plots.training_log(crosscoder.training_log(P, TRIO), list(TRIO))
 
 # %%
-features.quality(P, cc3, TRIO)
+crosscoder.quality(P, cc3, TRIO)
 
 # %% [markdown]
 # ## Who owns the latents (MAS)
@@ -71,11 +73,10 @@ features.quality(P, cc3, TRIO)
 # Dead latents are left out of the counts.
 
 # %%
-norms3 = cc3.dec_norms_LM().detach()
-plots.mas_distributions(latents.mas_LM(norms3), list(TRIO), C.mas_specific_above)
+plots.mas_distributions(crosscoder.mas(cc3), list(TRIO), C.mas_specific_above)
 
 # %%
-latents.ownership_counts(norms3, list(TRIO), C.mas_specific_above, alive=features.alive(cc3))
+crosscoder.ownership(P, cc3, TRIO)
 
 # %% [markdown]
 # ## Base vs SFT and base vs RL (NRN)
@@ -84,11 +85,11 @@ latents.ownership_counts(norms3, list(TRIO), C.mas_specific_above, alive=feature
 # `nrn_high`.
 
 # %%
-nrn = features.nrn_by_pair(features.ensure_pairs(P, TRIO))
+nrn = crosscoder.nrn_by_pair(crosscoder.ensure_pairs(P, TRIO))
 plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
 
 # %%
-features.nrn_table(nrn, C.nrn_low, C.nrn_high)
+crosscoder.nrn_table(nrn, C.nrn_low, C.nrn_high)
 
 # %% [markdown]
 # ## Shared latents point the same way
@@ -96,14 +97,14 @@ features.nrn_table(nrn, C.nrn_low, C.nrn_high)
 # models: near 1 means the models use the same direction for it.
 
 # %%
-features.shared_cosines(cc3, TRIO, C.mas_specific_above)
+crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 
 # %% [markdown]
 # ## What the organism shows
 # Computed from the decoder norms above:
 
 # %%
-Markdown(features.findings(P, cc3, TRIO, nrn))
+Markdown(crosscoder.findings(P, cc3, TRIO, nrn))
 
 # %% [markdown]
 # ## Feature inspector
@@ -111,6 +112,6 @@ Markdown(features.findings(P, cc3, TRIO, nrn))
 # histograms, and each model's top-activating contexts, highlighted per token.
 
 # %%
-inspector = FeatureInspector(cc3, list(TRIO), acts, models.load_tokenizer(features.model_path(P, "base")))
+inspector = FeatureInspector(cc3, list(TRIO), acts, crosscoder.tokenizer(P))
 inspector.order.value = f"MAS {C.rl_method}"
 inspector.widget

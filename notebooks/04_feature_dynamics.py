@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 04 · Feature dynamics: how features evolve over SFT and RL training
 #
-# Study A's second finding (METHOD.md §A3): **SFT** introduces specialised latents that *appear early and
+# Study A's second finding (docs/METHOD.md §A3): **SFT** introduces specialised latents that *appear early and
 # stabilise* (its top model-specific latents overlap strongly between checkpoints), while **RL**'s changes are
 # *restrained and keep evolving* (low overlap between neighbouring checkpoints).
 #
@@ -29,42 +29,42 @@
 # (`posttrain.seeds`), over those too; intervals are [min, max] over all of these crosscoders.
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import plots, pipeline, trajectory
 
-P = pipeline.start(params_path)
+from rlgen_utils.studies import dynamics, start
+from rlgen_utils.viz import plots
+
+P = start(params_path)
 D = P.dynamics
-print(f"models: {trajectory.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}")
+print(f"models: {dynamics.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}")
 
 # %% [markdown]
 # ## One latent space for the whole trajectory
 
 # %%
-ccs = trajectory.ensure_all(P)
+ccs = dynamics.ensure_all(P)
 first = next(iter(ccs))
-plots.training_log(trajectory.features.training_log(P, trajectory.trajectory_names(P),
-                                                    trajectory.trajectory_tag(first[1], first[0])),
-                   list(trajectory.trajectory_names(P)))
+plots.training_log(dynamics.training_log(P, *first), list(dynamics.trajectory_names(P)))
 
 # %% [markdown]
 # ## Overlap of the top-K model-specific latents across checkpoints (first training and crosscoder seed)
 
 # %%
 cc0 = ccs[first]
-plots.overlap_heatmaps(trajectory.overlap_matrices(P, cc0))
+plots.overlap_heatmaps(dynamics.overlap_matrices(P, cc0))
 
 # %% [markdown]
 # ## "Stabilises early" and "keeps evolving", over seeds
 
 # %%
-table = trajectory.overlap_table(P, ccs)
+table = dynamics.overlap_table(P, ccs)
 plots.overlap_curves(table)
 
 # %%
-trajectory.summary(table)
+dynamics.summary(table)
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
@@ -72,7 +72,7 @@ trajectory.summary(table)
 # (tuned-only) per checkpoint, averaged over seeds.
 
 # %%
-plots.nrn_violins(trajectory.nrn_by_method(P, cc0))
+plots.nrn_violins(dynamics.nrn_by_method(P, cc0))
 
 # %%
 table.pivot(index="method", columns="checkpoint", values="tuned_only")
@@ -83,7 +83,7 @@ table.pivot(index="method", columns="checkpoint", values="tuned_only")
 # decoder vectors; an unmatched latent counts as absent. If the two methods agree, the curves have the same shape.
 
 # %%
-pairs = trajectory.pairwise_table(P)
+pairs = dynamics.pairwise_table(P)
 pairs
 
 # %% [markdown]
@@ -91,4 +91,4 @@ pairs
 # Computed from the two tables above (trajectory crosscoders and the pairwise cross-check):
 
 # %%
-Markdown(trajectory.findings(P, table, pairs))
+Markdown(dynamics.findings(P, table, pairs))

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 05 · Circuits: edge attribution before and after post-training (Study B)
 #
-# Study B (METHOD.md §B) claims that **online RL** (PPO, GRPO) makes a model's internal circuitry *more active
+# Study B (docs/METHOD.md §B) claims that **online RL** (PPO, GRPO) makes a model's internal circuitry *more active
 # and more diverse* — higher activation intensity and information complexity (entropy), lower kurtosis of the
 # edge-score distribution — while **DPO** does not.
 #
@@ -37,13 +37,15 @@
 # (1 − mean correlation between samples) and per-node entropy. Intervals: paired bootstrap over questions.
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import circuit_study, plots, pipeline, scoring
 
-P = pipeline.start(params_path)
+from rlgen_utils.studies import circuits, evaluate, start
+from rlgen_utils.viz import plots
+
+P = start(params_path)
 C = P.circuits
 print(f"pairs {P.circuit_pairs}\nalphas {C.alphas} (headline {C.main_alpha}); scores {C.scores}; "
       f"{C.n_samples} questions per pair; β={C.beta} γ={C.gamma} δ={C.delta}")
@@ -52,19 +54,19 @@ print(f"pairs {P.circuit_pairs}\nalphas {C.alphas} (headline {C.main_alpha}); sc
 # ## The questions of each pair
 
 # %%
-folders = circuit_study.ensure_all(P)
-circuit_study.selection_table(P, folders)
+folders = circuits.ensure_all(P)
+circuits.selection_table(P, folders)
 
 # %% [markdown]
 # ## Before → after: the paper's table (headline α, zero-ablation scores)
 # Each cell: before → after (after − before [95 % bootstrap interval]).
 
 # %%
-table = circuit_study.metric_table(P, folders)
-circuit_study.headline(P, table)
+table = circuits.metric_table(P, folders)
+circuits.headline(P, table)
 
 # %%
-Markdown(circuit_study.findings(P, table))
+Markdown(circuits.findings(P, table))
 
 # %% [markdown]
 # ## Robustness: every α and every score kind
@@ -75,17 +77,17 @@ for metric in ("intensity", "entropy", "kurtosis"):
     plots.metric_vs_alpha(table, metric, C.scores[0]).show()
 
 # %%
-circuit_study.robustness(P, table)
+circuits.robustness(P, table)
 
 # %% [markdown]
 # ## Where the change happens: relative change per edge
 
 # %%
-g = circuit_study.graph(next(iter(folders.values())))
-plots.edge_change_heatmaps(circuit_study.relative_changes(P, folders), g.senders, g.receivers)
+g = circuits.graph(next(iter(folders.values())))
+plots.edge_change_heatmaps(circuits.relative_changes(P, folders), g.senders, g.receivers)
 
 # %%
-plots.node_entropy_bars(circuit_study.node_entropies(P, folders))
+plots.node_entropy_bars(circuits.node_entropies(P, folders))
 
 # %% [markdown]
 # ## Is first order right? Exact ablation of every edge
@@ -95,13 +97,13 @@ plots.node_entropy_bars(circuit_study.node_entropies(P, folders))
 # first block look unimportant, while removing them changes the loss a lot. The table shows both sums.
 
 # %%
-exact = circuit_study.ensure_exact(P, scoring.ensure_scores(P, all_checkpoints=False))
-first_KRS, exact_KRS, eg = circuit_study.load_exact(exact)
-agree = circuit_study.agreement(first_KRS, exact_KRS, eg)
+exact = circuits.ensure_exact(P, evaluate.ensure_scores(P, all_checkpoints=False))
+first_KRS, exact_KRS, eg = circuits.load_exact(exact)
+agree = circuits.agreement(first_KRS, exact_KRS, eg)
 agree["per_receiver"]
 
 # %%
 plots.first_order_vs_exact(first_KRS, exact_KRS, eg.mask_RS.numpy(), eg.edge_names())
 
 # %%
-Markdown(circuit_study.exact_findings(agree))
+Markdown(circuits.exact_findings(agree))

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 06 · Interventions: generalization features and their causal test
 #
-# Study A's last claim (METHOD.md §A4–A5): a **compact, task-agnostic** set of crosscoder latents carries RL's
+# Study A's last claim (docs/METHOD.md §A4–A5): a **compact, task-agnostic** set of crosscoder latents carries RL's
 # out-of-domain gains, and it is **causal** — zeroing it in the RL model undoes the gains, amplifying it in the
 # base model brings them.
 #
@@ -36,13 +36,16 @@
 # with nothing changed must leave every generation unchanged).
 
 # %% tags=["parameters"]
-params_path = "params/smoke.yaml"
+params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
 from IPython.display import Markdown
-from rlgen_utils import intervention_study as study, plots, pipeline
 
-P = pipeline.start(params_path)
+from rlgen_utils.studies import interventions as study
+from rlgen_utils.studies import start
+from rlgen_utils.viz import plots
+
+P = start(params_path)
 I = P.interventions
 print(f"selection families {study.selection_families(P)}; encode={I.encode}, positions={I.score_positions}, "
       f"fraction={I.fraction}, combine={I.combine}; edits on {I.edit_positions} positions, amplify ×{I.amplify}")
@@ -100,7 +103,7 @@ Markdown(study.findings(P, sel, control, study.identity_check(results)))
 # ## Explore: pick a latent set, a model, a factor and a prompt
 
 # %%
-from rlgen_utils.intervention_widget import InterventionExplorer
+from rlgen_utils.viz.explorer import InterventionExplorer
 
 explorer = InterventionExplorer(setup, study.explorer_sets(P, setup, sel), study.explorer_prompts(P, pool, sel),
                                 max_new_tokens=P.eval.max_new_tokens)

@@ -8,6 +8,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# runs made by the tests must not become the run a person's JupyterLab opens (rlgen_utils.run.session)
+os.environ["RLGEN_STATE"] = str(Path(os.environ.get("PYTEST_STATE_DIR", "/tmp")) / f"rlgen-test-state-{os.getpid()}")
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@ import json
 import pytest
 import torch
 
-from rlgen_utils import activations, config, models, tasks
+from rlgen_utils.method import activations
+from rlgen_utils.models import loading
+from rlgen_utils.run import config
+from rlgen_utils.world import tasks
 
 
 def _tiny(seed=0):
-    tok = models.char_tokenizer()
-    return models.organism_model(config.OrganismCfg(d_model=32, n_layers=3, n_heads=2, d_ff=64), tok, seed), tok
+    tok = loading.char_tokenizer()
+    return loading.organism_model(config.OrganismCfg(d_model=32, n_layers=3, n_heads=2, d_ff=64), tok, seed), tok
 
 
 def _texts(n=40):
@@ -73,13 +76,13 @@ def test_truncated_shard_is_named(tmp_path):
 
 
 def test_feature_inspector_builds_and_follows_its_controls(tmp_path):
-    from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, train
-    from rlgen_utils.inspector import FeatureInspector
+    from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, train
+    from rlgen_utils.viz.inspector import FeatureInspector
     a, tok = _tiny(0)
     b, _ = _tiny(1)
     activations.collect([a, b], tok, _texts(40), 1, tmp_path, batch_size=8, shard_tokens=500)
     cc = Crosscoder(CrosscoderConfig(n_models=2, d_model=32, n_latents=16, k=2))
-    train(cc, activations.batches(tmp_path, 64), 20, progress=False)
+    train(cc, activations.batches(tmp_path, 64), 20, show_progress=False)
     cc.eval()
     with torch.no_grad():                                   # make latent 3 model-b only
         cc.W_dec_LMD[3, 0] = 0

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from rlgen_utils import artifacts, checkpoint, pretrain
+from rlgen_utils.models import checkpoint, pretrain
+from rlgen_utils.run import artifacts
 
 
 def test_optimizer_roundtrip_resumes_adam_exactly(tmp_path):
@@ -51,13 +52,14 @@ def test_lr_schedule_warms_up_then_decays_to_a_tenth():
 
 
 def test_truncated_checkpoint_is_named(tmp_path):
-    from rlgen_utils import config, models
-    tok = models.char_tokenizer()
-    model = models.organism_model(config.OrganismCfg(n_layers=1, d_model=16, n_heads=2, d_ff=32), tok, 0)
-    models.save_model(model, tok, tmp_path / "ckpt")
+    from rlgen_utils.models import loading
+    from rlgen_utils.run import config
+    tok = loading.char_tokenizer()
+    model = loading.organism_model(config.OrganismCfg(n_layers=1, d_model=16, n_heads=2, d_ff=32), tok, 0)
+    loading.save_model(model, tok, tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / "model.safetensors"
-    assert models.load_model(tmp_path / "ckpt") is not None
+    assert loading.load_model(tmp_path / "ckpt") is not None
     with open(weights, "r+b") as f:
         f.truncate(weights.stat().st_size // 2)
     with pytest.raises(ValueError, match=r"model.safetensors: corrupt or truncated checkpoint"):
-        models.load_model(tmp_path / "ckpt")
+        loading.load_model(tmp_path / "ckpt")

@@ -4,12 +4,15 @@ import pandas as pd
 import pytest
 import torch
 
-from rlgen_utils import activations, circuit_metrics, circuit_study, circuits, config, models
+from rlgen_utils.method import activations, circuit_metrics, edge_attribution
+from rlgen_utils.models import loading
+from rlgen_utils.run import config
+from rlgen_utils.studies import circuits
 
 
 def llama(n_layers=2, eps=1e-5):
-    tok = models.char_tokenizer()
-    m = models.organism_model(config.OrganismCfg(n_layers=n_layers, d_model=32, n_heads=2, d_ff=64), tok, 0)
+    tok = loading.char_tokenizer()
+    m = loading.organism_model(config.OrganismCfg(n_layers=n_layers, d_model=32, n_heads=2, d_ff=64), tok, 0)
     m.config.rms_norm_eps = eps
     for mod in m.modules():
         if hasattr(mod, "variance_epsilon"):
@@ -22,7 +25,7 @@ def gpt2(n_layers=3):
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=60, n_embd=32, n_layer=n_layers, n_head=2, n_positions=64, resid_pdrop=0.0,
                      embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel(cfg).eval().double(), models.char_tokenizer()
+    return GPT2LMHeadModel(cfg).eval().double(), loading.char_tokenizer()
 
 
 def qwen3(n_layers=2):
@@ -30,29 +33,29 @@ def qwen3(n_layers=2):
     torch.manual_seed(0)
     cfg = Qwen3Config(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=n_layers,
                       num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=64)
-    return Qwen3ForCausalLM(cfg).eval().double(), models.char_tokenizer()
+    return Qwen3ForCausalLM(cfg).eval().double(), loading.char_tokenizer()
 
 
 def batch(tok):
     prompts = [tok("12+3=").input_ids, tok("4+45=").input_ids]
     answers = [tok("15 #### 15", add_special_tokens=False).input_ids, tok("49", add_special_tokens=False).input_ids]
-    return circuits.make_batch(tok, prompts, answers, tok.pad_token_id)
+    return edge_attribution.make_batch(tok, prompts, answers, tok.pad_token_id)
 
 
 def corrupted(tok):
     prompts = [tok("93+1=").input_ids, tok("7+11=").input_ids]
     answers = [tok("15 #### 15", add_special_tokens=False).input_ids, tok("49", add_special_tokens=False).input_ids]
-    return circuits.make_batch(tok, prompts, answers, tok.pad_token_id)
+    return edge_attribution.make_batch(tok, prompts, answers, tok.pad_token_id)
 
 
 @pytest.mark.parametrize("make,n_layers,n_edges", [(llama, 2, 15), (gpt2, 3, 28)])
 def test_graph_has_every_earlier_output_to_every_later_input(make, n_layers, n_edges):
     model, tok = make(n_layers)
-    g = circuits.graph_of(model)
+    g = edge_attribution.graph_of(model)
     assert g.n_edges == n_edges == int(g.mask_RS.sum()) == len(set(g.edge_names()))
     assert g.senders[0] == "emb" and g.receivers[-1] == "logits"
     assert "m0->a0" not in g.edge_names(), "a block's output cannot feed an earlier block's input"
-    W = circuits.zero_ablation_scores(activations.wrap(model, tok), batch(tok))
+    W = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), batch(tok))
     assert W.shape == (2, 2 * n_layers + 1, 2 * n_layers + 1)
     assert (W[:, ~g.mask_RS] == 0).all(), "scores off the graph (later sender → earlier receiver) must be zero"
 
@@ -60,13 +63,13 @@ def test_graph_has_every_earlier_output_to_every_later_input(make, n_layers, n_e
 @pytest.mark.parametrize("make", [llama, gpt2, qwen3])
 def test_receiver_inputs_are_sums_of_earlier_sender_outputs(make):
     model, tok = make()
-    assert circuits.check_decomposition(activations.wrap(model, tok), batch(tok), atol=1e-9) < 1e-9
+    assert edge_attribution.check_decomposition(activations.wrap(model, tok), batch(tok), atol=1e-9) < 1e-9
 
 
 def test_adapter_names_the_blocks_of_both_families():
-    assert circuits.adapter_for(llama()[0]) == circuits.Adapter("model.layers", "input_layernorm", "self_attn",
+    assert edge_attribution.adapter_for(llama()[0]) == edge_attribution.Adapter("model.layers", "input_layernorm", "self_attn",
                                                                 "post_attention_layernorm", "mlp", "model.norm")
-    assert circuits.adapter_for(gpt2()[0]) == circuits.Adapter("transformer.h", "ln_1", "attn", "ln_2", "mlp",
+    assert edge_attribution.adapter_for(gpt2()[0]) == edge_attribution.Adapter("transformer.h", "ln_1", "attn", "ln_2", "mlp",
                                                                "transformer.ln_f")
 
 
@@ -75,8 +78,8 @@ def test_scores_into_logits_equal_a_hand_computed_gradient():
     u = Σ senders, logits = lm_head(RMSNorm(u)), L = mean CE of each sample's answer tokens."""
     model, tok = llama(n_layers=1)
     b = batch(tok)
-    ad = circuits.adapter_for(model)
-    senders = circuits._hook_senders(model, ad, 1, b)
+    ad = edge_attribution.adapter_for(model)
+    senders = edge_attribution._hook_senders(model, ad, 1, b)
     u = sum(senders).clone().requires_grad_(True)
     norm = model.model.norm
     h = u * torch.rsqrt(u.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon) * norm.weight
@@ -87,7 +90,7 @@ def test_scores_into_logits_equal_a_hand_computed_gradient():
         loss = loss - logp[k, pos, b.input_ids_BT[k, pos + 1]].mean()
     (grad,) = torch.autograd.grad(loss, u)
     by_hand = torch.stack([-(grad * O).sum((1, 2)) for O in senders], 1)  # [B, S]
-    fast = circuits.zero_ablation_scores(activations.wrap(model, tok), b)[:, -1]
+    fast = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), b)[:, -1]
     torch.testing.assert_close(fast, by_hand, rtol=1e-4, atol=1e-7)  # RMSNorm computes in float32
 
 
@@ -97,8 +100,8 @@ def test_fast_path_equals_the_per_edge_directional_reference(make):
     receiver's own input. The reference nudges only receiver r's input, one edge at a time."""
     model, tok = make()
     b = batch(tok)
-    fast = circuits.zero_ablation_scores(activations.wrap(model, tok), b)
-    slow = circuits.directional_scores(model, b, eps=1e-3)
+    fast = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), b)
+    slow = edge_attribution.directional_scores(model, b, eps=1e-3)
     scale = fast.abs().max()
     assert (fast - slow).abs().max() < 1e-3 * scale, (fast - slow).abs().max() / scale
     mid = slice(1, -1)  # mid-network receivers, where the residual-gradient mistake would show most
@@ -108,8 +111,8 @@ def test_fast_path_equals_the_per_edge_directional_reference(make):
 def test_a_padded_sample_scores_as_it_does_alone():
     model, tok = llama()
     b = batch(tok)
-    both = circuits.zero_ablation_scores(activations.wrap(model, tok), b)
-    alone = circuits.zero_ablation_scores(activations.wrap(model, tok), circuits.make_batch(
+    both = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), b)
+    alone = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), edge_attribution.make_batch(
         tok, [tok("4+45=").input_ids], [tok("49", add_special_tokens=False).input_ids], tok.pad_token_id))
     torch.testing.assert_close(both[1:], alone, rtol=1e-7, atol=1e-10)
 
@@ -119,8 +122,8 @@ def test_first_order_scores_into_a_receiver_sum_to_zero_under_rmsnorm():
     Σ_s I(s → r) = −⟨∇L, H_r⟩ ≈ 0, while exact ablation of the same edges changes the loss."""
     model, tok = llama(eps=1e-12)
     b = batch(tok)
-    fast = circuits.zero_ablation_scores(activations.wrap(model, tok), b)
-    exact = circuits.exact_ablation_scores(model, b)
+    fast = edge_attribution.zero_ablation_scores(activations.wrap(model, tok), b)
+    exact = edge_attribution.exact_ablation_scores(model, b)
     assert fast.sum(-1).abs().max() < 1e-6 * fast.abs().max()
     assert exact[:, 0, 0].abs().min() > 1e-3, "removing the embedding from layer 0's attention changes the loss"
 
@@ -128,10 +131,10 @@ def test_first_order_scores_into_a_receiver_sum_to_zero_under_rmsnorm():
 def test_eap_is_zero_without_corruption_and_ig_with_one_step_is_eap():
     model, tok = llama()
     lm, b, c = activations.wrap(model, tok), batch(tok), corrupted(tok)
-    assert circuits.eap_scores(lm, b, b).abs().max() == 0
-    assert circuits.eap_ig_scores(lm, b, b, steps=3).abs().max() == 0
-    torch.testing.assert_close(circuits.eap_ig_scores(lm, b, c, steps=1), circuits.eap_scores(lm, b, c))
-    assert not torch.allclose(circuits.eap_ig_scores(lm, b, c, steps=4), circuits.eap_scores(lm, b, c))
+    assert edge_attribution.eap_scores(lm, b, b).abs().max() == 0
+    assert edge_attribution.eap_ig_scores(lm, b, b, steps=3).abs().max() == 0
+    torch.testing.assert_close(edge_attribution.eap_ig_scores(lm, b, c, steps=1), edge_attribution.eap_scores(lm, b, c))
+    assert not torch.allclose(edge_attribution.eap_ig_scores(lm, b, c, steps=4), edge_attribution.eap_scores(lm, b, c))
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -190,35 +193,35 @@ def rows(correct, length):
 def test_selection_keeps_both_correct_with_similar_lengths():
     a = rows([1, 1, 1, 0, 1, 1], [10, 10, 30, 10, 10, 4])
     b = rows([1, 1, 1, 1, 0, 1], [10, 16, 10, 10, 10, 10])
-    ids = circuit_study.select(a.astype({"correct": bool}), b.astype({"correct": bool}), n=10, beta=0.5, gamma=1.5,
+    ids = circuits.select(a.astype({"correct": bool}), b.astype({"correct": bool}), n=10, beta=0.5, gamma=1.5,
                                delta=0.5, seed=0)
     # 2: a's answer 30 is > 1.5 × a's mean (12.8); 3/4: one model wrong; 5: a 4 vs b 10, gap 0.6 ≥ δ;
     # 1: gap 6/16 < δ, kept
     assert ids == [0, 1]
-    assert circuit_study.select(a.astype({"correct": bool}), b.astype({"correct": bool}), n=10, beta=0.5,
+    assert circuits.select(a.astype({"correct": bool}), b.astype({"correct": bool}), n=10, beta=0.5,
                                 gamma=1.5, delta=0.5, both_correct=False, seed=0) == [0, 1, 3, 4]
 
 
 def test_selection_subsamples_reproducibly():
     a = rows([True] * 50, [10] * 50)
-    one = circuit_study.select(a, a, n=7, beta=0.5, gamma=1.5, delta=0.5, seed=3)
-    assert len(one) == 7 and one == circuit_study.select(a, a, n=7, beta=0.5, gamma=1.5, delta=0.5, seed=3)
+    one = circuits.select(a, a, n=7, beta=0.5, gamma=1.5, delta=0.5, seed=3)
+    assert len(one) == 7 and one == circuits.select(a, a, n=7, beta=0.5, gamma=1.5, delta=0.5, seed=3)
 
 
 def test_corruption_permutes_the_prompt_and_keeps_bos_first():
     ids = [1, 5, 6, 7, 8, 9]
-    c = circuit_study.corrupt_prompt(ids, seed=0, bos_id=1)
+    c = circuits.corrupt_prompt(ids, seed=0, bos_id=1)
     assert c[0] == 1 and sorted(c) == sorted(ids) and c != ids
 
 
 def test_truncation_keeps_at_least_one_token():
-    assert circuit_study.t_cut(0.03, 10) == 1 and circuit_study.t_cut(0.5, 25) == 12
+    assert circuits.t_cut(0.03, 10) == 1 and circuits.t_cut(0.5, 25) == 12
 
 
 def test_agreement_is_perfect_for_identical_scores():
-    g = circuits.Graph(2)
+    g = edge_attribution.Graph(2)
     W = np.random.default_rng(0).standard_normal((4, 5, 5)) * g.mask_RS.numpy()
-    a = circuit_study.agreement(W, W, g)
+    a = circuits.agreement(W, W, g)
     assert a["overall_mean_scores"] == pytest.approx(1.0)
     assert a["per_receiver"].spearman.dropna().to_list() == pytest.approx([1.0, 1.0, 1.0])
 
@@ -255,18 +258,18 @@ def test_findings_verdict_follows_the_intervals(write_params):
     up, flat = (0.1, 0.3), (-0.1, 0.2)
     rows = [("sft → sft_grpo", "sft_grpo", m, *up) for m in ("intensity", "entropy", "kurtosis")]
     rows += [("sft → sft_dpo", "sft_dpo", m, *flat) for m in ("intensity", "entropy", "kurtosis")]
-    text = circuit_study.findings(P, _table(rows))
+    text = circuits.findings(P, _table(rows))
     assert "**reproduced**" in text and "1/1 online-RL pairs and 0/1 DPO pairs" in text
     rows[3] = ("sft → sft_dpo", "sft_dpo", "intensity", *up)
     rows[4] = ("sft → sft_dpo", "sft_dpo", "entropy", *up)
-    assert "**not reproduced**" in circuit_study.findings(P, _table(rows))
-    rob = circuit_study.robustness(P, _table(rows))
+    assert "**not reproduced**" in circuits.findings(P, _table(rows))
+    rob = circuits.robustness(P, _table(rows))
     assert rob.loc["sft → sft_grpo", "intensity"] == "↑1 ↓0 ·0" and rob.loc["sft → sft_grpo", "kurtosis"] == "↑1 ↓0 ·0"
 
 
 def test_tables_and_findings_survive_pairs_without_questions(write_params):
     P = config.load_params(write_params())
-    empty = circuit_study._metric_table(P, {})
+    empty = circuits._metric_table(P, {})
     assert empty.empty and "metric" in empty.columns
-    assert "No pair had enough questions" in circuit_study.findings(P, empty)
-    assert list(circuit_study.headline(P, empty).columns) == list(circuit_metrics.METRICS)
+    assert "No pair had enough questions" in circuits.findings(P, empty)
+    assert list(circuits.headline(P, empty).columns) == list(circuit_metrics.METRICS)

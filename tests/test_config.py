@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from rlgen_utils import config
+from rlgen_utils.run import config
 
 ROOT = config.Path(__file__).resolve().parent.parent
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from rlgen_utils import latents
-from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
+from rlgen_utils.method import latents
+from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
 
 D, N_FEAT = 32, 48
 
@@ -42,7 +42,7 @@ def test_recovers_planted_features_and_classifies_them(sparsity):
     cfg = CrosscoderConfig(n_models=3, d_model=D, n_latents=96, sparsity=sparsity, k=4, l1_coeff=0.3,
                            dead_after_tokens=20_000, seed=0)
     cc = Crosscoder(cfg)
-    train(cc, batches, total_steps=1500, lr=3e-3, progress=False)
+    train(cc, batches, total_steps=1500, lr=3e-3, show_progress=False)
     cc.eval()
     cos, idx = _match(cc, dirs)
     assert (cos >= 0.9).float().mean() >= 0.8, f"planted features not recovered: cosines {cos}"
@@ -60,7 +60,7 @@ def test_recovers_planted_features_and_classifies_them(sparsity):
 def test_save_and_reload_gives_identical_outputs(tmp_path):
     _, _, batches = planted()
     cc = Crosscoder(CrosscoderConfig(n_models=3, d_model=D, n_latents=64, k=4))
-    train(cc, batches, total_steps=30, progress=False)
+    train(cc, batches, total_steps=30, show_progress=False)
     cc.eval()
     cc.save(tmp_path / "cc")
     again = Crosscoder.load(tmp_path / "cc")
@@ -97,7 +97,8 @@ def test_nrn_and_mas_on_hand_made_norms():
 
 
 def test_untrained_method_is_named_before_any_compute(write_params):
-    from rlgen_utils import config, features
+    from rlgen_utils.run import config
+    from rlgen_utils.studies import crosscoder
     P = config.load_params(write_params({"posttrain": {"methods": ["sft", "dpo"]}}))
     with pytest.raises(ValueError, match="method 'grpo' is not in posttrain.methods"):
-        features.ensure_activations(P, ("base", "sft", "grpo"))
+        crosscoder.ensure_activations(P, ("base", "sft", "grpo"))

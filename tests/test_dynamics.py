@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlgen_utils import dynamics
+from rlgen_utils.method import overlap
 
 
 def _norms():
@@ -20,40 +20,40 @@ def _norms():
 
 
 def test_nrn_ranking_picks_the_tuned_latents_of_each_checkpoint():
-    spec = dynamics.specificity_CL(_norms(), base=0, checkpoints=[1, 2], key="nrn")
+    spec = overlap.specificity_CL(_norms(), base=0, checkpoints=[1, 2], key="nrn")
     assert spec.shape == (2, 6)
-    sets = dynamics.top_k_sets(spec, k=2)
+    sets = overlap.top_k_sets(spec, k=2)
     assert sets[0] == {0, 1}
     assert sets[1] == {0, 1}, "NRN against the base: latent 2 (0.8) is less specific than 0 (1.0) and 1 (0.9)"
-    sets3 = dynamics.top_k_sets(spec, k=3)
+    sets3 = overlap.top_k_sets(spec, k=3)
     assert sets3[1] == {0, 1, 2}
 
 
 def test_mas_ranking_differs_from_nrn_ranking():
-    spec = dynamics.specificity_CL(_norms(), base=0, checkpoints=[1, 2], key="mas")
+    spec = overlap.specificity_CL(_norms(), base=0, checkpoints=[1, 2], key="mas")
     assert spec[1].argmax().item() == 2, "by MAS, latent 2 is most attributed to ckpt2"
     with pytest.raises(ValueError, match="unknown ranking key"):
-        dynamics.specificity_CL(_norms(), 0, [1], key="kl")
+        overlap.specificity_CL(_norms(), 0, [1], key="kl")
 
 
 def test_dead_latents_are_never_ranked():
-    spec = dynamics.specificity_CL(_norms(), 0, [1, 2])
+    spec = overlap.specificity_CL(_norms(), 0, [1, 2])
     alive = torch.tensor([False, True, True, True, True, True])
-    assert 0 not in set().union(*dynamics.top_k_sets(spec, 2, alive))
+    assert 0 not in set().union(*overlap.top_k_sets(spec, 2, alive))
 
 
 def test_overlaps_on_known_sets():
     sets = [{1, 2}, {1, 2}, {1, 3}, {1, 3}]
-    assert dynamics.jaccard({1, 2}, {1, 3}) == pytest.approx(1 / 3)
-    assert dynamics.first_vs_last(sets) == pytest.approx([1 / 3, 1 / 3, 1.0, 1.0])
-    assert dynamics.neighbour_overlap(sets) == pytest.approx([1.0, 1 / 3, 1.0])
-    m = dynamics.overlap_matrix(sets)
+    assert overlap.jaccard({1, 2}, {1, 3}) == pytest.approx(1 / 3)
+    assert overlap.first_vs_last(sets) == pytest.approx([1 / 3, 1 / 3, 1.0, 1.0])
+    assert overlap.neighbour_overlap(sets) == pytest.approx([1.0, 1 / 3, 1.0])
+    m = overlap.overlap_matrix(sets)
     assert m.shape == (4, 4) and np.allclose(np.diag(m), 1) and np.allclose(m, m.T)
 
 
 def test_tuned_only_counts():
-    spec = dynamics.specificity_CL(_norms(), 0, [1, 2])
-    assert dynamics.tuned_only_counts(spec, 0.7) == [2, 3]
+    spec = overlap.specificity_CL(_norms(), 0, [1, 2])
+    assert overlap.tuned_only_counts(spec, 0.7) == [2, 3]
 
 
 def test_matching_latents_across_crosscoders_by_decoder_cosine():
@@ -61,8 +61,8 @@ def test_matching_latents_across_crosscoders_by_decoder_cosine():
     W_a = torch.randn(5, 16, generator=g)
     perm = torch.tensor([3, 0, 4, 1, 2])
     W_b = W_a[perm] + 0.01 * torch.randn(5, 16, generator=g)   # b holds a's latents in another order
-    a_to_b = dynamics.match_latents(W_a, W_b, threshold=0.9)
+    a_to_b = overlap.match_latents(W_a, W_b, threshold=0.9)
     assert a_to_b == {int(perm[j]): j for j in range(5)}
-    assert dynamics.matched_jaccard({0, 3}, {1, 0}, a_to_b) == 1.0, "the same latents under other indices"
-    none = dynamics.match_latents(W_a, -W_b, threshold=0.9)
-    assert none == {} and dynamics.matched_jaccard({0}, {0}, none) == 0.0
+    assert overlap.matched_jaccard({0, 3}, {1, 0}, a_to_b) == 1.0, "the same latents under other indices"
+    none = overlap.match_latents(W_a, -W_b, threshold=0.9)
+    assert none == {} and overlap.matched_jaccard({0}, {0}, none) == 0.0

@@ -35,3 +35,30 @@ def test_installed_versions_match_the_pins():
         except PackageNotFoundError:
             raise AssertionError(f"{name} is pinned but not installed") from None
         assert got.split("+")[0] == pinned, f"{name}: installed {got}, pinned {pinned}"
+
+
+IMPORT_NAMES = {"pyyaml": "yaml", "sae-lens": "sae_lens", "transformer-lens": "transformer_lens",
+                "pandas-stubs": "pandas-stubs"}
+
+
+def test_every_pin_is_imported_or_says_why():
+    """A pin nobody imports is dead weight unless its line says why it is there (``# why: …``); the likely
+    mistake is a leftover pin such as an unused analysis library."""
+    import re
+    sources = "\n".join(p.read_text() for d in ("rlgen_utils", "tests", "benchmarks")
+                        for p in (ROOT / d).rglob("*.py"))
+    imported = set(re.findall(r"^\s*(?:from|import)\s+([A-Za-z_][\w]*)", sources, flags=re.M))
+    unexplained = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name = line.split("==")[0].strip().lower()
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        if module not in imported and "# why:" not in line:
+            unexplained.append(name)
+    assert not unexplained, f"pinned but imported nowhere and no '# why:' on the line: {unexplained}"
+
+
+def test_files_named_in_requirements_exist():
+    names = re.findall(r"tests/[\w/]+\.py", (ROOT / "requirements.txt").read_text())
+    assert names and all((ROOT / n).is_file() for n in names), names

@@ -6,16 +6,19 @@ import pandas as pd
 import pytest
 import torch
 
-from rlgen_utils import activations, config, evaluate, intervention_study, interventions, models
-from rlgen_utils.crosscoder import Crosscoder, CrosscoderConfig
+from rlgen_utils.method import activations, latent_edits
+from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig
+from rlgen_utils.models import generation, loading
+from rlgen_utils.run import config
+from rlgen_utils.studies import interventions
 
 PROMPTS = ["12+3+4=", "5*7-2=", "Is 12 > 7? ", "sort: 9 4 7 =", "3+4=", "81-9+2="]
 
 
 @pytest.fixture(scope="module")
 def world():
-    tok = models.char_tokenizer()
-    model = models.organism_model(config.OrganismCfg(n_layers=2, d_model=32, n_heads=2, d_ff=64), tok, 0)
+    tok = loading.char_tokenizer()
+    model = loading.organism_model(config.OrganismCfg(n_layers=2, d_model=32, n_heads=2, d_ff=64), tok, 0)
     with torch.no_grad():  # large random weights: varied greedy text that an edit can change
         gen = torch.Generator().manual_seed(0)
         for p in model.parameters():
@@ -31,17 +34,17 @@ def world():
 
 
 def edit(world, latents, factor, positions="both", m=2, scale=3.0):
-    return interventions.Edit(world.cc, m, scale, tuple(latents), factor, "replicate", positions)
+    return latent_edits.Edit(world.cc, m, scale, tuple(latents), factor, "replicate", positions)
 
 
 def test_zeroing_a_latent_removes_exactly_its_decoded_direction(world):
     torch.manual_seed(0)
     h = torch.randn(2, 5, 32)
     e = edit(world, [], 1.0)
-    f = interventions.latents_of(world.cc, h.reshape(-1, 32) * e.scale, e.m)
+    f = latent_edits.latents_of(world.cc, h.reshape(-1, 32) * e.scale, e.m)
     k = int(f.sum(0).argmax())
     assert f[:, k].max() > 0, "pick a latent that fires"
-    delta = interventions.edit_delta(h, e.with_(latents=(k,), factor=0.0)).reshape(-1, 32)
+    delta = latent_edits.edit_delta(h, e.with_(latents=(k,), factor=0.0)).reshape(-1, 32)
     expected = -f[:, k:k + 1] * world.cc.W_dec_LMD[k, e.m].detach()[None, :] / e.scale
     torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-6)
 
@@ -49,33 +52,33 @@ def test_zeroing_a_latent_removes_exactly_its_decoded_direction(world):
 def test_amplifying_scales_the_decoded_direction_and_factor_one_changes_nothing(world):
     h = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(1))
     e = edit(world, range(64), 1.0)
-    assert torch.equal(interventions.apply(h, e), h), "with nothing changed the edit must be exactly zero"
-    d2 = interventions.edit_delta(h, e.with_(factor=2.0))
-    d3 = interventions.edit_delta(h, e.with_(factor=3.0))
+    assert torch.equal(latent_edits.apply(h, e), h), "with nothing changed the edit must be exactly zero"
+    d2 = latent_edits.edit_delta(h, e.with_(factor=2.0))
+    d3 = latent_edits.edit_delta(h, e.with_(factor=3.0))
     torch.testing.assert_close(d3, 2 * d2, rtol=1e-4, atol=1e-6)
 
 
 def test_identity_routing_leaves_every_generation_token_for_token_unchanged(world):
-    plain = evaluate.generate(world.model, world.tok, PROMPTS, 20)
-    through = interventions.generate(world.lm, world.tok, PROMPTS, 20, edit(world, range(64), 1.0), world.path,
+    plain = generation.generate(world.model, world.tok, PROMPTS, 20)
+    through = latent_edits.generate(world.lm, world.tok, PROMPTS, 20, edit(world, range(64), 1.0), world.path,
                                      world.layer, batch_size=4)
     assert through == plain
-    assert interventions.generate(world.lm, world.tok, PROMPTS, 20, None, world.path, world.layer) == plain
+    assert latent_edits.generate(world.lm, world.tok, PROMPTS, 20, None, world.path, world.layer) == plain
 
 
 @pytest.mark.parametrize("positions", ["prompt", "generated", "both"])
 def test_nnsight_edit_equals_the_same_edit_with_a_torch_hook(world, positions):
     e = edit(world, range(0, 64, 2), 6.0, positions)
-    via_nnsight = interventions.generate(world.lm, world.tok, PROMPTS, 20, e, world.path, world.layer, batch_size=4)
-    via_hook = interventions.generate_hooked(world.model, world.tok, PROMPTS, 20, e, world.path, world.layer,
+    via_nnsight = latent_edits.generate(world.lm, world.tok, PROMPTS, 20, e, world.path, world.layer, batch_size=4)
+    via_hook = latent_edits.generate_hooked(world.model, world.tok, PROMPTS, 20, e, world.path, world.layer,
                                              batch_size=4)
     assert via_nnsight == via_hook
-    plain = evaluate.generate(world.model, world.tok, PROMPTS, 20)
+    plain = generation.generate(world.model, world.tok, PROMPTS, 20)
     assert via_nnsight != plain, "the edit must change something, or this test compares nothing"
 
 
 def test_positions_select_generation_steps():
-    e = interventions.Edit(None, 0, 1.0, (), 0.0)
+    e = latent_edits.Edit(None, 0, 1.0, (), 0.0)
     assert [e.with_(positions=p).applies(s) for p in ("prompt", "generated", "both") for s in (0, 3)] == \
         [True, False, False, True, True, True]
 
@@ -83,26 +86,26 @@ def test_positions_select_generation_steps():
 # ------------------------------------------------------------------------------------------------ selection
 def test_family_sets_keep_latents_above_a_fraction_of_the_maximum():
     s = torch.tensor([1.0, 0.25, 0.15, -2.0, 0.5])
-    assert interventions.family_set(s, 0.2) == {0, 1, 4}
-    assert interventions.family_set(torch.tensor([-1.0, 0.0]), 0.2) == set(), "no positive score, no set"
-    sets, common = interventions.select_sets({"a": s, "b": torch.tensor([0.1, 0.0, 0.0, 0.0, 1.0])}, 0.2)
+    assert latent_edits.family_set(s, 0.2) == {0, 1, 4}
+    assert latent_edits.family_set(torch.tensor([-1.0, 0.0]), 0.2) == set(), "no positive score, no set"
+    sets, common = latent_edits.select_sets({"a": s, "b": torch.tensor([0.1, 0.0, 0.0, 0.0, 1.0])}, 0.2)
     assert sets["b"] == {4} and common == {4}
 
 
 def test_score_is_the_mean_difference_rl_minus_base():
     rl, base = torch.tensor([[2.0, 0.0], [4.0, 1.0]]), torch.tensor([[1.0, 1.0], [1.0, 1.0]])
-    assert interventions.score_L(rl, base).tolist() == [2.0, -0.5]
+    assert latent_edits.score_L(rl, base).tolist() == [2.0, -0.5]
 
 
 def test_overlap_is_the_share_of_the_smaller_set():
-    m = interventions.overlap_matrix({"a": {1, 2, 3, 4}, "b": {3, 4}, "c": set()})
+    m = latent_edits.overlap_matrix({"a": {1, 2, 3, 4}, "b": {3, 4}, "c": set()})
     assert m[0, 1] == m[1, 0] == 1.0 and m[0, 0] == 1.0 and np.isnan(m[0, 2])
 
 
 def test_random_sets_have_the_size_avoid_the_selected_set_and_repeat():
-    a = interventions.random_sets(list(range(100)), 5, 10, seed=0, exclude={1, 2, 3})
+    a = latent_edits.random_sets(list(range(100)), 5, 10, seed=0, exclude={1, 2, 3})
     assert len(a) == 10 and all(len(s) == 5 and not {1, 2, 3} & set(s) for s in a)
-    assert a == interventions.random_sets(list(range(100)), 5, 10, seed=0, exclude={1, 2, 3})
+    assert a == latent_edits.random_sets(list(range(100)), 5, 10, seed=0, exclude={1, 2, 3})
     assert len({tuple(s) for s in a}) > 1
 
 
@@ -122,7 +125,7 @@ def test_random_control_p_value_counts_random_sets_at_least_as_extreme(write_par
                  ("random1-amplify", "rw:cmp", i, False), ("random2-amplify", "rw:cmp", i, i == 0)]
         rows += [(c, "all:cmp", i, True) for c in ("plain-rl", "plain-base", "disable", "amplify")]
         rows += [(f"random{j}-{k}", "all:cmp", i, True) for j in range(3) for k in ("disable", "amplify")]
-    ctl = intervention_study.random_control(P, _results(rows)).set_index(["intervention", "scope"])
+    ctl = interventions.random_control(P, _results(rows)).set_index(["intervention", "scope"])
     dis = ctl.loc[("disable", "RL-right/base-wrong")]
     assert dis["selected set"] == -0.5 and dis["p (one-sided)"] == pytest.approx(2 / 4)
     amp = ctl.loc[("amplify", "RL-right/base-wrong")]
@@ -133,12 +136,12 @@ def test_identity_check_counts_identical_generations():
     df = pd.DataFrame({"condition": ["plain-base", "identity-base", "plain-rl", "identity-rl"] * 2,
                        "set": ["s"] * 8, "sample": [0, 0, 0, 0, 1, 1, 1, 1],
                        "completion": ["a", "a", "b", "b", "c", "c", "d", "x"]})
-    t = intervention_study.identity_check(df).set_index("model")
+    t = interventions.identity_check(df).set_index("model")
     assert t.loc["base", "identical"] == 2 and t.loc["rl", "identical"] == 1
 
 
 def test_explorer_follows_its_controls(world, write_params):
-    from rlgen_utils.intervention_widget import InterventionExplorer
+    from rlgen_utils.viz.explorer import InterventionExplorer
     P = config.load_params(write_params())
     bundle = SimpleNamespace(name="base", model=world.model, tok=world.tok, lm=world.lm, slot=0, scale=3.0,
                              layers_path=world.path, layer=world.layer)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from rlgen_utils import local_data, tasks
+from rlgen_utils.world import local_data, tasks
 
 
 def _write(path, rows):
@@ -59,11 +59,12 @@ def test_math_line_without_answer_is_an_error_not_a_skip(tmp_path):
 
 def test_shipped_example_files_load():
     from pathlib import Path
-    from rlgen_utils import suite
+
+    from rlgen_utils.world import suite
     ex = Path(__file__).resolve().parent.parent / "data" / "examples"
     assert [e.answer for e in local_data.load_jsonl(ex / "multiple_choice.jsonl", "multiple_choice")] == ["b", "a", "b"]
     assert [e.answer for e in local_data.load_jsonl(ex / "math.jsonl", "math")] == ["5", "100", "0.25"]
-    train = suite._train_file(str(ex / "train_math.jsonl"), "math")
+    train = local_data.load_train_file(str(ex / "train_math.jsonl"), "math")
     assert all(suite.VERIFIERS["math"](e.completion, e.answer) for e in train), "gold solutions must verify"
 
 

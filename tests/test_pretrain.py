@@ -1,14 +1,15 @@
 """Pretraining batches: whole examples packed into rows, a pure function of (seed, step)."""
 import torch
 
-from rlgen_utils import config, models, pretrain
+from rlgen_utils.models import loading, pretrain
+from rlgen_utils.run import config
 
 PCFG = config.PretrainCfg(batch_rows=4, seq_len=64)
 TCFG = config.TasksCfg()
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
-    tok = models.char_tokenizer()
+    tok = loading.char_tokenizer()
     a, _ = pretrain.packed_batch(5, 0, PCFG, TCFG, tok)
     b, _ = pretrain.packed_batch(5, 0, PCFG, TCFG, tok)
     c, _ = pretrain.packed_batch(6, 0, PCFG, TCFG, tok)
@@ -17,7 +18,7 @@ def test_batches_are_a_pure_function_of_seed_and_step():
 
 
 def test_rows_hold_whole_examples_and_padding_only_at_the_end():
-    tok = models.char_tokenizer()
+    tok = loading.char_tokenizer()
     ids, mask = pretrain.packed_batch(0, 0, PCFG, TCFG, tok)
     for row, m in zip(ids.tolist(), mask.tolist()):
         n = sum(m)
@@ -28,7 +29,7 @@ def test_rows_hold_whole_examples_and_padding_only_at_the_end():
 
 
 def test_char_tokenizer_roundtrips_every_family_and_adds_bos():
-    tok = models.char_tokenizer()
+    tok = loading.char_tokenizer()
     text = "23+7=30,30-15=15####15 rev abc: colour of zor? a)red>"
     enc = tok(text)["input_ids"]
     assert enc[0] == tok.bos_token_id and len(enc) == len(text) + 1, "one token per character after <bos>"

@@ -2,14 +2,16 @@
 import pytest
 import torch
 
-from rlgen_utils import config, evaluate, models, posttrain, tasks
+from rlgen_utils.models import generation, loading, posttrain
+from rlgen_utils.run import config, session
+from rlgen_utils.world import tasks
 
 
 def _uniform_digit_model():
     """A tiny organism pretrained until it answers ``x=`` with a uniformly random digit."""
-    models.seed_everything(0)
-    tok = models.char_tokenizer()
-    model = models.organism_model(config.OrganismCfg(d_model=32, n_layers=1, n_heads=2, d_ff=64), tok, 0)
+    session.seed_everything(0)
+    tok = loading.char_tokenizer()
+    model = loading.organism_model(config.OrganismCfg(d_model=32, n_layers=1, n_heads=2, d_ff=64), tok, 0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
     for step in range(60):
@@ -26,7 +28,7 @@ def _uniform_digit_model():
 
 def _p_seven(model, tok) -> float:
     ex = [tasks.Example("t", "x=", "7", "7")] * 64
-    return evaluate.sampled_scores(model, tok, ex, k=4, max_new_tokens=4, seed=1)["sampled_mean"]
+    return generation.sampled_scores(model, tok, ex, k=4, max_new_tokens=4, seed=1)["sampled_mean"]
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])

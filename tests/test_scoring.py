@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from rlgen_utils import scoring
+from rlgen_utils.studies import evaluate
 
 
 def _frame(spec):
@@ -29,46 +29,46 @@ DF = _frame({
 
 
 def test_right_wrong_sets_pick_samples_where_tuned_is_right_and_base_wrong():
-    assert scoring.right_wrong_sets(DF, "grpo") == {"cmp": {0: [1, 2]}}
-    assert scoring.right_wrong_sets(DF, "sft") == {"cmp": {0: []}}
-    assert scoring.right_wrong_sets(DF, "grpo", roles=("in_domain",)) == {"arith": {0: [0, 1, 3]}}
+    assert evaluate.right_wrong_sets(DF, "grpo") == {"cmp": {0: [1, 2]}}
+    assert evaluate.right_wrong_sets(DF, "sft") == {"cmp": {0: []}}
+    assert evaluate.right_wrong_sets(DF, "grpo", roles=("in_domain",)) == {"arith": {0: [0, 1, 3]}}
 
 
 def test_accuracy_uses_the_final_checkpoint():
-    acc = scoring.accuracy_long(DF).set_index(["method", "family"])["accuracy"]
+    acc = evaluate.accuracy_long(DF).set_index(["method", "family"])["accuracy"]
     assert acc["sft", "arith"] == pytest.approx(0.75), "must read the final checkpoint, not the first"
     assert acc["grpo", "cmp"] == 1.0 and acc["base", "cmp"] == 0.5
 
 
 def test_paired_delta_and_table_shape(monkeypatch):
-    d = scoring.delta_long(DF, "grpo", "sft").set_index("family")
+    d = evaluate.delta_long(DF, "grpo", "sft").set_index("family")
     assert d.loc["cmp", "delta"] == pytest.approx(1.0) and d.loc["cmp", "excludes_zero"]
     assert d.loc["arith", "delta"] == pytest.approx(0.25)
-    monkeypatch.setattr(scoring.suite, "eval_families", lambda _P: {"arith": None, "cmp": None})
+    monkeypatch.setattr(evaluate.suite, "eval_families", lambda _P: {"arith": None, "cmp": None})
     P = SimpleNamespace(posttrain=SimpleNamespace(methods=["sft", "grpo"]))
-    t = scoring.table1(DF, P)
+    t = evaluate.table1(DF, P)
     assert list(t.index[:3]) == ["base", "sft", "grpo"] and "grpo − sft" in t.index
     assert list(t.columns) == ["arith", "cmp"]
 
 
 def test_checkpoint_curves_start_at_the_base():
-    c = scoring.checkpoint_curves(DF)
+    c = evaluate.checkpoint_curves(DF)
     g = c[(c.method == "grpo") & (c.family == "cmp")].set_index("checkpoint")["accuracy"]
     assert g.to_dict() == {0: 0.5, 1: 0.75, 2: 1.0}
 
 
 def test_seeds_are_averaged_per_sample_before_pairing():
     two = pd.concat([DF, DF[DF.method == "grpo"].assign(seed=1, correct=False)])
-    d = scoring.delta_long(two, "grpo", "sft").set_index("family")
+    d = evaluate.delta_long(two, "grpo", "sft").set_index("family")
     assert d.loc["cmp", "delta"] == pytest.approx(0.5)
-    acc = scoring.accuracy_long(two).set_index(["method", "family"])
+    acc = evaluate.accuracy_long(two).set_index(["method", "family"])
     assert acc.loc[("grpo", "cmp"), "n_seeds"] == 2 and acc.loc[("grpo", "cmp"), "accuracy"] == 0.5
 
 
 def test_pooling_a_role_keeps_every_family_sample():
     """The likely mistake: pivoting pooled families on the sample index silently keeps one family's rows."""
     two = pd.concat([DF, DF[DF.family == "cmp"].assign(family="sort")])
-    pooled = scoring.pool_by_role(two[two.role == "ood_select"])
-    acc = scoring.accuracy_long(pooled).set_index(["method", "family"])
+    pooled = evaluate.pool_by_role(two[two.role == "ood_select"])
+    acc = evaluate.accuracy_long(pooled).set_index(["method", "family"])
     assert acc.loc[("grpo", "ood_select (mean)"), "n_samples"] == 8
     assert acc.loc[("sft", "ood_select (mean)"), "accuracy"] == 0.0

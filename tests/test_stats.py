@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rlgen_utils import stats
+from rlgen_utils.method import stats
 
 
 def test_interval_of_a_constant_is_the_constant():

@@ -2,7 +2,9 @@ import random
 
 import pytest
 
-from rlgen_utils import config, pretrain, tasks
+from rlgen_utils.models import pretrain
+from rlgen_utils.run import config
+from rlgen_utils.world import tasks
 
 CFG = config.TasksCfg()
 

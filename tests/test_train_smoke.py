@@ -13,7 +13,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from rlgen_utils import config, pipeline, posttrain
+from rlgen_utils.models import posttrain
+from rlgen_utils.run import config, keys, session
+from rlgen_utils.run.rundir import RunDir
+from rlgen_utils.studies import train
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -35,9 +38,10 @@ def smoke_run(tmp_path_factory):
     this module; returns the params and 01_train's wall time."""
     folder = tmp_path_factory.mktemp("smoke")
     path = _params_file(folder)
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions", "--no-png"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-png"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (folder / "runner.log").write_text(r.stdout)
     seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
     return config.load_params(path), seconds
 
@@ -53,6 +57,18 @@ def _assert_same_weights(a: Path, b: Path):
         assert torch.equal(wa[k], wb[k]), f"{a} and {b} differ in {k}"
 
 
+def test_the_runner_prints_progress_while_notebooks_run(smoke_run):
+    """`make reproduce` used to print one line and then nothing for minutes: tqdm rendered as a widget inside
+    the kernel. Now each cell start and every long loop print lines on the runner's stdout."""
+    P, _ = smoke_run
+    log = (P.run_dir.parent.parent / "runner.log").read_text()
+    first = log.split("[rlgen] 01_train done")[0]
+    assert "[rlgen] 01_train · cell 1/" in first and "· Post-training" in first, first[:2000]
+    for loop in ("pretrain", "grpo seed 0", "evaluate"):
+        assert f"[progress] {loop}:" in log, f"no progress lines of the {loop!r} loop:\n{log[:3000]}"
+    assert "%|" not in log, "tqdm bars leaked into the command line instead of plain progress lines"
+
+
 def test_notebook_executes_and_writes_every_checkpoint(smoke_run):
     P, seconds = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "01_train.ipynb").read_text())
@@ -60,7 +76,7 @@ def test_notebook_executes_and_writes_every_checkpoint(smoke_run):
     assert not errors
     from transformers import AutoModelForCausalLM
     for m in P.posttrain.methods:
-        ckpts = pipeline.checkpoints(P, m, P.seed)
+        ckpts = RunDir(P).checkpoints(m, P.seed)
         assert len(ckpts) == 5 and all((c / "DONE.json").is_file() for c in ckpts), m
         AutoModelForCausalLM.from_pretrained(str(ckpts[-1]), local_files_only=True)
     print(f"smoke 01_train via papermill: {seconds:.1f} s")
@@ -80,57 +96,57 @@ def test_evaluate_notebook_writes_per_sample_scores_and_selection_sets(smoke_run
 
 
 def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
-    from rlgen_utils import features
-    from rlgen_utils.crosscoder import Crosscoder
+    from rlgen_utils.method.crosscoder import Crosscoder
+    from rlgen_utils.studies import crosscoder
     P, _ = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "03_crosscoder.ipynb").read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     trio = ("base", "sft", "grpo")
-    cc = Crosscoder.load(features.crosscoder_dir(P, trio))
+    cc = Crosscoder.load(crosscoder.crosscoder_dir(P, trio))
     assert cc.cfg.n_models == 3 and cc.cfg.n_latents == P.crosscoder.n_latents
-    assert features.crosscoder_dir(P, ("base", "grpo")).is_dir()
+    assert crosscoder.crosscoder_dir(P, ("base", "grpo")).is_dir()
 
 
 def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smoke_run):
-    from rlgen_utils import features, trajectory
-    from rlgen_utils.crosscoder import Crosscoder
+    from rlgen_utils.method.crosscoder import Crosscoder
+    from rlgen_utils.studies import crosscoder, dynamics
     P, _ = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "04_feature_dynamics.ipynb").read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    names = trajectory.trajectory_names(P)
+    names = dynamics.trajectory_names(P)
     assert len(names) == 1 + 2 * P.posttrain.n_checkpoints
     for seed in P.dynamics.crosscoder_seeds:
-        cc = Crosscoder.load(features.crosscoder_dir(P, names, trajectory.trajectory_tag(seed, P.seed)))
+        cc = Crosscoder.load(crosscoder.crosscoder_dir(P, names, dynamics.trajectory_tag(seed, P.seed)))
         assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
 
 
 def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):
-    from rlgen_utils import circuit_study
+    from rlgen_utils.studies import circuits
     P, _ = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "05_circuits.ipynb").read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    scores = circuit_study.scoring.ensure_scores(P, all_checkpoints=False)
+    scores = circuits.evaluate.ensure_scores(P, all_checkpoints=False)
     for pair in P.circuit_pairs:
-        folder = circuit_study.ensure_pair_scores(P, pair, scores)   # done: loads, recomputes nothing
-        n = len(circuit_study.ensure_selection(P, pair, scores)["samples"])
+        folder = circuits.ensure_pair_scores(P, pair, scores)   # done: loads, recomputes nothing
+        n = len(circuits.ensure_selection(P, pair, scores)["samples"])
         for name in pair:
             for kind in P.circuits.scores:
                 for alpha in P.circuits.alphas:
-                    W = circuit_study.load_scores(folder, name, kind, alpha)
+                    W = circuits.load_scores(folder, name, kind, alpha)
                     assert W.shape[0] == n and W.shape[1] == W.shape[2] == 2 * P.model.organism.n_layers + 1
-    table = circuit_study.metric_table(P, {p: circuit_study.ensure_pair_scores(P, p, scores) for p in P.circuit_pairs})
+    table = circuits.metric_table(P, {p: circuits.ensure_pair_scores(P, p, scores) for p in P.circuit_pairs})
     assert set(table.metric) == {"intensity", "entropy", "kurtosis", "diversity"}
 
 
 def test_interventions_notebook_runs_every_condition_and_the_identity_holds(smoke_run):
-    from rlgen_utils import intervention_study as study
+    from rlgen_utils.studies import interventions as study
     P, _ = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "06_interventions.ipynb").read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    conditions = {p.stem for p in (study.folder(P) / "conditions").glob("*.parquet")}
+    conditions = {p.stem for p in (study.study_dir(P) / "conditions").glob("*.parquet")}
     assert {"plain-base", "plain-rl", "identity-base", "identity-rl", "disable", "amplify"} <= conditions
     assert {f"random{i}-{k}" for i in range(P.interventions.n_random) for k in ("disable", "amplify")} <= conditions
-    results = pd.concat([pd.read_parquet(p) for p in (study.folder(P) / "conditions").glob("*.parquet")])
+    results = pd.concat([pd.read_parquet(p) for p in (study.study_dir(P) / "conditions").glob("*.parquet")])
     ident = study.identity_check(results)
     assert (ident.identical == ident.generations).all()
 
@@ -140,15 +156,15 @@ def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smo
     beta 0, all-equal rewards give zero advantages and must leave the weights untouched)."""
     P, _ = smoke_run
     for m in P.posttrain.methods:
-        start, final = _weights(pipeline.start_dir(P, m, P.seed)), _weights(pipeline.final_checkpoint(P, m, P.seed))
+        start, final = _weights(train.start_dir(P, m, P.seed)), _weights(RunDir(P).checkpoints(m, P.seed)[-1])
         changed = any(not torch.equal(start[k], final[k]) for k in start)
         if posttrain.ALGORITHM[m] in ("grpo", "rloo"):
-            steps = [h for s in posttrain.training_log(pipeline.method_dir(P, m, P.seed), 5) for h in s["log"]]
+            steps = [h for s in posttrain.training_log(RunDir(P).method(m, P.seed), 5) for h in s["log"]]
             signal = any(h["frac_reward_zero_std"] < 1 for h in steps)
             assert changed == signal, f"{m}: weights changed={changed} but mixed-reward groups={signal}"
         else:
             assert changed, f"{m} did not change its starting model"
-    assert pipeline.start_dir(P, "sft_grpo", P.seed) == pipeline.final_checkpoint(P, "sft", P.seed)
+    assert train.start_dir(P, "sft_grpo", P.seed) == RunDir(P).checkpoints("sft", P.seed)[-1]
 
 
 def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):
@@ -156,18 +172,18 @@ def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a finished stage was trained again")
     monkeypatch.setattr(posttrain, "build_trainer", no_training)
-    monkeypatch.setattr(pipeline.pretrain, "pretrain", no_training)
-    pipeline.ensure_base(P)
-    pipeline.ensure_posttrained(P)
+    monkeypatch.setattr(train.pretrain, "pretrain", no_training)
+    train.ensure_base(P)
+    train.ensure_posttrained(P)
 
 
 def test_same_seed_gives_identical_checkpoint_weights(smoke_run, tmp_path):
     P, _ = smoke_run
     Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo", "dpo"]}))
-    pipeline.ensure_posttrained(Q)
-    _assert_same_weights(pipeline.base_dir(P), pipeline.base_dir(Q))
+    train.ensure_posttrained(Q)
+    _assert_same_weights(train.base_dir(P), train.base_dir(Q))
     for m in Q.posttrain.methods:
-        for a, b in zip(pipeline.checkpoints(P, m, P.seed), pipeline.checkpoints(Q, m, Q.seed)):
+        for a, b in zip(RunDir(P).checkpoints(m, P.seed), RunDir(Q).checkpoints(m, Q.seed)):
             _assert_same_weights(a, b)
 
 
@@ -175,23 +191,23 @@ def test_training_seeds_give_separate_reproducible_runs(smoke_run, tmp_path):
     """A second training seed trains into its own folders; the first seed's checkpoints stay those of P."""
     P, _ = smoke_run
     Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft"], "seeds": [P.seed, 7]}))
-    pipeline.ensure_posttrained(Q)
-    _assert_same_weights(pipeline.final_checkpoint(P, "sft", P.seed), pipeline.final_checkpoint(Q, "sft", P.seed))
-    a, b = (_weights(pipeline.final_checkpoint(Q, "sft", s)) for s in (P.seed, 7))
+    train.ensure_posttrained(Q)
+    _assert_same_weights(RunDir(P).checkpoints("sft", P.seed)[-1], RunDir(Q).checkpoints("sft", P.seed)[-1])
+    a, b = (_weights(RunDir(Q).checkpoints("sft", s)[-1]) for s in (P.seed, 7))
     assert any(not torch.equal(a[k], b[k]) for k in a), "another training seed must give another model"
 
 
 def test_trajectories_cover_every_training_seed(smoke_run, tmp_path):
-    from rlgen_utils import trajectory
+    from rlgen_utils.studies import dynamics
     P, _ = smoke_run
     Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo"], "seeds": [0, 3]},
                                         dynamics={"crosscoder_seeds": [0]}))
-    pipeline.ensure_posttrained(Q)
-    ccs = trajectory.ensure_all(Q)
+    train.ensure_posttrained(Q)
+    ccs = dynamics.ensure_all(Q)
     assert set(ccs) == {(0, 0), (3, 0)}
     a, b = (ccs[k].W_dec_LMD for k in sorted(ccs))
     assert not torch.equal(a, b), "another training seed's checkpoints must give another crosscoder"
-    table = trajectory.overlap_table(Q, ccs)
+    table = dynamics.overlap_table(Q, ccs)
     assert set(table.method) == {"sft", "grpo"} and (table.fvl_lo <= table.fvl_hi).all()
 
 
@@ -199,9 +215,10 @@ def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_
     P, _ = smoke_run
     path = _params_file(tmp_path, posttrain={"methods": ["grpo"]})
     Q = config.load_params(path)
-    marker = pipeline.checkpoints(Q, "grpo", Q.seed)[1] / "DONE.json"
-    code = ("from rlgen_utils import config, pipeline; P = config.load_params(%r); pipeline.init(P); "
-            "pipeline.ensure_posttrained(P)" % str(path))
+    marker = RunDir(Q).checkpoints("grpo", Q.seed)[1] / "DONE.json"
+    code = ("from rlgen_utils.run import config, session; from rlgen_utils.studies import train; "
+            f"P = config.load_params({str(path)!r}); session.init(P); "
+            "train.ensure_posttrained(P)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -210,12 +227,12 @@ def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert marker.is_file(), "the run never reached its second checkpoint"
-    ckpts = pipeline.checkpoints(Q, "grpo", Q.seed)
+    ckpts = RunDir(Q).checkpoints("grpo", Q.seed)
     assert not all((c / "DONE.json").is_file() for c in ckpts), "killed too late: nothing left to resume"
     first_done = (ckpts[0] / "DONE.json").stat().st_mtime_ns
-    pipeline.ensure_posttrained(Q)
+    train.ensure_posttrained(Q)
     assert (ckpts[0] / "DONE.json").stat().st_mtime_ns == first_done, "a finished segment was retrained"
-    for a, b in zip(pipeline.checkpoints(P, "grpo", P.seed), ckpts):
+    for a, b in zip(RunDir(P).checkpoints("grpo", P.seed), ckpts):
         _assert_same_weights(a, b)
 
 
@@ -226,7 +243,7 @@ def _copy_run(P, tmp_path, **overrides):
     shutil.copytree(P.run_dir, tmp_path / "runs" / P.name)
     path = _params_file(tmp_path, **overrides)
     P2 = config.load_params(path)
-    pipeline.init(P2)
+    session.init(P2)
     return P2, path
 
 
@@ -237,29 +254,33 @@ def test_every_artifact_records_params_hash_and_commit(smoke_run):
     assert len(markers) > 20
     for m in markers:
         prov = json.loads(m.read_text())["provenance"]
-        assert prov["params_hash"] == pipeline.params_hash(P) and prov["commit"], m
+        assert prov["params_hash"] == keys.params_hash(P) and prov["commit"], m
     for f in (P.run_dir / "eval").rglob("*.parquet"):
         prov = json.loads(pq.read_schema(f).metadata[b"rlgen_provenance"])
-        assert prov["params_hash"] == pipeline.params_hash(P), f
+        assert prov["params_hash"] == keys.params_hash(P), f
 
 
 def test_changed_crosscoder_params_retrain_the_crosscoder_and_nothing_upstream(smoke_run, tmp_path, monkeypatch):
-    from rlgen_utils import activations, features
+    from rlgen_utils.method import activations
+    from rlgen_utils.studies import crosscoder
     P, _ = smoke_run
     P2, _ = _copy_run(P, tmp_path, crosscoder={"steps": P.crosscoder.steps + 5})
     trio = ("base", "sft", "grpo")
-    before = json.loads((features.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
+    before = json.loads((crosscoder.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
     monkeypatch.setattr(activations, "collect", lambda *a, **k: pytest.fail("activations were recollected"))
     monkeypatch.setattr(posttrain, "build_trainer", lambda *a, **k: pytest.fail("post-training ran again"))
-    pipeline.ensure_posttrained(P2)
-    cc = features.ensure_crosscoder(P2, trio)
-    after = json.loads((features.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
-    assert after != before and len(features.training_log(P2, trio)) > 0 and cc.cfg.n_models == 3
+    train.ensure_posttrained(P2)
+    cc = crosscoder.ensure_crosscoder(P2, trio)
+    after = json.loads((crosscoder.crosscoder_dir(P2, trio) / "DONE.json").read_text())["key"]
+    assert after != before and len(crosscoder.training_log(P2, trio)) > 0 and cc.cfg.n_models == 3
 
 
 KILL_SCRIPT = """
 import os, signal, sys
-from rlgen_utils import {module} as target, pipeline, {stage_module} as stage
+import importlib
+from rlgen_utils.run import session
+target = importlib.import_module("rlgen_utils.{module}")
+stage = importlib.import_module("rlgen_utils.{stage_module}")
 calls = {{"n": 0}}
 original = target.{function}
 def killer(*a, **k):
@@ -269,7 +290,7 @@ def killer(*a, **k):
         os.kill(os.getpid(), signal.SIGKILL)
     return out
 target.{function} = killer
-P = pipeline.start(sys.argv[1])
+P = session.start(sys.argv[1])
 {call}
 """
 
@@ -282,18 +303,19 @@ def _run_killed(path, **fmt):
 
 def test_killed_during_activation_caching_resumes_to_identical_shards(smoke_run, tmp_path):
     import shutil
-    from rlgen_utils import features
+
+    from rlgen_utils.studies import crosscoder
     P, _ = smoke_run
     P2, path = _copy_run(P, tmp_path, crosscoder={"collect_batch_size": 32})   # several shards
     trio = ("base", "sft", "grpo")
-    done = features.ensure_activations(P2, trio)
+    done = crosscoder.ensure_activations(P2, trio)
     reference = {f.name: load_file(str(f)) for f in done.glob("shard-*.safetensors")}
     assert len(reference) >= 2, "the smoke corpus must span several shards for this test to mean anything"
     shutil.rmtree(done)
-    _run_killed(path, module="activations", stage_module="features", function="_flush", after=1,
+    _run_killed(path, module="method.activations", stage_module="studies.crosscoder", function="_flush", after=1,
                 call="stage.ensure_activations(P, ('base', 'sft', 'grpo'))")
     assert not (done / "DONE.json").exists() and len(list(done.glob("shard-*.safetensors"))) == 1
-    resumed = features.ensure_activations(P2, trio)
+    resumed = crosscoder.ensure_activations(P2, trio)
     got = {f.name: load_file(str(f)) for f in resumed.glob("shard-*.safetensors")}
     assert got.keys() == reference.keys()
     for name in got:
@@ -303,24 +325,27 @@ def test_killed_during_activation_caching_resumes_to_identical_shards(smoke_run,
 
 def test_killed_during_evaluation_resumes_to_identical_scores(smoke_run, tmp_path):
     import shutil
+
     import pandas as pd
-    from rlgen_utils import scoring
+
+    from rlgen_utils.studies import evaluate
     P, _ = smoke_run
     P2, path = _copy_run(P, tmp_path)
     reference = pd.read_parquet(P2.run_dir / "eval" / "per_sample.parquet")
     shutil.rmtree(P2.run_dir / "eval")
-    _run_killed(path, module="scoring", stage_module="scoring", function="_write_parquet", after=3,
+    _run_killed(path, module="studies.evaluate", stage_module="studies.evaluate", function="write_parquet", after=3,
                 call="stage.ensure_scores(P)")
     assert len(list((P2.run_dir / "eval").rglob("*.parquet"))) == 3
-    resumed = scoring.ensure_scores(P2)
+    resumed = evaluate.ensure_scores(P2)
     pd.testing.assert_frame_equal(resumed.reset_index(drop=True), reference.reset_index(drop=True))
 
 
 def test_two_fresh_runs_give_identical_metrics(smoke_run, tmp_path):
     """Every notebook again on the same params in a fresh run folder: the same numbers, bit for bit."""
     import pandas as pd
-    from rlgen_utils import circuit_study, features
-    from rlgen_utils import intervention_study as study
+
+    from rlgen_utils.studies import circuits, crosscoder
+    from rlgen_utils.studies import interventions as study
     P, _ = smoke_run
     path = _params_file(tmp_path)
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-report"], cwd=ROOT,
@@ -330,15 +355,15 @@ def test_two_fresh_runs_give_identical_metrics(smoke_run, tmp_path):
     a, b = (pd.read_parquet(p.run_dir / "eval" / "per_sample.parquet") for p in (P, P2))
     pd.testing.assert_frame_equal(a, b)
     trio = ("base", "sft", "grpo")
-    wa, wb = (load_file(str(features.crosscoder_dir(p, trio) / "crosscoder.safetensors")) for p in (P, P2))
+    wa, wb = (load_file(str(crosscoder.crosscoder_dir(p, trio) / "crosscoder.safetensors")) for p in (P, P2))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    ka, kb = circuit_study.circuits_key(P), circuit_study.circuits_key(P2)
+    ka, kb = circuits.circuits_key(P), circuits.circuits_key(P2)
     assert ka == kb
     for f in (P.run_dir / "circuits" / ka).rglob("*.safetensors"):
         twin = P2.run_dir / "circuits" / kb / f.relative_to(P.run_dir / "circuits" / ka)
         assert torch.equal(load_file(str(f))["W_KRS"], load_file(str(twin))["W_KRS"]), f.name
-    for f in (study.folder(P) / "conditions").glob("*.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(study.folder(P2) / "conditions" / f.name))
+    for f in (study.study_dir(P) / "conditions").glob("*.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(study.study_dir(P2) / "conditions" / f.name))
 
 
 def test_run_report_gathers_every_notebook(smoke_run, tmp_path):
@@ -348,13 +373,13 @@ def test_run_report_gathers_every_notebook(smoke_run, tmp_path):
     for nb in ("01_train", "02_evaluate", "03_crosscoder", "04_feature_dynamics", "05_circuits",
                "06_interventions"):
         assert f"{nb}.ipynb" in html and f"{nb}.ipynb" in md
-    assert pipeline.params_hash(P) in md and "| torch |" in md and "commit `" in md
+    assert keys.params_hash(P) in md and "| torch |" in md and "commit `" in md
     assert "Static figures were not written" in md, "the runner was asked for --no-png: the report must say so"
     assert html.count("<div id='fig") == md.count("report.html#fig") > 5
 
 
 def test_report_writes_pngs_when_chromium_is_there(smoke_run, tmp_path):
-    from rlgen_utils import report
+    from rlgen_utils.run import report
     ok, why = report.png_available()
     if not ok:
         pytest.skip(f"no static export here: {why}")

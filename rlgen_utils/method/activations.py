@@ -1,0 +1,214 @@
+"""Residual-stream activations of several models on the same tokens, collected through nnsight.
+
+Every model reads the same token batches; at decoder layer ``layer`` the block's output (the residual stream
+after that layer, ``[batch, pos, d_model]`` in transformers 5) is saved inside an nnsight trace. Padding and BOS
+positions are dropped, the remaining tokens of all M models are stacked into ``acts_NMD`` and streamed to disk in
+safetensors shards of ``shard_tokens`` tokens, each written atomically. Memory therefore stays flat however many
+tokens are collected.
+
+Per-model normalisation (``norm.json``): scale_m = sqrt(d_model / E‖x_m‖²), estimated on the first shard, so that
+every model's activations have mean squared norm d_model. Readers apply it; shards hold raw activations.
+:class:`ActivationStore` is the one reader of a collection's folder (its index, scales, shards and marker).
+
+Legend: ``N`` tokens, ``M`` models, ``D`` d_model, ``B`` batch, ``T`` positions.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from ..run.artifacts import atomic_file, atomic_write_text, read_json, write_json
+from ..run.progress import progress
+
+
+def decoder_layers_path(model) -> str:
+    """Dotted path of the model's list of decoder blocks (``model.layers`` for Llama/Qwen, ``transformer.h``
+    for GPT-2): the ``ModuleList`` whose length is the number of hidden layers."""
+    n = model.config.get_text_config().num_hidden_layers
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.ModuleList) and len(mod) == n:
+            return name
+    raise ValueError(f"{type(model).__name__}: no ModuleList of {n} decoder layers found")
+
+
+def middle_layer(model) -> int:
+    return model.config.get_text_config().num_hidden_layers // 2
+
+
+def submodule(obj, dotted: str):
+    """``obj.a.b.3`` for ``dotted="a.b.3"``: a module (or nnsight envoy) by its dotted path."""
+    for part in dotted.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj
+
+
+def wrap(model, tokenizer):
+    """An nnsight ``TransformersModel`` around an already-loaded HF model."""
+    import nnsight
+    return nnsight.TransformersModel(model, tokenizer=tokenizer, task="text-generation")
+
+
+def resid_nnsight(lm, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+    """``[B, T, D]`` residual stream after decoder layer ``layer``, read inside one nnsight trace."""
+    with torch.no_grad(), lm.trace({"input_ids": input_ids_BT, "attention_mask": attention_mask_BT}):
+        out = submodule(lm, layers_path)[layer].output
+        saved = (out[0] if isinstance(out, tuple) else out).save()
+    return saved.detach()
+
+
+def resid_hook(model, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+    """The same activations with a plain torch forward hook (the reference nnsight is benchmarked against)."""
+    box = {}
+    block = dict(model.named_modules())[layers_path][layer]
+    handle = block.register_forward_hook(lambda m, i, o: box.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids_BT, attention_mask=attention_mask_BT)
+    finally:
+        handle.remove()
+    return box["x"].detach()
+
+
+def keep_mask_BT(input_ids_BT, attention_mask_BT, tokenizer) -> torch.Tensor:
+    """Positions that are real tokens: not padding, not BOS."""
+    keep = attention_mask_BT.bool()
+    if tokenizer.bos_token_id is not None:
+        keep &= input_ids_BT != tokenizer.bos_token_id
+    return keep
+
+
+def collect(models_: list, tokenizer, texts: list[str], layer: int, out_dir: str | Path, batch_size: int = 64,
+            shard_tokens: int = 65_536, max_len: int = 128, use_nnsight: bool = True) -> dict:
+    """Collect layer-``layer`` activations of every model on ``texts`` into ``out_dir/shard-*.safetensors``.
+    Resumable: shards already on disk (with their index entry) are skipped."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [decoder_layers_path(m) for m in models_]
+    lms = [wrap(m, tokenizer) for m in models_] if use_nnsight else None
+    tokenizer.padding_side = "right"
+    buf: list[dict] = []
+    index = ActivationStore(out_dir).index
+    n_buf, shard, written = 0, 0, len(index)
+    for start in progress(range(0, len(texts), batch_size), desc="activations"):
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_len)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        keep = keep_mask_BT(ids, mask, tokenizer)
+        if shard < written:  # this batch belongs to a shard already on disk: count it, skip the models
+            n_buf += int(keep.sum())
+            if n_buf >= shard_tokens:
+                shard, n_buf = shard + 1, 0
+            continue
+        per_model = []
+        for i, m in enumerate(models_):
+            x_BTD = (resid_nnsight(lms[i], paths[i], layer, ids, mask) if lms is not None
+                     else resid_hook(m, paths[i], layer, ids, mask))
+            per_model.append(x_BTD[keep])
+        pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
+        doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
+        buf.append({"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],
+                    "doc": doc_BT[keep]})
+        n_buf += int(keep.sum())
+        if n_buf >= shard_tokens:
+            index.append(_flush(buf, out_dir, shard))
+            atomic_write_text(out_dir / "index.json", json.dumps(index))
+            buf, n_buf, shard = [], 0, shard + 1
+    if buf:
+        index.append(_flush(buf, out_dir, shard))
+        atomic_write_text(out_dir / "index.json", json.dumps(index))
+    tokenizer.padding_side = "left"
+    if not (out_dir / "norm.json").is_file():
+        write_json(out_dir / "norm.json", {"scale": norm_scales(out_dir / index[0]["file"]).tolist()})
+    return {"n_tokens": sum(s["n_tokens"] for s in index), "n_shards": len(index)}
+
+
+def _flush(buf: list[dict], out_dir: Path, shard: int) -> dict:
+    from safetensors.torch import save_file
+    tensors = {k: torch.cat([b[k] for b in buf]).contiguous() for k in buf[0]}
+    name = f"shard-{shard:05d}.safetensors"
+    with atomic_file(out_dir / name) as tmp:
+        save_file(tensors, str(tmp))
+    return {"file": name, "n_tokens": int(tensors["token"].shape[0])}
+
+
+def norm_scales(shard_path: str | Path) -> torch.Tensor:
+    """Per-model scale making E‖scale · x_m‖² = d_model on this shard."""
+    from safetensors.torch import load_file
+    x_NMD = load_file(str(shard_path))["acts_NMD"]
+    return (x_NMD.shape[-1] / x_NMD.pow(2).sum(-1).mean(0)).sqrt()
+
+
+def load_shard(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise ValueError(f"{path}: corrupt or truncated activation shard ({e.__class__.__name__})") from None
+
+
+@dataclass(frozen=True)
+class ActivationStore:
+    """A collection's folder: ``index.json`` (shards and their token counts), ``norm.json`` (per-model scales),
+    ``shard-*.safetensors`` and the stage marker ``DONE.json`` (models, layer, token count)."""
+    folder: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "folder", Path(self.folder))
+
+    @property
+    def index(self) -> list[dict]:
+        path = self.folder / "index.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    @cached_property
+    def scale_M(self) -> torch.Tensor:
+        return torch.tensor(read_json(self.folder / "norm.json")["scale"])
+
+    @property
+    def info(self) -> dict:
+        """The marker: model names, training seed, layer, number of tokens and shards."""
+        return read_json(self.folder / "DONE.json")
+
+    @property
+    def layer(self) -> int:
+        return int(self.info["layer"])
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s["n_tokens"] for s in self.index)
+
+    @cached_property
+    def d_model(self) -> int:
+        return int(self.shard(0)["acts_NMD"].shape[-1])
+
+    def shard(self, i: int) -> dict[str, torch.Tensor]:
+        """Shard ``i`` as stored: raw ``acts_NMD`` and ``token``, ``position``, ``doc`` per row."""
+        return load_shard(self.folder / self.index[i]["file"])
+
+    def batches(self, batch_size: int, seed: int = 0, epochs: float = math.inf,
+                columns: list[int] | None = None) -> Iterator[torch.Tensor]:
+        """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time;
+        ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL)."""
+        index, scale_M = self.index, self.scale_M
+        cols = slice(None) if columns is None else torch.tensor(columns)
+        g = torch.Generator().manual_seed(seed)
+        epoch = 0
+        while epoch < epochs:
+            for s in torch.randperm(len(index), generator=g).tolist():
+                x_NMD = (self.shard(s)["acts_NMD"] * scale_M[None, :, None])[:, cols]
+                perm = torch.randperm(x_NMD.shape[0], generator=g)
+                for i in range(0, len(perm) - batch_size + 1, batch_size):
+                    yield x_NMD[perm[i:i + batch_size]]
+            epoch += 1
+
+
+def batches(act_dir: str | Path, batch_size: int, seed: int = 0, epochs: float = math.inf,
+            columns: list[int] | None = None) -> Iterator[torch.Tensor]:
+    """:meth:`ActivationStore.batches` of the collection in ``act_dir``."""
+    return ActivationStore(Path(act_dir)).batches(batch_size, seed, epochs, columns)

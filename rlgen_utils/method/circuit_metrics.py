@@ -1,0 +1,111 @@
+"""Study B's statistics of edge-score matrices, and their before → after comparison with bootstrap intervals.
+
+For a model scored on K samples, ``W_KE`` holds each sample's E edge scores (the graph's edges, flattened):
+
+* **activation intensity** — mean |W| over samples and edges;
+* **information complexity** — entropy −Σ_b p_b log p_b (nats) of the histogram of all |W| values, with the
+  **same bin edges** for the two models compared (``n_bins`` equal bins from 0 to the larger maximum);
+* **kurtosis** — mean over samples of the excess kurtosis of W^(k) (0 for a Gaussian; large = a few edges
+  dominate);
+* **diversity** — 1 − mean Pearson correlation between different samples' W^(k);
+* **node entropy** — per sender, entropy of its outgoing |scores| normalised over receivers, mean over samples.
+
+Every statistic is computed per sample first (intensity, histogram counts, kurtosis, the K×K correlation
+matrix), so a bootstrap over samples only re-aggregates: :func:`compare` resamples the *same* sample indices for
+both models (they are scored on the same questions), giving intervals for before, after and after − before.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def shared_bin_edges(*W: np.ndarray, n_bins: int) -> np.ndarray:
+    top = max(float(np.abs(w).max()) for w in W)
+    return np.linspace(0.0, top if top > 0 else 1.0, n_bins + 1)
+
+
+def entropy_of_counts(counts_H: np.ndarray) -> float:
+    p = counts_H / counts_H.sum()
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def excess_kurtosis_K(W_KE: np.ndarray) -> np.ndarray:
+    d = W_KE - W_KE.mean(1, keepdims=True)
+    var = (d ** 2).mean(1)
+    return np.where(var > 0, (d ** 4).mean(1) / np.maximum(var, 1e-300) ** 2 - 3.0, 0.0)
+
+
+def correlation_KK(W_KE: np.ndarray) -> np.ndarray:
+    return np.corrcoef(W_KE) if len(W_KE) > 1 else np.ones((1, 1))
+
+
+def node_entropy_S(W_KRS: np.ndarray) -> np.ndarray:
+    """Per sender: entropy of its outgoing |scores| as a distribution over receivers, averaged over samples."""
+    a = np.abs(W_KRS)
+    p = a / np.maximum(a.sum(1, keepdims=True), 1e-300)
+    h = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)).sum(1)
+    return h.mean(0)
+
+
+class SampleStats:
+    """Per-sample pieces of every statistic, for one model."""
+
+    def __init__(self, W_KE: np.ndarray, edges: np.ndarray):
+        W_KE = np.asarray(W_KE, dtype=np.float64)
+        self.intensity_K = np.abs(W_KE).mean(1)
+        self.counts_KH = np.stack([np.histogram(np.abs(w), edges)[0] for w in W_KE])
+        self.kurtosis_K = excess_kurtosis_K(W_KE)
+        self.corr_KK = correlation_KK(W_KE)
+
+    def metrics(self, idx: np.ndarray) -> dict[str, float]:
+        C = self.corr_KK[np.ix_(idx, idx)]
+        distinct = idx[:, None] != idx[None, :]  # a sample drawn twice is not "another sample"
+        return {"intensity": float(self.intensity_K[idx].mean()),
+                "entropy": entropy_of_counts(self.counts_KH[idx].sum(0)),
+                "kurtosis": float(self.kurtosis_K[idx].mean()),
+                "diversity": float(1.0 - C[distinct].mean()) if distinct.any() else float("nan")}
+
+
+METRICS = ("intensity", "entropy", "kurtosis", "diversity")
+
+
+def metrics(W_KE: np.ndarray, edges: np.ndarray) -> dict[str, float]:
+    return SampleStats(W_KE, edges).metrics(np.arange(len(W_KE)))
+
+
+def compare(before_KE: np.ndarray, after_KE: np.ndarray, n_bins: int = 100, n_boot: int = 1000,
+            level: float = 0.95, seed: int = 0) -> list[dict]:
+    """One row per metric: before, after, after − before (relative change too), each with a paired bootstrap
+    interval over samples."""
+    if before_KE.shape != after_KE.shape:
+        raise ValueError(f"before and after must score the same samples and edges: {before_KE.shape} vs "
+                         f"{after_KE.shape}")
+    edges = shared_bin_edges(before_KE, after_KE, n_bins=n_bins)
+    sb, sa = SampleStats(before_KE, edges), SampleStats(after_KE, edges)
+    K, everything = len(before_KE), np.arange(len(before_KE))
+    point_b, point_a = sb.metrics(everything), sa.metrics(everything)
+    idx_XK = np.random.default_rng(seed).integers(0, K, size=(n_boot, K))
+    boots = [(sb.metrics(i), sa.metrics(i)) for i in idx_XK]
+    q = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for m in METRICS:
+        b = np.array([x[m] for x, _ in boots])
+        a = np.array([y[m] for _, y in boots])
+        rows.append({"metric": m, "before": point_b[m], "before_lo": _q(b, q[0]), "before_hi": _q(b, q[1]),
+                     "after": point_a[m], "after_lo": _q(a, q[0]), "after_hi": _q(a, q[1]),
+                     "delta": point_a[m] - point_b[m], "delta_lo": _q(a - b, q[0]), "delta_hi": _q(a - b, q[1]),
+                     "relative": (point_a[m] - point_b[m]) / abs(point_b[m]) if point_b[m] else float("nan")})
+    return rows
+
+
+def _q(x: np.ndarray, p: float) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.quantile(x, p)) if x.size else float("nan")
+
+
+def relative_change_RS(before_KRS: np.ndarray, after_KRS: np.ndarray, mask_RS: np.ndarray) -> np.ndarray:
+    """Per edge: (mean|W_after| − mean|W_before|) / mean|W_before|; NaN off the graph."""
+    b, a = np.abs(before_KRS).mean(0), np.abs(after_KRS).mean(0)
+    out = (a - b) / np.where(b > 0, b, np.nan)
+    return np.where(mask_RS, out, np.nan)

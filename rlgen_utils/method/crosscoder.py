@@ -1,0 +1,214 @@
+"""A sparse crosscoder for M models: one latent space for several models' residual streams.
+
+Shape-suffix legend (as in crosscode): ``B`` batch of tokens, ``M`` models, ``D`` d_model, ``L`` latents.
+
+A crosscoder reads the residual stream of M models at the same layer and token and encodes them *jointly* into
+one sparse latent vector, then decodes a separate reconstruction for every model (Lindsey et al. 2024)::
+
+    f_BL     = ReLU( Σ_m x_BMD[:, m] @ W_enc_MDL[m] + b_enc_L )
+    x̂_BMD[m] = f_BL @ W_dec_LMD[:, m] + b_dec_MD[m]
+
+Because every latent has one decoder vector *per model*, its decoder norms say which models it lives in: a
+latent used only by the tuned model has ‖W_dec[k, base]‖ ≈ 0 (docs/METHOD.md §A2; NRN and MAS in
+:mod:`rlgen_utils.latents`). Two sparsity modes:
+
+* ``l1`` — loss Σ_m ‖x_m − x̂_m‖² + λ Σ_k f_k · Σ_m ‖W_dec[k, m]‖ (the paper's form); λ warms up linearly.
+* ``batchtopk`` — keep the ``k · B`` largest values of f_k · Σ_m ‖W_dec[k, m]‖ over the whole batch, zero the rest
+  (Minder, Dumas et al. 2025); no L1 term, so none of L1's spurious model-specific latents. At inference a
+  threshold learnt during training (the running mean of the smallest kept score) replaces the batch top-k, so a
+  token's code does not depend on its batch.
+
+Dead latents (no activation in ``dead_after_tokens`` tokens) are revived with an auxiliary loss (``aux``: the
+dead latents' top-k reconstruct the residual error, as in Gao et al. 2024) — counted and logged as the
+dead fraction.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..run.progress import progress
+
+
+@dataclass(frozen=True)
+class CrosscoderConfig:
+    n_models: int
+    d_model: int
+    n_latents: int
+    sparsity: str = "batchtopk"        # "l1" | "batchtopk"
+    k: int = 32                        # batchtopk: mean active latents per token
+    l1_coeff: float = 2.0              # l1: λ (the paper's sparsity coefficient)
+    aux_k: int = 64                    # dead-latent auxiliary loss: top-k of dead latents
+    aux_coeff: float = 1 / 32
+    dead_after_tokens: int = 50_000
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+class Crosscoder(nn.Module):
+    threshold: torch.Tensor              # buffers, declared for the type checker
+    tokens_since_fired_L: torch.Tensor
+
+    def __init__(self, cfg: CrosscoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        M, D, L = cfg.n_models, cfg.d_model, cfg.n_latents
+        g = torch.Generator().manual_seed(cfg.seed)
+        # decoder rows start as random directions of norm 0.1 per model; the encoder starts as their transpose
+        W_dec_LMD = torch.randn(L, M, D, generator=g)
+        W_dec_LMD = 0.1 * W_dec_LMD / W_dec_LMD.norm(dim=-1, keepdim=True)
+        self.W_dec_LMD = nn.Parameter(W_dec_LMD)
+        self.W_enc_MDL = nn.Parameter(W_dec_LMD.permute(1, 2, 0).clone() * (D / L) ** 0.5 * 10)
+        self.b_enc_L = nn.Parameter(torch.zeros(L))
+        self.b_dec_MD = nn.Parameter(torch.zeros(M, D))
+        self.register_buffer("threshold", torch.tensor(-1.0))          # batchtopk inference threshold
+        self.register_buffer("tokens_since_fired_L", torch.zeros(L, dtype=torch.long))
+
+    # ------------------------------------------------------------------------------------------- forward
+    def dec_norms_LM(self) -> torch.Tensor:
+        return self.W_dec_LMD.norm(dim=-1)
+
+    def pre_acts_BL(self, x_BMD: torch.Tensor) -> torch.Tensor:
+        # Σ_m x_m W_enc^m is one matmul over the concatenated (m, d) axis
+        B, M, D = x_BMD.shape
+        return torch.addmm(self.b_enc_L, x_BMD.reshape(B, M * D), self.W_enc_MDL.reshape(M * D, -1))
+
+    def encode(self, x_BMD: torch.Tensor, use_threshold: bool | None = None) -> torch.Tensor:
+        """Sparse latents ``f_BL``. BatchTopK uses the batch top-k while training and the learnt threshold
+        otherwise (``use_threshold`` overrides)."""
+        return self.sparsify(torch.relu(self.pre_acts_BL(x_BMD)), use_threshold)
+
+    def sparsify(self, f_BL: torch.Tensor, use_threshold: bool | None = None) -> torch.Tensor:
+        """Apply the sparsity mode to non-negative pre-activations (identity for ``l1``)."""
+        if self.cfg.sparsity != "batchtopk":
+            return f_BL
+        score_BL = f_BL * self.dec_norms_LM().sum(-1)
+        thresholded = (not self.training) if use_threshold is None else use_threshold
+        if thresholded and self.threshold >= 0:
+            return f_BL * (score_BL > self.threshold)
+        k_total = min(self.cfg.k * f_BL.shape[0], score_BL.numel())
+        top = score_BL.flatten().topk(k_total, sorted=False)
+        mask = torch.zeros_like(score_BL).flatten().scatter_(0, top.indices, 1.0).view_as(score_BL)
+        if self.training:
+            kept_min = top.values.min().detach()
+            self.threshold.copy_(kept_min if self.threshold < 0 else 0.99 * self.threshold + 0.01 * kept_min)
+        return f_BL * mask
+
+    def decode(self, f_BL: torch.Tensor) -> torch.Tensor:
+        L, M, D = self.W_dec_LMD.shape
+        return torch.addmm(self.b_dec_MD.reshape(M * D), f_BL, self.W_dec_LMD.reshape(L, M * D)).view(-1, M, D)
+
+    def forward(self, x_BMD: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x_BMD))
+
+    def encode_one(self, x_BD: torch.Tensor, m: int) -> torch.Tensor:
+        """Latents from model ``m`` alone: the other models' encoder blocks see zeros (one way to read
+        f_k^m out of a joint crosscoder, used by notebook 06)."""
+        x_BMD = torch.zeros(x_BD.shape[0], self.cfg.n_models, self.cfg.d_model, dtype=x_BD.dtype)
+        x_BMD[:, m] = x_BD
+        return self.encode(x_BMD, use_threshold=True)
+
+    # ---------------------------------------------------------------------------------------------- loss
+    def loss(self, x_BMD: torch.Tensor, l1_coeff: float) -> tuple[torch.Tensor, dict]:
+        pre_BL = torch.relu(self.pre_acts_BL(x_BMD))
+        f_BL = self.sparsify(pre_BL)
+        xhat_BMD = self.decode(f_BL)
+        err_BMD = x_BMD - xhat_BMD
+        mse = err_BMD.pow(2).sum(-1).sum(-1).mean()
+        total = mse
+        stats = {"mse": mse.item()}
+        if self.cfg.sparsity == "l1":
+            sparsity = (f_BL * self.dec_norms_LM().sum(-1)).sum(-1).mean()
+            total = total + l1_coeff * sparsity
+            stats["l1"] = sparsity.item()
+        fired_L = (f_BL > 0).any(0)
+        self.tokens_since_fired_L += x_BMD.shape[0]
+        self.tokens_since_fired_L[fired_L] = 0
+        dead_L = self.tokens_since_fired_L > self.cfg.dead_after_tokens
+        if self.cfg.aux_coeff > 0 and dead_L.any():
+            aux = self._aux_loss(pre_BL, err_BMD.detach(), dead_L)
+            total = total + self.cfg.aux_coeff * aux
+            stats["aux"] = aux.item()
+        stats.update(l0=(f_BL > 0).float().sum(-1).mean().item(), dead_frac=dead_L.float().mean().item())
+        return total, stats
+
+    def _aux_loss(self, pre_BL, err_BMD, dead_L) -> torch.Tensor:
+        """Dead latents' top-``aux_k`` activations must reconstruct the live latents' residual error."""
+        pre_Bl = pre_BL[:, dead_L]
+        k = min(self.cfg.aux_k, pre_Bl.shape[1])
+        top = pre_Bl.topk(k, dim=-1)
+        f_Bl = torch.zeros_like(pre_Bl).scatter_(-1, top.indices, top.values)
+        recon_BMD = torch.einsum("bl,lmd->bmd", f_Bl, self.W_dec_LMD[dead_L])
+        return (recon_BMD - err_BMD).pow(2).sum(-1).sum(-1).mean() / err_BMD.pow(2).sum(-1).sum(-1).mean().clamp_min(1e-8)
+
+    # -------------------------------------------------------------------------------------------- saving
+    def save(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        from ..run.artifacts import atomic_dir
+        with atomic_dir(folder) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
+                      str(tmp / "crosscoder.safetensors"))
+            (tmp / "config.json").write_text(self.cfg.to_json())
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Crosscoder":
+        from safetensors.torch import load_file
+        folder = Path(folder)
+        for name in ("config.json", "crosscoder.safetensors"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name}: missing crosscoder file")
+        cc = cls(CrosscoderConfig(**json.loads((folder / "config.json").read_text())))
+        try:
+            cc.load_state_dict(load_file(str(folder / "crosscoder.safetensors")))
+        except Exception as e:
+            raise ValueError(f"{folder / 'crosscoder.safetensors'}: corrupt or incompatible ({e})") from None
+        return cc.eval()
+
+
+def fvu_M(x_BMD: torch.Tensor, xhat_BMD: torch.Tensor) -> torch.Tensor:
+    """Fraction of variance unexplained per model: Σ‖x − x̂‖² / Σ‖x − mean(x)‖²."""
+    resid = (x_BMD - xhat_BMD).pow(2).sum(dim=(0, 2))
+    total = (x_BMD - x_BMD.mean(0, keepdim=True)).pow(2).sum(dim=(0, 2))
+    return resid / total.clamp_min(1e-12)
+
+
+def lr_lambda(total_steps: int, warmup_frac: float = 0.05, decay_frac: float = 0.2):
+    """Linear warm-up, constant, then linear decay to 0 over the last ``decay_frac`` of training."""
+    warm, decay_start = max(1, int(warmup_frac * total_steps)), int((1 - decay_frac) * total_steps)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if step >= decay_start:
+            return max(0.0, (total_steps - step) / max(1, total_steps - decay_start))
+        return 1.0
+    return f
+
+
+def train(cc: Crosscoder, batches, total_steps: int, lr: float = 1e-3, l1_warmup_frac: float = 0.1,
+          log_every: int = 50, show_progress: bool = True) -> list[dict]:
+    """Train on an iterator of ``x_BMD`` batches (already normalised). Returns the log."""
+    opt = torch.optim.Adam(cc.parameters(), lr=lr, betas=(0.9, 0.999))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps))
+    log, cc = [], cc.train()
+    for step in progress(range(total_steps), desc="crosscoder", disable=not show_progress):
+        x_BMD = next(batches)
+        l1 = cc.cfg.l1_coeff * min(1.0, (step + 1) / max(1, l1_warmup_frac * total_steps))
+        loss, stats = cc.loss(x_BMD, l1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(cc.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == total_steps - 1:
+            with torch.no_grad():
+                stats["fvu"] = fvu_M(x_BMD, cc.decode(cc.encode(x_BMD))).tolist()
+            log.append({"step": step, "loss": loss.item(), **stats})
+    return log

@@ -1,0 +1,191 @@
+"""Study A's generalization features and their causal test (docs/METHOD.md §A4–A5).
+
+**Reading one model's latents out of a joint crosscoder.** The crosscoder encodes M models' activations at the
+same token jointly; during one model's generation only that model's activation exists. ``encode="replicate"``
+puts model m's (normalised) activation into every model slot — on the default organism this reconstructs model m
+about as well as the joint code (FVU 0.015 vs 0.013); ``encode="own"`` gives the other slots zeros (the other
+encoder blocks then contribute nothing; FVU ≈ 0.44 there). Both are offered; the notebook states which is used.
+
+**Score and selection.** Score_k = mean over a family's RL-right/base-wrong samples of (f_k^RL − f_k^base), each
+f averaged over the chosen token positions of the sample. A family keeps latents with Score_k > ``fraction`` ×
+its maximum; the task-agnostic set is the intersection over families (:func:`select_sets`).
+
+**The edit.** At the crosscoder's layer, with x = scale_m · h (the activation normalisation of notebook 03) and
+f = encode(x), the edited stream is ``h + (decode(f')[m] − decode(f)[m]) / scale_m`` where f' multiplies the
+selected latents by ``factor`` (0 = disable, α > 1 = amplify). Everything the crosscoder does not reconstruct
+(its error) is kept, and with nothing changed f' = f and the edit is exactly zero, so generations are unchanged
+token for token (the identity check). Zeroing latent k removes exactly f_k · W_dec[k, m] / scale_m.
+
+**Where.** ``positions="prompt"`` edits the forward pass over the prompt, ``"generated"`` every later step
+(one new token each, with the KV cache), ``"both"`` all of them. :func:`generate` does it through nnsight
+(``tracer.iter`` over generation steps); :func:`generate_hooked` does the same with a plain torch forward hook,
+the reference the nnsight path is tested against.
+
+Legend: ``B`` batch, ``T`` positions, ``D`` d_model, ``L`` latents, ``M`` models, ``F`` families.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from .activations import submodule
+from .crosscoder import Crosscoder
+
+
+# ------------------------------------------------------------------------------------------------ latents
+def latents_of(cc: Crosscoder, x_BD: torch.Tensor, m: int, encode: str = "replicate") -> torch.Tensor:
+    """``f_BL`` of model ``m`` alone (``x_BD`` already normalised)."""
+    if encode == "own":
+        return cc.encode_one(x_BD, m)
+    if encode == "replicate":
+        return cc.encode(x_BD[:, None, :].expand(-1, cc.cfg.n_models, -1), use_threshold=True)
+    raise ValueError(f"encode: {encode!r} is not 'own' or 'replicate'")
+
+
+def score_L(f_rl_NL: torch.Tensor, f_base_NL: torch.Tensor) -> torch.Tensor:
+    """Score_k = mean over samples of f_k^RL − f_k^base (each row one sample's position-averaged latents)."""
+    return (f_rl_NL - f_base_NL).mean(0)
+
+
+def family_set(score: torch.Tensor, fraction: float) -> set[int]:
+    """Latents scoring above ``fraction`` × the family's maximum (none when no latent scores above 0)."""
+    top = float(score.max()) if score.numel() else 0.0
+    return set(torch.nonzero(score > fraction * top).flatten().tolist()) if top > 0 else set()
+
+
+def select_sets(scores: dict[str, torch.Tensor], fraction: float) -> tuple[dict[str, set[int]], set[int]]:
+    """Per-family sets and their intersection (the task-agnostic set)."""
+    sets = {f: family_set(s, fraction) for f, s in scores.items()}
+    common = set.intersection(*sets.values()) if sets else set()
+    return sets, common
+
+
+def overlap_matrix(sets: dict[str, set[int]]) -> np.ndarray:
+    """``[F, F]`` share of the smaller set found in the other (the paper's "> 80 % overlap")."""
+    names = list(sets)
+    out = np.full((len(names), len(names)), np.nan)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            small = min(len(sets[a]), len(sets[b]))
+            if small:
+                out[i, j] = len(sets[a] & sets[b]) / small
+    return out
+
+
+def random_sets(alive: list[int], size: int, n: int, seed: int, exclude: AbstractSet[int] = frozenset()) -> list[list[int]]:
+    """``n`` random latent sets of ``size`` drawn from alive latents outside ``exclude``."""
+    pool = np.array(sorted(set(alive) - set(exclude)))
+    rng = np.random.default_rng(seed)
+    size = min(size, len(pool))
+    return [sorted(rng.choice(pool, size, replace=False).tolist()) for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ the edit
+@dataclass(frozen=True)
+class Edit:
+    """Multiply ``latents`` of model slot ``m`` by ``factor`` at the crosscoder's layer."""
+    cc: Crosscoder
+    m: int
+    scale: float                 # activation normalisation of model m (norm.json)
+    latents: tuple[int, ...]
+    factor: float
+    encode: str = "replicate"
+    positions: str = "both"      # prompt | generated | both
+
+    def applies(self, step: int) -> bool:
+        return self.positions == "both" or (self.positions == "prompt") == (step == 0)
+
+    def with_(self, **kw) -> "Edit":
+        return replace(self, **kw)
+
+
+def edit_delta(h_BTD: torch.Tensor, e: Edit) -> torch.Tensor:
+    """The change the edit makes to the residual stream ``h_BTD`` (model units)."""
+    B, T, D = h_BTD.shape
+    with torch.no_grad():
+        x = h_BTD.reshape(B * T, D).float() * e.scale
+        f = latents_of(e.cc, x, e.m, e.encode)
+        f_new = f.clone()
+        idx = torch.tensor(e.latents, dtype=torch.long)
+        f_new[:, idx] = f[:, idx] * e.factor
+        d = e.cc.decode(f_new)[:, e.m] - e.cc.decode(f)[:, e.m]
+    return (d / e.scale).reshape(B, T, D).to(h_BTD.dtype)
+
+
+def apply(h_BTD: torch.Tensor, e: Edit) -> torch.Tensor:
+    return h_BTD + edit_delta(h_BTD, e)
+
+
+# ------------------------------------------------------------------------------------------------ generation
+def _decode(tokenizer, ids_BT, n_prompt: int) -> list[str]:
+    return tokenizer.batch_decode(ids_BT[:, n_prompt:], skip_special_tokens=True)
+
+
+def _gen_kwargs(tokenizer, max_new_tokens: int) -> dict:
+    return {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id}
+
+
+def generate(lm, tokenizer, prompts: list[str], max_new_tokens: int, edit: Edit | None, layers_path: str,
+             layer: int, batch_size: int = 128) -> list[str]:
+    """Greedy completions with ``edit`` applied at ``layer`` through nnsight (None: no edit, same path)."""
+
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True)
+        with warnings.catch_warnings():  # a batch that stops early leaves the bounded loop's last steps unreached
+            warnings.filterwarnings("ignore", message=".*was never reached.*")
+            with lm.generate(**_gen_kwargs(tokenizer, max_new_tokens)) as tracer:
+                with tracer.invoke({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}):
+                    for step in tracer.iter[:max_new_tokens]:
+                        if edit is not None and edit.applies(step):
+                            block = submodule(lm, layers_path)[layer]
+                            block.output = apply(block.output, edit)
+                with tracer.invoke():
+                    ids = tracer.result.save()
+        out += _decode(tokenizer, ids, enc["input_ids"].shape[1])
+    return out
+
+
+def generate_hooked(model, tokenizer, prompts: list[str], max_new_tokens: int, edit: Edit | None,
+                    layers_path: str, layer: int, batch_size: int = 128) -> list[str]:
+    """The same as :func:`generate` with a plain torch forward hook (the reference)."""
+    block = dict(model.named_modules())[layers_path][layer]
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True)
+        step = {"n": 0}
+
+        def hook(mod, args, output, step=step):
+            s, step["n"] = step["n"], step["n"] + 1
+            if edit is None or not edit.applies(s):
+                return None
+            return (apply(output[0], edit),) + tuple(output[1:]) if isinstance(output, tuple) else apply(output, edit)
+
+        handle = block.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                ids = model.generate(**enc, **_gen_kwargs(tokenizer, max_new_tokens))
+        finally:
+            handle.remove()
+        out += _decode(tokenizer, ids, enc["input_ids"].shape[1])
+    return out
+
+
+def latent_trace(model, tokenizer, text: str, cc: Crosscoder, m: int, scale: float, latents: list[int],
+                 layers_path: str, layer: int, encode: str = "replicate") -> tuple[list[str], torch.Tensor]:
+    """Tokens of ``text`` and the activations ``[T, len(latents)]`` of the given latents along it."""
+    from .activations import resid_hook
+
+    enc = tokenizer(text, return_tensors="pt")
+    h = resid_hook(model, layers_path, layer, enc["input_ids"], enc["attention_mask"])[0]
+    with torch.no_grad():
+        f = latents_of(cc, h.float() * scale, m, encode)
+    tokens = [tokenizer.decode([t]) for t in enc["input_ids"][0]]
+    return tokens, f[:, latents]

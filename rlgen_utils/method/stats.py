@@ -1,0 +1,61 @@
+"""Bootstrap confidence intervals for accuracies and their differences.
+
+* :func:`bootstrap_ci` — percentile interval of the mean of per-sample values (0/1 correctness).
+* :func:`paired_diff_ci` — interval of mean(a − b) when ``a`` and ``b`` are scored on the same samples: resampling
+  the *pairs* keeps the correlation between models, which makes the interval much tighter than comparing two
+  independent intervals.
+* :func:`hierarchical_ci` — several training seeds, each scored on the same samples: resample seeds, then
+  samples, so the interval carries both training-seed and sample uncertainty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CI:
+    mean: float
+    lo: float
+    hi: float
+
+    def excludes_zero(self) -> bool:
+        return self.lo > 0 or self.hi < 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+
+def _interval(draws_X: np.ndarray, mean: float, level: float) -> CI:
+    lo, hi = np.quantile(draws_X, [(1 - level) / 2, (1 + level) / 2])
+    return CI(float(mean), float(lo), float(hi))
+
+
+def bootstrap_ci(values_N, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+    """Mean of ``values_N`` with a percentile bootstrap interval."""
+    v = np.asarray(values_N, dtype=float)
+    if v.size == 0:
+        return CI(float("nan"), float("nan"), float("nan"))
+    idx_XN = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))
+    return _interval(v[idx_XN].mean(axis=1), v.mean(), level)
+
+
+def paired_diff_ci(a_N, b_N, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+    """mean(a − b) over paired samples, with a bootstrap interval that resamples pairs."""
+    a, b = np.asarray(a_N, dtype=float), np.asarray(b_N, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same shape, got {a.shape} and {b.shape}")
+    return bootstrap_ci(a - b, n_boot, level, seed)
+
+
+def hierarchical_ci(values_ZN, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+    """Mean over seeds (rows) and samples (columns), resampling seeds then samples."""
+    v = np.asarray(values_ZN, dtype=float)
+    if v.ndim != 2 or v.size == 0:
+        raise ValueError(f"expected a [seeds, samples] array, got shape {v.shape}")
+    rng = np.random.default_rng(seed)
+    z_idx_XZ = rng.integers(0, v.shape[0], size=(n_boot, v.shape[0]))
+    n_idx_XN = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))
+    boots_X = np.array([v[z_idx_XZ[x]][:, n_idx_XN[x]].mean() for x in range(n_boot)])
+    return _interval(boots_X, v.mean(), level)

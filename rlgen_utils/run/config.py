@@ -1,0 +1,411 @@
+"""Typed params: every ``params/*.yaml`` is validated here before any compute.
+
+A bad value produces :class:`ParamsError` whose message is one line naming the file and the key, e.g.
+``params/x.yaml: posttrain.grpo.lr: Input should be greater than 0 (got -1.0)``. ``python -m rlgen_utils.config
+FILE`` validates a file from the shell (exit 2 on error).
+
+Example (the smoke file, abridged)::
+
+    name: smoke
+    seed: 0
+    model: {name_or_path: organism, organism: {d_model: 64, n_layers: 2, n_heads: 2, d_ff: 256}}
+    pretrain: {steps: 60, batch_rows: 16, seq_len: 96, lr: 3.0e-3}
+    posttrain:
+      methods: [sft, grpo, rloo, dpo, sft_grpo, sft_dpo]
+      n_train_prompts: 64
+      grpo: {lr: 5.0e-5, num_generations: 4, completions_per_step: 16}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+METHODS = ("sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo")
+Method = Literal["sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo"]
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; ``str(err)`` is one line naming the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganismCfg(Strict):
+    d_model: int = Field(default=128, ge=8, le=4096)
+    n_layers: int = Field(default=4, ge=1, le=64)
+    n_heads: int = Field(default=4, ge=1, le=64)
+    d_ff: int = Field(default=512, ge=8)
+    max_len: int = Field(default=192, ge=32, le=8192)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads: {self.n_heads} must divide d_model ({self.d_model})")
+        return self
+
+
+class ModelCfg(Strict):
+    name_or_path: str = Field(default="organism", min_length=1,
+                              description="'organism' (pretrained here) or a local Hugging Face model folder")
+    organism: OrganismCfg = Field(default_factory=OrganismCfg)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @property
+    def is_organism(self) -> bool:
+        return self.name_or_path == "organism"
+
+
+class TasksCfg(Strict):
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    min_ops: int = Field(default=2, ge=1, le=8)
+    max_ops: int = Field(default=3, ge=1, le=8)
+    first_max: int = Field(default=99, ge=10, le=99)
+    operand_max: int = Field(default=9, ge=2, le=99)
+    slip_rate: float = Field(default=0.65, ge=0, le=1, description="fraction of sloppy arith solutions in pretraining")
+    n_facts: int = Field(default=120, ge=8, le=2000)
+
+    @model_validator(mode="after")
+    def _ops_order(self):
+        if self.max_ops < self.min_ops:
+            raise ValueError(f"max_ops: {self.max_ops} must be >= min_ops ({self.min_ops})")
+        return self
+
+
+class PretrainCfg(Strict):
+    steps: int = Field(default=700, ge=1)
+    batch_rows: int = Field(default=32, ge=1)
+    seq_len: int = Field(default=96, ge=16)
+    lr: float = Field(default=2e-3, gt=0, lt=1)
+    warmup_steps: int = Field(default=30, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    in_domain_weight: float = Field(default=3.0, gt=0)
+    n_checkpoints: int = Field(default=5, ge=1, le=100)
+
+
+class SFTCfg(Strict):
+    lr: float = Field(default=5e-4, gt=0, lt=1)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class OnlineRLCfg(Strict):
+    lr: float = Field(default=3e-5, gt=0, lt=1)
+    num_generations: int = Field(default=8, ge=2)
+    completions_per_step: int = Field(default=32, ge=2)
+    max_completion_length: int = Field(default=48, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    beta: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _groups_fit(self):
+        if self.completions_per_step % self.num_generations:
+            raise ValueError(f"completions_per_step: {self.completions_per_step} must be a multiple of "
+                             f"num_generations ({self.num_generations})")
+        return self
+
+
+class DPOCfg(Strict):
+    lr: float = Field(default=5e-5, gt=0, lt=1)
+    beta: float = Field(default=0.1, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    samples_per_prompt: int = Field(default=4, ge=1, description="base samples searched for a wrong (rejected) answer")
+
+
+class PosttrainCfg(Strict):
+    methods: list[Method] = list(METHODS)
+    seeds: list[int] | None = Field(default=None, min_length=1, description="training seeds; default [top-level seed]")
+    n_train_prompts: int = Field(default=512, ge=4)
+    epochs: int = Field(default=1, ge=1)
+    n_checkpoints: int = Field(default=5, ge=1, le=50)
+    sft: SFTCfg = Field(default_factory=SFTCfg)
+    grpo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
+    rloo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
+    dpo: DPOCfg = Field(default_factory=DPOCfg)
+
+    @model_validator(mode="after")
+    def _dependencies(self):
+        for m in ("sft_grpo", "sft_dpo"):
+            if m in self.methods and "sft" not in self.methods:
+                raise ValueError(f"methods: {m} starts from the SFT model, so 'sft' must be in methods")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods: must not repeat")
+        if self.seeds is not None and (len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0):
+            raise ValueError("seeds: must be distinct non-negative integers")
+        return self
+
+
+class BenchmarkCfg(Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    kind: Literal["multiple_choice", "math"]
+    role: Literal["in_domain", "ood_select", "ood_heldout"]
+    limit: int | None = Field(default=None, ge=1, description="evaluate the first N examples only")
+
+
+class DataCfg(Strict):
+    """Where training prompts and evaluation sets come from. The first ``in_domain`` benchmark (or the task
+    world's ``arith``) is the primary in-domain set: training curves and pass@k use it."""
+    task_world: bool = Field(default=True, description="evaluate the synthetic task families")
+    train_file: str | None = Field(default=None, description="JSONL of {problem, solution, answer}: in-domain "
+                                                     "post-training prompts instead of the task world's arith")
+    benchmarks: list[BenchmarkCfg] = []
+
+    @model_validator(mode="after")
+    def _evaluable(self):
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError("benchmarks: names must be distinct")
+        if not self.task_world and not any(b.role == "in_domain" for b in self.benchmarks):
+            raise ValueError("benchmarks: without the task world, one benchmark must have role in_domain")
+        return self
+
+
+class CrosscoderCfg(Strict):
+    """Study A's shared feature space (notebook 03). Thresholds are stated in the notebook."""
+    layer: int | None = Field(default=None, ge=0, description="decoder layer whose output is read; default the middle")
+    n_texts: int = Field(default=6000, ge=8, description="corpus size in texts (prompt + gold completion)")
+    in_domain_fraction: float = Field(default=0.5, ge=0, le=1, description="share of in-domain solutions; the rest is "
+                                                                   "the general pretraining mixture")
+    max_len: int = Field(default=128, ge=8)
+    collect_batch_size: int = Field(default=256, ge=1, description="texts per forward pass when collecting activations")
+    shard_tokens: int = Field(default=65_536, ge=256)
+    n_latents: int = Field(default=1024, ge=8)
+    sparsity: Literal["batchtopk", "l1"] = "batchtopk"
+    k: int = Field(default=16, ge=1, description="batchtopk: mean active latents per token")
+    l1_coeff: float = Field(default=2.0, ge=0, description="l1: sparsity coefficient λ (the paper's 2)")
+    lr: float = Field(default=1e-3, gt=0, lt=1)
+    batch_size: int = Field(default=1024, ge=8)
+    steps: int = Field(default=2000, ge=1)
+    pair_steps: int = Field(default=1500, ge=1, description="steps for each two-model (base vs tuned) crosscoder")
+    dead_after_tokens: int = Field(default=200_000, ge=1)
+    sft_method: Method = "sft"
+    rl_method: Method = "grpo"
+    mas_specific_above: float = Field(default=0.7, gt=0.5, lt=1, description="MAS share above which a model owns a latent")
+    nrn_low: float = Field(default=0.3, gt=0, lt=0.5)
+    nrn_high: float = Field(default=0.7, gt=0.5, lt=1)
+
+
+class DynamicsCfg(Strict):
+    """Feature dynamics over checkpoints (notebook 04)."""
+    top_k: int = Field(default=50, ge=1, description="model-specific latents kept per checkpoint (the paper: 50)")
+    ranking: Literal["nrn", "mas"] = "nrn"
+    tuned_threshold: float = Field(default=0.7, gt=0.5, lt=1, description="NRN above which a latent is tuned-only")
+    match_threshold: float = Field(default=0.7, gt=0, lt=1, description="decoder cosine for matching latents across "
+                                                                "separately trained crosscoders")
+    n_latents: int = Field(default=512, ge=8)
+    steps: int = Field(default=600, ge=1)
+    pair_steps: int = Field(default=250, ge=1)
+    crosscoder_seeds: list[int] = Field(default=[0, 1], min_length=1)
+
+
+ModelName = str  # "base" or a post-training method
+
+
+PAPER_PAIRS = (("sft", "sft_grpo"), ("sft", "sft_dpo"), ("base", "sft"), ("base", "grpo"), ("base", "rloo"),
+               ("base", "dpo"))
+
+
+class CircuitsCfg(Strict):
+    """Study B: edge attribution before → after post-training (notebook 05)."""
+    pairs: list[tuple[ModelName, ModelName]] | None = Field(default=
+        None, description="(before, after) model pairs; null = the paper's pairs whose models are trained")
+    n_samples: int = Field(default=100, ge=2, description="questions per pair (the paper: 100)")
+    both_correct: bool = Field(default=True, description="keep questions both models answer correctly (the paper)")
+    beta: float = Field(default=0.5, gt=0, description="answer length / mean answer length at least beta")
+    gamma: float = Field(default=1.5, gt=0, description="… and at most gamma")
+    delta: float = Field(default=0.5, gt=0, le=1, description="relative answer-length gap between the two models below")
+    alphas: list[float] = Field(default=[0.03, 0.1, 0.3, 0.5], min_length=1,
+                                description="truncation T_cut = alpha · mean answer length")
+    main_alpha: float = Field(default=0.3, description="the alpha of the headline table; one of alphas")
+    scores: list[Literal["zero", "eap", "eap_ig"]] = Field(default=["zero", "eap", "eap_ig"], min_length=1)
+    ig_steps: int = Field(default=5, ge=1, le=100)
+    n_bins: int = Field(default=100, ge=2, description="histogram bins of the entropy (same edges for both models)")
+    n_boot: int = Field(default=1000, ge=10)
+    batch_size: int = Field(default=32, ge=1)
+    exact_model: ModelName = Field(default="base", description="model whose first-order scores are checked by ablation")
+    exact_n_samples: int = Field(default=16, ge=0, description="samples for the exact-ablation check (0 = skip)")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if any(not 0 < a <= 1 for a in self.alphas):
+            raise ValueError(f"alphas: every alpha must be in (0, 1], got {self.alphas}")
+        if self.main_alpha not in self.alphas:
+            raise ValueError(f"main_alpha: {self.main_alpha} is not one of alphas {self.alphas}")
+        if self.gamma < self.beta:
+            raise ValueError(f"gamma: {self.gamma} is below beta ({self.beta})")
+        return self
+
+
+class InterventionsCfg(Strict):
+    """Study A §A4–A5: generalization features and their causal test (notebook 06)."""
+    families: list[str] | None = Field(default=None, description="selection families; null = every ood_select family")
+    pool_per_family: int = Field(default=1000, ge=1, description="test prompts per selection family searched for "
+                                                         "RL-right/base-wrong samples")
+    fraction: float = Field(default=0.2, gt=0, lt=1, description="keep latents above this share of a family's max Score")
+    encode: Literal["replicate", "own"] = Field(default="replicate", description="how f_k^m is read from the joint "
+                                                "crosscoder: model m's activation in every slot, or in its own")
+    score_positions: Literal["prompt", "all"] = Field(default="prompt", description="tokens averaged for f_k^m: the "
+                                                      "prompt, or the prompt and the RL model's answer")
+    min_samples: int = Field(default=2, ge=1, description="families with fewer RL-right/base-wrong samples get no set")
+    combine: Literal["intersection", "union"] = Field(default="intersection", description="task-agnostic set from the "
+                                                      "families' sets (the paper: intersection)")
+    edit_positions: Literal["prompt", "generated", "both"] = "both"
+    amplify: float = Field(default=4.0, gt=1, description="factor on the selected latents in the base model")
+    dose: list[float] = Field(default=[0.0, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=2,
+                              description="factors of the dose-response curve")
+    n_random: int = Field(default=10, ge=2, description="random latent sets of the same size (the control)")
+    n_eval: int = Field(default=100, ge=1, description="prompts per family for whole-family evaluation")
+    n_boot: int = Field(default=1000, ge=10)
+
+    @model_validator(mode="after")
+    def _dose(self):
+        if any(d < 0 for d in self.dose):
+            raise ValueError(f"dose: factors must be ≥ 0, got {self.dose}")
+        return self
+
+
+class EvalCfg(Strict):
+    n_per_family: int = Field(default=200, ge=1)
+    curve_n: int = Field(default=100, ge=1, description="in-domain prompts per checkpoint for training curves")
+    pass_k: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=48, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+
+
+class Params(Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=0, ge=0)
+    run_root: str = "runs"
+    threads: int = Field(default=0, ge=0, description="torch threads; 0 = library default")
+    model: ModelCfg = Field(default_factory=ModelCfg)
+    tasks: TasksCfg = Field(default_factory=TasksCfg)
+    pretrain: PretrainCfg | None = Field(default_factory=PretrainCfg)
+    posttrain: PosttrainCfg = Field(default_factory=PosttrainCfg)
+    data: DataCfg = Field(default_factory=DataCfg)
+    eval: EvalCfg = Field(default_factory=EvalCfg)
+    crosscoder: CrosscoderCfg = Field(default_factory=CrosscoderCfg)
+    dynamics: DynamicsCfg = Field(default_factory=DynamicsCfg)
+    circuits: CircuitsCfg = Field(default_factory=CircuitsCfg)
+    interventions: InterventionsCfg = Field(default_factory=InterventionsCfg)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.model.is_organism and self.pretrain is None:
+            raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
+        known = {"base", *self.posttrain.methods}
+        for i, pair in enumerate(self.circuits.pairs or []):
+            for name in pair:
+                if name not in known:
+                    raise ValueError(f"circuits.pairs.{i}: {name!r} is neither 'base' nor one of "
+                                     f"posttrain.methods {sorted(self.posttrain.methods)}")
+        if self.circuits.exact_model not in known:
+            raise ValueError(f"circuits.exact_model: {self.circuits.exact_model!r} is neither 'base' nor one of "
+                             f"posttrain.methods")
+        return self
+
+    @property
+    def circuit_pairs(self) -> list[tuple[str, str]]:
+        """Study B's (before, after) pairs: as listed, or the paper's pairs whose models this file trains."""
+        if self.circuits.pairs is not None:
+            return [(p[0], p[1]) for p in self.circuits.pairs]
+        known = {"base", *self.posttrain.methods}
+        return [p for p in PAPER_PAIRS if set(p) <= known]
+
+    @property
+    def train_seeds(self) -> list[int]:
+        """Post-training seeds: ``posttrain.seeds`` or, by default, the top-level seed alone."""
+        return self.posttrain.seeds or [self.seed]
+
+    @property
+    def run_dir(self) -> Path:
+        """This run's folder, absolute and checked to lie inside ``run_root`` (:mod:`rlgen_utils.run.rundir`)."""
+        from .rundir import check
+        return check(self)
+
+    def section_hash(self, *keys: str, ignore: tuple[str, ...] = ()) -> str:
+        """Hash of the named top-level sections plus the seed: the key a stage's artifacts are stored under.
+        ``ignore`` drops dotted sub-keys (``"posttrain.seeds"``) that do not change the stage's outputs."""
+        dump = self.model_dump(mode="json")
+        for dotted in ignore:
+            section, sub = dotted.split(".", 1)
+            dump[section].pop(sub, None)
+        blob = json.dumps({k: dump[k] for k in ("seed",) + keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _one_line(path: Path, err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc, msg = [str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")
+    if e["type"] == "value_error" and ": " in msg:  # a cross-field check names its own key first
+        field, msg = msg.split(": ", 1)
+        loc.append(field)
+    key = ".".join(loc) or "(top level)"
+    got = f" (got {e['input']!r})" if e["type"] not in ("missing", "value_error") and not isinstance(
+        e.get("input"), dict) else ""
+    return f"{path}: {key}: {msg}{got}"
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params file; raise :class:`ParamsError` with one line naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of keys")
+    raw.setdefault("name", path.stem)
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_one_line(path, e)) from None
+    _check_files(path, params)
+    _check_run_dir(path, params)
+    return params
+
+
+def _check_run_dir(path: Path, p: Params) -> None:
+    from .rundir import RunDirError, check
+    try:
+        check(p)
+    except RunDirError as e:
+        raise ParamsError(f"{path}: {e}") from None
+
+
+def _check_files(path: Path, p: Params) -> None:
+    if not p.model.is_organism:
+        model_dir = Path(p.model.name_or_path)
+        if not (model_dir / "config.json").is_file():
+            raise ParamsError(f"{path}: model.name_or_path: no Hugging Face model (config.json) at {model_dir}")
+    if p.data.train_file and not Path(p.data.train_file).is_file():
+        raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
+    for i, b in enumerate(p.data.benchmarks):
+        if not Path(b.path).is_file():
+            raise ParamsError(f"{path}: data.benchmarks.{i}.path: file not found: {b.path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        for a in args:
+            load_params(a)
+            print(f"{a}: ok")
+    except ParamsError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

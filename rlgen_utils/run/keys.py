@@ -1,0 +1,67 @@
+"""Stage keys: which params each stage's artifacts depend on, in one table.
+
+A stage's key is the hash of the params sections it depends on — its own and every upstream stage's — plus the
+top-level seed (:meth:`Params.section_hash`). A finished stage whose stored key equals the current one is
+skipped; a params change alters exactly the keys of the stages downstream of it, which are recomputed. Sub-keys
+listed under ``ignore`` do not change any one artifact: adding a training seed or a method, for example, retrains
+nothing that exists.
+
+============== ================================================================ =========================
+stage          sections                                                          ignored
+============== ================================================================ =========================
+base           model, tasks, pretrain
+base_eval      + data, eval
+trained        model, tasks, pretrain, posttrain, data, eval                     posttrain.methods/seeds
+               (post-training checkpoints *and* their evaluation: the curves
+               inside training read the eval section, so both share one key)
+activations    trained − eval + the crosscoder's corpus fields                   crosscoder training fields
+crosscoder     crosscoder (+ the activation key and the model names, see
+               ``studies.crosscoder``)
+circuits       trained + circuits                                                circuits.pairs
+interventions  trained + crosscoder + interventions
+families       tasks, data, eval (the evaluation suite built in memory)
+============== ================================================================ =========================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import CrosscoderCfg, Params
+
+_UPSTREAM = ("model", "tasks", "pretrain")
+_TRAINED = (*_UPSTREAM, "posttrain", "data", "eval")
+_LISTS = ("posttrain.methods", "posttrain.seeds")
+
+CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens", "collect_batch_size")
+"""Crosscoder fields that change the activations collected (the rest only change crosscoder training)."""
+
+
+@dataclass(frozen=True)
+class StageKey:
+    sections: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+
+
+STAGES: dict[str, StageKey] = {
+    "base": StageKey(_UPSTREAM),
+    "base_eval": StageKey((*_UPSTREAM, "data", "eval")),
+    "trained": StageKey(_TRAINED, _LISTS),
+    "activations": StageKey((*_UPSTREAM, "posttrain", "data", "crosscoder"),
+                            _LISTS + tuple(f"crosscoder.{f}" for f in CrosscoderCfg.model_fields
+                                           if f not in CORPUS_FIELDS)),
+    "crosscoder": StageKey(("crosscoder",)),
+    "circuits": StageKey((*_TRAINED, "circuits"), (*_LISTS, "circuits.pairs")),
+    "interventions": StageKey((*_TRAINED, "crosscoder", "interventions"), _LISTS),
+    "families": StageKey(("tasks", "data", "eval")),
+}
+
+
+def stage_key(P: Params, stage: str) -> str:
+    """The key of ``stage``'s artifacts under params ``P`` (a stage not in :data:`STAGES` is a KeyError)."""
+    s = STAGES[stage]
+    return P.section_hash(*s.sections, ignore=s.ignore)
+
+
+def params_hash(P: Params) -> str:
+    """Hash of every params value: the provenance every artifact records."""
+    return P.section_hash(*type(P).model_fields)

@@ -1,0 +1,225 @@
+"""Stages of notebook 03: the corpus, activations of several models on it, and crosscoders over them.
+
+Run-folder layout::
+
+    acts/<key>-<models>-ts<training seed>/shard-*.safetensors, index.json, norm.json, DONE.json
+    crosscoders/<models>[-<tag>]/crosscoder.safetensors, config.json, log.json, DONE.json (key inside)
+
+Models are named ``base`` or a post-training method (its final checkpoint, first training seed), or
+``<method>@<k>`` for checkpoint ``k``.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..method import activations, latents
+from ..method.activations import ActivationStore
+from ..method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M
+from ..method.crosscoder import train as train_crosscoder
+from ..models import loading, pretrain
+from ..run.artifacts import is_done, mark_done, read_json, write_json
+from ..run.config import Params
+from ..run.keys import stage_key
+from ..run.rundir import RunDir
+from ..run.session import seed_everything
+from ..world import suite
+
+
+def model_path(P: Params, name: str, train_seed: int | None = None) -> Path:
+    """Folder of a named model (:meth:`RunDir.model`)."""
+    return RunDir(P).model(name, train_seed)
+
+
+def corpus(P: Params) -> list[str]:
+    """Texts the models read: in-domain gold solutions and the general pretraining mixture, mixed by
+    ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text)."""
+    c = P.crosscoder
+    n_in = round(c.n_texts * c.in_domain_fraction)
+    in_dom = suite.train_examples(P)
+    texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
+    rng = random.Random(f"corpus/{P.seed}")
+    names, weights = pretrain.mixture(1.0)
+    if P.data.task_world:
+        texts += [pretrain.pretrain_example(rng, rng.choices(names, weights)[0], P.tasks).text
+                  for _ in range(c.n_texts - n_in)]
+    else:  # a real model: benchmark prompts stand in for general text
+        pool = [e.text for f in suite.eval_families(P).values() for e in f.examples]
+        texts += [pool[i % len(pool)] for i in range(c.n_texts - n_in)]
+    random.Random(P.seed).shuffle(texts)
+    return texts
+
+
+def layer_of(P: Params, model) -> int:
+    return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
+
+
+def acts_key(P: Params, names: tuple[str, ...]) -> str:
+    """Key of an activation collection: the models and the corpus fields only (not crosscoder training)."""
+    return stage_key(P, "activations") + "-" + "-".join(names).replace("@", "at")
+
+
+def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None = None) -> Path:
+    """Activations of the named models (post-trained with ``train_seed``) on the corpus (resumable, keyed)."""
+    ts = P.train_seeds[0] if train_seed is None else train_seed
+    key = f"{acts_key(P, names)}-ts{ts}"
+    out = RunDir(P).acts(key)
+    paths = [model_path(P, n, ts) for n in names]   # every name checked before anything is loaded
+    if is_done(out, key):
+        return out
+    loaded = [loading.load_model(p, P.model.dtype) for p in paths]
+    tok = loading.load_tokenizer(paths[0])
+    c = P.crosscoder
+    info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
+                               shard_tokens=c.shard_tokens, max_len=c.max_len)
+    mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
+    return out
+
+
+def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = None,
+                      source: tuple[str, ...] | None = None, n_latents: int | None = None,
+                      seed: int | None = None, tag: str = "", train_seed: int | None = None) -> Crosscoder:
+    """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
+    collection when given (e.g. base–RL read out of the base/SFT/RL activations), else are collected for
+    ``names``. ``n_latents`` / ``seed`` override the crosscoder section; ``tag`` names the folder; models are
+    those post-trained with ``train_seed`` (default the first training seed)."""
+    c = P.crosscoder
+    steps, n_latents = steps or c.steps, n_latents or c.n_latents
+    seed = P.seed if seed is None else seed
+    source = source or names
+    acts = ensure_activations(P, source, train_seed)
+    columns = [source.index(n) for n in names]
+    key = f"{stage_key(P, 'crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}"
+    out = crosscoder_dir(P, names, tag)
+    if is_done(out, key):
+        return Crosscoder.load(out)
+    store = ActivationStore(acts)
+    cfg = CrosscoderConfig(n_models=len(names), d_model=store.d_model, n_latents=n_latents, sparsity=c.sparsity,
+                           k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
+    seed_everything(seed)
+    cc = Crosscoder(cfg)
+    log = train_crosscoder(cc, store.batches(c.batch_size, seed=seed, columns=columns), steps, lr=c.lr)
+    cc.eval()
+    cc.save(out)
+    write_json(out / "log.json", {"log": log, "names": list(names), "layer": store.layer})
+    mark_done(out, key, names=list(names))
+    return cc
+
+
+def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 8,
+            source: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """FVU per model, mean L0 and dead fraction on batches drawn in another order than training's."""
+    source = source or names
+    acts = ensure_activations(P, source)
+    it = ActivationStore(acts).batches(P.crosscoder.batch_size, seed=P.seed + 12345,
+                                       columns=[source.index(n) for n in names])
+    fvu, l0 = [], []
+    with torch.no_grad():
+        for _ in range(n_batches):
+            x = next(it)
+            f = cc.encode(x)
+            fvu.append(fvu_M(x, cc.decode(f)))
+            l0.append((f > 0).float().sum(-1).mean())
+    fvu_M_ = torch.stack(fvu).mean(0)
+    dead = (cc.tokens_since_fired_L > cc.cfg.dead_after_tokens).float().mean().item()
+    return pd.DataFrame([{"model": n, "FVU": float(fvu_M_[i]), "mean L0": float(torch.stack(l0).mean()),
+                          "dead fraction": dead} for i, n in enumerate(names)])
+
+
+def crosscoder_dir(P: Params, names: tuple[str, ...], tag: str = "") -> Path:
+    name = "-".join(names).replace("@", "at")
+    if len(name) > 80:  # long trajectories: a readable prefix and a hash
+        import hashlib
+        name = name[:60] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return RunDir(P).crosscoder(name + (f"-{tag}" if tag else ""))
+
+
+def training_log(P: Params, names: tuple[str, ...], tag: str = "") -> list[dict]:
+    return read_json(crosscoder_dir(P, names, tag) / "log.json")["log"]
+
+
+def activation_info(acts: Path) -> dict:
+    return ActivationStore(acts).info
+
+
+def alive(cc: Crosscoder):
+    """Latents that fired within the last ``dead_after_tokens`` training tokens."""
+    return cc.tokens_since_fired_L <= cc.cfg.dead_after_tokens
+
+
+def nrn_table(nrn_by_pair: dict, low: float, high: float) -> pd.DataFrame:
+    """Counts of base-only / shared / tuned-only latents per pair."""
+    return pd.DataFrame({name: latents.nrn_counts(v, low, high) for name, v in nrn_by_pair.items()}).T
+
+
+def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float) -> pd.DataFrame:
+    """Mean and quartiles of decoder cosine between each pair of models, over shared alive latents."""
+    keep = (latents.owner_L(cc.dec_norms_LM().detach(), specific_above) == -1) & alive(cc)
+    rows = []
+    W = cc.W_dec_LMD.detach()
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            cos = latents.decoder_cosine_L(W, a, b)[keep]
+            q = torch.quantile(cos, torch.tensor([0.25, 0.5, 0.75])) if cos.numel() else torch.full((3,), float("nan"))
+            rows.append({"pair": f"{names[a]}–{names[b]}", "shared latents": int(keep.sum()),
+                         "mean cosine": float(cos.mean()) if cos.numel() else float("nan"),
+                         "q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])})
+    return pd.DataFrame(rows)
+
+
+def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict) -> str:
+    """What the crosscoders show, computed from their decoder norms (never written by hand)."""
+    C = P.crosscoder
+    live = alive(cc3)
+    own = latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
+    counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
+    lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
+             f"{counts}; shared {int((own == -1).sum())}."]
+    for pair, nrn in nrn_by_pair.items():
+        c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
+        lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
+                     f"{c['shared']} shared; median NRN {float(nrn.median()):.3f}.")
+    shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
+    W = cc3.W_dec_LMD.detach()
+    cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
+    lines.append("- Shared latents' median decoder cosine with the base: " +
+                 ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
+    sft, rl = names[1], names[2]
+    n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
+    verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
+               "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
+               f"neither {sft} nor {rl} owns more latents at this threshold")
+    lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
+                 f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
+    return "\n".join(lines)
+
+
+def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
+    """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
+    return {f"base–{m}": ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
+            for m in trio[1:]}
+
+
+def nrn_by_pair(pairs: dict) -> dict:
+    """NRN of every alive latent of each two-model crosscoder."""
+    return {name: latents.nrn_L(cc.dec_norms_LM().detach())[alive(cc)] for name, cc in pairs.items()}
+
+
+def mas(cc: Crosscoder) -> torch.Tensor:
+    """``[L, M]`` MAS of every latent (each model's share of the latent's decoder norm)."""
+    return latents.mas_LM(cc.dec_norms_LM().detach())
+
+
+def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame:
+    """How many alive latents each model owns (MAS above ``crosscoder.mas_specific_above``), and how many are
+    shared."""
+    return latents.ownership_counts(cc.dec_norms_LM().detach(), list(names), P.crosscoder.mas_specific_above,
+                                    alive=alive(cc))
+
+
+def tokenizer(P: Params, name: str = "base"):
+    """The tokenizer of a named model (for the inspector's contexts)."""
+    return loading.load_tokenizer(model_path(P, name))

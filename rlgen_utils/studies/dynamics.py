@@ -1,0 +1,177 @@
+"""Stages of notebook 04: crosscoders over the whole training trajectory, and the overlap summaries.
+
+* :func:`ensure_trajectory` — one crosscoder over base + every SFT checkpoint + every RL checkpoint, on the same
+  tokens, so latent indices are shared by all checkpoints and both paradigms (one per crosscoder seed).
+* :func:`pairwise_sets` — the paper-faithful cross-check: a base-vs-checkpoint crosscoder per checkpoint, whose
+  top-K sets are compared after matching latents to the final checkpoint's crosscoder by decoder cosine.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..method import overlap
+from ..run.config import Params
+from . import crosscoder
+
+
+def checkpoint_names(P: Params, method: str) -> list[str]:
+    return [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
+
+
+def trajectory_names(P: Params) -> tuple[str, ...]:
+    C = P.crosscoder
+    return ("base", *checkpoint_names(P, C.sft_method), *checkpoint_names(P, C.rl_method))
+
+
+def ensure_trajectory(P: Params, seed: int, train_seed: int | None = None):
+    """The trajectory crosscoder with crosscoder seed ``seed`` over the checkpoints of training seed
+    ``train_seed`` (default the first)."""
+    D = P.dynamics
+    ts = P.train_seeds[0] if train_seed is None else train_seed
+    return crosscoder.ensure_crosscoder(P, trajectory_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
+                                      tag=trajectory_tag(seed, ts), train_seed=ts)
+
+
+def trajectory_tag(seed: int, train_seed: int) -> str:
+    return f"trajectory-seed{seed}-train{train_seed}"
+
+
+def training_log(P: Params, train_seed: int, seed: int) -> list[dict]:
+    """The training log of the trajectory crosscoder (training seed, crosscoder seed)."""
+    return crosscoder.training_log(P, trajectory_names(P), trajectory_tag(seed, train_seed))
+
+
+def ensure_all(P: Params) -> dict[tuple[int, int], object]:
+    """Trajectory crosscoders for every (training seed, crosscoder seed)."""
+    return {(ts, s): ensure_trajectory(P, s, ts) for ts in P.train_seeds for s in P.dynamics.crosscoder_seeds}
+
+
+def method_sets(P: Params, cc, method: str) -> list[set[int]]:
+    """Top-K model-specific latents of each checkpoint of ``method`` in a trajectory crosscoder."""
+    names = trajectory_names(P)
+    cols = [names.index(n) for n in checkpoint_names(P, method)]
+    spec = overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, P.dynamics.ranking)
+    return overlap.top_k_sets(spec, P.dynamics.top_k, crosscoder.alive(cc))
+
+
+def method_nrn_CL(P: Params, cc, method: str):
+    names = trajectory_names(P)
+    cols = [names.index(n) for n in checkpoint_names(P, method)]
+    return overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, crosscoder.alive(cc)]
+
+
+def paradigms(P: Params) -> tuple[str, str]:
+    return P.crosscoder.sft_method, P.crosscoder.rl_method
+
+
+def overlap_matrices(P: Params, cc) -> dict:
+    """Per paradigm, the Jaccard overlap matrix of its checkpoints' top-K sets in one trajectory crosscoder."""
+    return {m: overlap.overlap_matrix(method_sets(P, cc, m)) for m in paradigms(P)}
+
+
+def nrn_by_method(P: Params, cc) -> dict:
+    return {m: method_nrn_CL(P, cc, m) for m in paradigms(P)}
+
+
+def overlap_table(P: Params, ccs: dict) -> pd.DataFrame:
+    """Per paradigm and checkpoint: first-vs-last and neighbour overlap, and tuned-only count, as mean and
+    [min, max] over the crosscoders given (crosscoder seeds × training seeds)."""
+    rows = []
+    for method in paradigms(P):
+        per_seed = {s: method_sets(P, cc, method) for s, cc in ccs.items()}
+        fvl = np.array([overlap.first_vs_last(v) for v in per_seed.values()])
+        nb = np.array([[np.nan] + overlap.neighbour_overlap(v) for v in per_seed.values()])
+        tuned = np.array([overlap.tuned_only_counts(method_nrn_CL(P, cc, method), P.dynamics.tuned_threshold)
+                          for cc in ccs.values()])
+        for k in range(fvl.shape[1]):
+            rows.append({"method": method, "checkpoint": k + 1,
+                         "first_vs_last": fvl[:, k].mean(), "fvl_lo": fvl[:, k].min(), "fvl_hi": fvl[:, k].max(),
+                         "neighbour": nb[:, k].mean(), "nb_lo": nb[:, k].min(), "nb_hi": nb[:, k].max(),
+                         "tuned_only": tuned[:, k].mean()})
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One number per paradigm for each claim: mean overlap of checkpoints 1..N−1 with the last ("stabilises
+    early" when high) and mean neighbour overlap ("keeps evolving" when low), with [min, max] over seeds."""
+    rows = []
+    for method, g in table.groupby("method", sort=False):
+        early = g[g.checkpoint < g.checkpoint.max()]
+        rows.append({"method": method, "overlap with final (ckpts 1..N-1)": early.first_vs_last.mean(),
+                     "range": f"[{early.fvl_lo.mean():.2f}, {early.fvl_hi.mean():.2f}]",
+                     "neighbour overlap": g.neighbour.mean(),
+                     "range ": f"[{g.nb_lo.mean():.2f}, {g.nb_hi.mean():.2f}]",
+                     "tuned-only latents (final)": g.tuned_only.iloc[-1]})
+    return pd.DataFrame(rows)
+
+
+def pairwise_sets(P: Params, method: str) -> list[set[int]]:
+    """Paper-faithful: base-vs-checkpoint crosscoders (activations read from the trajectory collection), each
+    checkpoint's top-K by NRN mapped into the final checkpoint's crosscoder by decoder cosine."""
+    D = P.dynamics
+    names = trajectory_names(P)
+    ccs = [crosscoder.ensure_crosscoder(P, ("base", n), steps=D.pair_steps, n_latents=D.n_latents, source=names,
+                                      tag="pair") for n in checkpoint_names(P, method)]
+    final = ccs[-1]
+    out = []
+    for cc in ccs:
+        spec = overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, [1], "nrn")
+        top = overlap.top_k_sets(spec, D.top_k, crosscoder.alive(cc))[0]
+        mapping = overlap.match_latents(cc.W_dec_LMD.detach()[:, 1], final.W_dec_LMD.detach()[:, 1],
+                                         D.match_threshold)
+        out.append({mapping.get(i, -1 - i) for i in top})
+    return out
+
+
+def pairwise_table(P: Params) -> pd.DataFrame:
+    rows = []
+    for method in paradigms(P):
+        sets = pairwise_sets(P, method)
+        nb = [np.nan] + overlap.neighbour_overlap(sets)
+        for k, (f, n) in enumerate(zip(overlap.first_vs_last(sets), nb), start=1):
+            rows.append({"method": method, "checkpoint": k, "first_vs_last (matched)": f, "neighbour (matched)": n})
+    return pd.DataFrame(rows)
+
+
+def findings(P: Params, table: pd.DataFrame, pair_table=None) -> str:
+    """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
+    A claim counts as resolved when the [min, max] ranges over crosscoder seeds do not overlap."""
+    s = summary(table).set_index("method").to_dict("index")
+    sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
+    ranges = {}
+    for col, lo, hi in (("first", "fvl_lo", "fvl_hi"), ("neighbour", "nb_lo", "nb_hi")):
+        for m in (sft, rl):
+            g = table[(table.method == m) & table[lo].notna()]
+            g = g[g.checkpoint < g.checkpoint.max()] if col == "first" else g
+            ranges[col, m] = (g[lo].mean(), g[hi].mean())
+
+    def claim(col, text, holds):
+        (a_lo, a_hi), (b_lo, b_hi) = ranges[col, sft], ranges[col, rl]
+        separated = a_hi < b_lo or b_hi < a_lo
+        return (f"- {text}: {'holds' if holds else 'does not hold'}, "
+                f"{'resolved (the seed ranges do not overlap)' if separated else 'not resolved (the seed ranges overlap)'}.")
+    fvl, nb = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
+    return "\n".join([
+        f"- Overlap of earlier checkpoints' top-{P.dynamics.top_k} with the final one: {sft} {s[sft][fvl]:.2f} "
+        f"{s[sft]['range']}, {rl} {s[rl][fvl]:.2f} {s[rl]['range']}; neighbour overlap: {sft} "
+        f"{s[sft][nb]:.2f} {s[sft]['range ']}, {rl} {s[rl][nb]:.2f} {s[rl]['range ']}.",
+        claim("first", f"{sft} stabilises earlier than {rl}", s[sft][fvl] > s[rl][fvl]),
+        claim("neighbour", f"{rl} keeps evolving more than {sft}", s[rl][nb] < s[sft][nb]),
+        f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
+        f"{s[sft]['tuned-only latents (final)']:.0f}, {rl} {s[rl]['tuned-only latents (final)']:.0f}.",
+        *([] if pair_table is None else [_agreement(P, s, pair_table)])])
+
+
+def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
+    """Whether the pairwise (matched) cross-check points the same way as the trajectory crosscoder."""
+    sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
+    fvl_col, nb_col = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
+    g = {m: pair_table[pair_table.method == m] for m in (sft, rl)}
+    fvl = {m: g[m][g[m].checkpoint < g[m].checkpoint.max()]["first_vs_last (matched)"].mean() for m in g}
+    nb = {m: g[m]["neighbour (matched)"].mean() for m in g}
+    same_fvl = (fvl[sft] > fvl[rl]) == (s[sft][fvl_col] > s[rl][fvl_col])
+    same_nb = (nb[rl] < nb[sft]) == (s[rl][nb_col] < s[sft][nb_col])
+    return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
+            f"({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); neighbour {sft} {nb[sft]:.2f} "
+            f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")

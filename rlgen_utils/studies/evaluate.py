@@ -1,0 +1,238 @@
+"""Per-sample scoring of every model and checkpoint, and the tables built from it (notebook 02).
+
+:func:`ensure_scores` evaluates the base, every post-trained model's checkpoints and every training seed on every
+evaluation family (greedy, batched, left padding, KV cache) and returns one row per
+model × seed × checkpoint × family × sample. Each model's rows are cached as Parquet under
+``runs/<name>/eval/`` with the params key in the file's metadata, so a re-run scores only what is new.
+
+Columns: ``method`` ("base" or a post-training method), ``seed`` (training seed; -1 for the base),
+``checkpoint`` (0 = the base, 1..N), ``final``, ``family``, ``role``, ``sample`` (index in the family's test
+set), ``prompt``, ``completion``, ``parsed``, ``correct``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..method import stats
+from ..models import generation, loading
+from ..run.artifacts import provenance, read_parquet, write_json, write_parquet
+from ..run.config import Params
+from ..run.keys import stage_key
+from ..run.progress import progress
+from ..run.rundir import RunDir
+from ..world import suite
+from . import train
+
+BASE_SEED = -1
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    method: str
+    seed: int
+    checkpoint: int
+    final: bool
+    path: Path
+
+    @property
+    def cache_name(self) -> str:
+        return "base.parquet" if self.method == "base" else f"{self.method}/seed-{self.seed}/checkpoint-{self.checkpoint}.parquet"
+
+
+def model_refs(P: Params, all_checkpoints: bool = True) -> list[ModelRef]:
+    """The base, then every (method, seed) checkpoint (or only the final ones)."""
+    n = P.posttrain.n_checkpoints
+    refs = [ModelRef("base", BASE_SEED, 0, True, train.base_dir(P))]
+    for m in P.posttrain.methods:
+        for s in P.train_seeds:
+            for k, path in enumerate(RunDir(P).checkpoints(m, s), start=1):
+                if all_checkpoints or k == n:
+                    refs.append(ModelRef(m, s, k, k == n, path))
+    return refs
+
+
+def eval_key(P: Params) -> str:
+    """Scores depend on exactly what the checkpoints depend on (the ``trained`` key)."""
+    return stage_key(P, "trained")
+
+
+def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily]) -> pd.DataFrame:
+    """Per-sample rows of one model on every family."""
+
+    tok, model = loading.load_tokenizer(ref.path), loading.load_model(ref.path, P.model.dtype)
+    rows = []
+    for name, fam in families.items():
+        comps = generation.generate(model, tok, [e.prompt for e in fam.examples],
+                                  fam.max_new_tokens(tok, P.eval.max_new_tokens), P.eval.batch_size)
+        for i, (e, c) in enumerate(zip(fam.examples, comps)):
+            rows.append({"method": ref.method, "seed": ref.seed, "checkpoint": ref.checkpoint, "final": ref.final,
+                         "family": name, "role": fam.role, "sample": i, "prompt": e.prompt, "completion": c,
+                         "parsed": fam.parse(c), "correct": fam.verify(c, e.answer)})
+    return pd.DataFrame(rows)
+
+
+def ensure_scores(P: Params, all_checkpoints: bool = True):
+    """Per-sample correctness of every model (cached per model); with ``all_checkpoints`` also saved whole as
+    ``eval/per_sample.parquet``."""
+
+    key, families, root = eval_key(P), suite.eval_families(P), RunDir(P).eval
+    parts, scored = [], False
+    for ref in progress(model_refs(P, all_checkpoints), desc="evaluate"):
+        path = root / ref.cache_name
+        df = read_parquet(path, key)
+        if df is None:
+            df, scored = score_model(P, ref, families), True
+            write_parquet(df, path, key)
+        parts.append(df)
+    scores = pd.concat(parts, ignore_index=True)
+    if all_checkpoints:  # the whole table; a finals-only read (notebooks 05, 06) must not shrink it
+        whole = root / "per_sample.parquet"
+        previous = None if scored else read_parquet(whole, key)
+        if previous is None or len(previous) != len(scores):  # rewrite only when the set of scored rows changed
+            write_parquet(scores, whole, key)
+    return scores
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def _matrix(df: pd.DataFrame, method: str, family: str, checkpoint: int | None = None):
+    """``[seeds, samples]`` 0/1 array of one method on one family (final checkpoint unless given)."""
+    sel = df[(df.method == method) & (df.family == family)]
+    sel = sel[sel.final] if checkpoint is None else sel[sel.checkpoint == checkpoint]
+    piv = sel.pivot_table(index="seed", columns="sample", values="correct", aggfunc="first")
+    return piv.to_numpy(dtype=float) if len(piv) else np.zeros((0, 0))
+
+
+def accuracy_long(df: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
+    """One row per (method, family): mean accuracy of the final model and a 95 % interval (over samples, and
+    over training seeds when there are several)."""
+    rows = []
+    for (method, family), _ in df[df.final].groupby(["method", "family"], sort=False):
+        m = _matrix(df, str(method), str(family))
+        ci = stats.hierarchical_ci(m, n_boot) if m.shape[0] > 1 else stats.bootstrap_ci(m[0], n_boot)
+        rows.append({"method": method, "family": family, "accuracy": ci.mean, "lo": ci.lo, "hi": ci.hi,
+                     "n_seeds": m.shape[0], "n_samples": m.shape[1]})
+    return pd.DataFrame(rows)
+
+
+def delta_long(df: pd.DataFrame, a: str, b: str, n_boot: int = 2000) -> pd.DataFrame:
+    """``a − b`` per family on the same samples, with a paired interval (seeds averaged per sample first)."""
+    rows = []
+    for family in df.family.unique():
+        ma, mb = _matrix(df, a, family), _matrix(df, b, family)
+        if ma.size == 0 or mb.size == 0:
+            continue
+        ci = stats.paired_diff_ci(ma.mean(axis=0), mb.mean(axis=0), n_boot)
+        rows.append({"contrast": f"{a} − {b}", "family": family, "delta": ci.mean, "lo": ci.lo, "hi": ci.hi,
+                     "excludes_zero": ci.excludes_zero()})
+    return pd.DataFrame(rows)
+
+
+def table1(df, P, contrasts: tuple[tuple[str, str], ...] = (("grpo", "sft"), ("sft", "base"), ("grpo", "base"))):
+    """The paper's Table 1 shape: models × families, each cell ``acc [lo, hi]``, then the contrast rows."""
+    acc = accuracy_long(df)
+    cell = acc.assign(cell=[f"{r.accuracy:.3f} [{r.lo:.3f}, {r.hi:.3f}]" for r in acc.itertuples()])
+    wide = cell.pivot(index="method", columns="family", values="cell")
+    order = ["base"] + [m for m in P.posttrain.methods if m in wide.index]
+    wide = wide.loc[order, list(suite.eval_families(P))]
+    deltas = [delta_long(df, a, b) for a, b in contrasts if {a, b} <= set(df.method)]
+    if deltas:
+        d = pd.concat(deltas)
+        d = d.assign(cell=[f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" for r in d.itertuples()])
+        wide = pd.concat([wide, d.pivot(index="contrast", columns="family", values="cell")[wide.columns]])
+    return wide
+
+
+def checkpoint_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per (method, seed-mean, checkpoint, family), checkpoint 0 being the base (or SFT for SFT→X)."""
+    base = df[df.method == "base"]
+    curves = df[df.method != "base"].groupby(["method", "checkpoint", "family", "role"], as_index=False).agg(
+        accuracy=("correct", "mean"))
+    starts = []
+    for m in curves.method.unique():
+        start = df[(df.method == "sft") & df.final] if m.startswith("sft_") else base
+        s = start.groupby(["family", "role"], as_index=False).agg(accuracy=("correct", "mean")).assign(method=m,
+                                                                                                   checkpoint=0)
+        starts.append(s)
+    return pd.concat([*starts, curves], ignore_index=True).sort_values(["method", "family", "checkpoint"])
+
+
+def right_wrong_sets(df: pd.DataFrame, tuned: str, roles=("ood_select", "ood_heldout")) -> dict[str, dict[int, list[int]]]:
+    """Per OOD family and training seed: the samples where the final ``tuned`` model is right and the base
+    wrong (Study A's "RL right, base wrong" set when ``tuned`` is the RL method)."""
+    base = df[df.method == "base"].set_index(["family", "sample"])["correct"]
+    out: dict[str, dict[int, list[int]]] = {}
+    sel = df[(df.method == tuned) & df.final & df.role.isin(roles)]
+    for (family, seed), g in sel.groupby(["family", "seed"]):
+        right = g[g.correct]["sample"]
+        wrong = ~base.loc[str(family)]
+        out.setdefault(str(family), {})[int(str(seed))] = sorted(int(s) for s in right if wrong[s])
+    return out
+
+
+def ensure_right_wrong(P: Params, df: pd.DataFrame, rl_method: str = "grpo", sft_method: str = "sft") -> dict:
+    """Save and return the RL-right/base-wrong and SFT-right/base-wrong sample sets (``eval/right_wrong.json``)."""
+    methods = set(df.method)
+    out = {"rl_method": rl_method, "sft_method": sft_method,
+           "rl_right_base_wrong": right_wrong_sets(df, rl_method) if rl_method in methods else {},
+           "sft_right_base_wrong": right_wrong_sets(df, sft_method) if sft_method in methods else {}}
+    write_json(RunDir(P).eval / "right_wrong.json", {"key": eval_key(P), **out, "provenance": provenance()})
+    return out
+
+
+def right_wrong_counts(sets: dict) -> pd.DataFrame:
+    rows = []
+    for kind in ("rl_right_base_wrong", "sft_right_base_wrong"):
+        for family, by_seed in sets[kind].items():
+            for seed, ids in by_seed.items():
+                rows.append({"set": kind, "family": family, "seed": seed, "n_samples": len(ids)})
+    return pd.DataFrame(rows)
+
+
+def pool_by_role(df: pd.DataFrame) -> pd.DataFrame:
+    """Pool the families of each role into one pseudo-family ``"<role> (mean)"`` whose samples are the
+    (family, sample) pairs — so intervals over a role resample every sample of every family once."""
+    return df.assign(family=df.role + " (mean)", sample=df.family + "/" + df["sample"].astype(str))
+
+
+def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") -> str:
+    """A plain statement of what this run shows, computed from the intervals (never written by hand)."""
+    if not {rl, sft} <= set(df.method):
+        return f"This run has no {rl} and {sft} models to compare."
+    in_dom = suite.in_domain_family(P)
+    pooled = pool_by_role(df[df.role != "in_domain"])
+    lines = []
+    for m in (sft, rl):
+        d_in = delta_long(df[df.family == in_dom], m, "base").iloc[0]
+        d_ood = delta_long(pooled, m, "base").set_index("family")
+        parts = [f"in-domain ({in_dom}) {_fmt(d_in)}"]
+        for role in ("ood_select", "ood_heldout"):
+            key = f"{role} (mean)"
+            if key in d_ood.index:
+                parts.append(f"{role.replace('_', ' ')} {_fmt(d_ood.loc[key])}")
+        lines.append(f"- **{m} − base**: " + "; ".join(parts))
+    d = delta_long(pooled, rl, sft).set_index("family")
+    if "ood_select (mean)" in d.index:
+        r = d.to_dict("index")["ood_select (mean)"]
+        lo, hi = r["lo"], r["hi"]
+        verdict = ("RL keeps more out-of-domain accuracy than SFT" if lo > 0 else
+                   "SFT keeps more out-of-domain accuracy than RL" if hi < 0 else
+                   "RL and SFT do not differ out of domain at this sample size")
+        lines.append(f"- **{rl} − {sft}** on the OOD selection families: {_fmt(r)} → {verdict}.")
+    return "\n".join(lines)
+
+
+def contrasts_by_role(df: pd.DataFrame, methods=("sft", "grpo", "rloo", "dpo")) -> pd.DataFrame:
+    """Each method's change over the base, pooled per role (in-domain, OOD selection, OOD held-out)."""
+    pooled = pool_by_role(df)
+    parts = [delta_long(pooled, m, "base") for m in methods if m in set(df.method)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _fmt(r) -> str:
+    """``delta [lo, hi]`` of a row (Series or dict) of :func:`delta_long`."""
+    sig = "" if (r["lo"] > 0 or r["hi"] < 0) else " (interval includes 0)"
+    return f"{r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{sig}"

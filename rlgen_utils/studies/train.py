@@ -1,0 +1,165 @@
+"""Notebook 01 (train): pretrain the organism, evaluate the base, post-train every method — each stage keyed
+by the params that make it and skipped when already done (paths: :class:`rlgen_utils.run.rundir.RunDir`).
+
+    base/                    the base model (organism only; a local HF model is used where it is)
+    pretrain/<key>/step-*/   resumable pretraining checkpoints;  pretrain_log.json: loss per step
+    base_eval.json           greedy accuracy per family and pass@k in-domain, for the base
+    posttrain/<method>/seed-<s>/checkpoint-{1..N}/   save_pretrained folders + optimizer moments + train_log.json
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..models import generation, loading, posttrain, pretrain
+from ..run.artifacts import is_done, mark_done, provenance, read_json, write_json
+from ..run.config import Params
+from ..run.keys import stage_key
+from ..run.rundir import RunDir
+from ..run.session import seed_everything
+from ..world import suite
+from ..world.tasks import Example
+
+
+def base_dir(P: Params) -> Path:
+    """Folder of the base model: the organism's under the run folder, else the HF model's own folder."""
+    return RunDir(P).base()
+
+
+def ensure_base(P: Params) -> Path:
+    """Pretrain the organism (resuming if interrupted) unless a base with this key exists; HF models are used
+    as they are."""
+    if not P.model.is_organism:
+        return base_dir(P)
+    run = RunDir(P)
+    out, key = run.organism_base, stage_key(P, "base")
+    if is_done(out, key):
+        return out
+    seed_everything(P.seed)
+    tokenizer = loading.char_tokenizer()
+    model = loading.organism_model(P.model.organism, tokenizer, P.seed)
+    log = pretrain.pretrain(model, tokenizer, P.pretrain, P.tasks, P.seed, run.pretrain(key))
+    write_json(run.pretrain_log, log)
+    loading.save_model(model, tokenizer, out)
+    mark_done(out, key, n_params=loading.n_params(model))
+    return out
+
+
+def pretrain_log(P: Params) -> list[dict]:
+    path = RunDir(P).pretrain_log
+    return read_json(path) if path.is_file() else []
+
+
+def evaluate_model(P: Params, model_dir: Path, sampled: bool = True) -> dict:
+    """Greedy accuracy on every evaluation family, accuracy on the curve prompts (``in_domain_curve``), and
+    pass@k / mean sampled accuracy in-domain (``in_domain_pass@k``, ``in_domain_sampled_mean``)."""
+    tok, model = loading.load_tokenizer(model_dir), loading.load_model(model_dir, P.model.dtype)
+    e, fams = P.eval, suite.eval_families(P)
+    out = {name: generation.accuracy(model, tok, list(f.examples), e.max_new_tokens, e.batch_size, f.verify)
+           for name, f in fams.items()}
+    in_dom = fams[suite.in_domain_family(P)]
+    out["in_domain_curve"] = generation.accuracy(model, tok, suite.curve_examples(P), e.max_new_tokens,
+                                               e.batch_size, in_dom.verify)
+    if sampled:
+        scores = generation.sampled_scores(model, tok, list(in_dom.examples[: e.curve_n]), e.pass_k,
+                                         e.max_new_tokens, e.batch_size, seed=P.seed, verify=in_dom.verify)
+        out.update({f"in_domain_{k}": v for k, v in scores.items()})
+    return out
+
+
+def ensure_base_eval(P: Params) -> dict:
+    path, key = RunDir(P).base_eval, stage_key(P, "base_eval")
+    if path.is_file() and read_json(path).get("key") == key:
+        return read_json(path)["scores"]
+    scores = evaluate_model(P, ensure_base(P))
+    write_json(path, {"key": key, "scores": scores, "provenance": provenance()})
+    return scores
+
+
+def start_dir(P: Params, method: str, seed: int) -> Path:
+    return ensure_base(P) if posttrain.STARTS_FROM[method] == "base" else RunDir(P).checkpoints("sft", seed)[-1]
+
+
+def method_rows(P: Params, method: str, start: Path, seed: int) -> list[dict]:
+    examples = suite.train_examples(P)
+    algorithm = posttrain.ALGORITHM[method]
+    if algorithm == "sft":
+        return posttrain.sft_rows(examples)
+    if algorithm in ("grpo", "rloo"):
+        return posttrain.rl_rows(examples, suite.train_kind(P))
+    return _dpo_pairs(P, method, start, examples, seed)
+
+
+def _dpo_pairs(P: Params, method: str, start: Path, examples: list[Example], seed: int) -> list[dict]:
+    path, key = RunDir(P).method(method, seed) / "pairs.json", stage_key(P, "trained")
+    if path.is_file() and read_json(path)["key"] == key:
+        return read_json(path)["rows"]
+    rows = posttrain.dpo_rows(loading.load_model(start, P.model.dtype), loading.load_tokenizer(start), examples,
+                              P.posttrain.dpo, P.eval.max_new_tokens, seed, suite.train_kind(P))
+    if not rows:
+        raise RuntimeError(f"{method}: the starting model answered every prompt right; no DPO pairs to train on")
+    write_json(path, {"key": key, "rows": rows, "provenance": provenance()})
+    return rows
+
+
+def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
+    """Train every method in ``posttrain.methods`` for every training seed (SFT first, since SFT→X starts from
+    it); resumable. Returns the final checkpoint of each (method, seed)."""
+    order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
+    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
+    out = {}
+    for seed in P.train_seeds:
+        for m in order:
+            start = start_dir(P, m, seed)
+            out[m, seed] = posttrain.train_method(m, start, RunDir(P).method(m, seed), method_rows(P, m, start, seed),
+                                                  P, stage_key(P, "trained"), seed, curve, verify)
+    return out
+
+
+def training_logs(P: Params, seed: int | None = None) -> dict[str, list[dict]]:
+    """Per-segment logs of every method for one training seed (default: the first)."""
+    seed = P.train_seeds[0] if seed is None else seed
+    return {m: posttrain.training_log(RunDir(P).method(m, seed), P.posttrain.n_checkpoints)
+            for m in P.posttrain.methods}
+
+
+def family_table(P: Params) -> pd.DataFrame:
+    """One row per evaluation family: role, chance level, an example prompt and gold completion, test size."""
+    return pd.DataFrame([{"family": name, "role": f.role, "chance": round(f.chance, 3),
+                          "prompt": f.examples[0].prompt, "gold completion": f.examples[0].completion,
+                          "n_test": len(f.examples)} for name, f in suite.eval_families(P).items()])
+
+
+def in_domain_summary(P: Params, scores: dict) -> pd.DataFrame:
+    """Greedy accuracy, pass@k and mean sampled accuracy in-domain: room for post-training and RL's signal."""
+    k = P.eval.pass_k
+    return pd.DataFrame([{"family": suite.in_domain_family(P), "greedy": scores[suite.in_domain_family(P)],
+                          f"pass@{k} (sampled)": scores[f"in_domain_pass@{k}"],
+                          "mean sampled accuracy": scores["in_domain_sampled_mean"]}])
+
+
+def base_table(P: Params, scores: dict) -> pd.DataFrame:
+    """The base model's greedy accuracy per family next to chance."""
+    return pd.DataFrame([{"family": name, "role": f.role, "greedy accuracy": scores[name], "chance": f.chance}
+                         for name, f in suite.eval_families(P).items()])
+
+
+def start_accuracies(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float]:
+    """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0)."""
+    return {m: base_scores["in_domain_curve"] if posttrain.STARTS_FROM[m] == "base"
+            else logs["sft"][-1]["curve_accuracy"] for m in logs}
+
+
+def posttrain_table(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> pd.DataFrame:
+    """Per method: where it started, segments, rows seen, in-domain accuracy at each checkpoint and its change
+    over the start."""
+    rows, starts = [], start_accuracies(P, logs, base_scores)
+    for m, segs in logs.items():
+        start = starts[m]
+        acc = [s.get("curve_accuracy") for s in segs]
+        rows.append({"method": m, "starts from": posttrain.STARTS_FROM[m], "rows trained": sum(s["n_rows"] for s in segs),
+                     "optimizer steps": sum(len([h for h in s["log"] if "loss" in h]) for s in segs),
+                     "in-domain acc. at start": start, "per checkpoint": acc, "final": acc[-1],
+                     "change": None if acc[-1] is None else acc[-1] - start})
+    return pd.DataFrame(rows)

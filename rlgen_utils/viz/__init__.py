@@ -1,0 +1,1 @@
+"""Figures (plotly) and interactive widgets (ipywidgets) for the notebooks."""

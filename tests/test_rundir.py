@@ -1,0 +1,51 @@
+"""No run name or path in params can make a run write outside its run root (rlgen_utils.run.rundir)."""
+import os
+
+import pytest
+
+from rlgen_utils.run import config
+from rlgen_utils.run.rundir import REPO, RunDir
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../escape", "a/b", "/etc", "..\\x"])
+def test_names_that_leave_the_run_root_are_refused(write_params, name):
+    with pytest.raises(config.ParamsError, match=r"name: ") as e:
+        config.load_params(write_params({"name": name}))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("root", [".", "..", "/", "notebooks", "rlgen_utils/x", "params", "runs/../notebooks"])
+def test_run_roots_over_the_repository_are_refused(write_params, root):
+    """The trap: ``name: ..`` or ``run_root: .`` once wrote the executed 01_train.ipynb over the tracked one."""
+    root = str(REPO / root) if root not in (".", "..", "/") else (str(REPO) if root == "." else
+                                                                   str(REPO.parent) if root == ".." else "/")
+    with pytest.raises(config.ParamsError, match=r"run_root: "):
+        config.load_params(write_params({"run_root": root}))
+
+
+def test_a_symlinked_run_folder_that_points_elsewhere_is_refused(write_params, tmp_path):
+    path = write_params({"name": "linked"})
+    P = config.load_params(path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "runs").mkdir()
+    os.symlink(elsewhere, tmp_path / "runs" / "linked")
+    with pytest.raises(config.ParamsError, match=r"name: 'linked' resolves to .*outside run_root"):
+        config.load_params(path)
+    assert P.name == "linked"
+
+
+def test_every_path_of_a_run_lies_inside_its_folder(write_params):
+    P = config.load_params(write_params({"name": "ok.run-1"}))
+    run = RunDir(P)
+    assert run.path.parent == run.path.parent.resolve() and run.path.name == "ok.run-1"
+    for p in (run.organism_base, run.pretrain("k"), run.pretrain_log, run.base_eval, run.method("sft", 0),
+              *run.checkpoints("sft", 0), run.eval, run.acts("k"), run.crosscoder("x"), run.circuits("k"),
+              run.interventions("k"), run.notebooks, run.report, run.model("sft@2")):
+        assert p.resolve().is_relative_to(run.path), p
+
+
+def test_relative_run_root_is_relative_to_the_repository_not_the_cwd(write_params, tmp_path, monkeypatch):
+    P = config.load_params(write_params({"run_root": "runs"}))
+    monkeypatch.chdir(tmp_path)
+    assert RunDir(P).path == (REPO / "runs" / P.name).resolve()

@@ -1,0 +1,123 @@
+"""The package's shape holds: ruff and pyright (basic) are clean, layers import only downwards, nobody imports a
+private name from another module, and notebooks import only studies and viz."""
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "rlgen_utils"
+BIN = Path(sys.executable).parent
+
+# what each layer may import from the package (besides itself); run's runner/report/session drive the rest lazily
+ALLOWED = {"run": set(), "world": {"run"}, "models": {"run", "world"}, "method": {"run", "models", "world"},
+           "studies": {"run", "world", "models", "method"}, "viz": {"run", "world", "models", "method"}}
+RUN_DRIVERS = {"runner.py", "report.py", "session.py", "__main__.py"}
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) of every import in ``path`` (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    pkg = parts[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = pkg[: len(pkg) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out.append((mod, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+    return out
+
+
+def _modules():
+    return [p for p in PKG.rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def test_layers_import_only_downwards():
+    wrong = []
+    for path in _modules():
+        rel = path.relative_to(PKG).parts
+        if len(rel) < 2 or (rel[0] == "run" and rel[1] in RUN_DRIVERS):
+            continue
+        layer = rel[0]
+        for mod, names in _imports(path):
+            if not mod.startswith("rlgen_utils"):
+                continue
+            targets = [mod.split(".")[1]] if mod.count(".") >= 1 else names
+            for t in targets:
+                if t != layer and t in ALLOWED and t not in ALLOWED[layer]:
+                    wrong.append(f"{path.relative_to(ROOT)} imports {mod} ({layer} -> {t})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_imports_a_private_name_from_another():
+    wrong = []
+    for path in _modules():
+        for mod, names in _imports(path):
+            if mod.startswith("rlgen_utils"):
+                wrong += [f"{path.relative_to(ROOT)}: from {mod} import {n}" for n in names
+                          if n.startswith("_") and not n.startswith("__")]
+                if mod.rsplit(".", 1)[-1].startswith("_") and not mod.endswith("__main__"):
+                    wrong.append(f"{path.relative_to(ROOT)}: imports private module {mod}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_notebooks_import_only_studies_and_viz():
+    wrong = []
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        for mod, names in re.findall(r"^from (rlgen_utils[\w.]*) import ([^\n]+)", nb.read_text(), flags=re.M):
+            layer = mod.split(".")[1] if "." in mod else None
+            if layer not in ("studies", "viz"):
+                wrong.append(f"{nb.name}: from {mod} import {names}")
+        if re.search(r"^import rlgen_utils", nb.read_text(), flags=re.M):
+            wrong.append(f"{nb.name}: import rlgen_utils")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_ruff_is_clean():
+    r = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_pyright_basic_is_clean():
+    exe = BIN / "basedpyright"
+    if not exe.exists():
+        pytest.fail("basedpyright is pinned in requirements.txt but not installed: run `make setup`")
+    r = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "0 errors" in r.stdout, r.stdout[-6000:]
+
+
+def test_the_shape_legend_gives_each_letter_one_meaning():
+    """Every shape suffix used in the package uses letters the legend (rlgen_utils/__init__.py) defines."""
+    import rlgen_utils
+    legend = rlgen_utils.__doc__ or ""
+    letters = set(re.findall(r"^([A-Z])\s{2,}", legend, flags=re.M)) | set(re.findall(r"\s{2}([A-Z])\s{2,}\S", legend))
+    assert {"B", "T", "D", "M", "L", "N", "X", "Z", "K", "E", "H", "S", "R"} <= letters, letters
+    used = set()
+    for path in _modules():
+        for name in re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)*_([A-Z][A-Za-z]{0,3})\b", path.read_text()):
+            used |= {c for c in name if c.isupper()}
+    assert used <= letters, f"shape letters without a legend entry: {sorted(used - letters)}"
+
+
+def test_every_method_citation_names_a_section_of_docs_method():
+    """Notebooks and docstrings cite ``docs/METHOD.md §A2``; each cited section must exist in the repository."""
+    text = (ROOT / "docs" / "METHOD.md").read_text()
+    sections = set(re.findall(r"^#+ §([A-C]\d?)\b", text, flags=re.M))
+    cited, bare = set(), []
+    for path in [*PKG.rglob("*.py"), *(ROOT / "notebooks").glob("*.py"), ROOT / "README.md"]:
+        src = path.read_text()
+        for ref in re.findall(r"METHOD\.md §([A-C]\d?(?:–[A-C]?\d)?)", src):
+            first, _, last = ref.partition("–")
+            cited.add(first)
+            if last:
+                cited.add(first[0] + last.lstrip(first[0]))
+        bare += [str(path.relative_to(ROOT)) for _ in re.findall(r"(?<!docs/)METHOD\.md", src)]
+    assert not bare, f"cite docs/METHOD.md (the file in this repository), not METHOD.md: {bare}"
+    assert cited and cited <= sections, f"cited sections missing from docs/METHOD.md: {sorted(cited - sections)}"
