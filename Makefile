@@ -37,7 +37,7 @@ chromium:
 	    timeout 900 sh -c 'apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null' ; } || \
 	  echo "[rlgen] no Chromium and could not install it: the run report will be HTML only (no PNG figures)"
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q tests
 
 sync: setup

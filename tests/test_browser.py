@@ -47,14 +47,19 @@ def lab(tmp_path_factory):
     params = folder / "smoke.yaml"
     params.write_text(yaml.safe_dump(raw))
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "--no-report"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+                        "02_evaluate", "03_crosscoder", "06_interventions", "--no-report"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     served = folder / "notebooks"
     shutil.copytree(ROOT / "notebooks", served, ignore=shutil.ignore_patterns("*.py"))
     port, token = _free_port(), "rlgen-browser-test"
+    settings = folder / "lab-settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')  # no news toast over the screenshots
     env = {**os.environ, "RLGEN_PARAMS": str(params), "JUPYTER_CONFIG_DIR": str(folder / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(folder / "jupyter-runtime")}
+           "JUPYTER_RUNTIME_DIR": str(folder / "jupyter-runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(folder / "lab-workspaces")}
     env.pop("RLGEN_PROGRESS", None)
     log = open(folder / "lab.log", "w")
     proc = subprocess.Popen([str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root", f"--port={port}",
@@ -80,6 +85,18 @@ def lab(tmp_path_factory):
         log.close()
 
 
+def _open_and_run_all(page, url: str, token: str, notebook: str, ready: str) -> None:
+    """Open ``notebook`` in JupyterLab, run every cell from the Run menu, wait for ``ready`` (a selector)."""
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus",
+                           timeout=120_000)
+    time.sleep(2)  # let the kernel settle before running
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.wait_for_selector(ready, timeout=300_000)
+
+
 def _view_text(page) -> str:
     """The inspector's HTML view: the widget output holding 'top contexts'."""
     return page.locator(".widget-html-content", has_text="top contexts").first.inner_text()
@@ -97,14 +114,7 @@ def test_inspector_renders_and_responds_in_jupyterlab(lab):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{url}/lab/tree/03_crosscoder.ipynb?token={token}", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-Toolbar-kernelStatus", timeout=120_000)
-        time.sleep(2)  # let the kernel settle before running
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        page.wait_for_selector(".widget-html-content:has-text('top contexts')", timeout=300_000)
+        _open_and_run_all(page, url, token, "03_crosscoder.ipynb", ".widget-html-content:has-text('top contexts')")
 
         out = page.locator(".jp-OutputArea-output", has_text="params:").first.text_content() or ""
         assert str(params) in out, f"the notebook did not open the params named by $RLGEN_PARAMS: {out}"
@@ -126,4 +136,35 @@ def test_inspector_renders_and_responds_in_jupyterlab(lab):
             path=str(shot))
         browser.close()
     assert shot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_intervention_explorer_renders_and_responds_in_jupyterlab(lab):
+    """Notebook 06's explorer: switching the model to RL and pressing generate redraws the generations."""
+    from playwright.sync_api import sync_playwright
+
+    url, token, params = lab
+    shot = Path(yaml.safe_load(params.read_text())["run_root"]) / "smoke" / "browser" / "06_explorer.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    view = ".widget-html-content:has-text('without')"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        _open_and_run_all(page, url, token, "06_interventions.ipynb", view)
+        page.locator(view).first.scroll_into_view_if_needed()
+        before = page.locator(view).first.inner_text()
+        assert " in base" in before.splitlines()[0], before[:300]
+        page.locator(".widget-toggle-button", has_text="rl").first.click()
+        page.locator(".widget-button", has_text="generate").first.click()
+        page.wait_for_function(
+            "(old) => { const v = [...document.querySelectorAll('.widget-html-content')]"
+            ".find(e => e.innerText.includes('without')); return v && v.innerText !== old; }",
+            arg=before, timeout=120_000)
+        after = page.locator(view).first.inner_text()
+        assert " in base" not in after.splitlines()[0] and "with" in after, after[:300]
+        page.locator(f".jp-OutputArea-output:has({view})").first.screenshot(path=str(shot))
+        browser.close()
+    assert shot.stat().st_size > 5_000, "the screenshot is (nearly) empty"
     assert not errors, f"JavaScript errors in the page: {errors}"

@@ -121,3 +121,29 @@ def test_every_method_citation_names_a_section_of_docs_method():
         bare += [str(path.relative_to(ROOT)) for _ in re.findall(r"(?<!docs/)METHOD\.md", src)]
     assert not bare, f"cite docs/METHOD.md (the file in this repository), not METHOD.md: {bare}"
     assert cited and cited <= sections, f"cited sections missing from docs/METHOD.md: {sorted(cited - sections)}"
+
+
+def test_outputs_made_while_exploring_never_reach_git(tmp_path):
+    """JupyterLab autosaves outputs into the paired .ipynb; the nbstripout clean filter (set up by `make setup`,
+    named in .gitattributes) strips them, so git sees the tracked notebook unchanged."""
+    import json
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    attr = subprocess.run(["git", "check-attr", "filter", "notebooks/03_crosscoder.ipynb"], cwd=ROOT,
+                          capture_output=True, text=True).stdout
+    assert attr.strip().endswith("nbstripout"), f".gitattributes does not route notebooks through nbstripout: {attr}"
+    clean = subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    assert clean, "the nbstripout filter is not configured in this clone: `make setup` configures it"
+    tracked = (ROOT / "notebooks" / "03_crosscoder.ipynb").read_text()
+    nb = json.loads(tracked)
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["execution_count"] = 7
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["explored\n"]}]
+    explored = json.dumps(nb, indent=1)
+
+    def run_filter(text: str) -> str:
+        return subprocess.run(clean, shell=True, input=text, capture_output=True, text=True, check=True).stdout
+
+    assert "explored" not in run_filter(explored)
+    assert run_filter(explored) == run_filter(tracked)

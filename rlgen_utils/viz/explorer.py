@@ -53,9 +53,9 @@ class InterventionExplorer:
                  f"<tr><td>without</td><td>{_esc(plain)}</td></tr>",
                  f"<tr><td>with</td><td><b>{_esc(edited)}</b></td></tr></table>"]
         if latents:
-            tokens, f_TK = latent_edits.latent_trace(b.model, b.tok, text + edited, self.setup.cc, b.slot, b.scale,
+            tokens, f_Tl = latent_edits.latent_trace(b.model, b.tok, text + edited, self.setup.cc, b.slot, b.scale,
                                                       latents, b.layers_path, b.layer, self.setup.P.interventions.encode)
-            parts.append(_heat_table(tokens, f_TK, latents))
+            parts.append(_heat_table(tokens, f_Tl, latents))
         else:
             parts.append("<i>empty latent set: the edit changes nothing</i>")
         self.view.value = "".join(parts)
@@ -65,14 +65,14 @@ def _esc(s: str) -> str:
     return html.escape(s).replace("\n", "⏎")
 
 
-def _heat_table(tokens: list[str], f_TK, latents: list[int]) -> str:
+def _heat_table(tokens: list[str], f_Tl, latents: list[int]) -> str:
     """One row per latent, one cell per token, shaded by the latent's activation (unedited forward)."""
-    peak = float(f_TK.max()) or 1.0
+    peak = float(f_Tl.max()) or 1.0
     head = "".join(f"<th>{_esc(t) or '∅'}</th>" for t in tokens)
     rows = []
     for j, k in enumerate(latents):
         cells = "".join(f"<td style='background:rgba(255,120,0,{max(0.0, min(1.0, float(v) / peak)):.2f})'>"
-                        f"{float(v):.1f}</td>" for v in f_TK[:, j])
+                        f"{float(v):.1f}</td>" for v in f_Tl[:, j])
         rows.append(f"<tr><th>{k}</th>{cells}</tr>")
     return ("<div style='overflow-x:auto'><table style='font-family:monospace;font-size:10px'>"
             f"<tr><th>latent</th>{head}</tr>{''.join(rows)}</table></div>")
