@@ -53,7 +53,7 @@ def main() -> None:
         for nb in sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
             per[nb] = measured(run + [nb])
             print(f"[bench] {nb}: {per[nb]}", flush=True)
-        per["report"] = measured([sys.executable, "-m", "rlgen_utils.report", "--params", str(params)])
+        per["report"] = measured([sys.executable, "-m", "rlgen_utils.run.report", "--params", str(params)])
         t0 = time.perf_counter()
         rerun = measured([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-png"])
         rerun["wall_s"] = round(time.perf_counter() - t0, 1)

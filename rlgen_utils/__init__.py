@@ -20,7 +20,7 @@ viz       plotly figures and the ipywidgets inspector and explorer
 ``run`` (except the runner and report, which drive the notebooks) imports nothing above it; ``world`` and
 ``models`` import ``run``; ``method`` imports ``run`` and ``models``; ``studies`` import everything below them
 and each other's public ``ensure_*`` stages only; notebooks import only ``studies`` and ``viz``.
-``tests/test_layers.py`` checks these rules. The method behind each module is described in ``docs/METHOD.md``.
+``tests/test_tooling.py`` checks these rules. The method behind each module is described in ``docs/METHOD.md``.
 
 Shape legend
 ------------

@@ -147,3 +147,22 @@ def test_outputs_made_while_exploring_never_reach_git(tmp_path):
 
     assert "explored" not in run_filter(explored)
     assert run_filter(explored) == run_filter(tracked)
+
+
+def test_paths_and_modules_named_in_the_docs_exist():
+    """README, docs and docstrings name files (`rlgen_utils/world/tasks.py`) and entry points
+    (`python -m rlgen_utils.run.report`); after a move, a stale name is the likely mistake."""
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / "data" / "README.md",
+                                         ROOT / "Makefile", *PKG.rglob("*.py"), *(ROOT / "notebooks").glob("*.py")]
+             if p.is_file()}
+    missing = []
+    for path, text in texts.items():
+        for rel in re.findall(r"\b((?:rlgen_utils|tests|benchmarks|notebooks|params|docs)/[\w/.-]+\.(?:py|yaml|md))",
+                              text):
+            if Path(rel).stem not in ("X", "x", "FILE") and not (ROOT / rel).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {rel}")
+        for mod in re.findall(r"-m (rlgen_utils(?:\.\w+)*)", text):
+            as_path = ROOT / mod.replace(".", "/")
+            if not (as_path.with_suffix(".py").is_file() or (as_path / "__main__.py").is_file()):
+                missing.append(f"{path.relative_to(ROOT)}: python -m {mod}")
+    assert not missing, "\n".join(missing)

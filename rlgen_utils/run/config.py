@@ -1,7 +1,7 @@
 """Typed params: every ``params/*.yaml`` is validated here before any compute.
 
 A bad value produces :class:`ParamsError` whose message is one line naming the file and the key, e.g.
-``params/x.yaml: posttrain.grpo.lr: Input should be greater than 0 (got -1.0)``. ``python -m rlgen_utils.config
+``params/x.yaml: posttrain.grpo.lr: Input should be greater than 0 (got -1.0)``. ``python -m rlgen_utils.run.config
 FILE`` validates a file from the shell (exit 2 on error).
 
 Example (the smoke file, abridged)::

@@ -1,7 +1,7 @@
 """The run report: every table, figure and findings paragraph of the executed notebooks, in one HTML file and in
 Markdown with PNG figures, headed by the params, the package versions and the git commit.
 
-    python -m rlgen_utils.report --params params/default.yaml      # also run by ``rlgen_utils.run`` at the end
+    python -m rlgen_utils.run.report --params params/default.yaml      # also run by ``rlgen_utils.run`` at the end
 
 Reads ``runs/<name>/notebooks/*.ipynb`` (papermill's executed copies) and writes ``runs/<name>/report/``:
 ``report.html`` (self-contained: plotly.js inlined once, figures interactive), ``report.md`` and
