@@ -5,7 +5,7 @@ layer     what it holds
 ========  =========================================================================================
 run       the spine: typed params (``config``), stage keys (``keys``), the run folder (``rundir``),
           atomic artifacts (``artifacts``), process set-up (``session``), progress lines
-          (``progress``), the headless runner and the run report
+          (``progress``), library type names (``types``), the headless runner and the run report
 world     what models are trained and evaluated on: the synthetic task families, local JSONL
           benchmarks, and the run's evaluation suite
 models    loading any Hugging Face causal LM or building the organism, batched generation,

@@ -20,14 +20,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..run.artifacts import atomic_file, atomic_write_text, read_json, write_json
 from ..run.progress import progress
 
+if TYPE_CHECKING:
 
-def decoder_layers_path(model) -> str:
+    from ..run.types import LM, Model, Tokenizer
+
+
+
+def decoder_layers_path(model: Model) -> str:
     """Dotted path of the model's list of decoder blocks (``model.layers`` for Llama/Qwen, ``transformer.h``
     for GPT-2): the ``ModuleList`` whose length is the number of hidden layers."""
     n = model.config.get_text_config().num_hidden_layers
@@ -37,24 +43,25 @@ def decoder_layers_path(model) -> str:
     raise ValueError(f"{type(model).__name__}: no ModuleList of {n} decoder layers found")
 
 
-def middle_layer(model) -> int:
+def middle_layer(model: Model) -> int:
     return model.config.get_text_config().num_hidden_layers // 2
 
 
-def submodule(obj, dotted: str):
+def submodule(obj: Any, dotted: str) -> Any:
     """``obj.a.b.3`` for ``dotted="a.b.3"``: a module (or nnsight envoy) by its dotted path."""
     for part in dotted.split("."):
         obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
     return obj
 
 
-def wrap(model, tokenizer):
+def wrap(model: Model, tokenizer: Tokenizer):
     """An nnsight ``TransformersModel`` around an already-loaded HF model."""
     import nnsight
     return nnsight.TransformersModel(model, tokenizer=tokenizer, task="text-generation")
 
 
-def resid_nnsight(lm, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+def resid_nnsight(lm: LM, layers_path: str, layer: int, input_ids_BT: torch.Tensor,
+                  attention_mask_BT: torch.Tensor) -> torch.Tensor:
     """``[B, T, D]`` residual stream after decoder layer ``layer``, read inside one nnsight trace."""
     with torch.no_grad(), lm.trace({"input_ids": input_ids_BT, "attention_mask": attention_mask_BT}):
         out = submodule(lm, layers_path)[layer].output
@@ -62,10 +69,11 @@ def resid_nnsight(lm, layers_path: str, layer: int, input_ids_BT, attention_mask
     return saved.detach()
 
 
-def resid_hook(model, layers_path: str, layer: int, input_ids_BT, attention_mask_BT) -> torch.Tensor:
+def resid_hook(model: Model, layers_path: str, layer: int, input_ids_BT: torch.Tensor,
+               attention_mask_BT: torch.Tensor) -> torch.Tensor:
     """The same activations with a plain torch forward hook (the reference nnsight is benchmarked against)."""
     box = {}
-    block = dict(model.named_modules())[layers_path][layer]
+    block = submodule(model, f"{layers_path}.{layer}")
     handle = block.register_forward_hook(lambda m, i, o: box.__setitem__("x", o[0] if isinstance(o, tuple) else o))
     try:
         with torch.no_grad():
@@ -75,7 +83,7 @@ def resid_hook(model, layers_path: str, layer: int, input_ids_BT, attention_mask
     return box["x"].detach()
 
 
-def keep_mask_BT(input_ids_BT, attention_mask_BT, tokenizer) -> torch.Tensor:
+def keep_mask_BT(input_ids_BT: torch.Tensor, attention_mask_BT: torch.Tensor, tokenizer: Tokenizer) -> torch.Tensor:
     """Positions that are real tokens: not padding, not BOS."""
     keep = attention_mask_BT.bool()
     if tokenizer.bos_token_id is not None:
@@ -83,7 +91,8 @@ def keep_mask_BT(input_ids_BT, attention_mask_BT, tokenizer) -> torch.Tensor:
     return keep
 
 
-def collect(models_: list, tokenizer, texts: list[str], layer: int, out_dir: str | Path, batch_size: int = 64,
+def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, out_dir: str | Path,
+            batch_size: int = 64,
             shard_tokens: int = 65_536, max_len: int = 128, use_nnsight: bool = True) -> dict:
     """Collect layer-``layer`` activations of every model on ``texts`` into ``out_dir/shard-*.safetensors``.
     Resumable: shards already on disk (with their index entry) are skipped."""

@@ -27,11 +27,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..run.progress import progress
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ class Crosscoder(nn.Module):
         stats.update(l0=(f_BL > 0).float().sum(-1).mean().item(), dead_frac=dead_L.float().mean().item())
         return total, stats
 
-    def _aux_loss(self, pre_BL, err_BMD, dead_L) -> torch.Tensor:
+    def _aux_loss(self, pre_BL: torch.Tensor, err_BMD: torch.Tensor, dead_L: torch.Tensor) -> torch.Tensor:
         """Dead latents' top-``aux_k`` activations must reconstruct the live latents' residual error."""
         pre_Bl = pre_BL[:, dead_L]
         k = min(self.cfg.aux_k, pre_Bl.shape[1])
@@ -192,7 +197,7 @@ def lr_lambda(total_steps: int, warmup_frac: float = 0.05, decay_frac: float = 0
     return f
 
 
-def train(cc: Crosscoder, batches, total_steps: int, lr: float = 1e-3, l1_warmup_frac: float = 0.1,
+def train(cc: Crosscoder, batches: Iterator[torch.Tensor], total_steps: int, lr: float = 1e-3, l1_warmup_frac: float = 0.1,
           log_every: int = 50, show_progress: bool = True) -> list[dict]:
     """Train on an iterator of ``x_BMD`` batches (already normalised). Returns the log."""
     opt = torch.optim.Adam(cc.parameters(), lr=lr, betas=(0.9, 0.999))

@@ -33,10 +33,16 @@ Legend: ``B`` samples in a batch, ``T`` positions, ``D`` d_model, ``S`` senders,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .activations import submodule
+
+if TYPE_CHECKING:
+
+    from ..run.types import LM, Model, Tokenizer
+
 
 
 # ------------------------------------------------------------------------------------------------ graph
@@ -57,7 +63,7 @@ _STYLES = {"llama": ("input_layernorm", "self_attn", "post_attention_layernorm",
 _FINAL_NORMS = ("norm", "ln_f", "final_layernorm")
 
 
-def adapter_for(model) -> Adapter:
+def adapter_for(model: Model) -> Adapter:
     """The adapter of a loaded HF causal LM, found from its module names (error naming what is missing)."""
     from .activations import decoder_layers_path
 
@@ -109,7 +115,7 @@ class Graph:
         return W_KRS[:, self.mask_RS]
 
 
-def graph_of(model) -> Graph:
+def graph_of(model: Model) -> Graph:
     return Graph(model.config.get_text_config().num_hidden_layers)
 
 
@@ -122,7 +128,8 @@ class Batch:
     loss_mask_BT: torch.Tensor  # True at position t when token t+1 is one of the scored response tokens
 
 
-def make_batch(tokenizer, prompts_ids: list[list[int]], responses_ids: list[list[int]], pad_id: int) -> Batch:
+def make_batch(tokenizer: Tokenizer, prompts_ids: list[list[int]], responses_ids: list[list[int]],
+               pad_id: int) -> Batch:
     """Batch of ``prompt + response`` sequences; the loss scores every response token."""
     seqs = [p + r for p, r in zip(prompts_ids, responses_ids)]
     T = max(len(s) for s in seqs)
@@ -149,7 +156,7 @@ def self_entropy_B(logits_BTV: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ fast path
-def _first(x):
+def _first(x: Any) -> Any:
     return x[0] if isinstance(x, tuple) else x
 
 
@@ -160,13 +167,14 @@ def _isolate(norm_envoy):
     return x.save()
 
 
-def trace_graph(lm, ad: Adapter, n_layers: int, batch: Batch, emb_override=None, receivers: bool = True):
+def trace_graph(lm: LM, ad: Adapter, n_layers: int, batch: Batch, emb_override: torch.Tensor | None = None,
+                receivers: bool = True):
     """One nnsight trace: sender outputs ``[S] × [B, T, D]``, isolated receiver inputs ``[R] × [B, T, D]``
     (clones, part of the autograd graph) and the logits. ``emb_override`` replaces the embedding output."""
     senders, recv = [], []
     with lm.trace({"input_ids": batch.input_ids_BT, "attention_mask": batch.attention_mask_BT}):
         layers = submodule(lm, ad.layers)
-        emb = layers[0].input if emb_override is None else emb_override
+        emb: Any = layers[0].input if emb_override is None else emb_override
         emb = emb.detach().clone().requires_grad_(receivers)  # the graph starts here; no parameter gradients
         layers[0].input = emb
         senders.append(emb.save())
@@ -184,17 +192,17 @@ def trace_graph(lm, ad: Adapter, n_layers: int, batch: Batch, emb_override=None,
     return senders, recv, logits
 
 
-def _hf(lm):
+def _hf(lm: LM):
     """The Hugging Face model inside an nnsight wrapper."""
     return lm._module
 
 
-def _plan(lm) -> tuple[Adapter, Graph]:
+def _plan(lm: LM) -> tuple[Adapter, Graph]:
     model = _hf(lm)
     return adapter_for(model), graph_of(model)
 
 
-def _receiver_grads(lm, ad, n_layers, batch, emb_override=None):
+def _receiver_grads(lm: LM, ad, n_layers, batch, emb_override: torch.Tensor | None = None):
     with torch.enable_grad():
         senders, recv, logits = trace_graph(lm, ad, n_layers, batch, emb_override)
         loss_B = self_entropy_B(logits, batch)
@@ -202,26 +210,26 @@ def _receiver_grads(lm, ad, n_layers, batch, emb_override=None):
     return [s.detach() for s in senders], list(grads), loss_B.detach()
 
 
-def _contract(grads, senders, graph: Graph) -> torch.Tensor:
+def _contract(grads: list[torch.Tensor], senders: list[torch.Tensor], graph: Graph) -> torch.Tensor:
     """``W[b, r, s] = ⟨G_r, O_s⟩`` summed over positions and d_model, zero off the graph."""
     G_RBTD, O_SBTD = _at_least_fp32(torch.stack(grads)), _at_least_fp32(torch.stack(senders))
     return torch.einsum("rbtd,sbtd->brs", G_RBTD, O_SBTD) * graph.mask_RS
 
 
-def zero_ablation_scores(lm, batch: Batch) -> torch.Tensor:
+def zero_ablation_scores(lm: LM, batch: Batch) -> torch.Tensor:
     """The paper's corruption-free score ``−⟨∇_{H_r} L, O_s⟩`` for every edge: ``[B, R, S]``."""
     ad, graph = _plan(lm)
     senders, grads, _ = _receiver_grads(lm, ad, graph.n_layers, batch)
     return -_contract(grads, senders, graph)
 
 
-def _senders_only(lm, ad, n_layers, batch):
+def _senders_only(lm: LM, ad, n_layers, batch):
     with torch.no_grad():
         senders, _, _ = trace_graph(lm, ad, n_layers, batch, receivers=False)
     return [s.detach() for s in senders]
 
 
-def eap_scores(lm, batch: Batch, corrupt: Batch) -> torch.Tensor:
+def eap_scores(lm: LM, batch: Batch, corrupt: Batch) -> torch.Tensor:
     """Classic EAP: ``⟨∇_{H_r} L(clean), O_s(corrupt) − O_s(clean)⟩``: ``[B, R, S]``."""
     ad, graph = _plan(lm)
     clean, grads, _ = _receiver_grads(lm, ad, graph.n_layers, batch)
@@ -229,7 +237,7 @@ def eap_scores(lm, batch: Batch, corrupt: Batch) -> torch.Tensor:
     return _contract(grads, [c - o for c, o in zip(corr, clean)], graph)
 
 
-def eap_ig_scores(lm, batch: Batch, corrupt: Batch, steps: int = 5) -> torch.Tensor:
+def eap_ig_scores(lm: LM, batch: Batch, corrupt: Batch, steps: int = 5) -> torch.Tensor:
     """EAP-IG: receiver gradients averaged over ``steps`` points on the straight path from the corrupted to the
     clean embedding output (t = 1/steps … 1), times the sender differences: ``[B, R, S]``."""
     ad, graph = _plan(lm)
@@ -244,7 +252,7 @@ def eap_ig_scores(lm, batch: Batch, corrupt: Batch, steps: int = 5) -> torch.Ten
     return _contract([t / steps for t in total], [c - o for c, o in zip(corr, clean)], graph)
 
 
-def check_decomposition(lm, batch: Batch, atol: float = 1e-3) -> float:
+def check_decomposition(lm: LM, batch: Batch, atol: float = 1e-3) -> float:
     """Largest relative error of ``H_r = Σ_{s ≤ r} O_s`` over receivers; raises when the adapter does not
     describe the architecture (e.g. extra post-norms), since every edge score would then be wrong."""
     ad, graph = _plan(lm)
@@ -262,7 +270,7 @@ def check_decomposition(lm, batch: Batch, atol: float = 1e-3) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ references
-def _hook_senders(model, ad: Adapter, n_layers: int, batch: Batch) -> list[torch.Tensor]:
+def _hook_senders(model: Model, ad: Adapter, n_layers: int, batch: Batch) -> list[torch.Tensor]:
     """Sender outputs with plain forward hooks (independent of nnsight)."""
     mods, out, handles = dict(model.named_modules()), {}, []
     handles.append(mods[f"{ad.layers}.0"].register_forward_pre_hook(
@@ -280,14 +288,14 @@ def _hook_senders(model, ad: Adapter, n_layers: int, batch: Batch) -> list[torch
     return [out[j] for j in range(2 * n_layers + 1)]
 
 
-def _receiver_modules(model, ad: Adapter, n_layers: int) -> list:
+def _receiver_modules(model: Model, ad: Adapter, n_layers: int) -> list:
     """The norm modules whose inputs are the receivers, in receiver order."""
     mods = dict(model.named_modules())
     blocks = [mods[f"{ad.layers}.{i}.{name}"] for i in range(n_layers) for name in (ad.attn_norm, ad.mlp_norm)]
     return blocks + [mods[ad.final_norm]]
 
 
-def _loss_with_edit(model, batch: Batch, module=None, delta=None) -> torch.Tensor:
+def _loss_with_edit(model: Model, batch: Batch, module = None, delta=None) -> torch.Tensor:
     handle = None
     if module is not None:
         handle = module.register_forward_pre_hook(lambda m, a: (a[0] - delta,) + tuple(a[1:]))
@@ -300,7 +308,7 @@ def _loss_with_edit(model, batch: Batch, module=None, delta=None) -> torch.Tenso
     return self_entropy_B(logits, batch)
 
 
-def _per_edge(model, batch: Batch, effect) -> torch.Tensor:
+def _per_edge(model: Model, batch: Batch, effect) -> torch.Tensor:
     """``[B, R, S]`` with ``effect(f)`` per edge, where ``f(scale)`` is the loss change when ``scale``·O_s is
     removed from receiver r's input only (one forward)."""
     ad, graph = adapter_for(model), graph_of(model)
@@ -313,12 +321,12 @@ def _per_edge(model, batch: Batch, effect) -> torch.Tensor:
     return W
 
 
-def exact_ablation_scores(model, batch: Batch) -> torch.Tensor:
+def exact_ablation_scores(model: Model, batch: Batch) -> torch.Tensor:
     """``[B, R, S]``: the loss change when each edge is really removed (one forward per edge)."""
     return _per_edge(model, batch, lambda f: f(1.0))
 
 
-def directional_scores(model, batch: Batch, eps: float = 1e-3) -> torch.Tensor:
+def directional_scores(model: Model, batch: Batch, eps: float = 1e-3) -> torch.Tensor:
     """``[B, R, S]``: the derivative the first-order scores estimate, by central differences per edge
     (error O(eps²); the norms compute in float32 even in a float64 model, so eps cannot be tiny)."""
     return _per_edge(model, batch, lambda f: (f(eps) - f(-eps)) / (2 * eps))

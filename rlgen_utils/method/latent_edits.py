@@ -28,12 +28,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .activations import submodule
 from .crosscoder import Crosscoder
+
+if TYPE_CHECKING:
+
+    from ..run.types import LM, Model, Tokenizer
+
 
 
 # ------------------------------------------------------------------------------------------------ latents
@@ -121,16 +127,17 @@ def apply(h_BTD: torch.Tensor, e: Edit) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ generation
-def _decode(tokenizer, ids_BT, n_prompt: int) -> list[str]:
+def _decode(tokenizer: Tokenizer, ids_BT: torch.Tensor, n_prompt: int) -> list[str]:
     return tokenizer.batch_decode(ids_BT[:, n_prompt:], skip_special_tokens=True)
 
 
-def _gen_kwargs(tokenizer, max_new_tokens: int) -> dict:
+def _gen_kwargs(tokenizer: Tokenizer, max_new_tokens: int) -> dict:
     return {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id,
             "eos_token_id": tokenizer.eos_token_id}
 
 
-def generate(lm, tokenizer, prompts: list[str], max_new_tokens: int, edit: Edit | None, layers_path: str,
+def generate(lm: LM, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
+             edit: Edit | None, layers_path: str,
              layer: int, batch_size: int = 128) -> list[str]:
     """Greedy completions with ``edit`` applied at ``layer`` through nnsight (None: no edit, same path)."""
 
@@ -152,10 +159,11 @@ def generate(lm, tokenizer, prompts: list[str], max_new_tokens: int, edit: Edit 
     return out
 
 
-def generate_hooked(model, tokenizer, prompts: list[str], max_new_tokens: int, edit: Edit | None,
+def generate_hooked(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
+                    edit: Edit | None,
                     layers_path: str, layer: int, batch_size: int = 128) -> list[str]:
     """The same as :func:`generate` with a plain torch forward hook (the reference)."""
-    block = dict(model.named_modules())[layers_path][layer]
+    block = submodule(model, f"{layers_path}.{layer}")
     tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
@@ -171,14 +179,15 @@ def generate_hooked(model, tokenizer, prompts: list[str], max_new_tokens: int, e
         handle = block.register_forward_hook(hook)
         try:
             with torch.no_grad():
-                ids = model.generate(**enc, **_gen_kwargs(tokenizer, max_new_tokens))
+                ids = model.generate(**enc, **_gen_kwargs(tokenizer, max_new_tokens))  # pyright: ignore[reportCallIssue]
         finally:
             handle.remove()
         out += _decode(tokenizer, ids, enc["input_ids"].shape[1])
     return out
 
 
-def latent_trace(model, tokenizer, text: str, cc: Crosscoder, m: int, scale: float, latents: list[int],
+def latent_trace(model: Model, tokenizer: Tokenizer, text: str, cc: Crosscoder, m: int, scale: float,
+                 latents: list[int],
                  layers_path: str, layer: int, encode: str = "replicate") -> tuple[list[str], torch.Tensor]:
     """Tokens of ``text`` and the activations ``[T, len(latents)]`` of the given latents along it."""
     from .activations import resid_hook

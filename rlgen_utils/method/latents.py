@@ -42,7 +42,7 @@ def alive_L(dec_norms_LM: torch.Tensor, tokens_since_fired_L: torch.Tensor, dead
     return (tokens_since_fired_L <= dead_after) & (dec_norms_LM.sum(-1) > 0)
 
 
-def ownership_counts(dec_norms_LM: torch.Tensor, names: list[str], specific_above: float, alive=None):
+def ownership_counts(dec_norms_LM: torch.Tensor, names: list[str], specific_above: float, alive: torch.Tensor | None = None):
     """How many (alive) latents each model owns, and how many are shared, under ``specific_above``."""
     import pandas as pd
     own = owner_L(dec_norms_LM, specific_above)

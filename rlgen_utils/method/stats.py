@@ -10,8 +10,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ def _interval(draws_X: np.ndarray, mean: float, level: float) -> CI:
     return CI(float(mean), float(lo), float(hi))
 
 
-def bootstrap_ci(values_N, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+def bootstrap_ci(values_N: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
     """Mean of ``values_N`` with a percentile bootstrap interval."""
     v = np.asarray(values_N, dtype=float)
     if v.size == 0:
@@ -41,7 +46,7 @@ def bootstrap_ci(values_N, n_boot: int = 2000, level: float = 0.95, seed: int = 
     return _interval(v[idx_XN].mean(axis=1), v.mean(), level)
 
 
-def paired_diff_ci(a_N, b_N, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+def paired_diff_ci(a_N: ArrayLike, b_N: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
     """mean(a − b) over paired samples, with a bootstrap interval that resamples pairs."""
     a, b = np.asarray(a_N, dtype=float), np.asarray(b_N, dtype=float)
     if a.shape != b.shape:
@@ -49,7 +54,7 @@ def paired_diff_ci(a_N, b_N, n_boot: int = 2000, level: float = 0.95, seed: int 
     return bootstrap_ci(a - b, n_boot, level, seed)
 
 
-def hierarchical_ci(values_ZN, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+def hierarchical_ci(values_ZN: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
     """Mean over seeds (rows) and samples (columns), resampling seeds then samples."""
     v = np.asarray(values_ZN, dtype=float)
     if v.ndim != 2 or v.size == 0:

@@ -7,11 +7,16 @@ Tensors go to ``optimizer.safetensors`` under ``"{i}.{name}"``; numbers and para
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..run.artifacts import read_json, write_json
 
+if TYPE_CHECKING:
+    import torch
 
-def save_optimizer(optimizer, folder: str | Path) -> None:
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -28,7 +33,7 @@ def save_optimizer(optimizer, folder: str | Path) -> None:
     write_json(folder / "optimizer.json", {"param_groups": sd["param_groups"], "scalars": scalars})
 
 
-def load_optimizer(optimizer, folder: str | Path) -> None:
+def load_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None:
     from safetensors.torch import load_file
 
     folder = Path(folder)

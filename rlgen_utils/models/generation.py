@@ -7,12 +7,20 @@ estimator (Chen et al. 2021) is used when more than k samples are drawn.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..run.progress import progress
 from ..world import tasks
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 128,
+    from ..run.types import Model, Tokenizer
+
+
+
+def generate(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
+             batch_size: int = 128,
              do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
              seed: int = 0, show_progress: bool = False) -> list[str]:
     """Completions for ``prompts`` (``num_return_sequences`` consecutive entries per prompt)."""
@@ -27,20 +35,22 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         if do_sample:  # a per-batch seed keeps results independent of how many batches ran before
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         with torch.no_grad():
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                 temperature=temperature if do_sample else None, top_k=0 if do_sample else None,
-                                 top_p=1.0 if do_sample else None, num_return_sequences=num_return_sequences,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            ids = model.generate(  # pyright: ignore[reportCallIssue]  (causal LMs mix in GenerationMixin)
+                **enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                temperature=temperature if do_sample else None, top_k=0 if do_sample else None,
+                top_p=1.0 if do_sample else None, num_return_sequences=num_return_sequences,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 
 
-def correctness(completions: list[str], answers: list[str], verify=tasks.is_correct) -> list[bool]:
+def correctness(completions: list[str], answers: list[str], verify: Callable[[str, str], bool] = tasks.is_correct) -> list[bool]:
     return [verify(c, a) for c, a in zip(completions, answers)]
 
 
-def accuracy(model, tokenizer, examples: list[tasks.Example], max_new_tokens: int, batch_size: int = 128,
-             verify=tasks.is_correct) -> float:
+def accuracy(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], max_new_tokens: int,
+             batch_size: int = 128,
+             verify: Callable[[str, str], bool] = tasks.is_correct) -> float:
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, batch_size)
     return sum(correctness(comps, [e.answer for e in examples], verify)) / max(1, len(examples))
 
@@ -52,9 +62,10 @@ def pass_at_k_estimate(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def sampled_scores(model, tokenizer, examples: list[tasks.Example], k: int, max_new_tokens: int,
+def sampled_scores(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], k: int,
+                   max_new_tokens: int,
                    batch_size: int = 128, temperature: float = 1.0, seed: int = 0,
-                   verify=tasks.is_correct) -> dict[str, float]:
+                   verify: Callable[[str, str], bool] = tasks.is_correct) -> dict[str, float]:
     """``pass@k`` and the mean per-sample accuracy of ``k`` samples per prompt."""
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, max(1, batch_size // k),
                      do_sample=True, temperature=temperature, num_return_sequences=k, seed=seed)

@@ -9,6 +9,12 @@ from __future__ import annotations
 import os
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+
+    from ..run.types import Model, Tokenizer
+
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 ORGANISM_CHARS = string.digits + string.ascii_lowercase + " +-=,:?#()>.\n"
@@ -37,7 +43,7 @@ def char_tokenizer():
                                    padding_side="left", model_max_length=4096)
 
 
-def organism_model(cfg, tokenizer, seed: int):
+def organism_model(cfg, tokenizer: Tokenizer, seed: int):
     """A freshly initialised Llama-architecture LM sized by ``cfg`` (an ``OrganismCfg``)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
@@ -96,7 +102,7 @@ def _check_weights(path: Path) -> None:
                              f"to recompute") from None
 
 
-def save_model(model, tokenizer, path: str | Path) -> None:
+def save_model(model: Model, tokenizer: Tokenizer, path: str | Path) -> None:
     """``save_pretrained`` (safetensors) for model and tokenizer, written to a temp folder then renamed."""
     from ..run.artifacts import atomic_dir
     with atomic_dir(path) as tmp:
@@ -104,7 +110,7 @@ def save_model(model, tokenizer, path: str | Path) -> None:
         tokenizer.save_pretrained(tmp)
 
 
-def n_params(model) -> int:
+def n_params(model: Model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..run.artifacts import atomic_dir, is_done, mark_done, read_json, write_json
 from ..run.progress import progress
@@ -30,6 +31,15 @@ from ..run.session import quiet_libraries, seed_everything
 from ..world import suite, tasks
 from . import generation, loading
 from .checkpoint import load_optimizer, save_optimizer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
+
+    from ..run.config import Params
+    from ..run.types import Model, Tokenizer
+
 
 STARTS_FROM = {"sft": "base", "grpo": "base", "rloo": "base", "dpo": "base", "sft_grpo": "sft", "sft_dpo": "sft"}
 ALGORITHM = {"sft": "sft", "grpo": "grpo", "rloo": "rloo", "dpo": "dpo", "sft_grpo": "grpo", "sft_dpo": "dpo"}
@@ -69,7 +79,8 @@ def rl_rows(examples: list[tasks.Example], kind: str = "task") -> list[dict]:
     return [{"prompt": e.prompt, "answer": e.answer, "kind": kind} for e in examples]
 
 
-def dpo_rows(model, tokenizer, examples: list[tasks.Example], cfg, max_new_tokens: int, seed: int,
+def dpo_rows(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], cfg,
+             max_new_tokens: int, seed: int,
              kind: str = "task") -> list[dict]:
     """Preference pairs: the gold solution is *chosen*; the first wrong one of ``samples_per_prompt`` samples of
     ``model`` is *rejected* (its greedy completion if every sample was right and it is wrong; prompts on which
@@ -95,8 +106,9 @@ def _common_args(seed: int, lr: float, batch_size: int, max_steps: int) -> dict:
                 gradient_checkpointing=False)  # trl turns it on by default: pure overhead at this size
 
 
-def build_trainer(algorithm: str, model, tokenizer, seg_rows: list[dict], seed: int, pcfg, optimizer,
-                  ref_model=None, reward=answer_reward):
+def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: list[dict], seed: int,
+                  pcfg, optimizer: torch.optim.Optimizer,
+                  ref_model: Model | None = None, reward=answer_reward):
     """A trl trainer for one segment; the optimizer is ours so its moments carry across segments."""
     from datasets import Dataset
 
@@ -134,8 +146,9 @@ def build_trainer(algorithm: str, model, tokenizer, seg_rows: list[dict], seed: 
     raise ValueError(f"unknown algorithm {algorithm!r}")
 
 
-def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params, key: str,
-                 seed: int, curve_examples: list[tasks.Example] | None = None, curve_verify=tasks.is_correct) -> Path:
+def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params: Params, key: str,
+                 seed: int, curve_examples: list[tasks.Example] | None = None,
+                 curve_verify: Callable[[str, str], bool] = tasks.is_correct) -> Path:
     """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
     resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily with
     ``curve_verify`` after each segment for the training curves."""

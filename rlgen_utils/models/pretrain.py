@@ -11,11 +11,18 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..run.artifacts import atomic_dir, read_json, write_json
 from ..run.progress import progress
 from ..world import tasks
 from .checkpoint import load_optimizer, save_optimizer
+
+if TYPE_CHECKING:
+
+    from ..run.config import TasksCfg
+    from ..run.types import Model, Tokenizer
+
 
 
 def mixture(in_domain_weight: float) -> tuple[list[str], list[float]]:
@@ -23,7 +30,7 @@ def mixture(in_domain_weight: float) -> tuple[list[str], list[float]]:
     return names, [in_domain_weight if tasks.FAMILIES[n].role == tasks.IN_DOMAIN else 1.0 for n in names]
 
 
-def pretrain_example(rng: random.Random, family: str, tcfg) -> tasks.Example:
+def pretrain_example(rng: random.Random, family: str, tcfg: TasksCfg) -> tasks.Example:
     """One training-split example of ``family`` as the pretraining corpus has it."""
     gen = tasks.pretrain_arith if family == "arith" else tasks.FAMILIES[family].generate
     while True:
@@ -32,12 +39,12 @@ def pretrain_example(rng: random.Random, family: str, tcfg) -> tasks.Example:
             return ex
 
 
-def encode_chars(text: str, tokenizer) -> list[int]:
+def encode_chars(text: str, tokenizer: Tokenizer) -> list[int]:
     vocab = tokenizer.get_vocab()
     return [vocab[tokenizer.bos_token]] + [vocab[c] for c in text] + [vocab[tokenizer.eos_token]]
 
 
-def packed_batch(step: int, seed: int, pcfg, tcfg, tokenizer):
+def packed_batch(step: int, seed: int, pcfg, tcfg: TasksCfg, tokenizer: Tokenizer):
     """``(input_ids_BS, attention_mask_BS)`` for ``step``: whole examples packed into rows."""
     import torch
 
@@ -71,7 +78,8 @@ def _latest_checkpoint(ckpt_root: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def pretrain(model, tokenizer, pcfg, tcfg, seed: int, ckpt_root: str | Path, on_log=None) -> list[dict]:
+def pretrain(model: Model, tokenizer: Tokenizer, pcfg, tcfg: TasksCfg, seed: int,
+             ckpt_root: str | Path, on_log = None) -> list[dict]:
     """Train ``model`` in place for ``pcfg.steps`` steps, checkpointing ``n_checkpoints`` times under
     ``ckpt_root``; resumes from the latest complete checkpoint found there. Returns the loss log."""
     import torch

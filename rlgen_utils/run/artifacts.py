@@ -89,7 +89,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             os.fsync(f.fileno())
 
 
-def write_json(path: str | Path, obj) -> None:
+def write_json(path: str | Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 

@@ -23,7 +23,9 @@ BOS), the answer tokens unchanged, so clean and corrupted sequences have the sam
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,10 @@ from ..run.rundir import RunDir
 from ..world import suite
 from . import evaluate
 
+if TYPE_CHECKING:
+    from ..run.types import LM, Tokenizer
+
+
 
 def circuits_key(P: Params) -> str:
     return stage_key(P, "circuits")
@@ -58,16 +64,16 @@ def study_dir(P: Params) -> Path:
     return RunDir(P).circuits(circuits_key(P))
 
 
-def pair_name(pair) -> str:
+def pair_name(pair: tuple[str, str]) -> str:
     return f"{pair[0]}__{pair[1]}"
 
 
-def pair_label(pair) -> str:
+def pair_label(pair: tuple[str, str]) -> str:
     return f"{pair[0]} → {pair[1]}"
 
 
 # ------------------------------------------------------------------------------------------------ selection
-def answer_lengths(tokenizer, completions) -> list[int]:
+def answer_lengths(tokenizer: Tokenizer, completions: Iterable[str]) -> list[int]:
     return [len(tokenizer(c, add_special_tokens=False).input_ids) for c in completions]
 
 
@@ -91,7 +97,7 @@ def select(rows_a: pd.DataFrame, rows_b: pd.DataFrame, n: int, beta: float, gamm
     return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
 
 
-def _in_domain_rows(P: Params, scores, name: str, tokenizer) -> pd.DataFrame:
+def _in_domain_rows(P: Params, scores: pd.DataFrame, name: str, tokenizer: Tokenizer) -> pd.DataFrame:
     fam = suite.in_domain_family(P)
     seed = evaluate.BASE_SEED if name == "base" else P.train_seeds[0]
     df = scores[(scores.method == name) & (scores.seed == seed) & scores.final & (scores.family == fam)]
@@ -99,7 +105,7 @@ def _in_domain_rows(P: Params, scores, name: str, tokenizer) -> pd.DataFrame:
     return df.assign(length=answer_lengths(tokenizer, df.completion))
 
 
-def ensure_selection(P: Params, pair, scores) -> dict:
+def ensure_selection(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> dict:
     """The pair's questions (ids, prompts, both models' answers and lengths, T̄), cached as JSON."""
     out = study_dir(P) / pair_name(pair)
     path = out / "selection.json"
@@ -137,7 +143,8 @@ def corrupt_prompt(ids: list[int], seed: int, bos_id: int | None) -> list[int]:
     return head + perm
 
 
-def batches(tokenizer, prompts, answers, cut: int, batch_size: int, corrupt_seed: int):
+def batches(tokenizer: Tokenizer, prompts: list[str], answers: list[str], cut: int, batch_size: int,
+            corrupt_seed: int):
     """(clean, corrupted) :class:`edge_attribution.Batch` pairs over the samples, answers cut to ``cut`` tokens."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     p_ids = [tokenizer(p).input_ids for p in prompts]
@@ -149,7 +156,7 @@ def batches(tokenizer, prompts, answers, cut: int, batch_size: int, corrupt_seed
                edge_attribution.make_batch(tokenizer, c_ids[sl], r_ids[sl], pad))
 
 
-def score_batch(lm, kind: str, clean, corrupt, ig_steps: int) -> torch.Tensor:
+def score_batch(lm: LM, kind: str, clean, corrupt, ig_steps: int) -> torch.Tensor:
     if kind == "zero":
         return edge_attribution.zero_ablation_scores(lm, clean)
     if kind == "eap":
@@ -157,7 +164,8 @@ def score_batch(lm, kind: str, clean, corrupt, ig_steps: int) -> torch.Tensor:
     return edge_attribution.eap_ig_scores(lm, clean, corrupt, ig_steps)
 
 
-def edge_scores(P: Params, lm, tokenizer, sel: dict, name: str, kind: str, alpha: float) -> torch.Tensor:
+def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: dict, name: str, kind: str,
+                alpha: float) -> torch.Tensor:
     """``[K, R, S]`` scores of one model (wrapped by nnsight as ``lm``) on a pair's questions."""
     cut = t_cut(alpha, sel["mean_length"])
     parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float()
@@ -172,7 +180,7 @@ def _load(P: Params, name: str):
     return loading.load_model(path, P.model.dtype), loading.load_tokenizer(path)
 
 
-def ensure_pair_scores(P: Params, pair, scores) -> Path:
+def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> Path:
     """Every (model, score kind, α) matrix of one pair (keyed folder)."""
     from safetensors.torch import save_file
 
@@ -328,7 +336,7 @@ def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
     return agg.assign(cell=cell)["cell"].unstack("metric")
 
 
-def _direction(row) -> str:
+def _direction(row: pd.Series) -> str:
     if row.delta_lo > 0:
         return f"up ({row.delta:+.2g}, CI excludes 0)"
     if row.delta_hi < 0:
@@ -337,7 +345,7 @@ def _direction(row) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ exact check
-def ensure_exact(P: Params, scores) -> Path:
+def ensure_exact(P: Params, scores: pd.DataFrame) -> Path:
     """First-order and exact-ablation scores of ``circuits.exact_model`` on its first pair's questions."""
     from safetensors.torch import save_file
 

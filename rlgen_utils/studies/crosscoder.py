@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -27,6 +28,10 @@ from ..run.keys import stage_key
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
 from ..world import suite
+
+if TYPE_CHECKING:
+    from ..run.types import Model
+
 
 
 def model_path(P: Params, name: str, train_seed: int | None = None) -> Path:
@@ -53,7 +58,7 @@ def corpus(P: Params) -> list[str]:
     return texts
 
 
-def layer_of(P: Params, model) -> int:
+def layer_of(P: Params, model: Model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 

@@ -7,12 +7,18 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..method import overlap
 from ..run.config import Params
 from . import crosscoder
+
+if TYPE_CHECKING:
+    from ..method.crosscoder import Crosscoder
+
 
 
 def checkpoint_names(P: Params, method: str) -> list[str]:
@@ -47,7 +53,7 @@ def ensure_all(P: Params) -> dict[tuple[int, int], object]:
     return {(ts, s): ensure_trajectory(P, s, ts) for ts in P.train_seeds for s in P.dynamics.crosscoder_seeds}
 
 
-def method_sets(P: Params, cc, method: str) -> list[set[int]]:
+def method_sets(P: Params, cc: Crosscoder, method: str) -> list[set[int]]:
     """Top-K model-specific latents of each checkpoint of ``method`` in a trajectory crosscoder."""
     names = trajectory_names(P)
     cols = [names.index(n) for n in checkpoint_names(P, method)]
@@ -55,7 +61,7 @@ def method_sets(P: Params, cc, method: str) -> list[set[int]]:
     return overlap.top_k_sets(spec, P.dynamics.top_k, crosscoder.alive(cc))
 
 
-def method_nrn_CL(P: Params, cc, method: str):
+def method_nrn_CL(P: Params, cc: Crosscoder, method: str):
     names = trajectory_names(P)
     cols = [names.index(n) for n in checkpoint_names(P, method)]
     return overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, crosscoder.alive(cc)]
@@ -65,12 +71,12 @@ def paradigms(P: Params) -> tuple[str, str]:
     return P.crosscoder.sft_method, P.crosscoder.rl_method
 
 
-def overlap_matrices(P: Params, cc) -> dict:
+def overlap_matrices(P: Params, cc: Crosscoder) -> dict:
     """Per paradigm, the Jaccard overlap matrix of its checkpoints' top-K sets in one trajectory crosscoder."""
     return {m: overlap.overlap_matrix(method_sets(P, cc, m)) for m in paradigms(P)}
 
 
-def nrn_by_method(P: Params, cc) -> dict:
+def nrn_by_method(P: Params, cc: Crosscoder) -> dict:
     return {m: method_nrn_CL(P, cc, m) for m in paradigms(P)}
 
 
@@ -134,7 +140,7 @@ def pairwise_table(P: Params) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def findings(P: Params, table: pd.DataFrame, pair_table=None) -> str:
+def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None) -> str:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
     A claim counts as resolved when the [min, max] ranges over crosscoder seeds do not overlap."""
     s = summary(table).set_index("method").to_dict("index")

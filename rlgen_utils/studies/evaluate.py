@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,8 @@ def checkpoint_curves(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([*starts, curves], ignore_index=True).sort_values(["method", "family", "checkpoint"])
 
 
-def right_wrong_sets(df: pd.DataFrame, tuned: str, roles=("ood_select", "ood_heldout")) -> dict[str, dict[int, list[int]]]:
+def right_wrong_sets(df: pd.DataFrame, tuned: str, roles: tuple[str, ...] = ("ood_select", "ood_heldout")) -> dict[str,
+                     dict[int, list[int]]]:
     """Per OOD family and training seed: the samples where the final ``tuned`` model is right and the base
     wrong (Study A's "RL right, base wrong" set when ``tuned`` is the RL method)."""
     base = df[df.method == "base"].set_index(["family", "sample"])["correct"]
@@ -225,14 +227,14 @@ def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") ->
     return "\n".join(lines)
 
 
-def contrasts_by_role(df: pd.DataFrame, methods=("sft", "grpo", "rloo", "dpo")) -> pd.DataFrame:
+def contrasts_by_role(df: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo", "rloo", "dpo")) -> pd.DataFrame:
     """Each method's change over the base, pooled per role (in-domain, OOD selection, OOD held-out)."""
     pooled = pool_by_role(df)
     parts = [delta_long(pooled, m, "base") for m in methods if m in set(df.method)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _fmt(r) -> str:
+def _fmt(r: Any) -> str:
     """``delta [lo, hi]`` of a row (Series or dict) of :func:`delta_long`."""
     sig = "" if (r["lo"] > 0 or r["hi"] < 0) else " (interval includes 0)"
     return f"{r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{sig}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,10 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
 from . import crosscoder, evaluate
+
+if TYPE_CHECKING:
+    from ..run.types import Tokenizer
+
 
 
 def key(P: Params) -> str:
@@ -251,7 +255,7 @@ def run_condition(P: Params, setup: Setup, b: Bundle, edit, sets: list[EvalSet],
 _BUDGETS: dict[tuple[str, int], int] = {}
 
 
-def _budget(P: Params, fam, tok) -> int:
+def _budget(P: Params, fam, tok: Tokenizer) -> int:
     """Generation budget of a family (longest gold answer + margin), computed once per family."""
     k = (fam.name, len(fam.examples))
     if k not in _BUDGETS:

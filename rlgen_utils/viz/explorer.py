@@ -8,8 +8,13 @@ Rendered as HTML in ``ipywidgets.HTML`` (no JavaScript), so tests can drive it: 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from ..method import latent_edits
+
+if TYPE_CHECKING:
+    import torch
+
 
 
 class InterventionExplorer:
@@ -65,7 +70,7 @@ def _esc(s: str) -> str:
     return html.escape(s).replace("\n", "⏎")
 
 
-def _heat_table(tokens: list[str], f_Tl, latents: list[int]) -> str:
+def _heat_table(tokens: list[str], f_Tl: torch.Tensor, latents: list[int]) -> str:
     """One row per latent, one cell per token, shaded by the latent's activation (unedited forward)."""
     peak = float(f_Tl.max()) or 1.0
     head = "".join(f"<th>{_esc(t) or '∅'}</th>" for t in tokens)

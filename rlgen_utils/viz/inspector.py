@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..method import latents
 from ..method.activations import ActivationStore
 
+if TYPE_CHECKING:
+    from ..method.crosscoder import Crosscoder
+    from ..run.types import Tokenizer
+
+
 
 class FeatureInspector:
-    def __init__(self, cc, names: list[str], act_dir: str | Path, tokenizer, n_tokens: int = 20_000,
+    def __init__(self, cc: Crosscoder, names: list[str], act_dir: str | Path, tokenizer: Tokenizer,
+                 n_tokens: int = 20_000,
                  top_k: int = 6, context: int = 24):
         self.cc, self.names, self.tok, self.top_k, self.context = cc, list(names), tokenizer, top_k, context
         store = ActivationStore(Path(act_dir))

@@ -42,7 +42,7 @@ def training_curves(logs: dict[str, list[dict]], start_acc: dict[str, float]):
     return fig.update_layout(height=380)
 
 
-def checkpoint_curves(curves, methods=("sft", "grpo")):
+def checkpoint_curves(curves: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo")):
     """Accuracy vs checkpoint, one panel per role (in-domain, OOD selection, OOD held-out), families averaged."""
     import plotly.express as px
     c = curves[curves.method.isin(methods)].groupby(["method", "checkpoint", "role"], as_index=False)[
@@ -52,7 +52,7 @@ def checkpoint_curves(curves, methods=("sft", "grpo")):
     return fig.update_layout(height=360)
 
 
-def deltas(delta_df, title: str):
+def deltas(delta_df: pd.DataFrame, title: str):
     """Forest plot: one row per family, the change and its 95 % interval."""
     import plotly.graph_objects as go
     d = delta_df.iloc[::-1]
@@ -78,7 +78,7 @@ def nrn_histograms(nrn_by_pair: dict, low: float, high: float):
     return fig.update_layout(height=340, title="Normalized relative norm of decoder vectors")
 
 
-def mas_distributions(mas_LM, names: list[str], threshold: float):
+def mas_distributions(mas_LM: torch.Tensor, names: list[str], threshold: float):
     """Per model: the distribution of its MAS over latents."""
     import plotly.graph_objects as go
     fig = go.Figure()
@@ -178,7 +178,7 @@ def node_entropy_bars(df: pd.DataFrame):
                   height=320 * max(1, -(-df.pair.nunique() // 3)), title="Per-node entropy of outgoing edge scores")
 
 
-def first_order_vs_exact(first_KRS, exact_KRS, mask_RS, edge_names: list[str]):
+def first_order_vs_exact(first_KRS: np.ndarray, exact_KRS: np.ndarray, mask_RS: np.ndarray, edge_names: list[str]):
     """Mean first-order score vs mean exact-ablation effect per edge."""
     import plotly.graph_objects as go
     f, e = first_KRS[:, mask_RS].mean(0), exact_KRS[:, mask_RS].mean(0)
@@ -203,7 +203,7 @@ def random_control(control: pd.DataFrame):
                              title="Selected latent set (red star) vs random sets of the same size (grey)")
 
 
-def dose_curves(dose):
+def dose_curves(dose: pd.DataFrame):
     """Accuracy against the factor on the selected latents, per model and scope (bootstrap intervals)."""
     import plotly.express as px
     fig = px.line(dose, x="factor", y="accuracy", color="model", facet_col="scope", markers=True,
@@ -212,7 +212,7 @@ def dose_curves(dose):
     return fig.update_layout(title="Dose-response: selected latents × factor (1 = unchanged)")
 
 
-def family_overlap(matrix, names: list[str]):
+def family_overlap(matrix: np.ndarray, names: list[str]):
     import plotly.graph_objects as go
     fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, zmin=0, zmax=1, colorscale="Viridis"))
     return fig.update_layout(height=340, width=420, title="Overlap of families' latent sets (share of the smaller)")

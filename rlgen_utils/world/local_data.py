@@ -28,7 +28,7 @@ def _fail(path: Path, line_no: int, why: str) -> NoReturn:
     raise ValueError(f"{path}:{line_no}: {why}")
 
 
-def _mc_letter(path, line_no, row) -> str:
+def _mc_letter(path, line_no, row: dict) -> str:
     choices, answer = row["choices"], row["answer"]
     if isinstance(answer, bool):
         _fail(path, line_no, f"answer {answer!r} is not a letter, index or choice")

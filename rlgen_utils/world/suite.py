@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..run.config import Params
 from . import local_data, tasks
+
+if TYPE_CHECKING:
+    from ..run.types import Tokenizer
+
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class EvalFamily:
     def parse(self, completion: str) -> str:
         return PARSERS[self.kind](completion)
 
-    def max_new_tokens(self, tokenizer, cap: int) -> int:
+    def max_new_tokens(self, tokenizer: Tokenizer, cap: int) -> int:
         """Generation budget: the longest gold completion plus a margin (free-form math gets the cap)."""
         if self.kind == "math":
             return cap
