@@ -60,7 +60,7 @@ sel = study.ensure_selection(P, setup, pool)
 study.set_table(sel)
 
 # %%
-plots.score_curves(sel["scores"], I.fraction)
+plots.score_curves(sel.scores, I.fraction)
 
 # %%
 plots.family_overlap(*study.family_overlap(sel))

@@ -128,7 +128,7 @@ def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):
     scores = circuits.evaluate.ensure_scores(P, all_checkpoints=False)
     for pair in P.circuit_pairs:
         folder = circuits.ensure_pair_scores(P, pair, scores)   # done: loads, recomputes nothing
-        n = len(circuits.ensure_selection(P, pair, scores)["samples"])
+        n = len(circuits.ensure_selection(P, pair, scores).samples)
         for name in pair:
             for kind in P.circuits.scores:
                 for alpha in P.circuits.alphas:

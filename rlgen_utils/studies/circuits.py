@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,12 +106,32 @@ def _in_domain_rows(P: Params, scores: pd.DataFrame, name: str, tokenizer: Token
     return df.assign(length=answer_lengths(tokenizer, df.completion))
 
 
-def ensure_selection(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> dict:
+@dataclass(frozen=True)
+class PairSelection:
+    """The questions of one (before, after) pair: sample ids, prompts, each model's own greedy answer and its
+    length in tokens, their mean T̄, and how many candidates the filters started from."""
+    pair: tuple[str, str]
+    samples: list[int]
+    prompts: list[str]
+    answers: dict[str, list[str]]
+    lengths: dict[str, list[int]]
+    mean_length: float
+    n_candidates: int
+    both_correct: bool
+
+    @classmethod
+    def from_json(cls, d: dict) -> PairSelection:
+        return cls(pair=(d["pair"][0], d["pair"][1]), samples=d["samples"], prompts=d["prompts"], answers=d["answers"],
+                   lengths=d["lengths"], mean_length=d["mean_length"], n_candidates=d["n_candidates"],
+                   both_correct=d["both_correct"])
+
+
+def ensure_selection(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> PairSelection:
     """The pair's questions (ids, prompts, both models' answers and lengths, T̄), cached as JSON."""
     out = study_dir(P) / pair_name(pair)
     path = out / "selection.json"
     if path.is_file():
-        return read_json(path)
+        return PairSelection.from_json(read_json(path))
     c = P.circuits
     tok = loading.load_tokenizer(RunDir(P).model(pair[0]))
     ra, rb = (_in_domain_rows(P, scores, name, tok) for name in pair)
@@ -122,7 +143,7 @@ def ensure_selection(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> 
            "mean_length": float(np.mean(ra.length.tolist() + rb.length.tolist())) if ids else 0.0,
            "n_candidates": int(len(ra)), "both_correct": c.both_correct}
     write_json(path, {**sel, "provenance": provenance()})
-    return sel
+    return PairSelection.from_json(read_json(path))
 
 
 def t_cut(alpha: float, mean_length: float) -> int:
@@ -164,12 +185,12 @@ def score_batch(lm: LM, kind: str, clean, corrupt, ig_steps: int) -> torch.Tenso
     return edge_attribution.eap_ig_scores(lm, clean, corrupt, ig_steps)
 
 
-def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: dict, name: str, kind: str,
+def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, kind: str,
                 alpha: float) -> torch.Tensor:
     """``[K, R, S]`` scores of one model (wrapped by nnsight as ``lm``) on a pair's questions."""
-    cut = t_cut(alpha, sel["mean_length"])
+    cut = t_cut(alpha, sel.mean_length)
     parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float()
-             for clean, corr in batches(tokenizer, sel["prompts"], sel["answers"][name], cut,
+             for clean, corr in batches(tokenizer, sel.prompts, sel.answers[name], cut,
                                         P.circuits.batch_size, P.seed)]
     return torch.cat(parts)
 
@@ -194,14 +215,14 @@ def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -
         for name in pair:
             model, tok = _load(P, name)
             lm, n = activations.wrap(model, tok), 2 * edge_attribution.graph_of(model).n_layers + 1
-            if sel["samples"]:  # an adapter that does not fit the architecture fails here, before any score
-                clean, _ = next(batches(tok, sel["prompts"][:2], sel["answers"][name][:2], 4, 2, P.seed))
+            if sel.samples:  # an adapter that does not fit the architecture fails here, before any score
+                clean, _ = next(batches(tok, sel.prompts[:2], sel.answers[name][:2], 4, 2, P.seed))
                 edge_attribution.check_decomposition(lm, clean)
             for kind in c.scores:
                 for alpha in c.alphas:
-                    W = (edge_scores(P, lm, tok, sel, name, kind, alpha) if sel["samples"]
+                    W = (edge_scores(P, lm, tok, sel, name, kind, alpha) if sel.samples
                          else torch.zeros(0, n, n))
-                    save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel["samples"], dtype=torch.long)},
+                    save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel.samples, dtype=torch.long)},
                               str(tmp / f"{name}-{kind}-a{alpha}.safetensors"))
         write_json(tmp / "graph.json", {"n_layers": edge_attribution.graph_of(model).n_layers})
     mark_done(out, key, pair=list(pair))
@@ -292,10 +313,10 @@ def selection_table(P: Params, folders: dict) -> pd.DataFrame:
 
     rows = []
     for pair, folder in folders.items():
-        sel = read_json(folder.parent / "selection.json")
-        rows.append({"pair": pair_label(pair), "candidates": sel["n_candidates"], "kept": len(sel["samples"]),
-                     "mean answer tokens": round(sel["mean_length"], 1),
-                     **{f"T_cut(α={a})": t_cut(a, sel["mean_length"]) for a in P.circuits.alphas}})
+        sel = PairSelection.from_json(read_json(folder.parent / "selection.json"))
+        rows.append({"pair": pair_label(pair), "candidates": sel.n_candidates, "kept": len(sel.samples),
+                     "mean answer tokens": round(sel.mean_length, 1),
+                     **{f"T_cut(α={a})": t_cut(a, sel.mean_length) for a in P.circuits.alphas}})
     return pd.DataFrame(rows)
 
 
@@ -356,12 +377,12 @@ def ensure_exact(P: Params, scores: pd.DataFrame) -> Path:
     c, name = P.circuits, P.circuits.exact_model
     pair = next((p for p in P.circuit_pairs if name in p), None) or (name, name)
     sel = ensure_selection(P, pair, scores)
-    k = min(c.exact_n_samples, len(sel["samples"]))
+    k = min(c.exact_n_samples, len(sel.samples))
     model, tok = _load(P, name)
     lm = activations.wrap(model, tok)
-    cut = t_cut(c.main_alpha, sel["mean_length"])
+    cut = t_cut(c.main_alpha, sel.mean_length)
     first, exact = [], []
-    for clean, _ in progress(list(batches(tok, sel["prompts"][:k], sel["answers"][name][:k], cut, c.batch_size, P.seed)),
+    for clean, _ in progress(list(batches(tok, sel.prompts[:k], sel.answers[name][:k], cut, c.batch_size, P.seed)),
                          desc="exact ablation"):
         first.append(edge_attribution.zero_ablation_scores(lm, clean).float())
         exact.append(edge_attribution.exact_ablation_scores(model, clean).float())

@@ -179,11 +179,28 @@ def score_texts(P: Params, pool: pd.DataFrame, fam: str, ids: list[int]) -> list
     return (g.loc[ids, "prompt"] + g.loc[ids, "completion"]).tolist()
 
 
-def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> dict:
-    """Score_k per family, the per-family sets and the task-agnostic set (cached JSON)."""
+@dataclass(frozen=True)
+class FeatureSelection:
+    """Study A §A4's result: per selection family its RL-right/base-wrong samples, Score_k of every latent (families
+    with enough samples) and the latents kept; the task-agnostic set; how many latents were alive."""
+    right_wrong: dict[str, list[int]]
+    scores: dict[str, list[float]]
+    sets: dict[str, list[int]]
+    selected: list[int]
+    n_alive: int
+
+    @classmethod
+    def from_json(cls, d: dict) -> FeatureSelection:
+        return cls(right_wrong=d["right_wrong"], scores=d["scores"], sets=d["sets"], selected=d["selected"],
+                   n_alive=d["n_alive"])
+
+
+def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSelection:
+    """Score_k per family, the per-family sets and the task-agnostic set (cached JSON; a fresh result is read back
+    from its file, so a first run and a re-run see the families in the same order)."""
     path = study_dir(P) / "selection.json"
     if path.is_file():
-        return read_json(path)
+        return FeatureSelection.from_json(read_json(path))
     I, rw = P.interventions, right_wrong(P, pool)
     scores = {}
     for fam, ids in progress(rw.items(), desc="scores"):
@@ -197,7 +214,7 @@ def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> dict:
            "sets": {f: sorted(s) for f, s in sets.items()}, "selected": sorted(chosen),
            "n_alive": len(setup.alive)}
     write_json(path, {**sel, "provenance": provenance()})
-    return sel
+    return FeatureSelection.from_json(read_json(path))
 
 
 # ------------------------------------------------------------------------------------------------ conditions
@@ -211,13 +228,13 @@ class EvalSet:
     samples: tuple[int, ...]
 
 
-def eval_sets(P: Params, pool: pd.DataFrame, sel: dict, which: str = "all") -> list[EvalSet]:
+def eval_sets(P: Params, pool: pd.DataFrame, sel: FeatureSelection, which: str = "all") -> list[EvalSet]:
     """RL-right/base-wrong subsets (``rw:``), and with ``which="all"`` the first ``n_eval`` prompts of every
     selection, held-out and in-domain family (``all:``)."""
     fams, n = pool_families(P), P.interventions.n_eval
     rl = pool[pool.method == P.crosscoder.rl_method].set_index(["family", "sample"])
     out = []
-    for fam, ids in sel["right_wrong"].items():
+    for fam, ids in sel.right_wrong.items():
         if ids:
             ex = fams[fam].examples
             out.append(EvalSet(f"rw:{fam}", fam, "rw", tuple(str(rl.loc[(fam, i), "prompt"]) for i in ids),
@@ -263,10 +280,10 @@ def _budget(P: Params, fam, tok: Tokenizer) -> int:
     return _BUDGETS[k]
 
 
-def ensure_conditions(P: Params, setup: Setup, pool: pd.DataFrame, sel: dict) -> pd.DataFrame:
+def ensure_conditions(P: Params, setup: Setup, pool: pd.DataFrame, sel: FeatureSelection) -> pd.DataFrame:
     """Every condition's per-sample results, one long table."""
 
-    I, chosen = P.interventions, sel["selected"]
+    I, chosen = P.interventions, sel.selected
     full, control = eval_sets(P, pool, sel, "all"), _control_sets(P, pool, sel)
     jobs = [("plain-base", setup.base, None, full), ("plain-rl", setup.rl, None, full),
             ("identity-base", setup.base, setup.edit(setup.base, chosen, 1.0), full),
@@ -382,21 +399,21 @@ def dose_response(P: Params, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def set_table(sel: dict) -> pd.DataFrame:
+def set_table(sel: FeatureSelection) -> pd.DataFrame:
 
-    rows = [{"family": f, "RL-right/base-wrong": len(sel["right_wrong"][f]),
-             "set size": len(sel["sets"].get(f, [])) if f in sel["sets"] else None,
-             "max Score": max(sel["scores"][f]) if f in sel["scores"] else None}
-            for f in sel["right_wrong"]]
+    rows = [{"family": f, "RL-right/base-wrong": len(sel.right_wrong[f]),
+             "set size": len(sel.sets.get(f, [])) if f in sel.sets else None,
+             "max Score": max(sel.scores[f]) if f in sel.scores else None}
+            for f in sel.right_wrong]
     return pd.DataFrame(rows).set_index("family")
 
 
-def family_overlap(sel: dict) -> tuple[np.ndarray, list[str]]:
+def family_overlap(sel: FeatureSelection) -> tuple[np.ndarray, list[str]]:
     """``[F, F]`` overlap of the families' latent sets, and the family names."""
-    return latent_edits.overlap_matrix({f: set(v) for f, v in sel["sets"].items()}), list(sel["sets"])
+    return latent_edits.overlap_matrix({f: set(v) for f, v in sel.sets.items()}), list(sel.sets)
 
 
-def mean_overlap(sel: dict) -> float:
+def mean_overlap(sel: FeatureSelection) -> float:
     """Mean off-diagonal overlap of the per-family sets (NaN with fewer than two non-empty sets)."""
     m, _ = family_overlap(sel)
     off = m[~np.eye(len(m), dtype=bool)] if len(m) > 1 else np.array([])
@@ -404,9 +421,9 @@ def mean_overlap(sel: dict) -> float:
     return float(off.mean()) if off.size else float("nan")
 
 
-def findings(P: Params, sel: dict, control: pd.DataFrame, identity: pd.DataFrame) -> str:
+def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> str:
     """Whether the organism shows a compact, task-agnostic, causal latent set, with the controls."""
-    n, fams, alive = len(sel["selected"]), list(sel["sets"]), sel["n_alive"]
+    n, fams, alive = len(sel.selected), list(sel.sets), sel.n_alive
     ok = all(identity.identical == identity.generations)
     lines = ["- Identity check (routed through the crosscoder, nothing changed): "
              + ", ".join(f"{r.model} {r.identical}/{r.generations}" for r in identity.itertuples())
@@ -436,21 +453,21 @@ def findings(P: Params, sel: dict, control: pd.DataFrame, identity: pd.DataFrame
 
 
 # ------------------------------------------------------------------------------------------------ explorer
-def explorer_sets(P: Params, setup: Setup, sel: dict) -> dict[str, list[int]]:
+def explorer_sets(P: Params, setup: Setup, sel: FeatureSelection) -> dict[str, list[int]]:
     """Latent sets offered by the explorer: the selected set, each family's, and the first random control."""
-    chosen = sel["selected"]
+    chosen = sel.selected
     out = {f"selected ({len(chosen)})": chosen}
-    out.update({f"{f} ({len(s)})": s for f, s in sel["sets"].items()})
+    out.update({f"{f} ({len(s)})": s for f, s in sel.sets.items()})
     rand = latent_edits.random_sets(setup.alive, max(1, len(chosen)), 1, P.seed, set(chosen))[0]
     out[f"random ({len(rand)})"] = rand
     return out
 
 
-def explorer_prompts(P: Params, pool: pd.DataFrame, sel: dict, per_family: int = 5) -> dict[str, str]:
+def explorer_prompts(P: Params, pool: pd.DataFrame, sel: FeatureSelection, per_family: int = 5) -> dict[str, str]:
     """RL-right/base-wrong prompts first, then a few in-domain ones, labelled by family and sample."""
     rl = pool[pool.method == P.crosscoder.rl_method].set_index(["family", "sample"]).prompt
     out = {}
-    for fam, ids in sel["right_wrong"].items():
+    for fam, ids in sel.right_wrong.items():
         for i in ids[:per_family]:
             out[f"{fam} #{i} (RL right, base wrong)"] = rl.loc[(fam, i)]
     indom = pool_families(P)[suite.in_domain_family(P)].examples[:per_family]
