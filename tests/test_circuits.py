@@ -273,3 +273,22 @@ def test_tables_and_findings_survive_pairs_without_questions(write_params):
     assert empty.empty and "metric" in empty.columns
     assert "No pair had enough questions" in circuits.findings(P, empty)
     assert list(circuits.headline(P, empty).columns) == list(circuit_metrics.METRICS)
+
+
+def test_scale_free_entropy_ignores_a_rescaling_the_papers_entropy_does_not():
+    """Multiplying the same edge matrices by 1.19 reproduced a README row (intensity and entropy 'up'): the paper's
+    shared-bin entropy tracks scale. The scale-free metrics must not move; the paper's must."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_t(3, size=(40, 45))
+    rows = {r["metric"]: r for r in circuit_metrics.compare(W, 1.19 * W, n_bins=100, n_boot=50)}
+    assert rows["intensity"]["delta"] > 0 and abs(rows["entropy"]["delta"]) > 0.01
+    for m in ("entropy (scale-free)", "kurtosis of |W| (scale-free)", "kurtosis", "diversity"):
+        assert abs(rows[m]["delta"]) < 1e-9, m
+
+
+def test_scale_free_entropy_sees_a_change_of_shape():
+    rng = np.random.default_rng(1)
+    flat, peaked = rng.uniform(-1, 1, size=(30, 45)), rng.standard_t(2, size=(30, 45))
+    rows = {r["metric"]: r for r in circuit_metrics.compare(flat, peaked, n_bins=50, n_boot=50)}
+    for m in ("entropy (scale-free)", "kurtosis of |W| (scale-free)"):  # heavier tails: both rise
+        assert rows[m]["delta_lo"] > 0, (m, rows[m])

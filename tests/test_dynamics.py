@@ -66,3 +66,21 @@ def test_matching_latents_across_crosscoders_by_decoder_cosine():
     assert overlap.matched_jaccard({0, 3}, {1, 0}, a_to_b) == 1.0, "the same latents under other indices"
     none = overlap.match_latents(W_a, -W_b, threshold=0.9)
     assert none == {} and overlap.matched_jaccard({0}, {0}, none) == 0.0
+
+
+def test_unmatched_latents_of_two_crosscoders_are_not_the_same_latent():
+    """The pairwise cross-check maps each checkpoint's top-K into the final crosscoder's indices. The old
+    mapping sent unmatched latent i to -1-i, so two sets with no matched latent at all overlapped (here: 1.0)."""
+    no_match: dict[int, int] = {}
+    a = overlap.map_into({0, 1}, no_match, "checkpoint-1")
+    b = overlap.map_into({0, 1}, no_match, "checkpoint-2")
+    assert overlap.jaccard(a, b) == 0.0
+    old_a, old_b = ({no_match.get(i, -1 - i) for i in s} for s in ({0, 1}, {0, 1}))
+    assert overlap.jaccard(old_a, old_b) == 1.0, "the bug this test guards against"
+
+
+def test_matched_latents_count_once_in_the_target_space():
+    a = overlap.map_into({3, 5}, {3: 10, 5: 11}, "checkpoint-1")
+    b = overlap.map_into({7, 9}, {7: 10}, "checkpoint-2")
+    assert a == {10, 11} and b == {10, ("checkpoint-2", 9)}
+    assert overlap.jaccard(a, b) == 1 / 3

@@ -157,3 +157,17 @@ def test_explorer_follows_its_controls(world, write_params):
     ex.latent_set.value, ex.factor.value, ex.prompt.value = "none", 5.0, "p1"
     ex.render()
     assert "empty latent set" in ex.view.value
+
+
+def test_sign_flip_pvalues_are_uniform_under_a_planted_null_and_small_for_a_planted_effect():
+    """Synthetic paired differences: 200 null latents (symmetric about 0) and one latent shifted upwards. The
+    likely mistake is a test whose p collapses towards 0 under the null (e.g. comparing against unflipped means)."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(30, 201, generator=g)
+    d[:, 200] += 1.0
+    p = latent_edits.sign_flip_pvalues_L(d, n_perm=499, seed=1)
+    null = p[:200]
+    assert ((null <= 0.05).float().mean() - 0.05).abs() < 0.04
+    assert ((null <= 0.5).float().mean() - 0.5).abs() < 0.1
+    assert p[200] <= 1 / 500 + 1e-9, "a large planted effect must reach the smallest attainable p"
+    assert latent_edits.sign_flip_pvalues_L(d, n_perm=99).min() >= 1 / 100

@@ -10,6 +10,13 @@ For a model scored on K samples, ``W_KE`` holds each sample's E edge scores (the
 * **diversity** — 1 − mean Pearson correlation between different samples' W^(k);
 * **node entropy** — per sender, entropy of its outgoing |scores| normalised over receivers, mean over samples.
 
+**Scale-free companions.** With shared equal-width bins the entropy tracks the *scale* of the scores:
+multiplying one model's W by 1.2 moves mass into more bins and raises its entropy, although the shape of the
+distribution is unchanged (and the gradient of a self-entropy loss scales with the model's confidence). So each
+sample's |W^(k)| is also divided by its own mean, a^(k) = |W^(k)| / mean |W^(k)|, and **entropy (scale-free)**
+is the entropy of the histogram of a (shared bins over both models' a) and **kurtosis of |W| (scale-free)** the
+mean excess kurtosis of a^(k). Both are invariant to rescaling either model's scores; the paper's entropy is not.
+
 Every statistic is computed per sample first (intensity, histogram counts, kurtosis, the K×K correlation
 matrix), so a bootstrap over samples only re-aggregates: :func:`compare` resamples the *same* sample indices for
 both models (they are scored on the same questions), giving intervals for before, after and after − before.
@@ -22,6 +29,13 @@ import numpy as np
 def shared_bin_edges(*W: np.ndarray, n_bins: int) -> np.ndarray:
     top = max(float(np.abs(w).max()) for w in W)
     return np.linspace(0.0, top if top > 0 else 1.0, n_bins + 1)
+
+
+def scale_free_KE(W_KE: np.ndarray) -> np.ndarray:
+    """Each sample's |scores| divided by their mean (all-zero samples stay zero)."""
+    a = np.abs(np.asarray(W_KE, dtype=np.float64))
+    mean = a.mean(1, keepdims=True)
+    return np.divide(a, mean, out=np.zeros_like(a), where=mean > 0)
 
 
 def entropy_of_counts(counts_H: np.ndarray) -> float:
@@ -49,14 +63,19 @@ def node_entropy_S(W_KRS: np.ndarray) -> np.ndarray:
 
 
 class SampleStats:
-    """Per-sample pieces of every statistic, for one model."""
+    """Per-sample pieces of every statistic, for one model. ``edges`` bin |W|; ``free_edges`` bin the scale-free
+    a = |W| / mean |W| (default: bins over this model's own a)."""
 
-    def __init__(self, W_KE: np.ndarray, edges: np.ndarray):
+    def __init__(self, W_KE: np.ndarray, edges: np.ndarray, free_edges: np.ndarray | None = None):
         W_KE = np.asarray(W_KE, dtype=np.float64)
+        a_KE = scale_free_KE(W_KE)
+        free_edges = shared_bin_edges(a_KE, n_bins=len(edges) - 1) if free_edges is None else free_edges
         self.intensity_K = np.abs(W_KE).mean(1)
         self.counts_KH = np.stack([np.histogram(np.abs(w), edges)[0] for w in W_KE])
         self.kurtosis_K = excess_kurtosis_K(W_KE)
         self.corr_KK = correlation_KK(W_KE)
+        self.free_counts_KH = np.stack([np.histogram(a, free_edges)[0] for a in a_KE])
+        self.free_kurtosis_K = excess_kurtosis_K(a_KE)
 
     def metrics(self, idx: np.ndarray) -> dict[str, float]:
         C = self.corr_KK[np.ix_(idx, idx)]
@@ -64,10 +83,12 @@ class SampleStats:
         return {"intensity": float(self.intensity_K[idx].mean()),
                 "entropy": entropy_of_counts(self.counts_KH[idx].sum(0)),
                 "kurtosis": float(self.kurtosis_K[idx].mean()),
-                "diversity": float(1.0 - C[distinct].mean()) if distinct.any() else float("nan")}
+                "diversity": float(1.0 - C[distinct].mean()) if distinct.any() else float("nan"),
+                "entropy (scale-free)": entropy_of_counts(self.free_counts_KH[idx].sum(0)),
+                "kurtosis of |W| (scale-free)": float(self.free_kurtosis_K[idx].mean())}
 
 
-METRICS = ("intensity", "entropy", "kurtosis", "diversity")
+METRICS = ("intensity", "entropy", "kurtosis", "diversity", "entropy (scale-free)", "kurtosis of |W| (scale-free)")
 
 
 def metrics(W_KE: np.ndarray, edges: np.ndarray) -> dict[str, float]:
@@ -82,7 +103,8 @@ def compare(before_KE: np.ndarray, after_KE: np.ndarray, n_bins: int = 100, n_bo
         raise ValueError(f"before and after must score the same samples and edges: {before_KE.shape} vs "
                          f"{after_KE.shape}")
     edges = shared_bin_edges(before_KE, after_KE, n_bins=n_bins)
-    sb, sa = SampleStats(before_KE, edges), SampleStats(after_KE, edges)
+    free = shared_bin_edges(scale_free_KE(before_KE), scale_free_KE(after_KE), n_bins=n_bins)
+    sb, sa = SampleStats(before_KE, edges, free), SampleStats(after_KE, edges, free)
     K, everything = len(before_KE), np.arange(len(before_KE))
     point_b, point_a = sb.metrics(everything), sa.metrics(everything)
     idx_XK = np.random.default_rng(seed).integers(0, K, size=(n_boot, K))

@@ -80,6 +80,14 @@ def match_latents(W_a_LD: torch.Tensor, W_b_LD: torch.Tensor, threshold: float) 
     return out
 
 
+def map_into(top: set[int], a_to_b: dict[int, int], source: str) -> set[int | tuple[str, int]]:
+    """A top-K set of crosscoder ``source`` in the target crosscoder's indices: matched latents become the
+    target's index; an unmatched latent becomes ``(source, index)``, a latent no other crosscoder has. (Mapping
+    unmatched latents to a number such as ``-1 - index`` made the same index in two crosscoders count as one
+    shared latent.)"""
+    return {a_to_b[i] if i in a_to_b else (source, i) for i in top}
+
+
 def matched_jaccard(a: set[int], b: set[int], a_to_b: dict[int, int]) -> float:
     """Jaccard of two top-K sets from different crosscoders, after mapping a's latents into b's indices
     (an unmatched latent of a counts as a latent b does not have)."""

@@ -249,11 +249,11 @@ def metric_table(P: Params, folders: dict):
     and after and their difference, each with a bootstrap interval (cached as ``metrics.parquet``, keyed)."""
     path, key = study_dir(P) / "metrics.parquet", circuits_key(P)
     pairs = ",".join(pair_name(p) for p in folders)
-    cached = read_parquet(path, f"{key}:{pairs}")
+    cached = read_parquet(path, f"{key}:{pairs}:{METRICS_VERSION}")
     if cached is not None:
         return cached
     table = _metric_table(P, folders)
-    write_parquet(table, path, f"{key}:{pairs}")
+    write_parquet(table, path, f"{key}:{pairs}:{METRICS_VERSION}")
     return table
 
 
@@ -321,6 +321,9 @@ def selection_table(P: Params, folders: dict) -> pd.DataFrame:
 
 
 ONLINE_RL = ("grpo", "rloo", "sft_grpo")
+SCALE_FREE = ("entropy (scale-free)", "kurtosis of |W| (scale-free)")
+"""Metrics invariant to rescaling a model's scores (:mod:`rlgen_utils.method.circuit_metrics`): an entropy change
+that vanishes here was a change of scale, not of shape."""
 OFFLINE = ("dpo", "sft_dpo")
 
 
@@ -329,14 +332,16 @@ def findings(P: Params, table: pd.DataFrame) -> str:
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
     if t.empty:
         return "No pair had enough questions to compare (see the selection table)."
-    lines, pattern = [], {}
+    lines, pattern, shape = [], {}, {}
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
         for pair in sub.pair.unique():
             p = sub[sub.pair == pair].set_index("metric")
-            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis"))
+            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *SCALE_FREE)
+                                if m in p.index)
             lines.append(f"- **{pair}** ({group}): {verdict}.")
             pattern[pair] = (group, p.loc["intensity"].delta_lo > 0 and p.loc["entropy"].delta_lo > 0)
+            shape[pair] = (group, SCALE_FREE[0] in p.index and p.loc[SCALE_FREE[0]].delta_lo > 0)
     rl = [ok for g, ok in pattern.values() if g == "online RL"]
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
@@ -344,13 +349,18 @@ def findings(P: Params, table: pd.DataFrame) -> str:
         lines.append(f"\n**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises "
                      f"intensity and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: "
                      f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.")
+        rl_s = [ok for g, ok in shape.values() if g == "online RL"]
+        dpo_s = [ok for g, ok in shape.values() if g == "DPO"]
+        lines.append(f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
+                     f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
+                     f"that vanishes here was a change of scale, not of the distribution's shape.")
     return "\n".join(lines)
 
 
 def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
     """Per pair and metric, over every (score kind, α): how many 95 % intervals say up (↑), down (↓) or
     include zero (·)."""
-    t = table[table.metric.isin(["intensity", "entropy", "kurtosis"])]
+    t = table[table.metric.isin(["intensity", "entropy", "kurtosis", *SCALE_FREE])]
     t = t.assign(up=t.delta_lo > 0, down=t.delta_hi < 0)
     agg = t.groupby(["pair", "metric"], sort=False).agg(up=("up", "sum"), down=("down", "sum"), n=("up", "size"))
     cell = [f"↑{up} ↓{down} ·{n - up - down}" for up, down, n in zip(agg["up"], agg["down"], agg["n"], strict=True)]

@@ -112,7 +112,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pairwise_sets(P: Params, method: str) -> list[set[int]]:
+def pairwise_sets(P: Params, method: str) -> list[set]:
     """Paper-faithful: base-vs-checkpoint crosscoders (activations read from the trajectory collection), each
     checkpoint's top-K by NRN mapped into the final checkpoint's crosscoder by decoder cosine."""
     D = P.dynamics
@@ -121,12 +121,12 @@ def pairwise_sets(P: Params, method: str) -> list[set[int]]:
                                       tag="pair") for n in checkpoint_names(P, method)]
     final = ccs[-1]
     out = []
-    for cc in ccs:
+    for c, cc in enumerate(ccs):
         spec = overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, [1], "nrn")
         top = overlap.top_k_sets(spec, D.top_k, crosscoder.alive(cc))[0]
         mapping = overlap.match_latents(cc.W_dec_LMD.detach()[:, 1], final.W_dec_LMD.detach()[:, 1],
                                          D.match_threshold)
-        out.append({mapping.get(i, -1 - i) for i in top})
+        out.append(overlap.map_into(top, mapping, f"checkpoint-{c + 1}"))
     return out
 
 
