@@ -244,7 +244,10 @@ def graph(folder: Path) -> edge_attribution.Graph:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def metric_table(P: Params, folders: dict):
+METRICS_VERSION = "metrics-v2"  # bump when the metrics computed from the same edge scores change
+
+
+def metric_table(P: Params, folders: dict) -> pd.DataFrame:
     """Long table: pair (``model_before``, ``model_after``), score kind, α, metric, and the metric's value before
     and after and their difference, each with a bootstrap interval (cached as ``metrics.parquet``, keyed)."""
     path, key = study_dir(P) / "metrics.parquet", circuits_key(P)
