@@ -102,3 +102,23 @@ def test_untrained_method_is_named_before_any_compute(write_params):
     P = config.load_params(write_params({"posttrain": {"methods": ["sft", "dpo"]}}))
     with pytest.raises(ValueError, match="method 'grpo' is not in posttrain.methods"):
         crosscoder.ensure_activations(P, ("base", "sft", "grpo"))
+
+
+@pytest.mark.parametrize("sparsity", ["batchtopk", "l1"])
+def test_identical_models_give_no_model_specific_latent(sparsity):
+    """The null every ownership count is read against: a crosscoder over two *identical* copies of the same
+    activations must call no alive latent model-specific (MAS ≤ 0.7) and put every NRN near 0.5. A crosscoder
+    whose initialisation or sparsity penalty manufactures ownership fails here."""
+    _, _, batches = planted(seed=3)
+    twins = (x[:, :1].expand(-1, 2, -1).contiguous() for x in batches)
+    cfg = CrosscoderConfig(n_models=2, d_model=D, n_latents=96, sparsity=sparsity, k=4, l1_coeff=0.3,
+                           dead_after_tokens=20_000, seed=0)
+    cc = Crosscoder(cfg)
+    train(cc, twins, total_steps=400, lr=3e-3, show_progress=False)
+    cc.eval()
+    alive = cc.tokens_since_fired_L <= cfg.dead_after_tokens
+    norms = cc.dec_norms_LM().detach()[alive]
+    assert alive.sum() > 10
+    assert (latents.owner_L(norms, specific_above=0.7) == -1).all()
+    nrn = latents.nrn_L(norms, base=0, tuned=1)
+    assert ((nrn - 0.5).abs() < 0.2).all(), f"NRN of identical models strays from 0.5: {nrn.min():.2f}–{nrn.max():.2f}"

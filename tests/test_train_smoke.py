@@ -13,6 +13,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from rlgen_utils.method import circuit_metrics
 from rlgen_utils.models import posttrain
 from rlgen_utils.run import config, keys, session
 from rlgen_utils.run.rundir import RunDir
@@ -135,7 +136,8 @@ def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):
                     W = circuits.load_scores(folder, name, kind, alpha)
                     assert W.shape[0] == n and W.shape[1] == W.shape[2] == 2 * P.model.organism.n_layers + 1
     table = circuits.metric_table(P, {p: circuits.ensure_pair_scores(P, p, scores) for p in P.circuit_pairs})
-    assert set(table.metric) == {"intensity", "entropy", "kurtosis", "diversity"}
+    assert set(table.metric) == set(circuit_metrics.METRICS) >= {"intensity", "entropy", "kurtosis", "diversity",
+                                                                  "entropy (scale-free)"}
 
 
 def test_interventions_notebook_runs_every_condition_and_the_identity_holds(smoke_run):

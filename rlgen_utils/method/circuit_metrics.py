@@ -47,7 +47,8 @@ def entropy_of_counts(counts_H: np.ndarray) -> float:
 def excess_kurtosis_K(W_KE: np.ndarray) -> np.ndarray:
     d = W_KE - W_KE.mean(1, keepdims=True)
     var = (d ** 2).mean(1)
-    return np.where(var > 0, (d ** 4).mean(1) / np.maximum(var, 1e-300) ** 2 - 3.0, 0.0)
+    m4 = (d ** 4).mean(1)
+    return np.divide(m4, var ** 2, out=np.full_like(var, 3.0), where=var > 0) - 3.0  # constant sample: 0
 
 
 def correlation_KK(W_KE: np.ndarray) -> np.ndarray:
