@@ -79,6 +79,17 @@ plots.mas_distributions(crosscoder.mas(cc3), list(TRIO), C.mas_specific_above)
 crosscoder.ownership(P, cc3, TRIO)
 
 # %% [markdown]
+# ## Ownership read from the activations: latent scaling
+# Decoder norms say where the crosscoder *puts* a latent's reconstruction; a sparsity penalty can shrink a latent's
+# decoder in one model although that model's activations still carry the direction (Minder et al. 2025). Latent
+# scaling fits, per latent, how much of the base's and of the tuned model's activations the latent's direction
+# explains (docs/METHOD.md §A2): a tuned-specific latent has a base/tuned ratio ν near 0 for both the activations
+# and the reconstruction error; a shared one has ν near 1.
+
+# %%
+crosscoder.latent_scaling(P, cc3, TRIO)
+
+# %% [markdown]
 # ## Base vs SFT and base vs RL (NRN)
 # The paper's pairwise view: one two-model crosscoder per tuned model. Latent indices of different crosscoders are
 # not comparable; only the NRN distributions are. Thresholds: base-only below `nrn_low`, tuned-only above

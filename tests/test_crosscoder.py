@@ -122,3 +122,60 @@ def test_identical_models_give_no_model_specific_latent(sparsity):
     assert (latents.owner_L(norms, specific_above=0.7) == -1).all()
     nrn = latents.nrn_L(norms, base=0, tuned=1)
     assert ((nrn - 0.5).abs() < 0.2).all(), f"NRN of identical models strays from 0.5: {nrn.min():.2f}–{nrn.max():.2f}"
+
+
+def _shared_and_tuned_only(seed: int = 0):
+    """Two models whose activations share 24 features *with the same direction* (as a fine-tuned model keeps
+    its base's features) and 8 features only the tuned model (slot 1) has."""
+    g = torch.Generator().manual_seed(seed)
+    dirs_FD = torch.randn(32, D, generator=g)
+    dirs_FD /= dirs_FD.norm(dim=-1, keepdim=True)
+    present_FM = torch.ones(32, 2)
+    present_FM[24:, 0] = 0                                   # features 24..31: tuned model only
+
+    def batches(batch: int = 256):
+        while True:
+            coef_BF = (torch.rand(batch, 32, generator=g) < 0.08).float() * (0.5 + torch.rand(batch, 32, generator=g))
+            yield torch.einsum("bf,fm,fd->bmd", coef_BF, present_FM, dirs_FD)
+    return dirs_FD, batches()
+
+
+def test_latent_scaling_keeps_planted_tuned_only_latents_and_rejects_shared_ones():
+    """β of the base over β of the tuned model: ≈ 0 for a feature only the tuned model has, ≈ 1 for a shared one —
+    read from the activations, not from the decoder norms (which an L1 penalty can distort)."""
+    from rlgen_utils.method.latent_scaling import betas_LM
+    dirs_FD, batches = _shared_and_tuned_only()
+    cfg = CrosscoderConfig(n_models=2, d_model=D, n_latents=64, sparsity="batchtopk", k=4, dead_after_tokens=20_000)
+    cc = Crosscoder(cfg)
+    train(cc, batches, total_steps=1000, lr=3e-3, show_progress=False)
+    cc.eval()
+    scaling = betas_LM(cc, (next(batches) for _ in range(20)), tuned=1)
+    W = torch.nn.functional.normalize(cc.W_dec_LMD.detach()[:, 1], dim=-1)
+    cos_FL = dirs_FD @ W.T
+    best, found = cos_FL.argmax(-1), cos_FL.max(-1).values > 0.95
+    assert found.float().mean() > 0.75 and found[24:].sum() >= 6, "planted features not recovered"
+    tuned_only, shared = found & (torch.arange(32) >= 24), found & (torch.arange(32) < 24)
+    nu_r, nu_e = scaling.nu_L(0, 1, "recon")[best], scaling.nu_L(0, 1, "error")[best]
+    assert (nu_r[tuned_only] < 0.2).all() and (nu_e[tuned_only] < 0.2).all(), (nu_r, nu_e)
+    assert ((nu_r[shared] - 1).abs() < 0.3).float().mean() > 0.9, nu_r[shared]
+    specific = scaling.specific_L(0, 1)[best]
+    assert specific[tuned_only].all() and not specific[shared].any()
+
+
+def test_latent_scaling_matches_a_direct_least_squares_fit():
+    """The streamed closed form equals lstsq on the stacked tokens (the slow, obviously-correct reference)."""
+    from rlgen_utils.method.latent_scaling import betas_LM
+    _, batches = _shared_and_tuned_only(seed=2)
+    cc = Crosscoder(CrosscoderConfig(n_models=2, d_model=D, n_latents=16, k=4))
+    train(cc, batches, total_steps=50, lr=3e-3, show_progress=False)
+    cc.eval()
+    xs = [next(batches) for _ in range(3)]
+    scaling = betas_LM(cc, iter(xs), tuned=1)
+    x = torch.cat(xs)
+    f = cc.encode(x, use_threshold=True).detach()
+    k = int(f.sum(0).argmax())
+    d = cc.W_dec_LMD.detach()[k, 1]
+    for m in range(2):
+        A = (f[:, k:k + 1, None] * d[None, None, :]).reshape(-1, 1)       # [B·D, 1]
+        beta = torch.linalg.lstsq(A.double(), x[:, m].reshape(-1, 1).double()).solution.item()
+        assert abs(scaling.beta_recon_LM[k, m].item() - beta) < 1e-4 * max(1.0, abs(beta))

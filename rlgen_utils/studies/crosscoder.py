@@ -228,3 +228,25 @@ def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame
 def tokenizer(P: Params, name: str = "base"):
     """The tokenizer of a named model (for the inspector's contexts)."""
     return loading.load_tokenizer(model_path(P, name))
+
+
+def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 16,
+                   nu_max: float = 0.3) -> pd.DataFrame:
+    """Per tuned model: alive latents it owns by decoder norm (MAS), those specific to it by latent scaling
+    against the base (both β ratios below ``nu_max``; :mod:`rlgen_utils.method.latent_scaling`), and both.
+    β is fitted on ``n_batches`` batches drawn in another order than training's."""
+    from ..method.latent_scaling import betas_LM
+    store = ActivationStore(ensure_activations(P, names))
+    live = alive(cc)
+    owner = latents.owner_L(cc.dec_norms_LM().detach(), P.crosscoder.mas_specific_above)
+    rows = []
+    for t, name in enumerate(names[1:], start=1):
+        it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777)
+        scaling = betas_LM(cc, (next(it) for _ in range(n_batches)), tuned=t)
+        by_scaling, by_norm = scaling.specific_L(0, t, nu_max) & live, (owner == t) & live
+        nu = scaling.nu_L(0, t)[live & (scaling.n_fired_L > 0)]
+        rows.append({"tuned model": name, "alive latents": int(live.sum()), "owned by MAS": int(by_norm.sum()),
+                     f"specific by latent scaling (ν < {nu_max})": int(by_scaling.sum()),
+                     "both": int((by_norm & by_scaling).sum()),
+                     "median ν (recon.)": float(nu.nanmedian()) if nu.numel() else float("nan")})
+    return pd.DataFrame(rows)
