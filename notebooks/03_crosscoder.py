@@ -118,6 +118,15 @@ crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 Markdown(crosscoder.findings(P, cc3, TRIO, nrn))
 
 # %% [markdown]
+# ## The features in sae-lens
+# Each model's slice of the three-model crosscoder (its own encoder block, its decoder, the BatchTopK threshold as
+# a per-latent JumpReLU threshold, the activation scale folded in) is written as a sae-lens SAE, so sae-lens's
+# tools open rlgen's features on the model's raw residual stream: `sae_lens.SAE.load_from_disk(folder)`.
+
+# %%
+crosscoder.export_slices(P, cc3, TRIO)
+
+# %% [markdown]
 # ## Feature inspector
 # Pick a latent (or sort by a model's MAS and step through ranks): decoder norms and MAS per model, activation
 # histograms, and each model's top-activating contexts, highlighted per token.

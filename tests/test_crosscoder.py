@@ -179,3 +179,28 @@ def test_latent_scaling_matches_a_direct_least_squares_fit():
         A = (f[:, k:k + 1, None] * d[None, None, :]).reshape(-1, 1)       # [B·D, 1]
         beta = torch.linalg.lstsq(A.double(), x[:, m].reshape(-1, 1).double()).solution.item()
         assert abs(scaling.beta_recon_LM[k, m].item() - beta) < 1e-4 * max(1.0, abs(beta))
+
+
+@pytest.mark.parametrize("sparsity", ["batchtopk", "l1"])
+def test_sae_lens_loads_an_exported_slice_and_encodes_like_rlgen(tmp_path, sparsity):
+    """A model's slice, written for sae-lens and read back by sae-lens's own loader, gives the same latents as
+    the crosscoder read with that model's encoder block alone, on raw (unnormalised) activations, and decodes
+    to that model's reconstruction."""
+    from sae_lens import SAE
+
+    from rlgen_utils.method.sae_export import export_sae_lens
+    _, _, batches = planted(seed=4)
+    cc = Crosscoder(CrosscoderConfig(n_models=3, d_model=D, n_latents=64, sparsity=sparsity, k=4, l1_coeff=0.3))
+    train(cc, batches, total_steps=200, lr=3e-3, show_progress=False)
+    cc.eval()
+    m, scale = 2, 1.7
+    sae = SAE.load_from_disk(export_sae_lens(cc, m, scale, tmp_path / "slice", hook_name="model.layers.1"))
+    h = next(batches)[:, m] / scale                              # the model's raw activations
+    with torch.no_grad():
+        ours = cc.encode_one(h * scale, m)
+        theirs = sae.encode(h)
+        torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)
+        assert (ours > 0).any() and (ours == 0).any()
+        recon = (ours @ cc.W_dec_LMD[:, m] + cc.b_dec_MD[m]) / scale
+        torch.testing.assert_close(sae.decode(theirs), recon, rtol=1e-5, atol=1e-5)
+    assert sae.cfg.metadata.hook_name == "model.layers.1"

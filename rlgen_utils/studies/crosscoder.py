@@ -250,3 +250,19 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
                      "both": int((by_norm & by_scaling).sum()),
                      "median ν (recon.)": float(nu.nanmedian()) if nu.numel() else float("nan")})
     return pd.DataFrame(rows)
+
+
+def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame:
+    """Every model's slice of the crosscoder over ``names`` as a sae-lens SAE on the model's raw residual stream
+    (:mod:`rlgen_utils.method.sae_export`), under ``crosscoders/<names>/sae_lens/<model>/``. Written once per
+    trained crosscoder (retraining replaces the crosscoder's folder, exports included)."""
+    from ..method.sae_export import export_sae_lens
+    store = ActivationStore(ensure_activations(P, names))
+    rows = []
+    for m, name in enumerate(names):
+        out = crosscoder_dir(P, names) / "sae_lens" / name.replace("@", "at")
+        if not (out / "cfg.json").is_file():
+            export_sae_lens(cc, m, float(store.scale_M[m]), out, hook_name=f"blocks.{store.layer}.hook_resid_post",
+                            model_name=str(model_path(P, name)))
+        rows.append({"model": name, "sae-lens folder": str(out), "hook": f"blocks.{store.layer}.hook_resid_post"})
+    return pd.DataFrame(rows)
