@@ -42,12 +42,7 @@ def time_crosscoder(P, xs) -> float:
 
 
 def time_sae_lens(P, xs) -> float:
-    from sae_lens import (
-        BatchTopKTrainingSAE,
-        BatchTopKTrainingSAEConfig,
-        LoggingConfig,
-        SAETrainer,
-    )
+    from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
     C = P.crosscoder
     B, M, D = xs[0].shape

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..run.types import LM, Model, Tokenizer
 
 
-
 def decoder_layers_path(model: Model) -> str:
     """Dotted path of the model's list of decoder blocks (``model.layers`` for Llama/Qwen, ``transformer.h``
     for GPT-2): the ``ModuleList`` whose length is the number of hidden layers."""

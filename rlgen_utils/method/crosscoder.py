@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-
 @dataclass(frozen=True)
 class CrosscoderConfig:
     n_models: int

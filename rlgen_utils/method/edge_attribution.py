@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from ..run.types import LM, Model, Tokenizer
 
 
-
 # ------------------------------------------------------------------------------------------------ graph
 @dataclass(frozen=True)
 class Adapter:

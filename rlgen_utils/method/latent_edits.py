@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from ..run.types import LM, Model, Tokenizer
 
 
-
 # ------------------------------------------------------------------------------------------------ latents
 def latents_of(cc: Crosscoder, x_BD: torch.Tensor, m: int, encode: str = "replicate") -> torch.Tensor:
     """``f_BL`` of model ``m`` alone (``x_BD`` already normalised)."""

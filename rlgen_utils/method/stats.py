@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 
-
 @dataclass(frozen=True)
 class CI:
     mean: float

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     import torch
 
 
-
 def save_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None:
     import torch
     from safetensors.torch import save_file

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from ..run.types import Model, Tokenizer
 
 
-
 def generate(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
              batch_size: int = 128,
              do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,

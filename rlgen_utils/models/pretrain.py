@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ..run.types import Model, Tokenizer
 
 
-
 def mixture(in_domain_weight: float) -> tuple[list[str], list[float]]:
     names = list(tasks.FAMILIES)
     return names, [in_domain_weight if tasks.FAMILIES[n].role == tasks.IN_DOMAIN else 1.0 for n in names]

@@ -34,16 +34,7 @@ import torch
 
 from ..method import activations, circuit_metrics, edge_attribution
 from ..models import loading
-from ..run.artifacts import (
-    atomic_dir,
-    is_done,
-    mark_done,
-    provenance,
-    read_json,
-    read_parquet,
-    write_json,
-    write_parquet,
-)
+from ..run.artifacts import atomic_dir, is_done, mark_done, provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.progress import progress
@@ -53,7 +44,6 @@ from . import evaluate
 
 if TYPE_CHECKING:
     from ..run.types import LM, Tokenizer
-
 
 
 def circuits_key(P: Params) -> str:

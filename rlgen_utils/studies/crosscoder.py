@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..run.types import Model
 
 
-
 def model_path(P: Params, name: str, train_seed: int | None = None) -> Path:
     """Folder of a named model (:meth:`RunDir.model`)."""
     return RunDir(P).model(name, train_seed)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ..method.crosscoder import Crosscoder
 
 
-
 def checkpoint_names(P: Params, method: str) -> list[str]:
     return [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
 

@@ -31,13 +31,7 @@ import torch
 from ..method import activations, latent_edits, stats
 from ..method.activations import ActivationStore
 from ..models import loading
-from ..run.artifacts import (
-    provenance,
-    read_json,
-    read_parquet,
-    write_json,
-    write_parquet,
-)
+from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.progress import progress
@@ -47,7 +41,6 @@ from . import crosscoder, evaluate
 
 if TYPE_CHECKING:
     from ..run.types import Tokenizer
-
 
 
 def key(P: Params) -> str:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import torch
 
 
-
 class InterventionExplorer:
     def __init__(self, setup, latent_sets: dict[str, list[int]], prompts: dict[str, str], max_new_tokens: int = 48,
                  max_latents_shown: int = 12):

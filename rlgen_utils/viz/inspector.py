@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ..run.types import Tokenizer
 
 
-
 class FeatureInspector:
     def __init__(self, cc: Crosscoder, names: list[str], act_dir: str | Path, tokenizer: Tokenizer,
                  n_tokens: int = 20_000,

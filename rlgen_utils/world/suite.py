@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ..run.types import Tokenizer
 
 
-
 @dataclass(frozen=True)
 class EvalFamily:
     name: str
