@@ -49,3 +49,22 @@ def test_relative_run_root_is_relative_to_the_repository_not_the_cwd(write_param
     P = config.load_params(write_params({"run_root": "runs"}))
     monkeypatch.chdir(tmp_path)
     assert RunDir(P).path == (REPO / "runs" / P.name).resolve()
+
+
+def test_notebooks_open_the_given_params_then_the_env_then_the_last_run_then_smoke(tmp_path, monkeypatch):
+    """A notebook opened in JupyterLab must show the run the user made, not silently the smoke params."""
+    from rlgen_utils.run import session
+    monkeypatch.setenv("RLGEN_STATE", str(tmp_path / "state"))
+    monkeypatch.delenv("RLGEN_PARAMS", raising=False)
+    assert session.resolve_params_path(None) == (session.Path(session.FALLBACK), "no run made yet: the smoke params")
+    made = tmp_path / "made.yaml"
+    made.write_text("name: made\n")
+    session.remember(made)
+    assert session.resolve_params_path(None)[0] == made.resolve()
+    env = tmp_path / "env.yaml"
+    monkeypatch.setenv("RLGEN_PARAMS", str(env))
+    assert session.resolve_params_path(None) == (env, "$RLGEN_PARAMS")
+    assert session.resolve_params_path("params/x.yaml") == (session.Path("params/x.yaml"), "given")
+    made.unlink()
+    monkeypatch.delenv("RLGEN_PARAMS")
+    assert session.resolve_params_path(None)[1].startswith("no run made yet"), "a vanished last run falls back"

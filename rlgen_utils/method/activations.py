@@ -28,7 +28,6 @@ from ..run.artifacts import atomic_file, atomic_write_text, read_json, write_jso
 from ..run.progress import progress
 
 if TYPE_CHECKING:
-
     from ..run.types import LM, Model, Tokenizer
 
 

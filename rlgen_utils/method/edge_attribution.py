@@ -40,7 +40,6 @@ import torch
 from .activations import submodule
 
 if TYPE_CHECKING:
-
     from ..run.types import LM, Model, Tokenizer
 
 

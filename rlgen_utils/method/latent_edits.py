@@ -37,7 +37,6 @@ from .activations import submodule
 from .crosscoder import Crosscoder
 
 if TYPE_CHECKING:
-
     from ..run.types import LM, Model, Tokenizer
 
 

@@ -19,7 +19,6 @@ from ..world import tasks
 from .checkpoint import load_optimizer, save_optimizer
 
 if TYPE_CHECKING:
-
     from ..run.config import TasksCfg
     from ..run.types import Model, Tokenizer
 

@@ -34,7 +34,7 @@ def line(desc: str, done: int, total: int | None, elapsed: float) -> str:
 
 def _lines(iterable: Iterable[T], desc: str, total: int | None, every: float, initial: int) -> Iterator[T]:
     t0 = last = time.monotonic()
-    done = initial
+    done = shown = initial
     print(line(desc, done, total, 0.0), file=sys.stderr, flush=True)
     for item in iterable:
         yield item
@@ -42,7 +42,9 @@ def _lines(iterable: Iterable[T], desc: str, total: int | None, every: float, in
         now = time.monotonic()
         if now - last >= every or done == total:
             print(line(desc, done, total, now - t0), file=sys.stderr, flush=True)
-            last = now
+            last, shown = now, done
+    if shown != done:  # a loop of unknown length, or one that stopped early, still says where it ended
+        print(line(desc, done, total, time.monotonic() - t0), file=sys.stderr, flush=True)
 
 
 def progress(iterable: Iterable[T], desc: str, total: int | None = None, initial: int = 0,
