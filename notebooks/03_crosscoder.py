@@ -93,10 +93,11 @@ crosscoder.latent_scaling(P, cc3, TRIO)
 # ## Base vs SFT and base vs RL (NRN)
 # The paper's pairwise view: one two-model crosscoder per tuned model. Latent indices of different crosscoders are
 # not comparable; only the NRN distributions are. Thresholds: base-only below `nrn_low`, tuned-only above
-# `nrn_high`.
+# `nrn_high`. The **null** row is a crosscoder over the base and an exact copy of it, trained the same way: what
+# it calls base-only or tuned-only is the method's own noise, and every real count is read against it.
 
 # %%
-nrn = crosscoder.nrn_by_pair(crosscoder.ensure_pairs(P, TRIO))
+nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **crosscoder.ensure_null_pair(P, TRIO)})
 plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
 
 # %%

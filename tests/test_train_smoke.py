@@ -106,6 +106,11 @@ def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
     cc = Crosscoder.load(crosscoder.crosscoder_dir(P, trio))
     assert cc.cfg.n_models == 3 and cc.cfg.n_latents == P.crosscoder.n_latents
     assert crosscoder.crosscoder_dir(P, ("base", "grpo")).is_dir()
+    null = Crosscoder.load(crosscoder.crosscoder_dir(P, ("base", "base"), "null-copy"))
+    assert null.cfg.n_models == 2
+    md = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in executed["cells"]
+                 for o in c.get("outputs", []))
+    assert "identical-copy null" in md, "the findings must read the pairs against the null"
 
 
 def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smoke_run):

@@ -186,6 +186,11 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
         c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
         lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
                      f"{c['shared']} shared; median NRN {float(nrn.median()):.3f}.")
+    if NULL_PAIR in nrn_by_pair:
+        c = latents.nrn_counts(nrn_by_pair[NULL_PAIR], C.nrn_low, C.nrn_high)
+        lines.append(f"- Read every pair against the identical-copy null: {c['tuned-only']} tuned-only and "
+                     f"{c['base-only']} base-only latents appear between the base and an exact copy of itself, so a "
+                     f"real pair's count at or below these is not evidence of model-specific latents.")
     shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
     W = cc3.W_dec_LMD.detach()
     cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
@@ -199,6 +204,17 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
                  f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
     return "\n".join(lines)
+
+
+NULL_PAIR = "base–base copy (null)"
+
+
+def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
+    """The identical-model null of the pairwise view: a two-model crosscoder over the base and an exact copy of
+    it (the base's activations in both slots, read from the trio's collection), trained like the real pairs.
+    Any latent it calls base-only or tuned-only is produced by the method, not by post-training."""
+    return {NULL_PAIR: ensure_crosscoder(P, ("base", "base"), steps=P.crosscoder.pair_steps, source=trio,
+                                         tag="null-copy")}
 
 
 def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
