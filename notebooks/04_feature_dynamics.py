@@ -67,6 +67,19 @@ plots.overlap_curves(table)
 dynamics.summary(table)
 
 # %% [markdown]
+# ## The null: identical checkpoints
+# The same trajectory crosscoder with the base's activations in every checkpoint's slot. Its checkpoints differ in
+# nothing, so the overlaps it shows (the base's own norm sits in every slot's NRN) are the level a real paradigm
+# must leave to count as "stabilising" or "evolving".
+
+# %%
+null = dynamics.null_table(P)
+dynamics.summary(null)
+
+# %%
+Markdown(dynamics.null_findings(P, table, null))
+
+# %% [markdown]
 # ## How specific the checkpoints' latents are
 # NRN against the base for every alive latent, per checkpoint, and the count above `dynamics.tuned_threshold`
 # (tuned-only) per checkpoint, averaged over seeds.

@@ -124,6 +124,9 @@ def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smo
     for seed in P.dynamics.crosscoder_seeds:
         cc = Crosscoder.load(crosscoder.crosscoder_dir(P, names, dynamics.trajectory_tag(seed, P.seed)))
         assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
+    null = dynamics.null_table(P)
+    assert set(null.method) == {"null (sft slots)", "null (grpo slots)"}
+    assert (null.fvl_lo <= null.fvl_hi).all() and null.tuned_only.max() == 0, "identical slots own no latent"
 
 
 def test_circuits_notebook_scores_every_pair_model_kind_and_alpha(smoke_run):

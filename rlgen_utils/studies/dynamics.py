@@ -42,6 +42,23 @@ def trajectory_tag(seed: int, train_seed: int) -> str:
     return f"trajectory-seed{seed}-train{train_seed}"
 
 
+def ensure_null(P: Params, seed: int) -> Crosscoder:
+    """The identical-model null of the trajectory: the same crosscoder (steps, width, seed) with the base's
+    activations in every checkpoint's slot, read from the trajectory collection. Its checkpoints differ in nothing,
+    so whatever overlap their top-K sets show is the level a real paradigm must beat."""
+    D = P.dynamics
+    names = trajectory_names(P)
+    return crosscoder.ensure_crosscoder(P, ("base",) * len(names), steps=D.steps, n_latents=D.n_latents, seed=seed,
+                                        source=names, tag=f"null-copy-seed{seed}")
+
+
+def null_table(P: Params) -> pd.DataFrame:
+    """:func:`overlap_table` of the identical-copy null over every crosscoder seed (its "sft" and "rl" slots are
+    base copies, labelled ``null (… slots)``)."""
+    table = overlap_table(P, {("null", s): ensure_null(P, s) for s in P.dynamics.crosscoder_seeds})
+    return table.assign(method=[f"null ({m} slots)" for m in table.method])
+
+
 def training_log(P: Params, train_seed: int, seed: int) -> list[dict]:
     """The training log of the trajectory crosscoder (training seed, crosscoder seed)."""
     return crosscoder.training_log(P, trajectory_names(P), trajectory_tag(seed, train_seed))
@@ -137,6 +154,23 @@ def pairwise_table(P: Params) -> pd.DataFrame:
         for k, (f, n) in enumerate(zip(overlap.first_vs_last(sets), nb), start=1):
             rows.append({"method": method, "checkpoint": k, "first_vs_last (matched)": f, "neighbour (matched)": n})
     return pd.DataFrame(rows)
+
+
+def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> str:
+    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds."""
+    s, n = summary(table).set_index("method").to_dict("index"), null.groupby("checkpoint").agg(
+        fvl_lo=("fvl_lo", "min"), fvl_hi=("fvl_hi", "max"), nb_lo=("nb_lo", "min"), nb_hi=("nb_hi", "max"))
+    early = n[n.index < n.index.max()]
+    f_lo, f_hi, b_lo, b_hi = (float(early.fvl_lo.mean()), float(early.fvl_hi.mean()), float(n.nb_lo.mean()),
+                              float(n.nb_hi.mean()))
+    lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
+             f"neighbour overlap {b_lo:.2f}–{b_hi:.2f}."]
+    for m in (P.crosscoder.sft_method, P.crosscoder.rl_method):
+        fvl, nb = float(s[m]["overlap with final (ckpts 1..N-1)"]), float(s[m]["neighbour overlap"])
+        side = lambda v, lo, hi: "inside" if lo <= v <= hi else ("above" if v > hi else "below")
+        lines.append(f"- {m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), neighbour "
+                     f"{nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not evidence of dynamics.")
+    return "\n".join(lines)
 
 
 def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None) -> str:
