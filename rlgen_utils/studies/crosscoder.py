@@ -33,11 +33,6 @@ if TYPE_CHECKING:
     from ..run.types import Model
 
 
-def model_path(P: Params, name: str, train_seed: int | None = None) -> Path:
-    """Folder of a named model (:meth:`RunDir.model`)."""
-    return RunDir(P).model(name, train_seed)
-
-
 def corpus(P: Params) -> list[str]:
     """Texts the models read: in-domain gold solutions and the general pretraining mixture, mixed by
     ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text)."""
@@ -71,7 +66,7 @@ def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None
     ts = P.train_seeds[0] if train_seed is None else train_seed
     key = f"{acts_key(P, names)}-ts{ts}"
     out = RunDir(P).acts(key)
-    paths = [model_path(P, n, ts) for n in names]   # every name checked before anything is loaded
+    paths = [RunDir(P).model(n, ts) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
         return out
     loaded = [loading.load_model(p, P.model.dtype) for p in paths]
@@ -242,7 +237,7 @@ def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame
 
 def tokenizer(P: Params, name: str = "base"):
     """The tokenizer of a named model (for the inspector's contexts)."""
-    return loading.load_tokenizer(model_path(P, name))
+    return loading.load_tokenizer(RunDir(P).model(name))
 
 
 def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 16,
@@ -254,10 +249,11 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
     store = ActivationStore(ensure_activations(P, names))
     live = alive(cc)
     owner = latents.owner_L(cc.dec_norms_LM().detach(), P.crosscoder.mas_specific_above)
+    it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777)
+    xs = [next(it) for _ in range(n_batches)]  # read once, fitted for every tuned model
     rows = []
     for t, name in enumerate(names[1:], start=1):
-        it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777)
-        scaling = betas_LM(cc, (next(it) for _ in range(n_batches)), tuned=t)
+        scaling = betas_LM(cc, xs, tuned=t)
         by_scaling, by_norm = scaling.specific_L(0, t, nu_max) & live, (owner == t) & live
         nu = scaling.nu_L(0, t)[live & (scaling.n_fired_L > 0)]
         rows.append({"tuned model": name, "alive latents": int(live.sum()), "owned by MAS": int(by_norm.sum()),
@@ -278,6 +274,6 @@ def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataF
         out = crosscoder_dir(P, names) / "sae_lens" / name.replace("@", "at")
         if not (out / "cfg.json").is_file():
             export_sae_lens(cc, m, float(store.scale_M[m]), out, hook_name=f"blocks.{store.layer}.hook_resid_post",
-                            model_name=str(model_path(P, name)))
+                            model_name=str(RunDir(P).model(name)))
         rows.append({"model": name, "sae-lens folder": str(out), "hook": f"blocks.{store.layer}.hook_resid_post"})
     return pd.DataFrame(rows)
