@@ -1,11 +1,11 @@
 """Wall time and peak memory of every notebook, and of the whole study, on a params file in a fresh run folder.
 
-    .venv/bin/python benchmarks/bench_study.py --params params/default.yaml [--keep DIR]
+    .venv/bin/python benchmarks/bench_study.py --params params/default.yaml [--keep DIR] [--notebooks 01_train 02_evaluate]
 
 Each notebook runs through the same runner as ``make reproduce`` (papermill, a fresh kernel) in its own wrapper
 process, so its peak resident memory (kernel included) is its own; then the run report is built. The calibration
 ratio (see ``bench_01_train.py``) makes times comparable across noisy days. Results:
-``benchmarks/results/study-<name>.json``.
+``benchmarks/results/study-<name>.json``. With ``--notebooks`` only those run (no report, no re-run).
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params/default.yaml")
     ap.add_argument("--keep", default=None, help="run root to use and keep (default: a temporary folder)")
+    ap.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (e.g. 01_train 02_evaluate)")
     args = ap.parse_args()
     raw = yaml.safe_load(Path(args.params).read_text())
     calib = calibration_seconds()
@@ -50,19 +51,22 @@ def main() -> None:
         params.write_text(yaml.safe_dump(raw))
         run = [sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-report", "--only"]
         per = {}
-        for nb in sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for nb in args.notebooks or sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
             per[nb] = measured(run + [nb])
             print(f"[bench] {nb}: {per[nb]}", flush=True)
-        per["report"] = measured([sys.executable, "-m", "rlgen_utils.run.report", "--params", str(params)])
-        t0 = time.perf_counter()
-        rerun = measured([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-png"])
-        rerun["wall_s"] = round(time.perf_counter() - t0, 1)
+        rerun = {"wall_s": None}
+        if not args.notebooks:
+            per["report"] = measured([sys.executable, "-m", "rlgen_utils.run.report", "--params", str(params)])
+            t0 = time.perf_counter()
+            rerun = measured([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-png"])
+            rerun["wall_s"] = round(time.perf_counter() - t0, 1)
     total = sum(v["wall_s"] for v in per.values())
     result = {"params": args.params, "per_notebook": per, "total_wall_s": round(total, 1),
               "total_wall_min": round(total / 60, 1), "peak_rss_mib": max(v["peak_rss_mib"] for v in per.values()),
               "rerun_of_finished_study_s": rerun["wall_s"], "calibration_s": round(calib, 3),
               "total_over_calibration": round(total / calib, 1)}
-    write_result("study", Path(args.params).stem, result)
+    suffix = "" if not args.notebooks else "-" + "+".join(n.split("_")[0] for n in args.notebooks)
+    write_result("study", Path(args.params).stem + suffix, result)
 
 
 if __name__ == "__main__":

@@ -39,12 +39,20 @@ print(f"run folder: {P.run_dir}   model: {models_used}   seed: {P.seed}")
 # %% [markdown]
 # ## The task world
 #
-# Eight families, each with a seeded generator and an exact verifier of the final answer. **arith** is the
+# Eleven families, each with a seeded generator and an exact verifier of the final answer. **arith** is the
 # in-domain "math" family (multi-step integer arithmetic; the gold solution is a short chain of thought ending in
-# `####` and the answer) and the only one post-training sees. Five **OOD selection** families play the role of
-# the paper's OpenBookQA / CSQA / SciQ / ARC / HeadQA — two of them multiple choice, two of them recall
-# invented facts (name → colour) that are taught only in pretraining, knowledge SFT can make a model forget.
-# Two **held-out** families are never used to select features (the paper's LogiQA / PIQA).
+# `####` and the answer) and the only one post-training sees. Six **OOD selection** families play the role of
+# the paper's OpenBookQA / CSQA / SciQ / ARC / HeadQA; four **held-out** families are never used to select
+# features (the paper's LogiQA / PIQA). Each OOD family has a **transfer class** (docs/METHOD.md §A1), so that
+# transfer *can* happen by a known mechanism — and can equally fail to:
+#
+# * **shared skill** (`wordsum`, `clock`, held-out `price`): the in-domain carry in another surface form (one step
+#   in words, minutes that carry into the hour at 60, cents that carry into dollars at 100). The corpus's sloppy
+#   solver writes their answers too.
+# * **format only** (`cmp`, `mcmax`, `parity`): number tasks without carries, written in pretraining both with
+#   and without a short chain and the `####` marker — answer-format discipline, a transfer channel of its own.
+# * **far control** (`factmc`, `sort`, `fact`, `rev`): nothing shared with arith; invented facts (name → colour)
+#   are taught only in pretraining — knowledge SFT can make a model forget.
 #
 # A prompt's split is fixed by a hash of its text, so test prompts never occur in pretraining or post-training.
 # For the fact families the test split holds (name, template) pairs that pretraining never showed: recalling
@@ -62,7 +70,14 @@ train.family_table(P)
 # and samples each: greedy decoding follows the sloppy majority, while sampling often finds the correct answer.
 # That leaves **room for post-training** and gives RL a **signal** (pass@k well above greedy accuracy) — the
 # regime in which the paper finds RL re-weighting features the base already has. With `slip_rate: 0` the
-# property is off.
+# property is off. The same sloppy solver writes `slip_rate` of the shared-skill families' answers (and only
+# theirs); `chain_rate` of the shared-skill and format-only answers carry a chain and the `####` marker.
+#
+# The corpus as measured (a sample drawn as the pretraining batches draw it): per family, its share, how often
+# its answer is the sloppy one, how often it is chained, and the share of SFT's teacher style.
+
+# %%
+train.corpus_table(P)
 
 # %%
 base = train.ensure_base(P)
@@ -73,6 +88,11 @@ plots.pretrain_loss(log) if log else print("pretrained elsewhere:", base)
 base_scores = train.ensure_base_eval(P)
 train.in_domain_summary(P, base_scores)
 
+# %% [markdown]
+# **Calibrated on the base alone.** Every out-of-domain family's greedy accuracy should lie between 0.25 and 0.85
+# and above chance — room both to gain and to forget. The mixture weights (`pretrain.family_weights`) were set
+# from base runs only, before any post-training; the last column says whether this base meets the range.
+
 # %%
 train.base_table(P, base_scores)
 
@@ -82,11 +102,13 @@ train.base_table(P, base_scores)
 # All methods start from the base (or, for the SFT → X pairs of Study B, from the final SFT model) and train for
 # the same number of epochs over **the same in-domain prompts**:
 #
-# * **SFT** — cross-entropy on the gold chain-of-thought solutions (loss on the completion only);
+# * **SFT** — cross-entropy on gold solutions (loss on the completion only), written in a *teacher* style that is
+#   rare in pretraining (`take 37, add 8: 45, sub 3: 42 ####42`; `posttrain.sft_style`), as a teacher's traces
+#   are off-policy for a real base;
 # * **GRPO** — `num_generations` samples per prompt, reward 1 for an exactly correct final answer, group-relative
 #   advantages, no KL term by default (`beta: 0`, as in trl's default);
 # * **RLOO** — the same reward with leave-one-out baselines: a second online-RL method for Study B;
-# * **DPO** — pairs of (gold solution ≻ a wrong sample of the starting model) for the same prompts.
+# * **DPO** — pairs of (the same teacher solution ≻ a wrong sample of the starting model) for the same prompts.
 #
 # Training is cut into `posttrain.n_checkpoints` equal segments (1/5 of training each by default); each ends in a
 # checkpoint loadable with `from_pretrained`, and each is scored on held-out in-domain prompts for the curves.
@@ -104,3 +126,15 @@ train.posttrain_table(P, logs, base_scores)
 # The table gives each method's held-out in-domain accuracy (greedy, `eval.curve_n` prompts) at every
 # checkpoint. Notebook 02 evaluates every model and checkpoint on every family with confidence intervals; this
 # notebook only checks that each paradigm learned the in-domain task.
+
+# %% [markdown]
+# ## SFT at several learning rates
+#
+# SFT's default learning rate is ten times GRPO's, so "SFT forgets, RL doesn't" could be "a bigger step forgets
+# more". `posttrain.sft_sweep` trains SFT at further rates (first training seed; one of them GRPO's), so notebook
+# 02 can compare SFT and RL at matched KL from the base or matched in-domain gain, and say which rate in-domain
+# *validation* accuracy would have chosen.
+
+# %%
+sweep = train.ensure_sft_sweep(P)
+{f"lr={lr:g}": str(path.relative_to(P.run_dir)) for lr, path in sweep.items()}

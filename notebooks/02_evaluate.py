@@ -33,7 +33,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import evaluate, start, train
+from rlgen_utils.studies import evaluate, forgetting, prereg, start, train
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -65,13 +65,84 @@ evaluate.table1(scores, P)
 
 # %% [markdown]
 # ## What the organism shows
-# Computed from the intervals above (a change whose interval includes zero is reported as such):
+# Computed from the intervals above (a change whose interval includes zero is reported as such). With several
+# training seeds every interval of a difference is hierarchical: seeds, then paired samples (docs/METHOD.md §C).
 
 # %%
 Markdown(evaluate.findings(P, scores))
 
 # %%
 plots.deltas(evaluate.contrasts_by_role(scores), "Change over the base, families of each role pooled")
+
+# %% [markdown]
+# ## By transfer class
+# The families of each class pooled: **shared skill** (the in-domain carry in another surface form), **format
+# only** (a chained answer format, no carry), **far control** (nothing shared). Transfer through the skill shows
+# as a gain on shared-skill families that the far controls do not share.
+
+# %%
+by_class = evaluate.contrasts_by_class(P, scores)
+plots.deltas(by_class, "Change over the base, families of each transfer class pooled")
+
+# %%
+by_class
+
+# %% [markdown]
+# ## The format channel
+# Per family and final model: how often the answer is written with a chain and the `####` marker, and how often
+# its final answer is unparseable (no letter, number or time where one is due). A gain that comes with more
+# chains or fewer unparseable answers may be format discipline rather than skill.
+
+# %%
+fmt = evaluate.format_table(P, scores)
+fmt.pivot_table(index=["class", "family"], columns="model", values=["chain", "unparseable"]).round(3)
+
+# %% [markdown]
+# ## The pre-registration, row by row
+# `eval.preregistration` names a file written before this run: each family's expected class and the contrasts to
+# be tested, with the outcome expected of each 95 % interval. Each row below says whether the measured outcome
+# matched — whatever it is.
+
+# %%
+prereg_file = prereg.load(P)
+prereg.class_table(P, prereg_file) if prereg_file else "no pre-registration named in eval.preregistration"
+
+# %%
+outcomes = prereg.outcome_table(P, prereg_file, scores) if prereg_file else None
+Markdown(prereg.summary(outcomes)) if outcomes is not None else None
+
+# %%
+outcomes.drop(columns=["delta", "lo", "hi"], errors="ignore") if outcomes is not None else None
+
+# %% [markdown]
+# ## How far each method moved — and does that predict forgetting?
+# Shenfeld et al. (2025) find forgetting predicted by the forward KL(π_base ‖ π) on the new task, not by the
+# paradigm. For every checkpoint, training seed and SFT learning rate: KL per token on held-out in-domain prompts
+# (completions sampled from the base), the share of parameters that moved (Mukherjee et al. 2025: RL updates
+# 5–30 %), and the change in in-domain and out-of-domain accuracy (OOD families pooled).
+
+# %%
+sweep_scores = forgetting.ensure_sweep_scores(P)
+moved = forgetting.movement_table(P, scores, sweep_scores)
+fits = forgetting.kl_fits(moved)
+plots.kl_vs_forgetting(moved, fits)
+
+# %%
+fits
+
+# %%
+Markdown(forgetting.matched_findings(P, moved, fits))
+
+# %%
+moved[moved.final].round(4)
+
+# %% [markdown]
+# **The SFT learning-rate sweep** (first training seed): the rate in-domain validation accuracy would choose
+# (training-split prompts no method trains on; the test sets play no part), and each rate's KL, in-domain gain
+# and out-of-domain change next to RL's.
+
+# %%
+forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).round(4)
 
 # %% [markdown]
 # ## Over training
@@ -83,10 +154,11 @@ plots.checkpoint_curves(evaluate.checkpoint_curves(scores))
 
 # %% [markdown]
 # ## The samples Study A selects features on
-# For each out-of-domain family: the samples where the final RL (GRPO) model is right and the base is wrong
-# (notebook 06 scores latents on these), and, for contrast, where SFT is right and the base wrong. Saved as
-# `runs/<name>/eval/right_wrong.json`.
+# For each selection family, base and RL (GRPO, first training seed) answer a pool of
+# `interventions.pool_per_family` test prompts; the pool splits into **RL right, base wrong** (notebook 06 scores
+# latents on these) and its contrasts — base right and RL wrong, both right, both wrong. Saved as
+# `runs/<name>/eval/pools.json`.
 
 # %%
-sets = evaluate.ensure_right_wrong(P, scores)
-evaluate.right_wrong_counts(sets).pivot_table(index="family", columns="set", values="n_samples", aggfunc="sum")
+pool_sets = evaluate.ensure_pool_sets(P)
+evaluate.pool_counts(pool_sets)

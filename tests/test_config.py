@@ -16,6 +16,9 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"posttrain": {"methods": ["sft", "ppo"]}}, "posttrain.methods.1"),
     ({"posttrain": {"grpo": {"num_generations": 3, "completions_per_step": 8}}}, "posttrain.grpo.completions_per_step"),
     ({"tasks": {"min_ops": 3, "max_ops": 2}}, "tasks.max_ops"),
+    ({"posttrain": {"sft_sweep": [1e-4, 1e-4]}}, "posttrain.sft_sweep"),
+    ({"tasks": {"teacher_rate": 1.5}}, "tasks.teacher_rate"),
+    ({"eval": {"preregistration": "prereg/nonexistent.yaml"}}, "eval.preregistration"),
     ({"model": {"organism": {"d_model": 30, "n_heads": 4}}}, "model.organism.n_heads"),
     ({"model": {"name_or_path": "/nonexistent/model"}, "pretrain": None}, "model.name_or_path"),
     ({"posttrain": {"methods": ["grpo", "sft_grpo"]}}, "posttrain.methods"),
@@ -90,3 +93,29 @@ def test_section_hash_can_ignore_listing_keys(write_params):
     ign = ("posttrain.seeds", "posttrain.methods")
     assert a.section_hash("posttrain") != b.section_hash("posttrain")
     assert a.section_hash("posttrain", ignore=ign) == b.section_hash("posttrain", ignore=ign)
+
+
+def test_preregistration_is_validated_like_params(tmp_path):
+    from rlgen_utils.run.preregistration import load_preregistration
+    from rlgen_utils.world import tasks
+    shipped = load_preregistration(ROOT / "prereg" / "organism.yaml")
+    assert set(shipped.families) == set(tasks.FAMILIES), "every family's class must be pre-registered"
+    assert all(shipped.families[n] == f.transfer for n, f in tasks.FAMILIES.items()), "classes agree with the world"
+    bad = (ROOT / "prereg" / "organism.yaml").read_text().replace("expect: positive", "expect: up", 1)
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(config.ParamsError) as err:
+        load_preregistration(tmp_path / "bad.yaml")
+    assert "expectations.0.expect" in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "typo.yaml").write_text("written: today\nfamilies: {arith: in_domain}\nexpectations:\n"
+                                        "  - {contrast: [grpo, base], applies_to: arith, expect: positive, whyy: x}\n")
+    with pytest.raises(config.ParamsError, match="expectations.0.why"):
+        load_preregistration(tmp_path / "typo.yaml")
+
+
+@pytest.mark.parametrize("expect,lo,hi,ok", [("positive", 0.01, 0.2, True), ("positive", -0.01, 0.2, False),
+                                             ("negative", -0.2, -0.01, True), ("no_change", -0.1, 0.1, True),
+                                             ("no_change", 0.01, 0.1, False), ("not_negative", -0.1, 0.0, True),
+                                             ("not_positive", 0.01, 0.1, False)])
+def test_preregistered_outcomes_read_the_interval(expect, lo, hi, ok):
+    from rlgen_utils.run.preregistration import matches
+    assert matches(expect, lo, hi) is ok

@@ -57,7 +57,7 @@ def test_checkpoint_curves_start_at_the_base():
     assert g.to_dict() == {0: 0.5, 1: 0.75, 2: 1.0}
 
 
-def test_seeds_are_averaged_per_sample_before_pairing():
+def test_a_multi_seed_model_is_compared_with_every_seed_of_a_single_seed_one():
     two = pd.concat([DF, DF[DF.method == "grpo"].assign(seed=1, correct=False)])
     d = evaluate.delta_long(two, "grpo", "sft").set_index("family")
     assert d.loc["cmp", "delta"] == pytest.approx(0.5)

@@ -42,3 +42,41 @@ def test_hierarchical_interval_widens_with_seed_disagreement():
     w_same = stats.hierarchical_ci(same, n_boot=500)
     w_spread = stats.hierarchical_ci(spread, n_boot=500)
     assert (w_spread.hi - w_spread.lo) > 2 * (w_same.hi - w_same.lo)
+
+
+def _exact_hierarchical_cdf(values_ZN):
+    """Every equally likely outcome of 'draw Z seeds, then N samples (shared by the drawn seeds)', enumerated."""
+    import itertools
+    Z, N = values_ZN.shape
+    means = [values_ZN[np.ix_(zs, ns)].mean() for zs in itertools.product(range(Z), repeat=Z)
+             for ns in itertools.product(range(N), repeat=N)]
+    return np.sort(np.array(means))
+
+
+def test_hierarchical_bootstrap_matches_brute_force_enumeration():
+    v = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    exact = _exact_hierarchical_cdf(v)                 # 2^2 seed draws × 3^3 sample draws = 108 outcomes
+    draws = stats.hierarchical_draws(v, n_boot=100_000, seed=3)
+    for x in np.unique(exact):
+        p_exact, p_boot = (exact <= x + 1e-12).mean(), (draws <= x + 1e-12).mean()
+        assert abs(p_exact - p_boot) < 0.01, f"P(mean ≤ {x}): enumeration {p_exact:.3f}, bootstrap {p_boot:.3f}"
+
+
+def test_difference_interval_carries_seed_variance():
+    """The likely mistake: average the seeds per sample, then bootstrap the pairs — the seeds' disagreement
+    vanishes from the interval."""
+    rng = np.random.default_rng(0)
+    base_N = rng.integers(0, 2, 400).astype(float)
+    tuned_ZN = np.stack([np.where(rng.random(400) < p, 1.0, base_N) for p in (0.05, 0.3, 0.55)])
+    right = stats.hierarchical_diff_ci(tuned_ZN, base_N[None], n_boot=2000)
+    wrong = stats.paired_diff_ci(tuned_ZN.mean(axis=0), base_N, n_boot=2000)
+    assert right.mean == pytest.approx(wrong.mean)
+    assert (right.hi - right.lo) > 2 * (wrong.hi - wrong.lo), "seed variance must widen the interval"
+
+
+def test_difference_pairs_seeds_or_broadcasts_a_single_row():
+    a = np.array([[1.0, 0.0], [1.0, 1.0]])
+    assert stats.hierarchical_diff_ci(a, np.array([[0.0, 0.0]]), n_boot=50).mean == pytest.approx(0.75)
+    assert stats.hierarchical_diff_ci(a, a, n_boot=50).mean == 0.0
+    with pytest.raises(ValueError, match="cannot pair"):
+        stats.hierarchical_diff_ci(a, np.zeros((3, 2)))

@@ -1,22 +1,27 @@
 import random
+import re
+from pathlib import Path
 
 import pytest
 
 from rlgen_utils.models import pretrain
 from rlgen_utils.run import config
-from rlgen_utils.world import tasks
+from rlgen_utils.world import suite, tasks
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CFG = config.TasksCfg()
 
 
-def test_world_has_the_roles_the_study_needs():
-    assert len(tasks.FAMILIES) >= 8
+def test_world_has_the_roles_and_classes_the_study_needs():
     assert tasks.families_with_role(tasks.IN_DOMAIN) == ["arith"]
-    selection = tasks.families_with_role(tasks.OOD_SELECT)
-    assert len(selection) >= 5
-    assert len(tasks.families_with_role(tasks.OOD_HELDOUT)) >= 2
+    selection, heldout = tasks.families_with_role(tasks.OOD_SELECT), tasks.families_with_role(tasks.OOD_HELDOUT)
+    assert len(selection) >= 5 and len(heldout) >= 2
     assert any(tasks.FAMILIES[f].multiple_choice for f in selection), "selection needs a multiple-choice format"
-    assert {"fact", "factmc"} <= set(selection), "memorized facts are the knowledge SFT can make a model forget"
+    for role in (selection, heldout):
+        classes = {tasks.FAMILIES[f].transfer for f in role}
+        assert classes == {tasks.SHARED, tasks.FORMAT, tasks.FAR}, f"each role needs every transfer class: {role}"
+    assert {"fact", "factmc"} <= set(tasks.families_of_class(tasks.FAR)), "memorized facts are what SFT can forget"
 
 
 @pytest.mark.parametrize("family", list(tasks.FAMILIES))
@@ -80,3 +85,93 @@ def test_fact_test_prompts_ask_facts_that_pretraining_teaches_in_other_words():
 def test_sample_split_refuses_more_than_the_family_has():
     with pytest.raises(ValueError, match="cannot supply"):
         tasks.sample_split("fact", "test", 300, 0, config.TasksCfg(n_facts=8))
+
+
+def _reference_answer(ex: tasks.Example, cfg) -> str:
+    """An independent solver for every family (no code shared with the generators)."""
+    p = ex.prompt
+    options = dict(re.findall(r"([abc])\)(\w+)", p))
+    if ex.family == "arith":
+        return str(eval(p.rstrip("=")))
+    if ex.family == "wordsum":
+        a, b = map(int, re.findall(r"\d+", p))
+        if re.search(r"more than|less than", p):
+            a, b = b, a
+        return str(a + b if re.search(r"add|plus|sum|more", p) else a - b)
+    if ex.family == "price":
+        d, c, add = map(int, re.findall(r"\d+", p.replace("+0.", "+")))
+        return f"{d + (c + add) // 100}.{(c + add) % 100:02d}"
+    if ex.family == "clock":
+        h, m, add = map(int, re.findall(r"\d+", p))
+        return f"{h + (m + add) // 60}:{(m + add) % 60:02d}"
+    if ex.family == "cmp":
+        return str(max(map(int, p.removeprefix("max ").rstrip(":").split())))
+    if ex.family == "mcmax":
+        return max(options, key=lambda k: int(options[k]))
+    if ex.family == "parity":
+        return next(k for k, v in options.items() if int(v) % 2 == 0)
+    if ex.family == "sort":
+        return "".join(sorted(p.removeprefix("sort ").rstrip(":")))
+    if ex.family == "rev":
+        return p.removeprefix("rev ").rstrip(":")[::-1]
+    table = tasks.fact_table(cfg.n_facts)
+    name = re.match(r"(?:colour of )?(\w+)", p)[1]
+    return table[name] if ex.family == "fact" else next(k for k, v in options.items() if v == table[name])
+
+
+def _corpus(n=6000):
+    P = config.load_params(ROOT / "params" / "default.yaml")
+    return P, pretrain.corpus_sample(n, 0, P.pretrain, P.tasks)
+
+
+def test_sloppy_procedure_reaches_the_shared_skill_families_and_not_the_far_controls():
+    P, corpus = _corpus()
+    wrong: dict[str, list[bool]] = {}
+    for ex in corpus:
+        assert tasks.is_correct(ex.completion, ex.answer), f"a corpus answer disagrees with its own text: {ex}"
+        wrong.setdefault(ex.family, []).append(ex.answer != _reference_answer(ex, P.tasks))
+    rate = {f: sum(w) / len(w) for f, w in wrong.items()}
+    for f in tasks.families_of_class(tasks.SHARED) + ["arith"]:
+        assert rate[f] > 0.15, f"{f}: the sloppy solver must write a share of its pretraining answers ({rate[f]:.2f})"
+    for f in tasks.families_of_class(tasks.FAR) + tasks.families_of_class(tasks.FORMAT):
+        assert rate[f] == 0, f"{f}: a far-control or format-only family must never get sloppy answers"
+    assert all(tasks.is_sloppy(ex) == (ex.answer != _reference_answer(ex, P.tasks)) for ex in corpus)
+
+
+def test_chained_answers_appear_only_where_the_format_channel_is():
+    _, corpus = _corpus()
+    chained = {ex.family for ex in corpus if tasks.uses_chain(ex.completion)}
+    expected = set(tasks.families_of_class(tasks.SHARED) + tasks.families_of_class(tasks.FORMAT) + ["arith"])
+    assert chained == expected
+
+
+def test_sft_style_is_rare_in_the_pretraining_corpus():
+    P, corpus = _corpus(20_000)
+    share = sum(tasks.is_teacher_style(ex.text) for ex in corpus) / len(corpus)
+    assert 0 < share <= 0.01, f"SFT's teacher style must be rare but present in pretraining: {share:.4f}"
+    sft = suite.train_examples(P)
+    assert all(tasks.is_teacher_style(e.completion) and tasks.is_correct(e.completion, e.answer) for e in sft)
+    assert all(e.answer == _reference_answer(e, P.tasks) for e in sft), "teacher solutions must be correct"
+
+
+@pytest.mark.parametrize("family", tasks.families_of_class(tasks.SHARED))
+def test_sloppy_rendering_differs_exactly_when_a_carry_occurs(family):
+    for ex in tasks.sample_split(family, "train", 200, 0, CFG):
+        sloppy = tasks.FAMILIES[family].render(ex, True, False)
+        chained = tasks.FAMILIES[family].render(ex, False, True)
+        assert tasks.is_correct(chained.completion, ex.answer) and tasks.uses_chain(chained.completion)
+        if family in ("clock", "price"):
+            _, m, add = map(int, re.findall(r"\d+", ex.prompt.replace("+0.", "+")))
+            carry = m + add >= (60 if family == "clock" else 100)
+        else:
+            correct = int(_reference_answer(ex, CFG))
+            a = int(re.findall(r"\d+", ex.prompt)[1 if re.search("more than|less than", ex.prompt) else 0])
+            op, b = ("+", correct - a) if correct >= a else ("-", a - correct)
+            carry = (a % 10 + b % 10 >= 10) if op == "+" else (a % 10 < b % 10 and a - b + 10 <= 99)
+        assert (sloppy.answer != ex.answer) == carry, f"{ex.prompt}: sloppy {sloppy.answer}, gold {ex.answer}"
+
+
+def test_parseable_tells_answer_forms_apart():
+    assert tasks.parseable("mcmax", "max=45####b") and not tasks.parseable("mcmax", "45")
+    assert tasks.parseable("clock", "11:05") and not tasks.parseable("clock", "1105")
+    assert tasks.parseable("arith", "take 3, add 4: 7 ####7") and not tasks.parseable("arith", "seven")

@@ -92,8 +92,15 @@ def test_evaluate_notebook_writes_per_sample_scores_and_selection_sets(smoke_run
     n_models = 1 + len(P.posttrain.methods) * P.posttrain.n_checkpoints
     assert df.groupby(["method", "seed", "checkpoint"]).ngroups == n_models, "every model and checkpoint scored"
     assert set(df.columns) >= {"prompt", "completion", "parsed", "correct", "family", "sample"}
-    sets = json.loads((P.run_dir / "eval" / "right_wrong.json").read_text())
-    assert set(sets["rl_right_base_wrong"]) == set(df[df.role != "in_domain"].family)
+    pools = json.loads((P.run_dir / "eval" / "pools.json").read_text())["sets"]
+    assert set(pools) == set(df[df.role == "ood_select"].family), "a pool per selection family"
+    for fam, sets in pools.items():
+        ids = [i for s in sets.values() for i in s]
+        assert len(ids) == len(set(ids)) == P.interventions.pool_per_family, f"{fam}: the four sets partition the pool"
+    moved = json.loads((P.run_dir / "eval" / "movement" / "sft" / f"seed-{P.seed}" / "checkpoint-5.json").read_text())
+    assert moved["kl"] > 0 and moved["changed"]["1e-06"] > 0, "SFT moves the model (smoke GRPO may not: no reward)"
+    sweep = P.run_dir / "eval" / "sweep" / "sft-lr0.0001" / f"seed-{P.seed}" / "checkpoint-5.parquet"
+    assert sweep.is_file(), "the SFT sweep's extra model is scored"
 
 
 def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
@@ -223,7 +230,7 @@ def test_trajectories_cover_every_training_seed(smoke_run, tmp_path):
 
 def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_path):
     P, _ = smoke_run
-    path = _params_file(tmp_path, posttrain={"methods": ["grpo"]})
+    path = _params_file(tmp_path, posttrain={"methods": ["grpo"], "sft_sweep": []})
     Q = config.load_params(path)
     marker = RunDir(Q).checkpoints("grpo", Q.seed)[1] / "DONE.json"
     code = ("from rlgen_utils.run import config, session; from rlgen_utils.studies import train; "

@@ -69,7 +69,12 @@ class TasksCfg(Strict):
     max_ops: int = Field(default=3, ge=1, le=8)
     first_max: int = Field(default=99, ge=10, le=99)
     operand_max: int = Field(default=9, ge=2, le=99)
-    slip_rate: float = Field(default=0.65, ge=0, le=1, description="fraction of sloppy arith solutions in pretraining")
+    slip_rate: float = Field(default=0.65, ge=0, le=1, description="fraction of sloppy arith (and shared-skill) "
+                             "answers in pretraining")
+    chain_rate: float = Field(default=0.5, ge=0, le=1, description="fraction of chained (####) answers of the "
+                              "shared-skill and format-only families in pretraining")
+    teacher_rate: float = Field(default=0.02, ge=0, le=1, description="fraction of teacher-style arith solutions "
+                                "in pretraining (SFT's style; keep it rare)")
     n_facts: int = Field(default=120, ge=8, le=2000)
 
     @model_validator(mode="after")
@@ -87,6 +92,8 @@ class PretrainCfg(Strict):
     warmup_steps: int = Field(default=30, ge=0)
     weight_decay: float = Field(default=0.01, ge=0)
     in_domain_weight: float = Field(default=3.0, gt=0)
+    family_weights: dict[str, float] = Field(default={}, description="mixture weight of named out-of-domain "
+                                             "families (default 1)")
     n_checkpoints: int = Field(default=5, ge=1, le=100)
 
 
@@ -124,6 +131,10 @@ class PosttrainCfg(Strict):
     n_train_prompts: int = Field(default=512, ge=4)
     epochs: int = Field(default=1, ge=1)
     n_checkpoints: int = Field(default=5, ge=1, le=50)
+    sft_style: Literal["teacher", "pretraining"] = Field(default="teacher", description="task world: SFT/DPO gold "
+                                                         "in the teacher style (rare in pretraining) or the corpus's")
+    sft_sweep: list[float] = Field(default=[], description="extra SFT learning rates trained on the first seed, "
+                                   "for comparing SFT and RL at matched KL / in-domain gain")
     sft: SFTCfg = Field(default_factory=SFTCfg)
     grpo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
     rloo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
@@ -136,6 +147,10 @@ class PosttrainCfg(Strict):
                 raise ValueError(f"methods: {m} starts from the SFT model, so 'sft' must be in methods")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("methods: must not repeat")
+        if any(not 0 < lr < 1 for lr in self.sft_sweep) or len(set(self.sft_sweep)) != len(self.sft_sweep):
+            raise ValueError(f"sft_sweep: learning rates must be distinct and in (0, 1), got {self.sft_sweep}")
+        if self.sft_sweep and "sft" not in self.methods:
+            raise ValueError("sft_sweep: needs 'sft' in methods")
         if self.seeds is not None and (len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0):
             raise ValueError("seeds: must be distinct non-negative integers")
         return self
@@ -147,6 +162,8 @@ class BenchmarkCfg(Strict):
     kind: Literal["multiple_choice", "math"]
     role: Literal["in_domain", "ood_select", "ood_heldout"]
     limit: int | None = Field(default=None, ge=1, description="evaluate the first N examples only")
+    transfer: Literal["shared_skill", "format_only", "far_control", "unclassified"] = Field(
+        default="unclassified", description="what it shares with the in-domain data (the pre-registration's class)")
 
 
 class DataCfg(Strict):
@@ -277,6 +294,8 @@ class EvalCfg(Strict):
     pass_k: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=48, ge=1)
     batch_size: int = Field(default=128, ge=1)
+    preregistration: str | None = Field(default=None, description="a prereg/*.yaml stating the expected outcomes "
+                                        "before the run; notebook 02 reports whether each matched")
 
 
 class Params(Strict):
@@ -340,7 +359,7 @@ class Params(Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _one_line(path: Path, err: ValidationError) -> str:
+def one_line_error(path: Path, err: ValidationError) -> str:
     e = err.errors()[0]
     loc, msg = [str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")
     if e["type"] == "value_error" and ": " in msg:  # a cross-field check names its own key first
@@ -369,7 +388,7 @@ def load_params(path: str | Path) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as e:
-        raise ParamsError(_one_line(path, e)) from None
+        raise ParamsError(one_line_error(path, e)) from None
     _check_files(path, params)
     _check_run_dir(path, params)
     return params
@@ -388,6 +407,14 @@ def _check_files(path: Path, p: Params) -> None:
         model_dir = Path(p.model.name_or_path)
         if not (model_dir / "config.json").is_file():
             raise ParamsError(f"{path}: model.name_or_path: no Hugging Face model (config.json) at {model_dir}")
+    if p.eval.preregistration:
+        from .preregistration import load_preregistration
+        from .rundir import REPO
+        prereg = Path(p.eval.preregistration)
+        prereg = prereg if prereg.is_absolute() else REPO / prereg
+        if not prereg.is_file():
+            raise ParamsError(f"{path}: eval.preregistration: file not found: {p.eval.preregistration}")
+        load_preregistration(prereg)
     if p.data.train_file and not Path(p.data.train_file).is_file():
         raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
     for i, b in enumerate(p.data.benchmarks):

@@ -11,7 +11,8 @@ stage          sections                                                         
 ============== ================================================================ =========================
 base           model, tasks, pretrain
 base_eval      + data, eval
-trained        model, tasks, pretrain, posttrain, data, eval                     posttrain.methods/seeds
+trained        model, tasks, pretrain, posttrain, data, eval                     posttrain.methods/seeds/
+                                                                                 sft_sweep, eval.prereg…
                (post-training checkpoints *and* their evaluation: the curves
                inside training read the eval section, so both share one key)
 activations    trained − eval + the crosscoder's corpus fields                   crosscoder training fields
@@ -30,7 +31,7 @@ from .config import CrosscoderCfg, Params
 
 _UPSTREAM = ("model", "tasks", "pretrain")
 _TRAINED = (*_UPSTREAM, "posttrain", "data", "eval")
-_LISTS = ("posttrain.methods", "posttrain.seeds")
+_LISTS = ("posttrain.methods", "posttrain.seeds", "posttrain.sft_sweep", "eval.preregistration")
 
 CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens", "collect_batch_size")
 """Crosscoder fields that change the activations collected (the rest only change crosscoder training)."""
@@ -44,7 +45,7 @@ class StageKey:
 
 STAGES: dict[str, StageKey] = {
     "base": StageKey(_UPSTREAM),
-    "base_eval": StageKey((*_UPSTREAM, "data", "eval")),
+    "base_eval": StageKey((*_UPSTREAM, "data", "eval"), ("eval.preregistration",)),
     "trained": StageKey(_TRAINED, _LISTS),
     "activations": StageKey((*_UPSTREAM, "posttrain", "data", "crosscoder"),
                             _LISTS + tuple(f"crosscoder.{f}" for f in CrosscoderCfg.model_fields
@@ -52,7 +53,7 @@ STAGES: dict[str, StageKey] = {
     "crosscoder": StageKey(("crosscoder",)),
     "circuits": StageKey((*_TRAINED, "circuits"), (*_LISTS, "circuits.pairs")),
     "interventions": StageKey((*_TRAINED, "crosscoder", "interventions"), _LISTS),
-    "families": StageKey(("tasks", "data", "eval")),
+    "families": StageKey(("tasks", "data", "eval"), ("eval.preregistration",)),
 }
 
 

@@ -6,7 +6,7 @@ Layout (each stage's module documents its own files)::
         base/                      the organism's base model (a local HF model is used where it is)
         pretrain/<key>/step-*/     resumable pretraining checkpoints        pretrain_log.json, base_eval.json
         posttrain/<method>/seed-<s>/checkpoint-{1..N}/                      notebook 01
-        eval/                      per-model score Parquets, per_sample.parquet, right_wrong.json   notebook 02
+        eval/                      per-model score Parquets, per_sample.parquet, pools.json, movement/   notebook 02
         acts/<key>/                activation shards                         notebook 03
         crosscoders/<models>/      crosscoders                               notebooks 03, 04
         circuits/<key>/            selections, edge scores, metrics          notebook 05

@@ -27,7 +27,7 @@ from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
-from ..world import suite
+from ..world import suite, tasks
 
 if TYPE_CHECKING:
     from ..run.types import Model
@@ -35,10 +35,13 @@ if TYPE_CHECKING:
 
 def corpus(P: Params) -> list[str]:
     """Texts the models read: in-domain gold solutions and the general pretraining mixture, mixed by
-    ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text)."""
+    ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text). Task world: the
+    in-domain texts are correct solutions in the corpus's own style on training-split prompts, not SFT's teacher
+    texts (which would favour the model trained on them)."""
     c = P.crosscoder
     n_in = round(c.n_texts * c.in_domain_fraction)
-    in_dom = suite.train_examples(P)
+    in_dom = (suite.train_examples(P) if P.data.train_file else
+              tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks))
     texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
     rng = random.Random(f"corpus/{P.seed}")
     names, weights = pretrain.mixture(1.0)

@@ -25,7 +25,7 @@ from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.progress import progress
 from ..run.rundir import RunDir
-from ..world import suite
+from ..world import suite, tasks
 from . import train
 
 BASE_SEED = -1
@@ -120,13 +120,16 @@ def accuracy_long(df: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
 
 
 def delta_long(df: pd.DataFrame, a: str, b: str, n_boot: int = 2000) -> pd.DataFrame:
-    """``a − b`` per family on the same samples, with a paired interval (seeds averaged per sample first)."""
+    """``a − b`` per family on the same samples, with a hierarchical interval: training seeds, then paired
+    samples (docs/METHOD.md §C); a model trained once (the base) is compared with every seed of the other."""
     rows = []
     for family in df.family.unique():
         ma, mb = _matrix(df, a, family), _matrix(df, b, family)
         if ma.size == 0 or mb.size == 0:
             continue
-        ci = stats.paired_diff_ci(ma.mean(axis=0), mb.mean(axis=0), n_boot)
+        if mb.shape[0] > 1 and ma.shape[0] == 1:
+            ma, mb = ma.repeat(mb.shape[0], axis=0), mb
+        ci = stats.hierarchical_diff_ci(ma, mb, n_boot)
         rows.append({"contrast": f"{a} − {b}", "family": family, "delta": ci.mean, "lo": ci.lo, "hi": ci.hi,
                      "excludes_zero": ci.excludes_zero()})
     return pd.DataFrame(rows)
@@ -175,22 +178,90 @@ def right_wrong_sets(df: pd.DataFrame, tuned: str, roles: tuple[str, ...] = ("oo
     return out
 
 
-def ensure_right_wrong(P: Params, df: pd.DataFrame, rl_method: str = "grpo", sft_method: str = "sft") -> dict:
-    """Save and return the RL-right/base-wrong and SFT-right/base-wrong sample sets (``eval/right_wrong.json``)."""
-    methods = set(df.method)
-    out = {"rl_method": rl_method, "sft_method": sft_method,
-           "rl_right_base_wrong": right_wrong_sets(df, rl_method) if rl_method in methods else {},
-           "sft_right_base_wrong": right_wrong_sets(df, sft_method) if sft_method in methods else {}}
-    write_json(RunDir(P).eval / "right_wrong.json", {"key": eval_key(P), **out, "provenance": provenance()})
+# ----------------------------------------------------------------------------------- selection pools (Study A)
+def selection_families(P: Params) -> list[str]:
+    """The families Study A selects generalization latents on: ``interventions.families`` or every ood_select."""
+    fams = suite.eval_families(P)
+    chosen = P.interventions.families or [n for n, f in fams.items() if f.role == "ood_select"]
+    unknown = [f for f in chosen if f not in fams]
+    if unknown:
+        raise ValueError(f"interventions.families: {unknown} are not evaluation families ({list(fams)})")
+    return chosen
+
+
+def pool_families(P: Params) -> dict[str, suite.EvalFamily]:
+    """Every family with ``interventions.pool_per_family`` test prompts (task world; local files keep their size)."""
+    n = max(P.interventions.pool_per_family, P.interventions.n_eval)
+    return suite.eval_families(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})}))
+
+
+def pool_key(P: Params) -> str:
+    I = P.interventions
+    return f"{eval_key(P)}/pool-{max(I.pool_per_family, I.n_eval)}/{','.join(selection_families(P))}"
+
+
+def ensure_pool(P: Params) -> pd.DataFrame:
+    """Greedy answers of the base and the RL model (first training seed) on every selection family's pool
+    (``eval/pool/<model>.parquet``, cached)."""
+    fams = {n: f for n, f in pool_families(P).items() if n in selection_families(P)}
+    k, parts = pool_key(P), []
+    for name in ("base", P.crosscoder.rl_method):
+        path = RunDir(P).eval / "pool" / f"{name}.parquet"
+        df = read_parquet(path, k)
+        if df is None:
+            ref = ModelRef(name, BASE_SEED if name == "base" else P.train_seeds[0], 0, True, RunDir(P).model(name))
+            df = score_model(P, ref, fams)
+            write_parquet(df, path, k)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+CONTRASTS = ("rl_right_base_wrong", "base_right_rl_wrong", "both_right", "both_wrong")
+
+
+def pool_contrasts(P: Params, pool: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
+    """Per selection family: the pool samples where RL is right and the base wrong (Study A's set) and its three
+    contrasts — base right and RL wrong, both right, both wrong."""
+    rl, out = P.crosscoder.rl_method, {}
+    for fam, g in pool.groupby("family", sort=False):
+        ok = g.pivot(index="sample", columns="method", values="correct").astype(bool)
+        r, b = ok[rl], ok["base"]
+        masks = dict(zip(CONTRASTS, (r & ~b, b & ~r, r & b, ~r & ~b)))
+        out[str(fam)] = {name: sorted(int(s) for s in ok.index[m]) for name, m in masks.items()}
     return out
 
 
-def right_wrong_counts(sets: dict) -> pd.DataFrame:
+def ensure_pool_sets(P: Params) -> dict[str, dict[str, list[int]]]:
+    """Score the pools and save the four sets per family (``eval/pools.json``); none without an RL model."""
+    if P.crosscoder.rl_method not in P.posttrain.methods:
+        return {}
+    sets = pool_contrasts(P, ensure_pool(P))
+    write_json(RunDir(P).eval / "pools.json", {"key": pool_key(P), "rl_method": P.crosscoder.rl_method,
+                                               "sets": sets, "provenance": provenance()})
+    return sets
+
+
+def pool_counts(sets: dict[str, dict[str, list[int]]]) -> pd.DataFrame:
+    """Samples per family and set, with the pool size."""
+    if not sets:
+        return pd.DataFrame(columns=[*CONTRASTS, "pool"])
+    df = pd.DataFrame({fam: {k: len(v) for k, v in s.items()} for fam, s in sets.items()}).T[list(CONTRASTS)]
+    return df.assign(pool=df.sum(axis=1))
+
+
+# ---------------------------------------------------------------------------------------- format channel
+def format_table(P: Params, df: pd.DataFrame) -> pd.DataFrame:
+    """Per family and final model (seeds pooled): accuracy, the share of answers written with a chain and the
+    ``####`` marker, and the share whose final answer is unparseable — answer-format discipline told apart from
+    skill (a model can gain by answering in the right form without computing better)."""
+    fams = suite.eval_families(P)
+    fin = df[df.final]
     rows = []
-    for kind in ("rl_right_base_wrong", "sft_right_base_wrong"):
-        for family, by_seed in sets[kind].items():
-            for seed, ids in by_seed.items():
-                rows.append({"set": kind, "family": family, "seed": seed, "n_samples": len(ids)})
+    for (method, family), g in fin.groupby(["method", "family"], sort=False):
+        fam = fams[str(family)]
+        rows.append({"family": family, "class": fam.transfer, "model": method, "accuracy": g.correct.mean(),
+                     "chain": g.completion.map(tasks.uses_chain).mean(),
+                     "unparseable": 1 - g.completion.map(fam.parseable).mean()})
     return pd.DataFrame(rows)
 
 
@@ -225,6 +296,18 @@ def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") ->
                    "RL and SFT do not differ out of domain at this sample size")
         lines.append(f"- **{rl} − {sft}** on the OOD selection families: {_fmt(r)} → {verdict}.")
     return "\n".join(lines)
+
+
+def contrasts_by_class(P: Params, df: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo", "rloo", "dpo"),
+                       ) -> pd.DataFrame:
+    """Each method's change over the base with the families of each transfer class pooled (every sample of every
+    family once), hierarchical intervals over seeds and samples."""
+    classes = {n: f.transfer or "unclassified" for n, f in suite.eval_families(P).items()}
+    pooled = df.assign(sample=df.family + "/" + df["sample"].astype(str), family=df.family.map(classes))
+    parts = [delta_long(pooled, m, "base") for m in methods if m in set(df.method)]
+    if {"grpo", "sft"} <= set(df.method):
+        parts.append(delta_long(pooled, "grpo", "sft"))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def contrasts_by_role(df: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo", "rloo", "dpo")) -> pd.DataFrame:

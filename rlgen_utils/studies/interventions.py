@@ -57,46 +57,14 @@ def trio(P: Params) -> tuple[str, str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ families
-def selection_families(P: Params) -> list[str]:
-    fams = suite.eval_families(P)
-    chosen = P.interventions.families or [n for n, f in fams.items() if f.role == "ood_select"]
-    unknown = [f for f in chosen if f not in fams]
-    if unknown:
-        raise ValueError(f"interventions.families: {unknown} are not evaluation families ({list(fams)})")
-    return chosen
-
-
-def pool_families(P: Params) -> dict[str, suite.EvalFamily]:
-    """Every family with ``pool_per_family`` test prompts (task world; local files keep their own size)."""
-    n = max(P.interventions.pool_per_family, P.interventions.n_eval)
-    return suite.eval_families(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})}))
-
-
-def ensure_pool(P: Params) -> pd.DataFrame:
-    """Greedy answers of base and RL on the selection families' pools (cached Parquet per model)."""
-
-    fams = {n: f for n, f in pool_families(P).items() if n in selection_families(P)}
-    k, parts = key(P), []
-    for name in ("base", P.crosscoder.rl_method):
-        path = study_dir(P) / "pool" / f"{name}.parquet"
-        df = read_parquet(path, k)
-        if df is None:
-            ref = evaluate.ModelRef(name, evaluate.BASE_SEED if name == "base" else P.train_seeds[0], 0, True,
-                                   RunDir(P).model(name))
-            df = evaluate.score_model(P, ref, fams)
-            write_parquet(df, path, k)
-        parts.append(df)
-    return pd.concat(parts, ignore_index=True)
+# The selection pools are notebook 02's (base and RL on ``interventions.pool_per_family`` test prompts per family).
+selection_families, pool_families, ensure_pool = (evaluate.selection_families, evaluate.pool_families,
+                                                  evaluate.ensure_pool)
 
 
 def right_wrong(P: Params, pool: pd.DataFrame) -> dict[str, list[int]]:
     """Per selection family, the pool samples RL answers correctly and the base does not."""
-    rl = P.crosscoder.rl_method
-    out = {}
-    for fam, g in pool.groupby("family", sort=False):
-        ok = g.pivot(index="sample", columns="method", values="correct")
-        out[fam] = sorted(int(s) for s in ok.index[ok[rl] & ~ok["base"]])
-    return out
+    return {fam: sets["rl_right_base_wrong"] for fam, sets in evaluate.pool_contrasts(P, pool).items()}
 
 
 # ------------------------------------------------------------------------------------------------ models

@@ -18,7 +18,7 @@ from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
-from ..world import suite
+from ..world import suite, tasks
 from ..world.tasks import Example
 
 
@@ -117,6 +117,40 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     return out
 
 
+def sweep_params(P: Params, lr: float) -> Params:
+    """``P`` with SFT's learning rate set to ``lr`` (the sweep's models are keyed by these params)."""
+    pt = P.posttrain
+    return P.model_copy(update={"posttrain": pt.model_copy(update={"sft": pt.sft.model_copy(update={"lr": lr})})})
+
+
+def sweep_name(lr: float) -> str:
+    return f"sft-lr{lr:g}"
+
+
+def sweep_dirs(P: Params) -> dict[float, Path]:
+    """Final checkpoint of every SFT learning rate of ``posttrain.sft_sweep`` (first training seed); the rate
+    that ``posttrain.sft.lr`` already trains is that model, not a second copy."""
+    seed, out = P.train_seeds[0], {}
+    for lr in P.posttrain.sft_sweep:
+        main = lr == P.posttrain.sft.lr
+        out[lr] = RunDir(P).checkpoints("sft" if main else sweep_name(lr), seed)[-1]
+    return out
+
+
+def ensure_sft_sweep(P: Params) -> dict[float, Path]:
+    """Train SFT at every learning rate of ``posttrain.sft_sweep`` (first training seed), resumable; returns the
+    final checkpoints. The sweep lets SFT and RL be compared at matched KL or matched in-domain gain."""
+    seed, start = P.train_seeds[0], ensure_base(P)
+    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
+    for lr in P.posttrain.sft_sweep:
+        if lr == P.posttrain.sft.lr:
+            continue
+        Q = sweep_params(P, lr)
+        posttrain.train_method("sft", start, RunDir(P).method(sweep_name(lr), seed), method_rows(Q, "sft", start, seed),
+                               Q, stage_key(Q, "trained"), seed, curve, verify)
+    return sweep_dirs(P)
+
+
 def training_logs(P: Params, seed: int | None = None) -> dict[str, list[dict]]:
     """Per-segment logs of every method for one training seed (default: the first)."""
     seed = P.train_seeds[0] if seed is None else seed
@@ -126,7 +160,7 @@ def training_logs(P: Params, seed: int | None = None) -> dict[str, list[dict]]:
 
 def family_table(P: Params) -> pd.DataFrame:
     """One row per evaluation family: role, chance level, an example prompt and gold completion, test size."""
-    return pd.DataFrame([{"family": name, "role": f.role, "chance": round(f.chance, 3),
+    return pd.DataFrame([{"family": name, "role": f.role, "class": f.transfer, "chance": round(f.chance, 3),
                           "prompt": f.examples[0].prompt, "gold completion": f.examples[0].completion,
                           "n_test": len(f.examples)} for name, f in suite.eval_families(P).items()])
 
@@ -139,10 +173,39 @@ def in_domain_summary(P: Params, scores: dict) -> pd.DataFrame:
                           "mean sampled accuracy": scores["in_domain_sampled_mean"]}])
 
 
+def corpus_table(P: Params, n: int = 20_000) -> pd.DataFrame:
+    """What the pretraining corpus holds, from ``n`` examples drawn as its batches draw them: per family its
+    share, and the shares of sloppy answers, chained answers (``####``) and teacher-style solutions; a last row
+    for the whole corpus. Empty for a model pretrained elsewhere."""
+    if not P.model.is_organism or P.pretrain is None:
+        return pd.DataFrame()
+    ex = pretrain.corpus_sample(n, P.seed, P.pretrain, P.tasks)
+    df = pd.DataFrame({"family": [e.family for e in ex], "sloppy": [tasks.is_sloppy(e) for e in ex],
+                       "chained": [e.family != "arith" and tasks.uses_chain(e.completion) for e in ex],
+                       "teacher style": [tasks.is_teacher_style(e.text) for e in ex]})
+    out = df.groupby("family", sort=False).agg(share=("sloppy", "size"), sloppy=("sloppy", "mean"),
+                                               chained=("chained", "mean"), teacher_style=("teacher style", "mean"))
+    out["share"] /= len(df)
+    total = pd.DataFrame({"share": [1.0], "sloppy": [df.sloppy.mean()], "chained": [df.chained.mean()],
+                          "teacher_style": [df["teacher style"].mean()]}, index=["(corpus)"])
+    return pd.concat([out, total]).rename(columns={"teacher_style": "teacher style"})
+
+
+HEADROOM = (0.25, 0.85)
+"""The base's greedy accuracy on every out-of-domain family should lie here (and above chance): room to gain
+and to forget. The world and pretraining are calibrated on the base alone to meet it."""
+
+
 def base_table(P: Params, scores: dict) -> pd.DataFrame:
-    """The base model's greedy accuracy per family next to chance."""
-    return pd.DataFrame([{"family": name, "role": f.role, "greedy accuracy": scores[name], "chance": f.chance}
-                         for name, f in suite.eval_families(P).items()])
+    """The base model's greedy accuracy per family next to chance, with the headroom check for OOD families."""
+    lo, hi = HEADROOM
+    rows = []
+    for name, f in suite.eval_families(P).items():
+        acc = scores[name]
+        ok = None if f.role == "in_domain" else bool(lo <= acc <= hi and acc > f.chance)
+        rows.append({"family": name, "role": f.role, "class": f.transfer, "greedy accuracy": acc, "chance": f.chance,
+                     f"headroom {lo}–{hi}": ok})
+    return pd.DataFrame(rows)
 
 
 def start_accuracies(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float]:

@@ -229,3 +229,23 @@ def score_curves(scores: dict[str, list[float]], fraction: float):
     fig.add_hline(y=fraction, line_dash="dot", annotation_text="threshold")
     return fig.update_layout(height=320, xaxis_title="rank", yaxis_title="Score / max Score",
                              title="Score_k = mean (f_k^RL − f_k^base) on RL-right/base-wrong samples (top 100)")
+
+
+def kl_vs_forgetting(table: pd.DataFrame, fits: pd.DataFrame):
+    """ΔOOD against KL(π_base ‖ π), one marker per model (checkpoints and seeds), each method's fitted line."""
+    import numpy as np
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    group = [("sft" if str(m).startswith("sft-lr") else str(m)) for m in table.method]
+    f = {str(r["models"]): r for r in fits.to_dict("records")}
+    for m, d in table.assign(group=group).groupby("group", sort=False):
+        fig.add_trace(go.Scatter(x=d.kl, y=d["Δ OOD"], mode="markers", name=str(m),
+                                 text=d.method + " seed " + d.seed.astype(str) + " ckpt " + d.checkpoint.astype(str)))
+        fit = f.get(str(m))
+        if fit is not None and np.isfinite(float(fit["slope"])):
+            xs = np.linspace(0, float(d.kl.max()), 20)
+            fig.add_trace(go.Scatter(x=xs, y=float(fit["intercept"]) + float(fit["slope"]) * xs, mode="lines",
+                                     name=f"{m} fit (R² {float(fit['r2']):.2f})", line={"dash": "dot"}))
+    fig.add_hline(y=0, line_dash="dot")
+    return fig.update_layout(title="Forgetting against how far each model moved", xaxis_title="KL(π_base ‖ π), "
+                             "nats per in-domain token", yaxis_title="Δ out-of-domain accuracy")

@@ -26,6 +26,7 @@ class EvalFamily:
     chance: float
     examples: tuple[tasks.Example, ...]
     kind: str                       # "task" (task world / MC letter), "math" (free-form math file)
+    transfer: str = ""              # task world: tasks.CLASSES; local files: data.benchmarks[].transfer
 
     def verify(self, completion: str, answer: str) -> bool:
         return VERIFIERS[self.kind](completion, answer)
@@ -33,10 +34,19 @@ class EvalFamily:
     def parse(self, completion: str) -> str:
         return PARSERS[self.kind](completion)
 
+    def parseable(self, completion: str) -> bool:
+        """Whether the completion's final answer has this family's answer form (else it is *unparseable*)."""
+        if self.kind == "task" and self.name in tasks.FAMILIES:
+            return tasks.parseable(self.name, completion)
+        return self.parse(completion) != ""
+
     def max_new_tokens(self, tokenizer: Tokenizer, cap: int) -> int:
-        """Generation budget: the longest gold completion plus a margin (free-form math gets the cap)."""
+        """Generation budget: the longest completion in any form the task world writes (plain, chained,
+        teacher) plus a margin; free-form math gets the cap."""
         if self.kind == "math":
             return cap
+        if self.kind == "task" and self.name in tasks.FAMILIES:
+            return min(cap, tasks.completion_budget(list(self.examples)) + 8)  # one character per token
         longest = max(len(tokenizer(e.completion, add_special_tokens=False)["input_ids"]) for e in self.examples)
         return min(cap, longest + 8)
 
@@ -61,10 +71,26 @@ def in_domain_family(P: Params) -> str:
 
 
 def train_examples(P: Params) -> list[tasks.Example]:
-    """The in-domain post-training prompts — the same for every method."""
+    """The in-domain post-training prompts — the same for every method — with the gold solutions SFT imitates and
+    DPO prefers: the task world's *teacher* solutions (``posttrain.sft_style: teacher``, rare in pretraining) or
+    its pretraining-style ones; a ``data.train_file``'s own solutions."""
     if P.data.train_file:
         return local_data.load_train_file(P.data.train_file, in_domain_family(P))[: P.posttrain.n_train_prompts]
-    return tasks.sample_split("arith", "train", P.posttrain.n_train_prompts, P.seed, P.tasks)
+    examples = tasks.sample_split("arith", "train", P.posttrain.n_train_prompts, P.seed, P.tasks)
+    if P.posttrain.sft_style == "teacher":
+        return [tasks.Example(e.family, e.prompt, tasks.teacher_completion(e), e.answer) for e in examples]
+    return examples
+
+
+def validation_examples(P: Params, n: int) -> list[tasks.Example]:
+    """In-domain prompts for choosing learning rates: training-split prompts that no method trains on (never
+    the test split, which reports results)."""
+    if P.data.train_file:
+        rows = local_data.load_train_file(P.data.train_file, in_domain_family(P))
+        return rows[P.posttrain.n_train_prompts: P.posttrain.n_train_prompts + n]
+    trained = {e.prompt for e in train_examples(P)}
+    pool = tasks.sample_split("arith", "train", n + len(trained), P.seed + 7, P.tasks)
+    return [e for e in pool if e.prompt not in trained][:n]
 
 
 def train_kind(P: Params) -> str:
@@ -97,11 +123,12 @@ def _build_families(P: Params) -> dict[str, EvalFamily]:
     if P.data.task_world:
         for name, fam in tasks.FAMILIES.items():
             ex = tasks.sample_split(name, "test", P.eval.n_per_family, P.seed, P.tasks, allow_fewer=True)
-            out[name] = EvalFamily(name, fam.role, fam.chance, tuple(ex), "task")
+            out[name] = EvalFamily(name, fam.role, fam.chance, tuple(ex), "task", fam.transfer)
     for b in P.data.benchmarks:
         ex = local_data.load_jsonl(b.path, b.kind, b.name)[: b.limit]
         chance = sum(1 / _n_choices(e.prompt) for e in ex) / len(ex) if b.kind == "multiple_choice" else 0.0
-        out[b.name] = EvalFamily(b.name, b.role, chance, tuple(ex), b.kind)
+        transfer = tasks.IN_DOMAIN if b.role == tasks.IN_DOMAIN else b.transfer
+        out[b.name] = EvalFamily(b.name, b.role, chance, tuple(ex), b.kind, transfer)
     return out
 
 

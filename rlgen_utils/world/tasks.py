@@ -21,16 +21,37 @@ The in-domain family carries one deliberate property of real pretraining corpora
 majority. Post-training by SFT (gold solutions) or by RL (reward for a correct final answer) must select the
 correct procedure — the regime in which the paper finds RL "re-weighting" base features. Gold solutions used for
 SFT, DPO and evaluation are always correct; ``slip_rate: 0`` turns the property off.
+
+**Transfer classes** (docs/METHOD.md §A1). Every out-of-domain family belongs to one class, so that transfer
+*can* happen by a known mechanism and can equally fail to:
+
+* ``shared_skill`` — the same carry in another surface form (``wordsum``: one step in words, ``add 37 8:``;
+  ``clock``: minutes that carry into the hour at 60; ``price``: cents that carry into dollars at 100). The
+  same sloppy solver writes ``slip_rate`` of their pretraining answers, so correcting the carry procedure
+  in-domain has somewhere to transfer.
+* ``format_only`` — number tasks without carries (``cmp``, ``mcmax``, ``parity``) whose pretraining answers are
+  written both with and without a short chain and the ``####`` marker (``chain_rate``): answer-format
+  discipline is a transfer channel of its own, measured separately (:func:`uses_chain`, :func:`parseable`).
+* ``far_control`` — nothing in common with ``arith`` (``fact``, ``factmc``, ``rev``, ``sort``): no transfer is
+  expected; forgetting may show here.
+
+**Off-policy SFT.** SFT and DPO's chosen side train on *teacher* solutions (:func:`teacher_completion`,
+``take 37, add 8: 45, sub 3: 42 ####42``), a style that is rare in pretraining (``teacher_rate`` of the
+pretraining ``arith`` solutions; :func:`is_teacher_style` measures its corpus share), as a teacher's traces are
+for a real base. Evaluation and RL's reward read only the final answer, whatever the style.
 """
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 ANSWER_MARKER = "####"
 IN_DOMAIN, OOD_SELECT, OOD_HELDOUT = "in_domain", "ood_select", "ood_heldout"
+SHARED, FORMAT, FAR = "shared_skill", "format_only", "far_control"
+CLASSES = (IN_DOMAIN, SHARED, FORMAT, FAR)
 MC_LETTERS = "abc"
 COLOURS = ["red", "blue", "green", "pink", "gold", "grey", "teal", "plum"]
 FACT_TEMPLATES = ["colour of {n}?", "{n} likes?", "{n} wears?"]
@@ -108,16 +129,6 @@ def gen_arith(rng: random.Random, cfg) -> Example:
     return Example("arith", prompt, completion, str(value))
 
 
-def pretrain_arith(rng: random.Random, cfg) -> Example:
-    """An arith example as found in the pretraining corpus: sloppy with probability ``cfg.slip_rate``."""
-    ex = gen_arith(rng, cfg)
-    if rng.random() < cfg.slip_rate:
-        first, ops = _parse_arith_prompt(ex.prompt)
-        completion, value = arith_solution(first, ops, sloppy=True)
-        return Example("arith", ex.prompt, completion, str(value))
-    return ex
-
-
 def _parse_arith_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
     body = prompt.rstrip("=")
     tokens, cur = [], ""
@@ -131,14 +142,126 @@ def _parse_arith_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
     return int(tokens[0]), [(t[0], int(t[1:])) for t in tokens[1:]]
 
 
+def teacher_completion(ex: Example) -> str:
+    """The off-policy *teacher* solution of an ``arith`` example: the same correct steps written in a style rare
+    in pretraining (``take 37, add 8: 45, sub 3: 42 ####42``)."""
+    first, ops = _parse_arith_prompt(ex.prompt)
+    steps, value = [f"take {first}"], first
+    for op, b in ops:
+        value = _step(value, op, b, sloppy=False)
+        steps.append(f"{'add' if op == '+' else 'sub'} {b}: {value}")
+    return ", ".join(steps) + f" {ANSWER_MARKER}{value}"
+
+
+def is_teacher_style(text: str) -> bool:
+    """Whether ``text`` contains a teacher-style step (``take 37, add 8: 45``)."""
+    return re.search(r"take \d+, (add|sub) \d+: \d+", text) is not None
+
+
+def uses_chain(completion: str) -> bool:
+    """Whether a completion writes a chain and the answer marker (the format channel)."""
+    return ANSWER_MARKER in completion
+
+
+# ------------------------------------------------------------------------------------ shared-skill families
+def _sum_step(rng: random.Random) -> tuple[int, str, int]:
+    """One ``a op b`` with a in [10, 99], b in [2, 9] and the result in [0, 99] — the in-domain digit operation."""
+    a = rng.randint(10, 99)
+    (op, b), = _chain(rng, 1, a, 9)
+    return a, op, b
+
+
+def _parse_sum(text: str) -> tuple[int, str, int]:
+    m = re.fullmatch(r"(\d+)([+-])(\d+)", text)
+    if m is None:
+        raise ValueError(f"not a sum: {text!r}")
+    return int(m[1]), m[2], int(m[3])
+
+
+WORDSUM_TEMPLATES = {"+": ["add {a} {b}:", "{a} plus {b}:", "sum {a} {b}:", "{b} more than {a}:"],
+                     "-": ["sub {a} {b}:", "{a} minus {b}:", "diff {a} {b}:", "{b} less than {a}:"]}
+
+
+def gen_wordsum(rng: random.Random, cfg) -> Example:
+    a, op, b = _sum_step(rng)
+    prompt = rng.choice(WORDSUM_TEMPLATES[op]).format(a=a, b=b)
+    return render_wordsum(Example("wordsum", prompt, "", ""), False, False)
+
+
+def _parse_wordsum(prompt: str) -> tuple[int, str, int]:
+    for op, templates in WORDSUM_TEMPLATES.items():
+        for t in templates:
+            m = re.fullmatch(t.replace("{a}", r"(?P<a>\d+)").replace("{b}", r"(?P<b>\d+)"), prompt)
+            if m:
+                return int(m["a"]), op, int(m["b"])
+    raise ValueError(f"not a wordsum prompt: {prompt!r}")
+
+
+def render_wordsum(ex: Example, sloppy: bool, chain: bool) -> Example:
+    """One in-domain step written in words (``add 37 8:``, ``8 more than 37:``); the sloppy solver drops its carry
+    or borrow."""
+    a, op, b = _parse_wordsum(ex.prompt)
+    value = str(_step(a, op, b, sloppy))
+    return Example(ex.family, ex.prompt, f"{a}{op}{b}={value}{ANSWER_MARKER}{value}" if chain else value, value)
+
+
+def gen_clock(rng: random.Random, cfg) -> Example:
+    hour, minute, add = rng.randint(1, 10), rng.randint(0, 59), rng.randrange(5, 60, 5)
+    return render_clock(Example("clock", f"time {hour}:{minute:02d}+{add}:", "", ""), sloppy=False, chain=False)
+
+
+def render_clock(ex: Example, sloppy: bool, chain: bool) -> Example:
+    """Minutes carry into the hour at 60; the sloppy solver drops that carry (``10:45+20`` → ``10:05``)."""
+    m = re.fullmatch(r"time (\d+):(\d+)\+(\d+):", ex.prompt)
+    if m is None:
+        raise ValueError(f"not a clock prompt: {ex.prompt!r}")
+    hour, minute, add = int(m[1]), int(m[2]), int(m[3])
+    total = minute + add
+    carry = 1 if total >= 60 and not sloppy else 0
+    answer = f"{hour + carry}:{total % 60:02d}"
+    return Example(ex.family, ex.prompt, f"{minute}+{add}={total}{ANSWER_MARKER}{answer}" if chain else answer,
+                   answer)
+
+
+def gen_price(rng: random.Random, cfg) -> Example:
+    dollars, cents, add = rng.randint(1, 8), rng.randrange(0, 100, 5), rng.randrange(5, 100, 5)
+    return render_price(Example("price", f"cost {dollars}.{cents:02d}+0.{add:02d}:", "", ""), False, False)
+
+
+def render_price(ex: Example, sloppy: bool, chain: bool) -> Example:
+    """Cents carry into dollars at 100; the sloppy solver drops that carry (``3.75+0.50`` → ``3.25``)."""
+    m = re.fullmatch(r"cost (\d+)\.(\d+)\+0\.(\d+):", ex.prompt)
+    if m is None:
+        raise ValueError(f"not a price prompt: {ex.prompt!r}")
+    dollars, cents, add = int(m[1]), int(m[2]), int(m[3])
+    total = cents + add
+    carry = 1 if total >= 100 and not sloppy else 0
+    answer = f"{dollars + carry}.{total % 100:02d}"
+    return Example(ex.family, ex.prompt, f"{cents}+{add}={total}{ANSWER_MARKER}{answer}" if chain else answer,
+                   answer)
+
+
+# ------------------------------------------------------------------------------------- format-only families
 def gen_cmp(rng: random.Random, cfg) -> Example:
     a, b = rng.sample(range(10, 100), 2)
     return Example("cmp", f"max {a} {b}:", str(max(a, b)), str(max(a, b)))
 
 
+def render_cmp(ex: Example, sloppy: bool, chain: bool) -> Example:
+    a, b = sorted(int(t) for t in ex.prompt.removeprefix("max ").rstrip(":").split())
+    return Example(ex.family, ex.prompt, f"{b}>{a}{ANSWER_MARKER}{ex.answer}" if chain else ex.answer, ex.answer)
+
+
 def _mc(family: str, question: str, options: list[str], correct: int) -> Example:
     body = " ".join(f"{MC_LETTERS[i]}){o}" for i, o in enumerate(options))
     return Example(family, f"{question} {body}>", MC_LETTERS[correct], MC_LETTERS[correct])
+
+
+def _mc_chain(ex: Example, chain: bool, word: str) -> Example:
+    """A multiple-choice answer with its chosen option stated first (``max=82####b``) when ``chain``."""
+    value = re.findall(rf"{ex.answer}\)(\d+)", ex.prompt)[0]
+    return Example(ex.family, ex.prompt, f"{word}={value}{ANSWER_MARKER}{ex.answer}" if chain else ex.answer,
+                   ex.answer)
 
 
 def gen_mcmax(rng: random.Random, cfg) -> Example:
@@ -154,6 +277,7 @@ def gen_parity(rng: random.Random, cfg) -> Example:
     return _mc("parity", "even?", [str(n) for n in options], options.index(even))
 
 
+# -------------------------------------------------------------------------------------- far-control families
 def fact_table(n_names: int, seed: int = 1234) -> dict[str, str]:
     """Invented names → colours, fixed by ``seed``; taught only in pretraining."""
     rng = random.Random(seed)
@@ -187,33 +311,113 @@ def gen_sort(rng: random.Random, cfg) -> Example:
 
 
 def gen_rev(rng: random.Random, cfg) -> Example:
-    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 5)))
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(5, 9)))
     return Example("rev", f"rev {word}:", word[::-1], word[::-1])
+
+
+Render = Callable[[Example, bool, bool], Example]
 
 
 @dataclass(frozen=True)
 class Family:
+    """A task family. ``render(example, sloppy, chain)`` rewrites an example's completion as the pretraining
+    corpus may have it: by the sloppy solver (shared-skill families) and/or with a chain and the answer marker
+    (shared-skill and format-only families). ``answer_pattern`` is what a parseable final answer looks like."""
     name: str
     role: str
+    transfer: str
     generate: Callable[[random.Random, object], Example]
     chance: float          # accuracy of a uniform guess over the answer space
+    answer_pattern: str
     multiple_choice: bool = False
+    render: Render | None = None
+
+    @property
+    def sloppy_in_pretraining(self) -> bool:
+        return self.transfer in (IN_DOMAIN, SHARED)
+
+    @property
+    def chain_in_pretraining(self) -> bool:
+        return self.render is not None
 
 
+MC, NUM = f"[{MC_LETTERS}]", r"\d+"
 FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("arith", IN_DOMAIN, gen_arith, chance=0.0),
-    Family("cmp", OOD_SELECT, gen_cmp, chance=0.0),
-    Family("mcmax", OOD_SELECT, gen_mcmax, chance=1 / 3, multiple_choice=True),
-    Family("fact", OOD_SELECT, gen_fact, chance=1 / len(COLOURS)),
-    Family("factmc", OOD_SELECT, gen_factmc, chance=1 / 3, multiple_choice=True),
-    Family("sort", OOD_SELECT, gen_sort, chance=0.0),
-    Family("rev", OOD_HELDOUT, gen_rev, chance=0.0),
-    Family("parity", OOD_HELDOUT, gen_parity, chance=1 / 3, multiple_choice=True),
+    Family("arith", IN_DOMAIN, IN_DOMAIN, gen_arith, chance=0.0, answer_pattern=NUM),
+    Family("wordsum", OOD_SELECT, SHARED, gen_wordsum, 0.0, NUM, render=render_wordsum),
+    Family("clock", OOD_SELECT, SHARED, gen_clock, 0.0, r"\d+:\d\d", render=render_clock),
+    Family("cmp", OOD_SELECT, FORMAT, gen_cmp, 0.0, NUM, render=render_cmp),
+    Family("mcmax", OOD_SELECT, FORMAT, gen_mcmax, 1 / 3, MC, multiple_choice=True,
+           render=lambda e, s, c: _mc_chain(e, c, "max")),
+    Family("factmc", OOD_SELECT, FAR, gen_factmc, 1 / 3, MC, multiple_choice=True),
+    Family("sort", OOD_SELECT, FAR, gen_sort, 0.0, NUM),
+    Family("price", OOD_HELDOUT, SHARED, gen_price, 0.0, r"\d+\.\d\d", render=render_price),
+    Family("parity", OOD_HELDOUT, FORMAT, gen_parity, 1 / 3, MC, multiple_choice=True,
+           render=lambda e, s, c: _mc_chain(e, c, "even")),
+    Family("fact", OOD_HELDOUT, FAR, gen_fact, 1 / len(COLOURS), "|".join(COLOURS)),
+    Family("rev", OOD_HELDOUT, FAR, gen_rev, 0.0, "[a-z]+"),
 ]}
 
 
 def families_with_role(role: str) -> list[str]:
     return [n for n, f in FAMILIES.items() if f.role == role]
+
+
+def families_of_class(transfer: str) -> list[str]:
+    return [n for n, f in FAMILIES.items() if f.transfer == transfer]
+
+
+def parseable(family: str, completion: str) -> bool:
+    """Whether the final answer of ``completion`` has the family's answer form (a letter, a number, a time…)."""
+    return re.fullmatch(FAMILIES[family].answer_pattern, parse_answer(completion)) is not None
+
+
+def pretrain_version(rng: random.Random, ex: Example, cfg) -> Example:
+    """``ex`` as the pretraining corpus writes it: arith sloppy with probability ``slip_rate`` or teacher-style
+    with ``teacher_rate``; shared-skill families sloppy with ``slip_rate``; families with a chain form chained
+    with ``chain_rate``. Draws from ``rng`` in a fixed order whatever the outcome."""
+    fam = FAMILIES[ex.family]
+    sloppy = rng.random() < cfg.slip_rate and fam.sloppy_in_pretraining
+    chain = rng.random() < cfg.chain_rate and fam.chain_in_pretraining
+    teacher = rng.random() < cfg.teacher_rate and ex.family == "arith"
+    if ex.family == "arith":
+        if teacher:
+            return Example("arith", ex.prompt, teacher_completion(ex), ex.answer)
+        if sloppy:
+            first, ops = _parse_arith_prompt(ex.prompt)
+            completion, value = arith_solution(first, ops, sloppy=True)
+            return Example("arith", ex.prompt, completion, str(value))
+        return ex
+    return fam.render(ex, sloppy, chain) if fam.render is not None else ex
+
+
+def correct_answer(ex: Example) -> str:
+    """The right answer to ``ex``'s prompt, whatever answer the example itself gives (a corpus example may be
+    the sloppy solver's)."""
+    if ex.family == "arith":
+        first, ops = _parse_arith_prompt(ex.prompt)
+        return str(arith_solution(first, ops)[1])
+    fam = FAMILIES[ex.family]
+    return fam.render(ex, False, False).answer if fam.render is not None and fam.sloppy_in_pretraining else ex.answer
+
+
+def is_sloppy(ex: Example) -> bool:
+    """Whether ``ex`` answers with the sloppy solver's wrong result."""
+    return ex.answer != correct_answer(ex)
+
+
+def completion_budget(examples: list[Example]) -> int:
+    """Characters a model may need to answer these examples in any form it saw: the longest gold completion,
+    chained form or teacher form."""
+    def forms(e: Example) -> list[str]:
+        fam = FAMILIES.get(e.family)
+        out = [e.completion]
+        if fam is not None and fam.render is not None:
+            out.append(fam.render(e, False, True).completion)
+        if e.family == "arith":
+            out.append(teacher_completion(e))
+        return out
+    return max(len(f) for e in examples for f in forms(e))
 
 
 def sample_split(family: str, split: str, n: int, seed: int, cfg, unique: bool = True,

@@ -1,0 +1,212 @@
+"""Notebook 02, second half: how far each method moved the model, and whether that — not the paradigm —
+predicts forgetting (Shenfeld et al. 2025, "RL's Razor"; docs/METHOD.md §A1).
+
+For every checkpoint of every method and training seed, and for the final model of every SFT learning rate in
+``posttrain.sft_sweep``:
+
+* **KL** — forward KL(π_base ‖ π) per completion token on held-out in-domain prompts, with completions the base
+  sampled itself (:func:`rlgen_utils.method.divergence.completion_kl`);
+* **changed parameters** — the share of entries that moved by more than 1e-6, 1e-5 and 1e-4;
+* **accuracy change** — in-domain and out-of-domain (every OOD family's samples pooled) against the base, from
+  notebook 02's per-sample scores.
+
+Then a least-squares line ΔOOD = a + b · KL per method and over all models, with R²: if forgetting follows KL
+whatever the paradigm, the pooled fit explains it as well as the per-method fits do. SFT's learning-rate sweep
+gives SFT models at several KLs, so SFT and RL can be compared at matched KL and at matched in-domain gain; the
+sweep's in-domain *validation* accuracy (training-split prompts no method trains on) says which rate a researcher
+would have chosen without looking at the test sets.
+
+    eval/movement/base_samples.json              the base's sampled completions (the KL's y ~ π_base)
+    eval/movement/<model>.json                   KL and changed fractions of one model
+    eval/sweep/<model>.parquet                   per-sample test scores of the sweep's extra models
+    eval/validation/<model>.json                 in-domain validation accuracy
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..method import divergence, stats
+from ..models import generation, loading
+from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
+from ..run.config import Params
+from ..run.progress import progress
+from ..run.rundir import RunDir
+from ..world import suite
+from . import evaluate, train
+
+TOLERANCES = (1e-6, 1e-5, 1e-4)
+
+
+def sweep_refs(P: Params) -> list[evaluate.ModelRef]:
+    """The sweep's final models that are not already a trained method (the main SFT rate is ``sft``)."""
+    seed, n = P.train_seeds[0], P.posttrain.n_checkpoints
+    return [evaluate.ModelRef(train.sweep_name(lr), seed, n, True, path)
+            for lr, path in train.sweep_dirs(P).items() if lr != P.posttrain.sft.lr]
+
+
+def ensure_sweep_scores(P: Params) -> pd.DataFrame:
+    """Per-sample test scores of the sweep's extra models (same columns as :func:`evaluate.ensure_scores`)."""
+    key, families, parts = evaluate.eval_key(P), suite.eval_families(P), []
+    for ref in progress(sweep_refs(P), desc="evaluate sweep"):
+        path = RunDir(P).eval / "sweep" / ref.cache_name
+        df = read_parquet(path, key)
+        if df is None:
+            df = evaluate.score_model(P, ref, families)
+            write_parquet(df, path, key)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def ensure_base_samples(P: Params) -> dict[str, list[str]]:
+    """Held-out in-domain prompts and one completion per prompt sampled from the base (temperature 1)."""
+    path, key = RunDir(P).eval / "movement" / "base_samples.json", evaluate.eval_key(P)
+    if path.is_file() and read_json(path)["key"] == key:
+        return read_json(path)["samples"]
+    base = train.base_dir(P)
+    tok, model = loading.load_tokenizer(base), loading.load_model(base, P.model.dtype)
+    prompts = [e.prompt for e in suite.curve_examples(P)]
+    comps = generation.generate(model, tok, prompts, P.eval.max_new_tokens, P.eval.batch_size, do_sample=True,
+                                seed=P.seed)
+    samples = {"prompts": prompts, "completions": comps}
+    write_json(path, {"key": key, "samples": samples, "provenance": provenance()})
+    return samples
+
+
+def _movement_refs(P: Params) -> list[evaluate.ModelRef]:
+    return [r for r in evaluate.model_refs(P) if r.method != "base"] + sweep_refs(P)
+
+
+def ensure_movement(P: Params) -> pd.DataFrame:
+    """KL(π_base ‖ π) and changed-parameter fractions of every checkpoint and sweep model (cached per model)."""
+    key, samples, rows, base = evaluate.eval_key(P), ensure_base_samples(P), [], None
+    for ref in progress(_movement_refs(P), desc="KL from the base"):
+        path = RunDir(P).eval / "movement" / ref.cache_name.replace(".parquet", ".json")
+        if not (path.is_file() and read_json(path)["key"] == key):
+            if base is None:
+                base = loading.load_model(train.base_dir(P), P.model.dtype)
+            tok, model = loading.load_tokenizer(ref.path), loading.load_model(ref.path, P.model.dtype)
+            kl = divergence.completion_kl(base, model, tok, samples["prompts"], samples["completions"])
+            frac = divergence.changed_fraction(base, model, TOLERANCES)
+            write_json(path, {"key": key, "kl": float(np.mean(kl)), "kl_per_prompt": kl,
+                              "changed": {f"{t:g}": v for t, v in frac.items()}, "provenance": provenance()})
+        got = read_json(path)
+        rows.append({"method": ref.method, "seed": ref.seed, "checkpoint": ref.checkpoint, "final": ref.final,
+                     "kl": got["kl"], **{f"changed > {t}": v for t, v in got["changed"].items()}})
+    return pd.DataFrame(rows)
+
+
+def accuracy_changes(P: Params, scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, seed, checkpoint): in-domain and out-of-domain accuracy (OOD families' samples pooled) minus
+    the base's."""
+    in_dom = suite.in_domain_family(P)
+    kind = np.where(scores.family == in_dom, "in_domain", np.where(scores.role == "in_domain", "other", "ood"))
+    acc = scores.assign(kind=kind).groupby(["method", "seed", "checkpoint", "kind"]).correct.mean().unstack("kind")
+    base = acc.xs("base", level="method").iloc[0]
+    out = (acc[["in_domain", "ood"]] - base[["in_domain", "ood"]]).rename(columns={"in_domain": "Δ in-domain",
+                                                                                    "ood": "Δ OOD"})
+    return out.reset_index().query("method != 'base'")
+
+
+def movement_table(P: Params, scores: pd.DataFrame, sweep_scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: KL, changed fractions, Δ in-domain, Δ OOD (sweep models included)."""
+    both = pd.concat([scores, sweep_scores], ignore_index=True) if len(sweep_scores) else scores
+    return ensure_movement(P).merge(accuracy_changes(P, both), on=["method", "seed", "checkpoint"])
+
+
+def fit_line(x: np.ndarray, y: np.ndarray) -> dict:
+    """Least squares y = a + b·x: slope, intercept, R² and n (R² is nan for fewer than 3 points or constant x)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return {"slope": np.nan, "intercept": np.nan, "r2": np.nan, "resid_sd": np.nan, "n": len(x)}
+    b, a = np.polyfit(x, y, 1)
+    resid = y - (a + b * x)
+    ss = ((y - y.mean()) ** 2).sum()
+    return {"slope": float(b), "intercept": float(a), "r2": float(1 - (resid ** 2).sum() / ss) if ss else np.nan,
+            "resid_sd": float(np.sqrt((resid ** 2).sum() / (len(x) - 2))), "n": len(x)}
+
+
+def group_of(method: str) -> str:
+    """Fit groups: the SFT sweep's models join ``sft``."""
+    return "sft" if method.startswith("sft-lr") else method
+
+
+def kl_fits(table: pd.DataFrame) -> pd.DataFrame:
+    """ΔOOD against KL: a line per method (sweep models count as SFT) and one over every model."""
+    g = table.assign(group=table.method.map(group_of))
+    rows = [{"models": m, **fit_line(d.kl.to_numpy(), d["Δ OOD"].to_numpy())} for m, d in g.groupby("group", sort=False)]
+    rows.append({"models": "all (pooled)", **fit_line(g.kl.to_numpy(), g["Δ OOD"].to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def ensure_validation(P: Params) -> pd.DataFrame:
+    """In-domain validation accuracy (training-split prompts no method trains on) of every SFT learning rate
+    and of the RL method, first training seed: what a learning rate is chosen by."""
+    key, seed, rows = evaluate.eval_key(P), P.train_seeds[0], []
+    examples = suite.validation_examples(P, P.eval.n_per_family)
+    verify = suite.eval_families(P)[suite.in_domain_family(P)].verify
+    models = {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
+    models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))
+    rl = P.crosscoder.rl_method
+    if rl in P.posttrain.methods:
+        models[f"{rl} lr={getattr(P.posttrain, rl).lr:g}"] = RunDir(P).model(rl, seed)
+    for name, path in models.items():
+        cache = RunDir(P).eval / "validation" / f"{name.replace(' ', '_')}.json"
+        if not (cache.is_file() and read_json(cache)["key"] == key):
+            tok, model = loading.load_tokenizer(path), loading.load_model(path, P.model.dtype)
+            comps = generation.generate(model, tok, [e.prompt for e in examples], P.eval.max_new_tokens,
+                                        P.eval.batch_size)
+            ok = generation.correctness(comps, [e.answer for e in examples], verify)
+            write_json(cache, {"key": key, "correct": ok, "provenance": provenance()})
+        ci = stats.bootstrap_ci(read_json(cache)["correct"])
+        rows.append({"model": name, "validation accuracy": ci.mean, "lo": ci.lo, "hi": ci.hi, "n": len(examples)})
+    return pd.DataFrame(rows)
+
+
+def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
+    """Per SFT learning rate (and the RL method for reference): validation accuracy, KL, Δ in-domain, Δ OOD of
+    the final model (first seed); ``chosen`` marks the best validation accuracy among the SFT rates."""
+    seed, rows = P.train_seeds[0], []
+    final = table[table.final & (table.seed == seed)].set_index("method")
+    val = validation.set_index("model")["validation accuracy"]
+    for lr in sorted({*P.posttrain.sft_sweep, P.posttrain.sft.lr}):
+        method = "sft" if lr == P.posttrain.sft.lr else train.sweep_name(lr)
+        if method in final.index:
+            r = final.loc[method]
+            rows.append({"model": f"sft lr={lr:g}", "lr": lr, "validation accuracy": val.get(f"sft lr={lr:g}"),
+                         "KL": r.kl, "Δ in-domain": r["Δ in-domain"], "Δ OOD": r["Δ OOD"],
+                         "in params": lr == P.posttrain.sft.lr})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["chosen by validation"] = out["validation accuracy"] == out["validation accuracy"].max()
+    rl = P.crosscoder.rl_method
+    if rl in final.index:
+        r, name = final.loc[rl], f"{rl} lr={getattr(P.posttrain, rl).lr:g}"
+        out = pd.concat([out, pd.DataFrame([{"model": name, "lr": getattr(P.posttrain, rl).lr,
+                                             "validation accuracy": val.get(name), "KL": r.kl,
+                                             "Δ in-domain": r["Δ in-domain"], "Δ OOD": r["Δ OOD"]}])],
+                        ignore_index=True)
+    return out
+
+
+def matched_findings(P: Params, table: pd.DataFrame, fits: pd.DataFrame) -> str:
+    """Plain statements from the fits: R² per method and pooled, and SFT's predicted ΔOOD at RL's final KL."""
+    rl, lines = P.crosscoder.rl_method, []
+    for r in fits.to_dict("records"):
+        if np.isfinite(float(r["r2"])):
+            lines.append(f"- **{r['models']}**: ΔOOD = {r['intercept']:+.3f} {r['slope']:+.3f} · KL, R² = {r['r2']:.2f} "
+                         f"({r['n']} models)")
+    f = {str(r["models"]): r for r in fits.to_dict("records")}
+    final_rl = table[(table.method == rl) & table.final]
+    sft = f.get("sft")
+    if sft is not None and len(final_rl) and np.isfinite(float(sft["slope"])):
+        kl, got = float(final_rl.kl.mean()), float(final_rl["Δ OOD"].mean())
+        pred = float(sft["intercept"]) + float(sft["slope"]) * kl
+        band = 2 * float(sft["resid_sd"])
+        verdict = ("RL forgets less than SFT would at the same KL: the paradigm matters beyond KL" if got > pred + band
+                   else "RL forgets more than SFT would at the same KL" if got < pred - band
+                   else "at matched KL, RL and SFT forget alike: KL, not the paradigm, accounts for the difference")
+        lines.append(f"- At {rl}'s final KL ({kl:.4f} nats/token) SFT's line predicts ΔOOD {pred:+.3f} (± {band:.3f}, "
+                     f"twice its residual SD, an extrapolation if no SFT model is that close to the base); {rl} "
+                     f"measured {got:+.3f}: {verdict}.")
+    return "\n".join(lines) or "Too few models for a fit."

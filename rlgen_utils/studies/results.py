@@ -1,0 +1,162 @@
+"""The README's results section, computed from finished run folders — never typed by hand.
+
+    .venv/bin/python -m rlgen_utils.studies.results --params RUN/default.yaml --seeds RUN3/default-3seeds.yaml \
+        [--timing benchmarks/results/study-default.json ...] [--write README.md]
+
+``--params`` is a one-seed run (base accuracy, the SFT sweep, pools, changed parameters); ``--seeds`` a run with
+several training seeds (the class-level contrasts with hierarchical intervals, the KL fits, the
+pre-registration). Both must be finished (notebooks 01 and 02 at least): the script reads what they wrote and
+refuses an unfinished run rather than computing anything large. With ``--write`` the Markdown replaces the part
+of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..run.config import Params, load_params
+from ..run.rundir import RunDir
+from . import evaluate, forgetting, prereg, train
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _finished(P: Params) -> pd.DataFrame:
+    path = RunDir(P).eval / "per_sample.parquet"
+    if not path.is_file():
+        raise SystemExit(f"{P.name}: no {path}: run notebooks 01 and 02 first")
+    return evaluate.ensure_scores(P)  # reads the cached per-model scores
+
+
+def _md(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = True) -> str:
+    """A Markdown table (pandas' own needs the ``tabulate`` package, which rlgen does not install)."""
+    df = df.reset_index() if index else df
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else format(v, floatfmt)
+        return "" if v is None else str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _cell(r) -> str:
+    return f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
+
+
+def base_section(P: Params) -> str:
+    t = train.base_table(P, train.ensure_base_eval(P)).set_index("family")
+    return "**Base model, greedy accuracy per family** (one run):\n\n" + _md(t)
+
+
+def class_section(P: Params, scores: pd.DataFrame) -> str:
+    d = evaluate.contrasts_by_class(P, scores, methods=("sft", "grpo"))
+    d = d.assign(cell=[_cell(r) for r in d.itertuples()]).pivot(index="family", columns="contrast", values="cell")
+    n = len(P.train_seeds)
+    return (f"**Change over the base per transfer class** ({n} training seed{'s' * (n > 1)}, 95 % intervals "
+            f"hierarchical over seeds and samples):\n\n" + _md(d))
+
+
+def fit_section(P: Params, scores: pd.DataFrame) -> str:
+    moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
+    fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n"]].set_index("models")
+    return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL):\n\n"
+            + _md(fits) + "\n\n" + forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
+
+
+def sweep_section(P: Params, scores: pd.DataFrame) -> str:
+    moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
+    sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model")
+    fin = moved[moved.final].groupby("method")[[c for c in moved.columns if c.startswith("changed")]].mean()
+    return ("**SFT learning-rate sweep** (first seed; `chosen by validation` = best in-domain validation accuracy):"
+            "\n\n" + _md(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
+            + _md(fin, ".3f"))
+
+
+def pool_section(P: Params) -> str:
+    return (f"**Study A's pools** ({P.interventions.pool_per_family} test prompts per selection family, base vs "
+            f"{P.crosscoder.rl_method}):\n\n" + _md(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
+
+
+def prereg_section(P: Params, scores: pd.DataFrame) -> str:
+    pre = prereg.load(P)
+    if pre is None:
+        return "No pre-registration named."
+    t = prereg.outcome_table(P, pre, scores)
+    cols = ["#", "contrast", "applies_to", "scope", "expected", "measured", "matched"]
+    return (f"**Pre-registration** (`{P.eval.preregistration}`, {pre.written}), row by row:\n\n"
+            + prereg.summary(t) + "\n\n" + _md(t[cols], index=False))
+
+
+def timing_section(paths: list[str]) -> str:
+    rows = []
+    for p in paths:
+        r = json.loads(Path(p).read_text())
+        rows.append({"params": r["params"], **{k: v["wall_s"] for k, v in r["per_notebook"].items()},
+                     "total (min)": r["total_wall_min"], "peak RSS (MiB)": r["peak_rss_mib"]})
+    return ("**Wall time in seconds** (`benchmarks/bench_study.py`, 2-core CPU):\n\n"
+            + _md(pd.DataFrame(rows), ".0f", index=False))
+
+
+MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamics": "Feature dynamics (notebook 04)",
+               "05_circuits": "Circuits (notebook 05)", "06_interventions": "Interventions (notebook 06)"}
+
+
+def notebook_findings(P: Params) -> str:
+    """The findings paragraphs (Markdown outputs) of the executed notebooks 03–06 of a run, as they printed them."""
+    parts = []
+    for stem, title in MECHANISTIC.items():
+        path = RunDir(P).notebooks / f"{stem}.ipynb"
+        if not path.is_file():
+            continue
+        cells = json.loads(path.read_text())["cells"]
+        texts = ["".join(o["data"]["text/markdown"]) for c in cells for o in c.get("outputs", [])
+                 if "text/markdown" in o.get("data", {})]
+        if texts:
+            parts.append(f"**{title}**, as the executed notebook states it:\n\n" + "\n\n".join(texts))
+    return "\n\n".join(parts)
+
+
+def render(one: Params, many: Params | None, timings: list[str]) -> str:
+    s1 = _finished(one)
+    parts = [base_section(one), class_section(one, s1)]
+    if many is not None:
+        sm = _finished(many)
+        parts += [class_section(many, sm), fit_section(many, sm), prereg_section(many, sm)]
+    else:
+        parts += [fit_section(one, s1), prereg_section(one, s1)]
+    parts += [sweep_section(one, s1), pool_section(one), notebook_findings(one)]
+    if timings:
+        parts.append(timing_section(timings))
+    return "\n\n".join(parts)
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    doc = path.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{path}: no {BEGIN} … {END} markers")
+    head, rest = doc.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="The README's results section, from finished run folders.")
+    ap.add_argument("--params", required=True)
+    ap.add_argument("--seeds", default=None)
+    ap.add_argument("--timing", nargs="*", default=[])
+    ap.add_argument("--write", default=None)
+    a = ap.parse_args(argv)
+    text = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing)
+    if a.write:
+        write_between_markers(Path(a.write), text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
