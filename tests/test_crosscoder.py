@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rlgen_utils.method import latents
-from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M, train
+from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M, resample_dead, train
 
 D, N_FEAT = 32, 48
 
@@ -204,3 +204,70 @@ def test_sae_lens_loads_an_exported_slice_and_encodes_like_rlgen(tmp_path, spars
         recon = (ours @ cc.W_dec_LMD[:, m] + cc.b_dec_MD[m]) / scale
         torch.testing.assert_close(sae.decode(theirs), recon, rtol=1e-5, atol=1e-5)
     assert sae.cfg.metadata.hook_name == "model.layers.1"
+
+
+def _many_features(seed: int = 0, draws: int = 1, n_feat: int = 768, d: int = 48):
+    """Two models' activations as sparse sums of ``n_feat`` shared directions (more features than latents) with
+    Zipf-like firing rates (0.2 % – 6 % of tokens): every latent of a smaller dictionary has something to encode."""
+    g = torch.Generator().manual_seed(seed)
+    dirs_FMD = torch.nn.functional.normalize(torch.randn(n_feat, 2, d, generator=g), dim=-1)
+    rate_F = 0.06 / (1 + torch.arange(n_feat) / 24.0)
+    g = torch.Generator().manual_seed(draws)
+
+    def batches(batch: int = 512):
+        while True:
+            coef_BF = (torch.rand(batch, n_feat, generator=g) < rate_F).float() * (0.5 + torch.rand(batch, n_feat, generator=g))
+            yield torch.einsum("bf,fmd->bmd", coef_BF, dirs_FMD)
+    return batches
+
+
+def _held_out_alive_and_fvu(cc, batches, n: int = 8):
+    cc.eval()
+    fired, fvu = torch.zeros(cc.cfg.n_latents, dtype=torch.bool), []
+    with torch.no_grad():
+        for _ in range(n):
+            x = next(batches)
+            f = cc.encode(x)
+            fired |= (f > 0).any(0)
+            fvu.append(fvu_M(x, cc.decode(f)))
+    return fired.float().mean().item(), torch.stack(fvu).mean().item()
+
+
+def test_resampling_revives_a_half_dead_dictionary_on_planted_data():
+    """The likely mistake: latents that stop firing (under BatchTopK, never beating the batch's k-th score) are
+    detection power lost without a sign. Here half the dictionary starts dead (encoder bias −1000: neither the
+    reconstruction nor the auxiliary loss reaches it); resampling dead latents onto badly reconstructed tokens must
+    leave ≥ 90 % of latents firing on tokens not seen in training, and reconstruct them better."""
+    res = {}
+    for every in (0, 50):
+        cfg = CrosscoderConfig(n_models=2, d_model=48, n_latents=256, k=8, dead_after_tokens=25_000, seed=0)
+        cc = Crosscoder(cfg)
+        with torch.no_grad():
+            cc.b_enc_L[::2] = -1000.0
+        train(cc, _many_features(draws=1)(), total_steps=800, lr=3e-3, show_progress=False, resample_every=every)
+        res[every] = _held_out_alive_and_fvu(cc, _many_features(draws=2)())  # same directions, other tokens
+    (alive0, fvu0), (alive1, fvu1) = res[0], res[50]
+    assert alive0 <= 0.55, f"the planted dead half revived without resampling ({alive0:.0%}): the test shows nothing"
+    assert alive1 >= 0.9, f"only {alive1:.0%} of latents fire on held-out tokens with resampling (without: {alive0:.0%})"
+    assert fvu1 < fvu0, f"resampling did not use the revived capacity: FVU {fvu1:.4f} vs {fvu0:.4f} without"
+
+
+def test_resample_dead_touches_only_dead_latents_and_points_them_at_the_worst_tokens():
+    """Live latents keep their weights; each dead one gets a decoder direction equal to some token's residual
+    error (cosine 1) and fires on that token."""
+    cc = Crosscoder(CrosscoderConfig(n_models=2, d_model=48, n_latents=64, k=4, dead_after_tokens=10, seed=0))
+    x = next(_many_features(draws=3)())
+    cc.tokens_since_fired_L[:16] = 100          # 16 dead
+    live_before = cc.W_dec_LMD[16:].detach().clone()
+    with torch.no_grad():
+        err = (x - cc.eval().decode(cc.encode(x, use_threshold=False))).flatten(1)   # before resampling
+    opt = torch.optim.Adam(cc.train().parameters())
+    n = resample_dead(cc, x, opt, torch.Generator().manual_seed(0))
+    assert n == 16 and torch.equal(cc.W_dec_LMD[16:].detach(), live_before)
+    assert (cc.tokens_since_fired_L[:16] == 0).all() and (cc.b_enc_L[:16] == 0).all()
+    with torch.no_grad():
+        dec = torch.nn.functional.normalize(cc.W_dec_LMD[:16].flatten(1), dim=-1)
+        best = (dec @ torch.nn.functional.normalize(err, dim=-1).T).max(-1)
+        pre = cc.pre_acts_BL(x)[best.indices, torch.arange(16)]
+    assert (best.values > 0.999).all(), "a resampled decoder is not a token's residual error direction"
+    assert (pre > 0).all(), "a resampled latent does not fire on the token it was resampled on"

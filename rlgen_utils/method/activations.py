@@ -199,16 +199,20 @@ class ActivationStore:
         return load_shard(self.folder / self.index[i]["file"])
 
     def batches(self, batch_size: int, seed: int = 0, epochs: float = math.inf,
-                columns: list[int] | None = None) -> Iterator[torch.Tensor]:
+                columns: list[int] | None = None, split: str | None = None) -> Iterator[torch.Tensor]:
         """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time;
-        ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL)."""
+        ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL); ``split`` keeps only the
+        tokens of training (``"train"``) or held-out (``"heldout"``) texts (:func:`held_out_doc`)."""
         index, scale_M = self.index, self.scale_M
         cols = slice(None) if columns is None else torch.tensor(columns)
         g = torch.Generator().manual_seed(seed)
         epoch = 0
         while epoch < epochs:
             for s in torch.randperm(len(index), generator=g).tolist():
-                x_NMD = (self.shard(s)["acts_NMD"] * scale_M[None, :, None])[:, cols]
+                shard = self.shard(s)
+                x_NMD = (shard["acts_NMD"] * scale_M[None, :, None])[:, cols]
+                if split is not None:
+                    x_NMD = x_NMD[held_out_doc(shard["doc"]) == (split == "heldout")]
                 perm = torch.randperm(x_NMD.shape[0], generator=g)
                 for i in range(0, len(perm) - batch_size + 1, batch_size):
                     yield x_NMD[perm[i:i + batch_size]]
@@ -216,6 +220,15 @@ class ActivationStore:
 
 
 def batches(act_dir: str | Path, batch_size: int, seed: int = 0, epochs: float = math.inf,
-            columns: list[int] | None = None) -> Iterator[torch.Tensor]:
+            columns: list[int] | None = None, split: str | None = None) -> Iterator[torch.Tensor]:
     """:meth:`ActivationStore.batches` of the collection in ``act_dir``."""
-    return ActivationStore(Path(act_dir)).batches(batch_size, seed, epochs, columns)
+    return ActivationStore(Path(act_dir)).batches(batch_size, seed, epochs, columns, split)
+
+
+HELD_OUT_EVERY = 10
+
+
+def held_out_doc(doc_N: torch.Tensor) -> torch.Tensor:
+    """``[N]`` bool: rows from held-out texts — every ``HELD_OUT_EVERY``-th text of the corpus. Crosscoders train
+    on the rest and report FVU and firing on these, tokens they never saw."""
+    return doc_N % HELD_OUT_EVERY == 0

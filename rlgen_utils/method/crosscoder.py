@@ -19,8 +19,9 @@ latent used only by the tuned model has ‖W_dec[k, base]‖ ≈ 0 (docs/METHOD.
   token's code does not depend on its batch.
 
 Dead latents (no activation in ``dead_after_tokens`` tokens) are revived with an auxiliary loss (``aux``: the
-dead latents' top-k reconstruct the residual error, as in Gao et al. 2024) — counted and logged as the
-dead fraction.
+dead latents' top-k reconstruct the residual error, as in Gao et al. 2024) and, because under BatchTopK that
+alone left about half of the default dictionary silent, re-initialised on badly reconstructed tokens
+(:func:`resample_dead`) — counted and logged as the dead fraction and the number resampled.
 """
 from __future__ import annotations
 
@@ -197,13 +198,20 @@ def lr_lambda(total_steps: int, warmup_frac: float = 0.05, decay_frac: float = 0
 
 
 def train(cc: Crosscoder, batches: Iterator[torch.Tensor], total_steps: int, lr: float = 1e-3, l1_warmup_frac: float = 0.1,
-          log_every: int = 50, show_progress: bool = True) -> list[dict]:
-    """Train on an iterator of ``x_BMD`` batches (already normalised). Returns the log."""
+          log_every: int = 50, show_progress: bool = True, resample_every: int = 0,
+          resample_until: float = 0.8, resample_enc_scale: float = 3.0) -> list[dict]:
+    """Train on an iterator of ``x_BMD`` batches (already normalised). Returns the log. With ``resample_every``
+    > 0, dead latents are re-initialised (:func:`resample_dead`) every that many steps during the first
+    ``resample_until`` of training (late enough that most latents have settled, early enough that resampled ones
+    still learn)."""
     opt = torch.optim.Adam(cc.parameters(), lr=lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps))
     log, cc = [], cc.train()
+    g, resampled = torch.Generator().manual_seed(cc.cfg.seed + 1), 0
     for step in progress(range(total_steps), desc="crosscoder", disable=not show_progress):
         x_BMD = next(batches)
+        if resample_every and step and step % resample_every == 0 and step < resample_until * total_steps:
+            resampled += resample_dead(cc, x_BMD, opt, g, resample_enc_scale)
         l1 = cc.cfg.l1_coeff * min(1.0, (step + 1) / max(1, l1_warmup_frac * total_steps))
         loss, stats = cc.loss(x_BMD, l1)
         opt.zero_grad(set_to_none=True)
@@ -214,5 +222,44 @@ def train(cc: Crosscoder, batches: Iterator[torch.Tensor], total_steps: int, lr:
         if step % log_every == 0 or step == total_steps - 1:
             with torch.no_grad():
                 stats["fvu"] = fvu_M(x_BMD, cc.decode(cc.encode(x_BMD))).tolist()
-            log.append({"step": step, "loss": loss.item(), **stats})
+            log.append({"step": step, "loss": loss.item(), **stats, "resampled": resampled})
     return log
+
+
+def resample_dead(cc: Crosscoder, x_BMD: torch.Tensor, opt: torch.optim.Optimizer, g: torch.Generator,
+                  enc_scale: float = 3.0) -> int:
+    """Re-initialise dead latents on badly reconstructed tokens (Bricken et al. 2023, "neuron resampling").
+
+    Each dead latent gets the residual error ``x − x̂`` of one token of the batch, drawn with probability ∝ its
+    squared error, as its decoder direction (scaled to the live latents' mean decoder norm) and as its encoder
+    direction (scaled to ``enc_scale`` × the live latents' mean encoder norm), with a zero encoder bias and fresh
+    Adam moments: it starts out firing on the tokens the dictionary explains worst. Bricken et al. scale the
+    encoder by 0.2 for an L1 dictionary; under BatchTopK a resampled latent must also beat the batch's k-th score
+    to fire at all, and on the default organism's activations 0.2 / 1 / 3 left 46 % / 70–79 % / 91–98 % of 1024
+    latents firing on held-out tokens (none: 46 %), held-out FVU 0.021 / 0.017 / 0.018 (none: 0.020).
+    Returns how many were resampled."""
+    dead_L = cc.tokens_since_fired_L > cc.cfg.dead_after_tokens
+    n, alive_L = int(dead_L.sum()), ~dead_L
+    if n == 0 or not alive_L.any():
+        return 0
+    with torch.no_grad():
+        was_training = cc.training
+        cc.eval()                      # batch top-k without moving the running inference threshold
+        err_BMD = x_BMD - cc.decode(cc.encode(x_BMD, use_threshold=False))
+        cc.train(was_training)
+
+        w_B = err_BMD.pow(2).sum((1, 2))
+        rows = torch.multinomial(w_B / w_B.sum(), n, replacement=n > int((w_B > 0).sum()), generator=g)
+        dir_nMD = err_BMD[rows] / err_BMD[rows].flatten(1).norm(dim=-1).clamp_min(1e-8)[:, None, None]
+        dec_norm = cc.W_dec_LMD[alive_L].flatten(1).norm(dim=-1).mean()
+        enc_norm = cc.W_enc_MDL[:, :, alive_L].flatten(0, 1).norm(dim=0).mean()
+        idx = dead_L.nonzero().flatten()
+        cc.W_dec_LMD[idx] = dir_nMD * dec_norm
+        cc.W_enc_MDL[:, :, idx] = dir_nMD.permute(1, 2, 0) * enc_scale * enc_norm
+        cc.b_enc_L[idx] = 0.0
+        cc.tokens_since_fired_L[idx] = 0
+        for p, sl in ((cc.W_dec_LMD, (idx,)), (cc.W_enc_MDL, (slice(None), slice(None), idx)), (cc.b_enc_L, (idx,))):
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if moment in opt.state.get(p, {}):
+                    opt.state[p][moment][sl] = 0.0
+    return n

@@ -202,6 +202,8 @@ class CrosscoderCfg(Strict):
     steps: int = Field(default=2000, ge=1)
     pair_steps: int = Field(default=1500, ge=1, description="steps for each two-model (base vs tuned) crosscoder")
     dead_after_tokens: int = Field(default=200_000, ge=1)
+    resample_every: int = Field(default=50, ge=0, description="steps between re-initialisations of dead latents "
+                                "(first 80 % of training; 0 = never)")
     sft_method: Method = "sft"
     rl_method: Method = "grpo"
     mas_specific_above: float = Field(default=0.7, gt=0.5, lt=1, description="MAS share above which a model owns a latent")

@@ -103,7 +103,8 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
                            k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
     seed_everything(seed)
     cc = Crosscoder(cfg)
-    log = train_crosscoder(cc, store.batches(c.batch_size, seed=seed, columns=columns), steps, lr=c.lr)
+    log = train_crosscoder(cc, store.batches(c.batch_size, seed=seed, columns=columns, split="train"), steps,
+                           lr=c.lr, resample_every=c.resample_every)
     cc.eval()
     cc.save(out)
     write_json(out / "log.json", {"log": log, "names": list(names), "layer": store.layer})
@@ -111,24 +112,25 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     return cc
 
 
-def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 8,
-            source: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """FVU per model, mean L0 and dead fraction on batches drawn in another order than training's."""
+def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], source: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """On held-out texts' tokens (never trained on): FVU per model, mean L0, and the fraction of latents that
+    fire on none of them ("silent"); beside it the training-time dead fraction. Every held-out token is read once."""
     source = source or names
     acts = ensure_activations(P, source)
     it = ActivationStore(acts).batches(P.crosscoder.batch_size, seed=P.seed + 12345,
-                                       columns=[source.index(n) for n in names])
-    fvu, l0 = [], []
+                                       columns=[source.index(n) for n in names], split="heldout", epochs=1)
+    fvu, l0, fired_L = [], [], torch.zeros(cc.cfg.n_latents, dtype=torch.bool)
     with torch.no_grad():
-        for _ in range(n_batches):
-            x = next(it)
+        for x in it:
             f = cc.encode(x)
             fvu.append(fvu_M(x, cc.decode(f)))
             l0.append((f > 0).float().sum(-1).mean())
+            fired_L |= (f > 0).any(0)
     fvu_M_ = torch.stack(fvu).mean(0)
     dead = (cc.tokens_since_fired_L > cc.cfg.dead_after_tokens).float().mean().item()
-    return pd.DataFrame([{"model": n, "FVU": float(fvu_M_[i]), "mean L0": float(torch.stack(l0).mean()),
-                          "dead fraction": dead} for i, n in enumerate(names)])
+    silent = 1 - fired_L.float().mean().item()
+    return pd.DataFrame([{"model": n, "held-out FVU": float(fvu_M_[i]), "mean L0": float(torch.stack(l0).mean()),
+                          "silent on held-out": silent, "dead in training": dead} for i, n in enumerate(names)])
 
 
 def crosscoder_dir(P: Params, names: tuple[str, ...], tag: str = "") -> Path:
@@ -247,12 +249,12 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
                    nu_max: float = 0.3) -> pd.DataFrame:
     """Per tuned model: alive latents it owns by decoder norm (MAS), those specific to it by latent scaling
     against the base (both β ratios below ``nu_max``; :mod:`rlgen_utils.method.latent_scaling`), and both.
-    β is fitted on ``n_batches`` batches drawn in another order than training's."""
+    β is fitted on ``n_batches`` batches of held-out texts' tokens (not trained on)."""
     from ..method.latent_scaling import betas_LM
     store = ActivationStore(ensure_activations(P, names))
     live = alive(cc)
     owner = latents.owner_L(cc.dec_norms_LM().detach(), P.crosscoder.mas_specific_above)
-    it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777)
+    it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777, split="heldout")
     xs = [next(it) for _ in range(n_batches)]  # read once, fitted for every tuned model
     rows = []
     for t, name in enumerate(names[1:], start=1):
