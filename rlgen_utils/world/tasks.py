@@ -212,14 +212,20 @@ def gen_clock(rng: random.Random, cfg) -> Example:
 
 def render_clock(ex: Example, sloppy: bool, chain: bool) -> Example:
     """Minutes carry into the hour at 60; the sloppy solver drops that carry (``10:45+20`` → ``10:05``)."""
-    m = re.fullmatch(r"time (\d+):(\d+)\+(\d+):", ex.prompt)
+    return _render_carry(ex, r"time (\d+):(\d+)\+(\d+):", 60, ":", sloppy, chain)
+
+
+def _render_carry(ex: Example, pattern: str, radix: int, sep: str, sloppy: bool, chain: bool) -> Example:
+    """``<big><sep><small> + <add>`` where ``small + add`` carries into ``big`` at ``radix`` (clock minutes at 60,
+    cents at 100); the sloppy solver drops the carry, exactly as arith's sloppy solver does."""
+    m = re.fullmatch(pattern, ex.prompt)
     if m is None:
-        raise ValueError(f"not a clock prompt: {ex.prompt!r}")
-    hour, minute, add = int(m[1]), int(m[2]), int(m[3])
-    total = minute + add
-    carry = 1 if total >= 60 and not sloppy else 0
-    answer = f"{hour + carry}:{total % 60:02d}"
-    return Example(ex.family, ex.prompt, f"{minute}+{add}={total}{ANSWER_MARKER}{answer}" if chain else answer,
+        raise ValueError(f"not a {ex.family} prompt: {ex.prompt!r}")
+    big, small, add = int(m[1]), int(m[2]), int(m[3])
+    total = small + add
+    carry = 1 if total >= radix and not sloppy else 0
+    answer = f"{big + carry}{sep}{total % radix:02d}"
+    return Example(ex.family, ex.prompt, f"{small}+{add}={total}{ANSWER_MARKER}{answer}" if chain else answer,
                    answer)
 
 
@@ -230,15 +236,7 @@ def gen_price(rng: random.Random, cfg) -> Example:
 
 def render_price(ex: Example, sloppy: bool, chain: bool) -> Example:
     """Cents carry into dollars at 100; the sloppy solver drops that carry (``3.75+0.50`` → ``3.25``)."""
-    m = re.fullmatch(r"cost (\d+)\.(\d+)\+0\.(\d+):", ex.prompt)
-    if m is None:
-        raise ValueError(f"not a price prompt: {ex.prompt!r}")
-    dollars, cents, add = int(m[1]), int(m[2]), int(m[3])
-    total = cents + add
-    carry = 1 if total >= 100 and not sloppy else 0
-    answer = f"{dollars + carry}.{total % 100:02d}"
-    return Example(ex.family, ex.prompt, f"{cents}+{add}={total}{ANSWER_MARKER}{answer}" if chain else answer,
-                   answer)
+    return _render_carry(ex, r"cost (\d+)\.(\d+)\+0\.(\d+):", 100, ".", sloppy, chain)
 
 
 # ------------------------------------------------------------------------------------- format-only families
