@@ -82,3 +82,17 @@ def test_outcome_table_checks_each_family_and_the_pooled_class(monkeypatch):
     assert "2 of 2" in prereg.summary(t)
     table = prereg.class_table(None, pre)
     assert table.agree.all()
+
+
+def test_sweep_table_chooses_one_rate_by_validation_and_a_tie_goes_to_the_smallest():
+    """The likely mistake: flagging every rate that ties for the best validation accuracy as "chosen"."""
+    post = SimpleNamespace(sft_sweep=[3e-5, 1e-4, 3e-4], sft=SimpleNamespace(lr=3e-4), grpo=SimpleNamespace(lr=3e-5))
+    P = SimpleNamespace(train_seeds=[0], posttrain=post, crosscoder=SimpleNamespace(rl_method="grpo"))
+    methods = ["sft-lr3e-05", "sft-lr0.0001", "sft", "grpo"]
+    moved = pd.DataFrame({"method": methods, "seed": 0, "final": True, "kl": [0.1, 0.2, 0.4, 0.02],
+                          "Δ in-domain": [0.0, 0.1, 0.1, 0.3], "Δ OOD": [0.0, -0.1, -0.2, 0.0]})
+    val = pd.DataFrame({"model": ["sft lr=3e-05", "sft lr=0.0001", "sft lr=0.0003", "grpo lr=3e-05"],
+                        "validation accuracy": [0.2, 0.5, 0.5, 0.7]})
+    t = forgetting.sweep_table(P, moved, val).set_index("model")
+    assert t["chosen by validation"].fillna(False).tolist() == [False, True, False, False]
+    assert t.loc["sft lr=0.0003", "in params"] and t.loc["grpo lr=3e-05", "KL"] == 0.02

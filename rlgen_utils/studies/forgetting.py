@@ -165,7 +165,8 @@ def ensure_validation(P: Params) -> pd.DataFrame:
 
 def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
     """Per SFT learning rate (and the RL method for reference): validation accuracy, KL, Δ in-domain, Δ OOD of
-    the final model (first seed); ``chosen`` marks the best validation accuracy among the SFT rates."""
+    the final model (first seed); ``chosen`` marks the best validation accuracy among the SFT rates (a tie goes to
+    the smallest rate, the one that moves the model least)."""
     seed, rows = P.train_seeds[0], []
     final = table[table.final & (table.seed == seed)].set_index("method")
     val = validation.set_index("model")["validation accuracy"]
@@ -178,7 +179,7 @@ def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame) -> pd.
                          "in params": lr == P.posttrain.sft.lr})
     out = pd.DataFrame(rows)
     if len(out):
-        out["chosen by validation"] = out["validation accuracy"] == out["validation accuracy"].max()
+        out["chosen by validation"] = out.index == out["validation accuracy"].astype(float).idxmax()
     rl = P.crosscoder.rl_method
     if rl in final.index:
         r, name = final.loc[rl], f"{rl} lr={getattr(P.posttrain, rl).lr:g}"

@@ -70,7 +70,7 @@ def fit_section(P: Params, scores: pd.DataFrame) -> str:
 
 def sweep_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
-    sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model")
+    sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model").drop(columns="lr")
     fin = moved[moved.final].groupby("method")[[c for c in moved.columns if c.startswith("changed")]].mean()
     return ("**SFT learning-rate sweep** (first seed; `chosen by validation` = best in-domain validation accuracy):"
             "\n\n" + _md(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
