@@ -282,3 +282,30 @@ def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataF
                             model_name=str(RunDir(P).model(name)))
         rows.append({"model": name, "sae-lens folder": str(out), "hook": f"blocks.{store.layer}.hook_resid_post"})
     return pd.DataFrame(rows)
+
+
+def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03), per_rate: int = 8,
+                    seeds: tuple[int, ...] = (0, 1), coef_rel: float = 0.25) -> pd.DataFrame:
+    """Recall of planted tuned-only features by a base–tuned pair crosscoder trained as notebook 03 trains its pairs
+    (``pair_steps``, ``n_latents``, ``k``, resampling), per planting rate (:mod:`rlgen_utils.method.detection`).
+    The pair is the base's own activations twice, features planted into the second copy with coefficient
+    ``coef_rel · √d_model · U(0.5, 1.5)`` (activations are scaled to mean squared norm d_model). Not cached."""
+    from ..method import detection
+    c = P.crosscoder
+    store = ActivationStore(ensure_activations(P, ("base", c.sft_method, c.rl_method)))
+    rows = []
+    for seed in seeds:
+        planting = detection.Planting.random(list(rates), per_rate, store.d_model, coef_rel * store.d_model ** 0.5,
+                                             seed=1000 + seed)
+        cfg = CrosscoderConfig(n_models=2, d_model=store.d_model, n_latents=c.n_latents, sparsity=c.sparsity, k=c.k,
+                               l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
+        seed_everything(seed)
+        cc = Crosscoder(cfg)
+        base = store.batches(c.batch_size, seed=seed, columns=[0], split="train")
+        train_crosscoder(cc, detection.planted_batches(base, planting, seed), c.pair_steps, lr=c.lr,
+                         resample_every=c.resample_every)
+        found = detection.recovered_F(cc.W_dec_LMD, alive(cc), planting, nrn_high=c.nrn_high)
+        rows += [{"seed": seed, "rate": r, "found": f, "planted": n}
+                 for r, (f, n) in detection.recall_by_rate(found, planting).items()]
+    df = pd.DataFrame(rows).groupby("rate")[["found", "planted"]].sum().reset_index()
+    return df.assign(recall=df.found / df.planted)
