@@ -96,13 +96,16 @@ crosscoder.latent_scaling(P, cc3, TRIO)
 # The paper's pairwise view: one two-model crosscoder per tuned model. Latent indices of different crosscoders are
 # not comparable; only the NRN distributions are. Thresholds: base-only below `nrn_low`, tuned-only above
 # `nrn_high`. The **null** row is a crosscoder over the base and an exact copy of it, trained the same way: what
-# it calls base-only or tuned-only is the method's own noise, and every real count is read against it.
+# it calls base-only or tuned-only is the method's own noise, and every real count is read against it. The
+# **random-update** rows pair the base with the base moved as far as each tuned model (per-tensor norm of the real
+# update) in a random direction: what any change of that size produces.
 # **Detection limit** of these counts: `docs/detection_power.md` (made by `benchmarks/detection_power.py` on the
 # default run) plants tuned-only features into a copy of the base's activations and trains this same pair
 # crosscoder; a count of 0 means "none above the rate and strength that table recovers", not "none".
 
 # %%
-nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **crosscoder.ensure_null_pair(P, TRIO)})
+nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **crosscoder.ensure_null_pair(P, TRIO),
+                              **crosscoder.ensure_noise_pairs(P, TRIO)})
 plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
 
 # %%

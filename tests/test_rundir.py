@@ -41,8 +41,16 @@ def test_every_path_of_a_run_lies_inside_its_folder(write_params):
     assert run.path.parent == run.path.parent.resolve() and run.path.name == "ok.run-1"
     for p in (run.organism_base, run.pretrain("k"), run.pretrain_log, run.base_eval, run.method("sft", 0),
               *run.checkpoints("sft", 0), run.eval, run.acts("k"), run.crosscoder("x"), run.circuits("k"),
-              run.interventions("k"), run.notebooks, run.report, run.model("sft@2")):
+              run.interventions("k"), run.notebooks, run.report, run.model("sft@2"), run.model("noise+grpo")):
         assert p.resolve().is_relative_to(run.path), p
+
+
+def test_a_random_update_null_is_a_model_of_its_own_and_needs_a_trained_method(write_params):
+    P = config.load_params(write_params({"name": "ok.run-2"}))
+    run = RunDir(P)
+    assert run.model("noise+grpo") != run.model("grpo") and run.model("noise+grpo", 1).name == "seed-1"
+    with pytest.raises(ValueError, match="posttrain.methods"):
+        run.model("noise+ppo")
 
 
 def test_relative_run_root_is_relative_to_the_repository_not_the_cwd(write_params, tmp_path, monkeypatch):

@@ -30,6 +30,10 @@ SOURCE_DIRS = (".git", ".ci", "benchmarks", "data", "docs", "notebooks", "params
 """Folders of the repository that hold tracked sources: no run root may lie inside them."""
 
 
+NOISE_PREFIX = "noise+"
+"""``noise+<model>``: the base plus a random update with ``<model>``'s per-tensor norm (``method/perturb.py``)."""
+
+
 def checkpoint_dirs(method_dir: Path, n: int) -> list[Path]:
     """``checkpoint-1 … checkpoint-n`` of one post-training run (the names post-training writes)."""
     return [method_dir / f"checkpoint-{i + 1}" for i in range(n)]
@@ -97,11 +101,17 @@ class RunDir:
         return checkpoint_dirs(self.method(method, seed), self.P.posttrain.n_checkpoints)
 
     def model(self, name: str, train_seed: int | None = None) -> Path:
-        """Folder of a named model: ``base``, a method (its final checkpoint) or ``<method>@<k>`` (checkpoint k),
-        post-trained with ``train_seed`` (default the first training seed). A method that these params do not
+        """Folder of a named model: ``base``, a method (its final checkpoint), ``<method>@<k>`` (checkpoint k) or
+        ``noise+<model>`` (its random-update null, written by notebook 03), post-trained with ``train_seed``
+        (default the first training seed). A method that these params do not
         train is a ValueError naming the keys to change."""
         if name == "base":
             return self.base()
+        if name.startswith(NOISE_PREFIX):     # the norm-matched random-update null of a model (notebook 03)
+            tuned = name[len(NOISE_PREFIX):]
+            self.model(tuned, train_seed)      # the tuned model must be one these params train
+            seed = self.P.train_seeds[0] if train_seed is None else train_seed
+            return self.path / "nulls" / f"{NOISE_PREFIX}{tuned.replace('@', 'at')}" / f"seed-{seed}"
         method, _, ckpt = name.partition("@")
         if method not in self.P.posttrain.methods:
             raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "

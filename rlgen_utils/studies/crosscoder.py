@@ -25,7 +25,7 @@ from ..models import loading, pretrain
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
-from ..run.rundir import RunDir
+from ..run.rundir import NOISE_PREFIX, RunDir
 from ..run.session import seed_everything
 from ..world import suite, tasks
 
@@ -191,6 +191,14 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
         lines.append(f"- Read every pair against the identical-copy null: {c['tuned-only']} tuned-only and "
                      f"{c['base-only']} base-only latents appear between the base and an exact copy of itself, so a "
                      f"real pair's count at or below these is not evidence of model-specific latents.")
+    for m in names[1:]:
+        if noise_pair_name(m) in nrn_by_pair and f"base–{m}" in nrn_by_pair:
+            real = latents.nrn_counts(nrn_by_pair[f"base–{m}"], C.nrn_low, C.nrn_high)
+            null = latents.nrn_counts(nrn_by_pair[noise_pair_name(m)], C.nrn_low, C.nrn_high)
+            lines.append(f"- base–{m} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
+                         f"{null['tuned-only']}, base-only {real['base-only']} vs {null['base-only']}, median NRN "
+                         f"{float(nrn_by_pair[f'base–{m}'].median()):.3f} vs "
+                         f"{float(nrn_by_pair[noise_pair_name(m)].median()):.3f}.")
     shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
     W = cc3.W_dec_LMD.detach()
     cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
@@ -215,6 +223,42 @@ def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
     Any latent it calls base-only or tuned-only is produced by the method, not by post-training."""
     return {NULL_PAIR: ensure_crosscoder(P, ("base", "base"), steps=P.crosscoder.pair_steps, source=trio,
                                          tag="null-copy")}
+
+
+def noise_pair_name(tuned: str) -> str:
+    return f"base–noise like {tuned} (null)"
+
+
+def ensure_noise_model(P: Params, tuned: str) -> Path:
+    """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
+    once as a model folder (``noise+<tuned>``; keyed by the post-training stage)."""
+    from ..method.perturb import norm_matched_noise
+    run = RunDir(P)
+    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}"
+    if is_done(out, key):
+        return out
+    base_dir = run.model("base")
+    base, t = loading.load_model(base_dir, P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
+    params = dict(base.named_parameters())              # tied weights once
+    moved = norm_matched_noise({k: v.detach() for k, v in params.items()},
+                               {k: v.detach() for k, v in t.named_parameters()}, seed=P.seed)
+    with torch.no_grad():
+        for k, v in moved.items():
+            params[k].copy_(v)
+    loading.save_model(base, loading.load_tokenizer(base_dir), out)
+    mark_done(out, key, tuned=tuned)
+    return out
+
+
+def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
+    """The random-update null of the pairwise view, per tuned model: a two-model crosscoder over the base and the
+    base moved as far as that model, at random (its own activation collection), trained like the real pairs.
+    Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
+    out = {}
+    for m in trio[1:]:
+        ensure_noise_model(P, m)
+        out[noise_pair_name(m)] = ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps)
+    return out
 
 
 def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
