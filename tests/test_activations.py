@@ -52,6 +52,19 @@ def test_collect_streams_shards_excluding_pad_and_bos(tmp_path):
     assert scale.shape == (2,)
 
 
+def test_held_out_texts_are_split_off_and_a_too_small_split_is_an_error_not_a_hang(tmp_path):
+    a, tok = _tiny(0)
+    activations.collect([a], tok, _texts(40), layer=1, out_dir=tmp_path, batch_size=8, shard_tokens=10_000)
+    store = activations.ActivationStore(tmp_path)
+    docs = store.shard(0)["doc"]
+    held = activations.held_out_doc(docs)
+    assert held.any() and (~held).any() and set(docs[held].tolist()) == {0, 10, 20, 30}
+    n_held = int(held.sum())
+    assert sum(len(x) for x in store.batches(8, split="heldout", epochs=1)) == n_held // 8 * 8
+    with pytest.raises(ValueError, match="heldout split"):
+        next(store.batches(n_held + 1, split="heldout"))
+
+
 def test_collect_resumes_without_recomputing_finished_shards(tmp_path):
     a, tok = _tiny(0)
     texts = _texts(40)

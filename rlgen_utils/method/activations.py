@@ -208,6 +208,7 @@ class ActivationStore:
         g = torch.Generator().manual_seed(seed)
         epoch = 0
         while epoch < epochs:
+            yielded = 0
             for s in torch.randperm(len(index), generator=g).tolist():
                 shard = self.shard(s)
                 x_NMD = (shard["acts_NMD"] * scale_M[None, :, None])[:, cols]
@@ -215,7 +216,11 @@ class ActivationStore:
                     x_NMD = x_NMD[held_out_doc(shard["doc"]) == (split == "heldout")]
                 perm = torch.randperm(x_NMD.shape[0], generator=g)
                 for i in range(0, len(perm) - batch_size + 1, batch_size):
+                    yielded += 1
                     yield x_NMD[perm[i:i + batch_size]]
+            if not yielded:   # else an endless iterator would spin without ever yielding
+                raise ValueError(f"{self.folder}: no shard holds {batch_size} tokens{f' of the {split} split' if split else ''}"
+                                 f" (raise crosscoder.n_texts or lower crosscoder.batch_size)")
             epoch += 1
 
 

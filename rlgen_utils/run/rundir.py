@@ -103,8 +103,8 @@ class RunDir:
     def model(self, name: str, train_seed: int | None = None) -> Path:
         """Folder of a named model: ``base``, a method (its final checkpoint), ``<method>@<k>`` (checkpoint k) or
         ``noise+<model>`` (its random-update null, written by notebook 03), post-trained with ``train_seed``
-        (default the first training seed). A method that these params do not
-        train is a ValueError naming the keys to change."""
+        (default the first training seed). A method that these params do not train is a ValueError naming the
+        keys to change."""
         if name == "base":
             return self.base()
         if name.startswith(NOISE_PREFIX):     # the norm-matched random-update null of a model (notebook 03)
