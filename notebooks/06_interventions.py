@@ -20,20 +20,25 @@
 # out-of-domain gains, and it is **causal** — zeroing it in the RL model undoes the gains, amplifying it in the
 # base model brings them.
 #
-# **Selection.** For each out-of-domain selection family, take the samples where RL answers correctly and the base
-# does not; Score_k = mean over them of f_k^RL − f_k^base with the three-model crosscoder of notebook 03. A model's
-# f_k^m is read from the joint crosscoder with `interventions.encode` (`replicate`: model m's activation in every
-# model slot; `own`: in its own slot only), averaged over `interventions.score_positions` (`prompt`: the question's
-# tokens; `all`: question and RL's answer). Each family keeps the latents above `interventions.fraction` of its
-# maximum; the task-agnostic set is their intersection (`interventions.combine`).
+# **Selection.** For each out-of-domain selection family the pool is split in two halves (seeded): latents are
+# chosen on the first and every edit is tested on the second, so selection and test never share a sample. A
+# model's f_k^m is read from the three-model crosscoder of notebook 03 with `interventions.encode` (`replicate`:
+# model m's activation in every slot; `own`: its own slot only), averaged over `interventions.score_positions`.
+# The paper's Score_k is the mean of f_k^RL − f_k^base on the samples where RL is right and the base wrong; alone it
+# also rewards latents that drift between the models on every prompt. The default rule
+# (`interventions.selection: contrast`) compares it with the same difference on control samples where RL does not
+# win (base-right/RL-wrong and both-right) and keeps a latent when a label-permutation test rejects "no contrast"
+# under Benjamini–Hochberg control (`interventions.fdr`, `interventions.n_perm`); `selection: paper` applies the
+# paper's threshold (`interventions.fraction` of the maximum). The task-agnostic set combines the families' sets
+# (`interventions.combine`, the paper: intersection).
 #
 # **Interventions**, through nnsight during greedy generation at the crosscoder's layer: **disable** multiplies the
 # selected latents by 0 in RL, **amplify** by `interventions.amplify` in the base; the crosscoder's reconstruction
 # error is kept, so only the latents' decoded directions change; on `interventions.edit_positions`.
 #
-# **Controls the paper lacks**: `interventions.n_random` random sets of the same size (alive latents outside the
-# selected set), a dose-response over `interventions.dose`, and the identity check (routing through the crosscoder
-# with nothing changed must leave every generation unchanged).
+# **Controls the paper lacks**: `interventions.n_random` random sets of the same size and firing frequency (alive
+# latents outside the selected set; p can reach 1/(n_random+1)), a dose-response over `interventions.dose`, and
+# the identity check (routing through the crosscoder with nothing changed must leave every generation unchanged).
 
 # %% tags=["parameters"]
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
@@ -47,11 +52,12 @@ from rlgen_utils.viz import plots
 
 P = start(params_path)
 I = P.interventions
-print(f"selection families {study.selection_families(P)}; encode={I.encode}, positions={I.score_positions}, "
-      f"fraction={I.fraction}, combine={I.combine}; edits on {I.edit_positions} positions, amplify ×{I.amplify}")
+print(f"selection families {study.selection_families(P)}; rule={I.selection}, encode={I.encode}, "
+      f"positions={I.score_positions}, combine={I.combine}; edits on {I.edit_positions} positions, "
+      f"amplify ×{I.amplify}; {I.n_random} random sets")
 
 # %% [markdown]
-# ## RL-right / base-wrong samples and each family's latent set
+# ## Selection half: RL-right / base-wrong against control samples, and each family's latent set
 
 # %%
 setup = study.Setup(P)
@@ -60,15 +66,16 @@ sel = study.ensure_selection(P, setup, pool)
 study.set_table(sel)
 
 # %%
-plots.score_curves(sel.scores, I.fraction)
+plots.score_curves(sel.scores, I.fraction if sel.rule == "paper" else None)
 
 # %%
 plots.family_overlap(*study.family_overlap(sel))
 
 # %% [markdown]
 # ## Disable in RL, amplify in the base: the intervention table
-# Accuracy change in points (edited − unedited on the same samples, 95 % paired bootstrap), on the
-# RL-right/base-wrong subsets (`rw:`) and on whole families (`all:`; selection, held-out and in-domain).
+# Accuracy change in points (edited − unedited on the same samples, 95 % paired bootstrap), on the test half's
+# RL-right/base-wrong samples (`rw:`) and on whole families (`all:`; the test half of selection families, held-out
+# and in-domain families).
 
 # %%
 results = study.ensure_conditions(P, setup, pool, sel)
@@ -78,7 +85,7 @@ study.identity_check(results)
 study.effect_table(P, results)
 
 # %% [markdown]
-# ## Against random latent sets of the same size
+# ## Against random latent sets of the same size and firing frequency
 
 # %%
 control = study.random_control(P, results)

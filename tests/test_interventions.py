@@ -124,12 +124,12 @@ def test_random_control_p_value_counts_random_sets_at_least_as_extreme(write_par
                  ("amplify", "rw:cmp", i, True), ("random0-amplify", "rw:cmp", i, False),
                  ("random1-amplify", "rw:cmp", i, False), ("random2-amplify", "rw:cmp", i, i == 0)]
         rows += [(c, "all:cmp", i, True) for c in ("plain-rl", "plain-base", "disable", "amplify")]
-        rows += [(f"random{j}-{k}", "all:cmp", i, True) for j in range(3) for k in ("disable", "amplify")]
     ctl = interventions.random_control(P, _results(rows)).set_index(["intervention", "scope"])
     dis = ctl.loc[("disable", "RL-right/base-wrong")]
     assert dis["selected set"] == -0.5 and dis["p (one-sided)"] == pytest.approx(2 / 4)
     amp = ctl.loc[("amplify", "RL-right/base-wrong")]
     assert amp["selected set"] == 1.0 and amp["p (one-sided)"] == pytest.approx(1 / 4)
+    assert set(ctl.index.get_level_values("scope")) == {"RL-right/base-wrong"}, "random sets run on rw: sets only"
 
 
 def test_identity_check_counts_identical_generations():
@@ -171,3 +171,78 @@ def test_sign_flip_pvalues_are_uniform_under_a_planted_null_and_small_for_a_plan
     assert ((null <= 0.5).float().mean() - 0.5).abs() < 0.1
     assert p[200] <= 1 / 500 + 1e-9, "a large planted effect must reach the smallest attainable p"
     assert latent_edits.sign_flip_pvalues_L(d, n_perm=99).min() >= 1 / 100
+
+
+def test_contrast_permutation_pvalues_are_uniform_under_a_planted_null_and_find_a_planted_contrast():
+    """Target and control samples from the same distribution for 300 latents (the null), and one latent raised on
+    the target samples only. The likely mistakes: a p-value that collapses towards 0 under the null (e.g. a test of
+    the target mean alone, which a model-wide drift passes), or one that cannot reach 1/(n_perm+1)."""
+    g = torch.Generator().manual_seed(0)
+    drift = 0.7                                           # RL − base on every prompt: no contrast
+    t, c = torch.randn(25, 301, generator=g) + drift, torch.randn(40, 301, generator=g) + drift
+    t[:, 300] += 1.5
+    p = latent_edits.permutation_pvalues_L(t, c, n_perm=999, seed=1, chunk=300)
+    null = p[:300]
+    assert ((null <= 0.05).float().mean() - 0.05).abs() < 0.035
+    assert ((null <= 0.5).float().mean() - 0.5).abs() < 0.1
+    assert p[300] == pytest.approx(1 / 1000), "a large planted contrast reaches the smallest attainable p"
+    assert latent_edits.sign_flip_pvalues_L(t - 0, n_perm=99)[:300].median() < 0.05, \
+        "the drift alone fools a test of the target mean: why the contrast is needed"
+    assert torch.allclose(latent_edits.contrast_L(t, c), t.mean(0) - c.mean(0))
+
+
+def test_permutation_pvalues_do_not_depend_on_the_chunking():
+    g = torch.Generator().manual_seed(3)
+    t, c = torch.randn(6, 5, generator=g), torch.randn(9, 5, generator=g)
+    a = latent_edits.permutation_pvalues_L(t, c, n_perm=500, seed=2, chunk=500)
+    b = latent_edits.permutation_pvalues_L(t, c, n_perm=500, seed=2, chunk=500)
+    assert torch.equal(a, b)
+    assert latent_edits.permutation_pvalues_L(t, c[:0], n_perm=50).eq(1).all(), "no control: nothing testable"
+
+
+def test_bh_keeps_the_step_up_set_and_only_latents_it_is_asked_about():
+    p = torch.tensor([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # BH at q=0.05, m=10: thresholds 0.005, 0.01, 0.015, ...; the largest r with p_(r) <= q r/m is 2
+    assert latent_edits.bh_mask(p, 0.05).nonzero().flatten().tolist() == [0, 1]
+    among = torch.ones(10, dtype=torch.bool)
+    among[0] = False
+    assert latent_edits.bh_mask(p, 0.05, among).nonzero().flatten().tolist() == [], \
+        "latent 0 is not among the tested ones, and with m=9 p=0.008 > 0.05/9"
+    assert not latent_edits.bh_mask(torch.full((5,), 0.9), 0.05).any()
+    assert latent_edits.bh_reachable(39999, 0.05, 1024) and not latent_edits.bh_reachable(999, 0.05, 1024)
+
+
+def test_frequency_matched_sets_fire_as_often_as_the_selected_latents():
+    freq = torch.linspace(0, 1, 200)
+    alive = list(range(200))
+    chosen = [195, 196, 197, 198, 199]                  # the most frequent latents
+    sets = latent_edits.frequency_matched_sets(freq, chosen, alive, 100, seed=0)
+    assert len(sets) == 100 and all(len(s) == 5 and not set(chosen) & set(s) for s in sets)
+    assert min(freq[s].mean() for s in sets) > 0.85, "random sets from the same frequency bin, not from all latents"
+    assert sets == latent_edits.frequency_matched_sets(freq, chosen, alive, 100, seed=0)
+    assert len({tuple(s) for s in sets}) > 50
+    assert latent_edits.frequency_matched_sets(freq, [], alive, 3, seed=0) == [[], [], []]
+
+
+def test_selection_and_test_halves_partition_each_pool_and_depend_on_the_seed(write_params):
+    P = config.load_params(write_params())
+    a, b = interventions.halves(P, "cmp", range(40))
+    assert a | b == set(range(40)) and not a & b and len(a) == 20
+    assert interventions.halves(P, "cmp", range(40)) == (a, b)
+    assert interventions.halves(P, "clock", range(40))[0] != a, "each family gets its own split"
+
+
+def test_contrast_selection_keeps_a_planted_rl_latent_and_rejects_a_model_wide_drift(write_params):
+    """Latent 3 is raised in RL only where RL wins; latent 5 differs between RL and base on every sample (drift)."""
+    P = config.load_params(write_params({"interventions": {"n_perm": 1999}}))
+    g = torch.Generator().manual_seed(0)
+    t, c = torch.randn(30, 8, generator=g) * 0.1, torch.randn(50, 8, generator=g) * 0.1
+    t[:, 3] += 1.0
+    t[:, 5] += 2.0
+    c[:, 5] += 2.0
+    alive = torch.ones(8, dtype=torch.bool)
+    score, p, kept = interventions.family_selection(P, t, c, alive, seed=0)
+    assert kept == {3}
+    paper = config.load_params(write_params({"interventions": {"selection": "paper", "fraction": 0.2}}))
+    _, p_none, kept_paper = interventions.family_selection(paper, t, c, alive, seed=0)
+    assert p_none is None and {3, 5} <= kept_paper, "the paper's Score_k keeps the drifting latent too"

@@ -160,12 +160,59 @@ def test_interventions_notebook_runs_every_condition_and_the_identity_holds(smok
     P, _ = smoke_run
     executed = json.loads((P.run_dir / "notebooks" / "06_interventions.ipynb").read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    sel = study.FeatureSelection.from_json(json.loads((study.study_dir(P) / "selection.json").read_text()))
+    for fam, g in sel.groups.items():
+        assert not set(g["target"]) & set(g["test"]), f"{fam}: selection and test halves share samples"
     conditions = {p.stem for p in (study.study_dir(P) / "conditions").glob("*.parquet")}
-    assert {"plain-base", "plain-rl", "identity-base", "identity-rl", "disable", "amplify"} <= conditions
-    assert {f"random{i}-{k}" for i in range(P.interventions.n_random) for k in ("disable", "amplify")} <= conditions
+    assert {"plain-base", "plain-rl", "identity-base", "identity-rl"} <= conditions
+    if not sel.selected:
+        assert conditions == {"plain-base", "plain-rl", "identity-base", "identity-rl"}, \
+            "with nothing selected every edit is the identity: none is run"
     results = pd.concat([pd.read_parquet(p) for p in (study.study_dir(P) / "conditions").glob("*.parquet")])
     ident = study.identity_check(results)
     assert (ident.identical == ident.generations).all()
+
+
+def test_every_edit_condition_runs_on_a_given_selection(smoke_run):
+    """The smoke models answer (almost) nothing, so their selection is empty; a hand-made selection of two alive
+    latents, with a few pool samples as the test half's RL-right/base-wrong set, drives every edit condition,
+    the random-set control and the dose-response through the same functions the notebook calls."""
+    from rlgen_utils.studies import interventions as study
+    P, _ = smoke_run
+    I = P.interventions.model_copy(update={"n_random": 2, "dose": [0.0, 2.0], "n_eval": 4})
+    P2 = P.model_copy(update={"interventions": I})
+    setup, pool = study.Setup(P2), study.ensure_pool(P2)
+    fam = study.selection_families(P2)[0]
+    groups = {fam: {"target": [], "control": [], "test": [0, 1, 2], "test_all": [0, 1, 2, 3]}}
+    firing = [0.5] * setup.cc.cfg.n_latents
+    sel = study.FeatureSelection(groups=groups, scores={}, pvalues={}, sets={fam: setup.alive[:2]},
+                                 selected=setup.alive[:2], firing=firing, n_alive=len(setup.alive), rule="contrast")
+    results = study.ensure_conditions(P2, setup, pool, sel)
+    expected = {"plain-base", "plain-rl", "identity-base", "identity-rl", "disable", "amplify", "random0-disable",
+                "random1-amplify", "dose0-base", "dose2-rl"}
+    assert expected <= set(results.condition)
+    assert set(results[results.condition == "random0-disable"].set) == {f"rw:{fam}"}, "random sets run on rw: only"
+    assert len(study.effect_table(P2, results)) >= 1
+    control = study.random_control(P2, results)
+    assert list(control.intervention) == ["disable", "amplify"] and len(control.random.iloc[0]) == 2
+    assert len(study.dose_response(P2, results)) == 2 * 2 * 3
+    assert "causal beyond random sets" in study.findings(P2, sel, control, study.identity_check(results))
+
+
+def test_contrast_selection_runs_on_the_smoke_models(smoke_run):
+    """The default rule on the smoke run: a selection file with the contrast rule and its groups, and findings
+    that state the detection limit (199 permutations cannot pass BH over the smoke dictionary)."""
+    from rlgen_utils.studies import interventions as study
+    P, _ = smoke_run
+    P2 = P.model_copy(update={"interventions": P.interventions.model_copy(update={"selection": "contrast",
+                                                                                  "n_perm": 199})})
+    setup = study.Setup(P2)
+    sel = study.ensure_selection(P2, setup, study.ensure_pool(P2))
+    assert sel.rule == "contrast" and set(sel.pvalues) == set(sel.scores) and set(sel.groups)
+    for fam, kept in sel.sets.items():
+        p, score = torch.tensor(sel.pvalues[fam]), torch.tensor(sel.scores[fam])
+        assert ((p > 0) & (p <= 1)).all() and (score[kept] > 0).all()
+    assert "not reachable" in study.selection_power(P2, sel)
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):

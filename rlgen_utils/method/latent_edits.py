@@ -7,8 +7,14 @@ about as well as the joint code (FVU 0.015 vs 0.013); ``encode="own"`` gives the
 encoder blocks then contribute nothing; FVU ≈ 0.44 there). Both are offered; the notebook states which is used.
 
 **Score and selection.** Score_k = mean over a family's RL-right/base-wrong samples of (f_k^RL − f_k^base), each
-f averaged over the chosen token positions of the sample. A family keeps latents with Score_k > ``fraction`` ×
-its maximum; the task-agnostic set is the intersection over families (:func:`select_sets`).
+f averaged over the chosen token positions of the sample. The paper keeps latents with Score_k > ``fraction`` ×
+the family's maximum (:func:`family_set`). Score_k alone also rewards latents that drift between the models on
+*every* prompt, so the default selection is a **contrast**: the same difference on RL-right/base-wrong samples
+minus its mean on control samples where RL does not win (base-right/RL-wrong and both-right) (:func:`contrast_L`),
+kept where a label-permutation test (:func:`permutation_pvalues_L`) rejects "no contrast" under Benjamini–Hochberg
+control of the false discovery rate (:func:`bh_mask`). The task-agnostic set is the intersection over families
+(:func:`select_sets`). Random control sets are matched to the selected latents' firing frequency
+(:func:`frequency_matched_sets`), since frequent latents move generations more than rare ones.
 
 **The edit.** At the crosscoder's layer, with x = scale_m · h (the activation normalisation of notebook 03) and
 f = encode(x), the edited stream is ``h + (decode(f')[m] − decode(f)[m]) / scale_m`` where f' multiplies the
@@ -68,6 +74,82 @@ def sign_flip_pvalues_L(d_NL: torch.Tensor, n_perm: int = 999, seed: int = 0) ->
     signs_XN = torch.randint(0, 2, (n_perm, n), generator=g).to(d_NL.dtype) * 2 - 1
     flipped_XL = signs_XN @ d_NL / n
     return (1 + (flipped_XL >= observed_L[None, :] - 1e-12).sum(0)) / (n_perm + 1)
+
+
+def contrast_L(d_target_NL: torch.Tensor, d_control_KL: torch.Tensor) -> torch.Tensor:
+    """Mean paired difference (f^RL − f^base) on the target samples minus its mean on the control samples."""
+    return d_target_NL.mean(0) - d_control_KL.mean(0)
+
+
+def permutation_pvalues_L(d_target_NL: torch.Tensor, d_control_KL: torch.Tensor, n_perm: int = 999,
+                          seed: int = 0, chunk: int = 2000) -> torch.Tensor:
+    """One-sided p-value per latent that :func:`contrast_L` is above zero, by permuting the target/control labels
+    over the pooled samples (exchangeable under the null that the difference does not depend on the label).
+    p = (1 + #{permuted contrasts ≥ observed}) / (n_perm + 1): at least 1 / (n_perm + 1), uniform under the null.
+    With Benjamini–Hochberg over m latents a single latent can only be kept if 1 / (n_perm + 1) ≤ q / m, so
+    ``n_perm`` must grow with the dictionary (:func:`bh_reachable`)."""
+    n, k = d_target_NL.shape[0], d_control_KL.shape[0]
+    if n == 0 or k == 0:
+        return torch.ones(d_target_NL.shape[1])
+    pooled_SL = torch.cat([d_target_NL, d_control_KL]).double()
+    g = torch.Generator().manual_seed(seed)
+    total_L = pooled_SL.sum(0)
+    observed_L = contrast_L(d_target_NL.double(), d_control_KL.double())
+    extreme_L = torch.zeros(pooled_SL.shape[1], dtype=torch.long)
+    for start in range(0, n_perm, chunk):                     # chunks bound the [X, L] memory
+        x = min(chunk, n_perm - start)
+        order_XS = torch.argsort(torch.rand(x, n + k, generator=g), dim=1)
+        in_target_XL = (order_XS < n).double() @ pooled_SL   # each row: a random n-subset labelled "target"
+        perm_XL = in_target_XL / n - (total_L[None] - in_target_XL) / k
+        extreme_L += (perm_XL >= observed_L[None] - 1e-12).sum(0)
+    return ((1 + extreme_L) / (n_perm + 1)).float()
+
+
+def bh_mask(p_L: torch.Tensor, q: float, among: torch.Tensor | None = None) -> torch.Tensor:
+    """Benjamini–Hochberg at false-discovery rate ``q`` over the latents in ``among`` (default all): the largest r
+    with p_(r) ≤ q·r/m, and every latent with p ≤ p_(r)."""
+    among = torch.ones_like(p_L, dtype=torch.bool) if among is None else among
+    p = p_L[among]
+    m = p.numel()
+    if m == 0:
+        return torch.zeros_like(among)
+    ranked = torch.sort(p).values
+    ok = ranked <= q * torch.arange(1, m + 1, dtype=p.dtype) / m
+    if not bool(ok.any()):
+        return torch.zeros_like(among)
+    cut = ranked[int(torch.nonzero(ok).max())]
+    return among & (p_L <= cut)
+
+
+def bh_reachable(n_perm: int, q: float, m: int) -> bool:
+    """Whether a single latent can pass Benjamini–Hochberg at ``q`` over ``m`` latents with ``n_perm``
+    permutations (its smallest attainable p, 1 / (n_perm + 1), at most q / m)."""
+    return 1 / (n_perm + 1) <= q / max(m, 1)
+
+
+def frequency_matched_sets(freq_L: torch.Tensor, chosen: list[int], alive: list[int], n: int, seed: int,
+                           n_bins: int = 10) -> list[list[int]]:
+    """``n`` random sets, each holding for every chosen latent one alive, unchosen latent from the same firing-
+    frequency quantile bin (bins over the alive latents; a bin with too few candidates borrows from its
+    neighbours), so a random set fires as often as the selected one."""
+    cand = np.array(sorted(set(alive) - set(chosen)))
+    if not chosen or cand.size == 0:
+        return [[] for _ in range(n)]
+    f = freq_L.detach().double().numpy()
+    edges = np.quantile(f[np.array(alive)], np.linspace(0, 1, n_bins + 1)[1:-1])
+    bin_of = np.searchsorted(edges, f, side="right")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        taken: set[int] = set()
+        for c in chosen:
+            for width in range(n_bins):
+                near = cand[(np.abs(bin_of[cand] - bin_of[c]) <= width) & ~np.isin(cand, list(taken))]
+                if near.size:
+                    taken.add(int(rng.choice(near)))
+                    break
+        out.append(sorted(taken))
+    return out
 
 
 def family_set(score: torch.Tensor, fraction: float) -> set[int]:

@@ -267,7 +267,18 @@ class InterventionsCfg(Strict):
     families: list[str] | None = Field(default=None, description="selection families; null = every ood_select family")
     pool_per_family: int = Field(default=1000, ge=1, description="test prompts per selection family searched for "
                                                          "RL-right/base-wrong samples")
-    fraction: float = Field(default=0.2, gt=0, lt=1, description="keep latents above this share of a family's max Score")
+    selection: Literal["contrast", "paper"] = Field(default="contrast", description="contrast: RL-right/base-wrong "
+                                                    "against base-right/RL-wrong and both-right samples, kept by a "
+                                                    "permutation test; paper: Score_k above `fraction` of its maximum")
+    fraction: float = Field(default=0.2, gt=0, lt=1, description="paper selection: keep latents above this share "
+                                                               "of a family's max Score")
+    fdr: float = Field(default=0.05, gt=0, lt=1, description="contrast selection: Benjamini–Hochberg false-discovery "
+                                                            "rate over the alive latents")
+    n_control: int = Field(default=100, ge=1, description="contrast selection: at most this many control samples "
+                                                         "per family (a seeded subset of the selection half's)")
+    n_perm: int = Field(default=39999, ge=19, description="label permutations per family (smallest p "
+                                                         "1/(n_perm+1); one latent of m passes BH only if that is "
+                                                         "≤ fdr/m)")
     encode: Literal["replicate", "own"] = Field(default="replicate", description="how f_k^m is read from the joint "
                                                 "crosscoder: model m's activation in every slot, or in its own")
     score_positions: Literal["prompt", "all"] = Field(default="prompt", description="tokens averaged for f_k^m: the "
@@ -279,7 +290,9 @@ class InterventionsCfg(Strict):
     amplify: float = Field(default=4.0, gt=1, description="factor on the selected latents in the base model")
     dose: list[float] = Field(default=[0.0, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=2,
                               description="factors of the dose-response curve")
-    n_random: int = Field(default=10, ge=2, description="random latent sets of the same size (the control)")
+    n_random: int = Field(default=100, ge=2, description="random latent sets of the same size and firing frequency "
+                                                        "(the control; p can reach 1/(n_random+1))")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="level of the random-set test of the causal claim")
     n_eval: int = Field(default=100, ge=1, description="prompts per family for whole-family evaluation")
     n_boot: int = Field(default=1000, ge=10)
 

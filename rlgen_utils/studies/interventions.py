@@ -10,12 +10,15 @@ Each file is written atomically with the key in its metadata, so a re-run loads 
 what is missing (a killed run resumes at the next condition).
 
 **Samples.** For each selection family, base and RL answer ``pool_per_family`` test prompts (the evaluation's
-greedy decoding); the RL-right/base-wrong samples are where Score_k is measured and where the interventions are
-first evaluated. Whole-family, held-out and in-domain evaluation use the first ``n_eval`` prompts of each family.
+greedy decoding). The pool is split in two halves by a seeded shuffle (:func:`halves`): latents are **selected on
+the first half** (RL-right/base-wrong samples against the control samples, base-right/RL-wrong and both-right) and
+every edit is **evaluated on the second**: its RL-right/base-wrong samples (``rw:``) and, for the selection
+families, its first ``n_eval`` prompts (``all:``); held-out and in-domain families use their first ``n_eval``.
 
 **Conditions.** ``plain`` (no edit), ``identity`` (routed through the crosscoder, nothing changed), ``disable``
 (selected latents × 0 in RL), ``amplify`` (× ``amplify`` in the base), the same two with ``n_random`` random sets
-of the same size drawn from alive latents outside the selected set, and the dose-response over ``dose`` factors.
+of the same size and firing frequency drawn from alive latents outside the selected set (on the ``rw:`` sets, where
+the causal claim is tested), and the dose-response over ``dose`` factors.
 """
 from __future__ import annotations
 
@@ -62,9 +65,32 @@ selection_families, pool_families, ensure_pool = (evaluate.selection_families, e
                                                   evaluate.ensure_pool)
 
 
-def right_wrong(P: Params, pool: pd.DataFrame) -> dict[str, list[int]]:
-    """Per selection family, the pool samples RL answers correctly and the base does not."""
-    return {fam: sets["rl_right_base_wrong"] for fam, sets in evaluate.pool_contrasts(P, pool).items()}
+def halves(P: Params, family: str, samples) -> tuple[set[int], set[int]]:
+    """The (selection, test) halves of a family's pool samples: a shuffle seeded by the run seed and the family."""
+    ids = sorted(int(i) for i in samples)
+    rng = np.random.default_rng([P.seed, *family.encode()])
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    return set(order[: len(ids) // 2]), set(order[len(ids) // 2:])
+
+
+CONTROL = ("base_right_rl_wrong", "both_right")
+
+
+def sample_groups(P: Params, pool: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
+    """Per selection family: RL-right/base-wrong samples of the selection half (``target``), control samples of
+    the selection half (``control``: base-right/RL-wrong and both-right, at most ``interventions.n_control`` of
+    them), RL-right/base-wrong samples of the test half (``test``) and the whole test half (``test_all``)."""
+    out = {}
+    for fam, sets in evaluate.pool_contrasts(P, pool).items():
+        select, test = halves(P, fam, pool[pool.family == fam]["sample"].unique())
+        rw, ctrl = set(sets["rl_right_base_wrong"]), set().union(*(sets[c] for c in CONTROL))
+        control = sorted(ctrl & select)
+        if len(control) > P.interventions.n_control:      # a seeded subset bounds the encoding cost
+            rng = np.random.default_rng([P.seed, 1, *fam.encode()])
+            control = sorted(rng.choice(control, P.interventions.n_control, replace=False).tolist())
+        out[fam] = {"target": sorted(rw & select), "control": control, "test": sorted(rw & test),
+                    "test_all": sorted(test)}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -120,9 +146,10 @@ class Setup:
 
 
 # ------------------------------------------------------------------------------------------------ scores
-def mean_latents(setup: Setup, b: Bundle, texts: list[str]) -> torch.Tensor:
-    """``[N, L]``: each text's latents (model ``b``) averaged over its real tokens."""
-    rows = []
+def mean_latents(setup: Setup, b: Bundle, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([N, L], [N, L])``: each text's latents (model ``b``) averaged over its real tokens, and the share of
+    those tokens on which each latent fires."""
+    rows, fires = [], []
     for t in texts:
         enc = b.tok(t, return_tensors="pt")
         keep = activations.keep_mask_BT(enc["input_ids"], enc["attention_mask"], b.tok)[0]
@@ -130,7 +157,18 @@ def mean_latents(setup: Setup, b: Bundle, texts: list[str]) -> torch.Tensor:
         with torch.no_grad():
             f = latent_edits.latents_of(setup.cc, h[keep].float() * b.scale, b.slot, setup.P.interventions.encode)
         rows.append(f.mean(0))
-    return torch.stack(rows) if rows else torch.zeros(0, setup.cc.cfg.n_latents)
+        fires.append((f > 0).float().mean(0))
+    if not rows:
+        empty = torch.zeros(0, setup.cc.cfg.n_latents)
+        return empty, empty
+    return torch.stack(rows), torch.stack(fires)
+
+
+def differences(P: Params, setup: Setup, pool: pd.DataFrame, fam: str, ids: list[int]):
+    """``(d_NL, firing_NL)``: per sample f^RL − f^base (position-averaged) and both models' firing shares."""
+    texts = score_texts(P, pool, fam, ids)
+    (rl, fire_rl), (base, fire_base) = mean_latents(setup, setup.rl, texts), mean_latents(setup, setup.base, texts)
+    return rl - base, (fire_rl + fire_base) / 2
 
 
 def score_texts(P: Params, pool: pd.DataFrame, fam: str, ids: list[int]) -> list[str]:
@@ -142,38 +180,68 @@ def score_texts(P: Params, pool: pd.DataFrame, fam: str, ids: list[int]) -> list
 
 @dataclass(frozen=True)
 class FeatureSelection:
-    """Study A §A4's result: per selection family its RL-right/base-wrong samples, Score_k of every latent (families
-    with enough samples) and the latents kept; the task-agnostic set; how many latents were alive."""
-    right_wrong: dict[str, list[int]]
+    """Study A §A4's result. Per selection family: its sample groups (:func:`sample_groups`; selection on
+    ``target`` vs ``control``, edits tested on ``test``), the score of every latent (the contrast, or the paper's
+    Score_k), its permutation p-value (contrast selection) and the latents kept; the task-agnostic set; each latent's
+    firing share on the scored samples; how many latents were alive; the selection rule used."""
+    groups: dict[str, dict[str, list[int]]]
     scores: dict[str, list[float]]
+    pvalues: dict[str, list[float]]
     sets: dict[str, list[int]]
     selected: list[int]
+    firing: list[float]
     n_alive: int
+    rule: str
+
+    @property
+    def right_wrong(self) -> dict[str, list[int]]:
+        """Per family, the RL-right/base-wrong samples of the test half (where edits are evaluated)."""
+        return {f: g["test"] for f, g in self.groups.items()}
 
     @classmethod
     def from_json(cls, d: dict) -> FeatureSelection:
-        return cls(right_wrong=d["right_wrong"], scores=d["scores"], sets=d["sets"], selected=d["selected"],
-                   n_alive=d["n_alive"])
+        return cls(**{k: d[k] for k in ("groups", "scores", "pvalues", "sets", "selected", "firing", "n_alive",
+                                        "rule")})
+
+
+def family_selection(P: Params, d_target_NL: torch.Tensor, d_control_KL: torch.Tensor, alive_L: torch.Tensor,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor | None, set[int]]:
+    """One family's (scores, p-values or None, kept latents) under ``interventions.selection``."""
+    I = P.interventions
+    if I.selection == "paper":
+        score = d_target_NL.mean(0)                                  # Score_k: the mean of f^RL − f^base
+        return score, None, latent_edits.family_set(torch.where(alive_L, score, 0.0), I.fraction)
+    score = latent_edits.contrast_L(d_target_NL, d_control_KL)
+    p = latent_edits.permutation_pvalues_L(d_target_NL, d_control_KL, I.n_perm, seed)
+    keep = latent_edits.bh_mask(p, I.fdr, alive_L) & (score > 0)
+    return score, p, set(torch.nonzero(keep).flatten().tolist())
 
 
 def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSelection:
-    """Score_k per family, the per-family sets and the task-agnostic set (cached JSON; a fresh result is read back
-    from its file, so a first run and a re-run see the families in the same order)."""
+    """Scores, per-family sets and the task-agnostic set, on the selection half (cached JSON; a fresh result is
+    read back from its file, so a first run and a re-run see the families in the same order)."""
     path = study_dir(P) / "selection.json"
     if path.is_file():
         return FeatureSelection.from_json(read_json(path))
-    I, rw = P.interventions, right_wrong(P, pool)
-    scores = {}
-    for fam, ids in progress(rw.items(), desc="scores"):
-        if len(ids) >= I.min_samples:
-            texts = score_texts(P, pool, fam, ids)
-            scores[fam] = latent_edits.score_L(mean_latents(setup, setup.rl, texts),
-                                                mean_latents(setup, setup.base, texts))
-    sets, common = latent_edits.select_sets(scores, I.fraction)
-    chosen = common if I.combine == "intersection" else set().union(*sets.values())
-    sel = {"right_wrong": rw, "scores": {f: s.tolist() for f, s in scores.items()},
-           "sets": {f: sorted(s) for f, s in sets.items()}, "selected": sorted(chosen),
-           "n_alive": len(setup.alive)}
+    I, groups = P.interventions, sample_groups(P, pool)
+    alive_L = crosscoder.alive(setup.cc)
+    scores, pvalues, sets, fire_sum, n_fire = {}, {}, {}, torch.zeros(setup.cc.cfg.n_latents), 0
+    for i, (fam, g) in enumerate(progress(groups.items(), desc="scores")):
+        need_control = I.selection == "contrast"
+        if len(g["target"]) < I.min_samples or (need_control and len(g["control"]) < I.min_samples):
+            continue
+        d_t, fire_t = differences(P, setup, pool, fam, g["target"])
+        d_c, fire_c = differences(P, setup, pool, fam, g["control"]) if need_control else (d_t[:0], fire_t[:0])
+        score, p, kept = family_selection(P, d_t, d_c, alive_L, P.seed + i)
+        scores[fam], sets[fam] = score.tolist(), sorted(kept)
+        if p is not None:
+            pvalues[fam] = p.tolist()
+        fire_sum += torch.cat([fire_t, fire_c]).sum(0)
+        n_fire += len(fire_t) + len(fire_c)
+    common = set.intersection(*(set(v) for v in sets.values())) if sets else set()
+    chosen = common if I.combine == "intersection" else set().union(*(set(v) for v in sets.values()))
+    sel = {"groups": groups, "scores": scores, "pvalues": pvalues, "sets": sets, "selected": sorted(chosen),
+           "firing": (fire_sum / max(n_fire, 1)).tolist(), "n_alive": len(setup.alive), "rule": I.selection}
     write_json(path, {**sel, "provenance": provenance()})
     return FeatureSelection.from_json(read_json(path))
 
@@ -190,8 +258,8 @@ class EvalSet:
 
 
 def eval_sets(P: Params, pool: pd.DataFrame, sel: FeatureSelection, which: str = "all") -> list[EvalSet]:
-    """RL-right/base-wrong subsets (``rw:``), and with ``which="all"`` the first ``n_eval`` prompts of every
-    selection, held-out and in-domain family (``all:``)."""
+    """RL-right/base-wrong samples of the test half (``rw:``), and with ``which="all"`` the first ``n_eval``
+    prompts of every family (``all:``): of the test half for selection families, of the family otherwise."""
     fams, n = pool_families(P), P.interventions.n_eval
     rl = pool[pool.method == P.crosscoder.rl_method].set_index(["family", "sample"])
     out = []
@@ -204,9 +272,10 @@ def eval_sets(P: Params, pool: pd.DataFrame, sel: FeatureSelection, which: str =
         keep = set(selection_families(P))
         for fam, f in fams.items():
             if fam in keep or f.role != "ood_select":
-                ex = f.examples[:n]
+                ids = sel.groups[fam]["test_all"][:n] if fam in sel.groups else list(range(min(n, len(f.examples))))
+                ex = [f.examples[i] for i in ids]
                 out.append(EvalSet(f"all:{fam}", fam, f.role, tuple(e.prompt for e in ex),
-                                   tuple(e.answer for e in ex), tuple(range(len(ex)))))
+                                   tuple(e.answer for e in ex), tuple(ids)))
     return out
 
 
@@ -225,7 +294,8 @@ def run_condition(P: Params, setup: Setup, b: Bundle, edit, sets: list[EvalSet],
         rows += [{"condition": name, "model": b.name, "set": s.name, "family": s.family, "role": s.role,
                   "sample": i, "completion": c, "correct": fam.verify(c, a)}
                  for i, c, a in zip(s.samples, comps, s.answers)]
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=["condition", "model", "set", "family", "role", "sample", "completion",
+                                     "correct"])
     write_parquet(df, path, k)
     return df
 
@@ -248,17 +318,27 @@ def ensure_conditions(P: Params, setup: Setup, pool: pd.DataFrame, sel: FeatureS
     full, control = eval_sets(P, pool, sel, "all"), _control_sets(P, pool, sel)
     jobs = [("plain-base", setup.base, None, full), ("plain-rl", setup.rl, None, full),
             ("identity-base", setup.base, setup.edit(setup.base, chosen, 1.0), full),
-            ("identity-rl", setup.rl, setup.edit(setup.rl, chosen, 1.0), full),
-            ("disable", setup.rl, setup.edit(setup.rl, chosen, 0.0), full),
-            ("amplify", setup.base, setup.edit(setup.base, chosen, I.amplify), full)]
-    for i, latents in enumerate(latent_edits.random_sets(setup.alive, len(chosen), I.n_random, P.seed, set(chosen))):
-        jobs += [(f"random{i}-disable", setup.rl, setup.edit(setup.rl, latents, 0.0), control),
-                 (f"random{i}-amplify", setup.base, setup.edit(setup.base, latents, I.amplify), control)]
+            ("identity-rl", setup.rl, setup.edit(setup.rl, chosen, 1.0), full)]
+    if not chosen:      # every edit of an empty set is the identity: nothing more to run
+        return pd.concat([run_condition(P, setup, b, e, sets, name) for name, b, e, sets in
+                          progress(jobs, desc="conditions")], ignore_index=True)
+    jobs += [("disable", setup.rl, setup.edit(setup.rl, chosen, 0.0), full),
+             ("amplify", setup.base, setup.edit(setup.base, chosen, I.amplify), full)]
+    rw = [s for s in full if s.role == "rw"]
+    for i, latents in enumerate(random_sets(P, setup, sel)):
+        jobs += [(f"random{i}-disable", setup.rl, setup.edit(setup.rl, latents, 0.0), rw),
+                 (f"random{i}-amplify", setup.base, setup.edit(setup.base, latents, I.amplify), rw)]
     for d in I.dose:
         jobs += [(f"dose{d:g}-base", setup.base, setup.edit(setup.base, chosen, d), control),
                  (f"dose{d:g}-rl", setup.rl, setup.edit(setup.rl, chosen, d), control)]
     parts = [run_condition(P, setup, b, e, sets, name) for name, b, e, sets in progress(jobs, desc="conditions")]
     return pd.concat(parts, ignore_index=True)
+
+
+def random_sets(P: Params, setup: Setup, sel: FeatureSelection) -> list[list[int]]:
+    """The ``n_random`` control sets: alive latents outside the selected set, matched to it in firing frequency."""
+    return latent_edits.frequency_matched_sets(torch.tensor(sel.firing), sel.selected, setup.alive,
+                                               P.interventions.n_random, P.seed)
 
 
 def _control_sets(P: Params, pool: pd.DataFrame, sel) -> list[EvalSet]:
@@ -292,6 +372,8 @@ def effect_table(P: Params, results: pd.DataFrame) -> pd.DataFrame:
     """The paper's intervention table: accuracy change (points, 95 % paired bootstrap) per evaluation set."""
 
     rows = []
+    if "disable" not in set(results.condition):          # nothing selected: no edit was run
+        return pd.DataFrame(columns=["set", "n"]).set_index("set")
     for set_name in results[results.condition == "disable"].set.unique():
         row = {"set": set_name}
         for cond, ref, label in (("disable", "plain-rl", "disable in RL"), ("amplify", "plain-base", "amplify in base")):
@@ -319,13 +401,16 @@ def pooled_effect(wide: pd.DataFrame, cond: str, ref: str, sets: list[str]) -> f
 
 
 def random_control(P: Params, results: pd.DataFrame) -> pd.DataFrame:
-    """Selected set vs the random sets: pooled effects on RL-right/base-wrong samples and whole selection
-    families, with the selected set's empirical p-value (one-sided, in the expected direction)."""
+    """Selected set vs the random sets: pooled effects on the test half's RL-right/base-wrong samples, with the
+    selected set's empirical p-value (one-sided, in the expected direction; smallest 1/(n_random+1))."""
 
-    wide, fams = correct_wide(results), selection_families(P)
+    columns = ["intervention", "scope", "selected set", "random mean", "random min", "random max", "p (one-sided)",
+               "random"]
+    if "disable" not in set(results.condition):          # nothing selected: no edit was run
+        return pd.DataFrame(columns=columns)
+    wide = correct_wide(results)
     all_sets = wide.index.get_level_values("set").unique()
-    scopes = (("RL-right/base-wrong", [s for s in all_sets if s.startswith("rw:")]),
-              ("selection families", [f"all:{f}" for f in fams]))
+    scopes = (("RL-right/base-wrong", [s for s in all_sets if s.startswith("rw:")]),)
     rows = []
     for kind, ref, sign in (("disable", "plain-rl", -1), ("amplify", "plain-base", 1)):
         for scope, sets in scopes:
@@ -348,6 +433,8 @@ def dose_response(P: Params, results: pd.DataFrame) -> pd.DataFrame:
     indom = f"all:{suite.in_domain_family(P)}"
     sel_sets = [f"all:{f}" for f in selection_families(P)]
     rows = []
+    if not results.condition.str.startswith("dose").any():   # nothing selected: no edit was run
+        return pd.DataFrame(columns=["factor", "model", "scope", "accuracy", "lo", "hi", "n"])
     for d in P.interventions.dose:
         for model_key in ("base", "rl"):
             r = results[results.condition == f"dose{d:g}-{model_key}"]
@@ -362,10 +449,14 @@ def dose_response(P: Params, results: pd.DataFrame) -> pd.DataFrame:
 
 def set_table(sel: FeatureSelection) -> pd.DataFrame:
 
-    rows = [{"family": f, "RL-right/base-wrong": len(sel.right_wrong[f]),
-             "set size": len(sel.sets.get(f, [])) if f in sel.sets else None,
-             "max Score": max(sel.scores[f]) if f in sel.scores else None}
-            for f in sel.right_wrong]
+    """Per family: the selection half's target and control counts, the test half's RL-right/base-wrong count,
+    the set size and the best score and p-value."""
+    rows = [{"family": f, "select: RL-right/base-wrong": len(g["target"]), "select: control": len(g["control"]),
+             "test: RL-right/base-wrong": len(g["test"]),
+             "set size": len(sel.sets[f]) if f in sel.sets else None,
+             "max score": max(sel.scores[f]) if f in sel.scores else None,
+             "min p": min(sel.pvalues[f]) if f in sel.pvalues else None}
+            for f, g in sel.groups.items()]
     return pd.DataFrame(rows).set_index("family")
 
 
@@ -382,34 +473,56 @@ def mean_overlap(sel: FeatureSelection) -> float:
     return float(off.mean()) if off.size else float("nan")
 
 
+def selection_power(P: Params, sel: FeatureSelection) -> str:
+    """What the selection could detect: samples per family and whether one latent can pass the BH cut."""
+    I, m = P.interventions, sel.n_alive
+    if sel.rule == "paper":
+        return (f"paper rule (Score_k > {I.fraction:g} × the family's maximum on the selection half; no null: every "
+                f"family with a positive maximum keeps latents)")
+    reach = latent_edits.bh_reachable(I.n_perm, I.fdr, m)
+    return (f"contrast rule: permutation test ({I.n_perm} label permutations, smallest p {1 / (I.n_perm + 1):.1g}) "
+            f"with Benjamini–Hochberg at FDR {I.fdr:g} over {m} alive latents (one latent alone needs p ≤ "
+            f"{I.fdr / max(m, 1):.1g}: {'reachable' if reach else '**not reachable**: raise interventions.n_perm'})")
+
+
+def _share(x: float) -> str:
+    return f"{x:.0%}" if np.isfinite(x) else "n/a (fewer than two non-empty sets)"
+
+
 def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> str:
     """Whether the organism shows a compact, task-agnostic, causal latent set, with the controls."""
-    n, fams, alive = len(sel.selected), list(sel.sets), sel.n_alive
+    I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
     ok = all(identity.identical == identity.generations)
+    sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items())
     lines = ["- Identity check (routed through the crosscoder, nothing changed): "
              + ", ".join(f"{r.model} {r.identical}/{r.generations}" for r in identity.itertuples())
              + (" generations identical." if ok else " — **not exact**: the edit path changes generations."),
-             f"- Families with ≥ {P.interventions.min_samples} RL-right/base-wrong samples: {len(fams)} "
-             f"({', '.join(fams) or 'none'}); {P.interventions.combine} of their sets: **{n} latents** of {alive} "
-             f"alive; mean pairwise overlap of the families' sets {mean_overlap(sel):.0%} (the paper: > 80 %)."]
+             f"- Selection ({selection_power(P, sel)}) on the selection half; RL-right/base-wrong / control "
+             f"samples per family: {sizes or 'none'}.",
+             f"- Families with ≥ {I.min_samples} samples in each group: {len(fams)} ({', '.join(fams) or 'none'}); "
+             f"kept per family: {', '.join(f'{f} {len(v)}' for f, v in sel.sets.items()) or 'none'}; "
+             f"{I.combine} of their sets: **{n} latents** of {alive} alive; mean pairwise overlap of the families' "
+             f"sets {_share(mean_overlap(sel))} (the paper: > 80 %)."]
     if n == 0:
-        lines.append("\n**Verdict:** no task-agnostic latent set under these parameters — nothing to intervene on.")
+        why = ("no family had enough samples in both groups: not testable at this pool size"
+               if not fams else "no latent's contrast passed the test in every family: none found at this power")
+        lines.append(f"\n**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.")
         return "\n".join(lines)
     causal = []
     for r in control.to_dict("records"):
-        best = r["p (one-sided)"] <= 1 / (P.interventions.n_random + 1) + 1e-12
         right_way = r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0
-        if r["scope"] == "RL-right/base-wrong":
-            causal.append(best and right_way)
-        lines.append(f"- {r['intervention']} on {r['scope']}: selected set {100 * r['selected set']:+.1f} points; "
-                     f"{P.interventions.n_random} random sets {100 * r['random min']:+.1f} to "
-                     f"{100 * r['random max']:+.1f} (mean {100 * r['random mean']:+.1f}); p = {r['p (one-sided)']:.2f}.")
+        causal.append(bool(r["p (one-sided)"] <= I.alpha and right_way))
+        lines.append(f"- {r['intervention']} on the test half's {r['scope']} samples: selected set "
+                     f"{100 * r['selected set']:+.1f} points; {I.n_random} frequency-matched random sets "
+                     f"{100 * r['random min']:+.1f} to {100 * r['random max']:+.1f} (mean "
+                     f"{100 * r['random mean']:+.1f}); p = {r['p (one-sided)']:.3f}.")
     compact = n <= 0.1 * alive
     shared = mean_overlap(sel) > 0.8
     lines.append(f"\n**Verdict ({P.name}):** compact {'yes' if compact else 'no'} ({n}/{alive} alive latents); "
-                 f"task-agnostic {'yes' if shared else 'no'} (family sets overlap {mean_overlap(sel):.0%}); "
-                 f"causal beyond random sets of the same size {'yes' if causal and all(causal) else 'no'} "
-                 f"(disabling must lower and amplifying raise RL-right/base-wrong accuracy more than every random set).")
+                 f"task-agnostic {'yes' if shared else 'no'} (family sets overlap {_share(mean_overlap(sel))}); "
+                 f"causal beyond random sets {'yes' if causal and all(causal) else 'no'} (disabling must lower and "
+                 f"amplifying raise the test half's RL-right/base-wrong accuracy, each at p ≤ {I.alpha:g} against "
+                 f"{I.n_random} random sets of the same size and firing frequency).")
     return "\n".join(lines)
 
 
@@ -419,7 +532,8 @@ def explorer_sets(P: Params, setup: Setup, sel: FeatureSelection) -> dict[str, l
     chosen = sel.selected
     out = {f"selected ({len(chosen)})": chosen}
     out.update({f"{f} ({len(s)})": s for f, s in sel.sets.items()})
-    rand = latent_edits.random_sets(setup.alive, max(1, len(chosen)), 1, P.seed, set(chosen))[0]
+    rand = (random_sets(P, setup, sel)[0] if chosen
+            else latent_edits.random_sets(setup.alive, 1, 1, P.seed, set())[0])
     out[f"random ({len(rand)})"] = rand
     return out
 

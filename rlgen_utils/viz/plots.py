@@ -218,17 +218,20 @@ def family_overlap(matrix: np.ndarray, names: list[str]):
     return fig.update_layout(height=340, width=420, title="Overlap of families' latent sets (share of the smaller)")
 
 
-def score_curves(scores: dict[str, list[float]], fraction: float):
-    """Each family's Score_k sorted, as a share of its maximum, with the selection threshold."""
+def score_curves(scores: dict[str, list[float]], fraction: float | None = None):
+    """Each family's latent scores sorted, as a share of its maximum (top 100); with ``fraction`` the paper's
+    selection threshold is drawn (the contrast rule selects by p-value instead)."""
     import plotly.graph_objects as go
     fig = go.Figure()
     for fam, s in scores.items():
         top = max(s) or 1.0
         ranked = sorted((v / top for v in s), reverse=True)[:100]
         fig.add_trace(go.Scatter(y=ranked, mode="lines", name=fam))
-    fig.add_hline(y=fraction, line_dash="dot", annotation_text="threshold")
-    return fig.update_layout(height=320, xaxis_title="rank", yaxis_title="Score / max Score",
-                             title="Score_k = mean (f_k^RL − f_k^base) on RL-right/base-wrong samples (top 100)")
+    if fraction is not None:
+        fig.add_hline(y=fraction, line_dash="dot", annotation_text="threshold")
+    what = "Score_k (RL-right/base-wrong)" if fraction is not None else "contrast (RL-right/base-wrong − control)"
+    return fig.update_layout(height=320, xaxis_title="rank", yaxis_title="score / max score",
+                             title=f"{what} of f_k^RL − f_k^base per latent, selection half (top 100)")
 
 
 def kl_vs_forgetting(table: pd.DataFrame, fits: pd.DataFrame):
