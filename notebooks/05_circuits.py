@@ -34,7 +34,9 @@
 # **Questions**: in-domain test questions both models of a pair answer correctly, with similar answer lengths
 # (β ≤ T/T̄ ≤ γ, relative gap < δ), as in the paper. **Metrics** over the per-sample edge matrices: intensity
 # (mean |W|), entropy of the |W| histogram (same bins for both models), mean excess kurtosis, diversity
-# (1 − mean correlation between samples) and per-node entropy. Intervals: paired bootstrap over questions.
+# (1 − mean correlation between samples) and per-node entropy; beside them the scale-free entropy and kurtosis
+# (each sample's |W| divided by its mean) and intensity per unit of self-entropy loss (the scores are gradients of
+# that loss, which shrink as a model grows confident). Intervals: paired bootstrap over questions.
 
 # %% tags=["parameters"]
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke

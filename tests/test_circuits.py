@@ -174,7 +174,9 @@ def test_compare_uses_the_same_bins_and_pairs_samples():
     assert rows["entropy"]["delta"] > 0, "doubling spreads |W| over more of the shared bins"
     assert rows["kurtosis"]["delta"] == pytest.approx(0.0, abs=1e-9), "kurtosis is scale-free"
     assert rows["diversity"]["delta"] == pytest.approx(0.0, abs=1e-9)
-    same = {r["metric"]: r for r in circuit_metrics.compare(before, before, n_bins=20, n_boot=200)}
+    loss = rng.uniform(0.5, 2.0, size=40)
+    same = {r["metric"]: r for r in circuit_metrics.compare(before, before, n_bins=20, n_boot=200,
+                                                            losses=(loss, loss))}
     assert all(same[m]["delta_lo"] == same[m]["delta_hi"] == 0 for m in circuit_metrics.METRICS), \
         "identical models must give a zero-width interval: the bootstrap must resample both with the same indices"
 
@@ -292,3 +294,19 @@ def test_scale_free_entropy_sees_a_change_of_shape():
     rows = {r["metric"]: r for r in circuit_metrics.compare(flat, peaked, n_bins=50, n_boot=50)}
     for m in ("entropy (scale-free)", "kurtosis of |W| (scale-free)"):  # heavier tails: both rise
         assert rows[m]["delta_lo"] > 0, (m, rows[m])
+
+
+def test_intensity_per_loss_divides_by_the_samples_mean_loss_and_cancels_a_confidence_rescaling():
+    """The likely mistake: dividing per sample and averaging ratios, or ignoring the bootstrap's resampled indices."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(6, 20))
+    loss = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    edges = circuit_metrics.shared_bin_edges(W, n_bins=10)
+    s = circuit_metrics.SampleStats(W, edges, loss_K=loss)
+    idx = np.array([0, 0, 5])
+    assert s.metrics(idx)["intensity / loss"] == pytest.approx(np.abs(W[idx]).mean() / loss[idx].mean())
+    assert np.isnan(circuit_metrics.SampleStats(W, edges).metrics(idx)["intensity / loss"]), "no losses: NaN"
+    # a model whose scores and loss both shrink by the same factor (more confident) has the same intensity / loss
+    rows = {r["metric"]: r for r in circuit_metrics.compare(W, 0.5 * W, n_bins=10, n_boot=50,
+                                                             losses=(loss, 0.5 * loss))}
+    assert rows["intensity"]["delta"] < 0 and rows["intensity / loss"]["delta"] == pytest.approx(0, abs=1e-12)

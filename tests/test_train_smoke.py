@@ -425,7 +425,8 @@ def test_two_fresh_runs_give_identical_metrics(smoke_run, tmp_path):
     assert ka == kb
     for f in (P.run_dir / "circuits" / ka).rglob("*.safetensors"):
         twin = P2.run_dir / "circuits" / kb / f.relative_to(P.run_dir / "circuits" / ka)
-        assert torch.equal(load_file(str(f))["W_KRS"], load_file(str(twin))["W_KRS"]), f.name
+        a, b = load_file(str(f)), load_file(str(twin))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f.name
     for f in (study.study_dir(P) / "conditions").glob("*.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(study.study_dir(P2) / "conditions" / f.name))
 

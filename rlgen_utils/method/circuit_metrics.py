@@ -17,6 +17,11 @@ sample's |W^(k)| is also divided by its own mean, a^(k) = |W^(k)| / mean |W^(k)|
 is the entropy of the histogram of a (shared bins over both models' a) and **kurtosis of |W| (scale-free)** the
 mean excess kurtosis of a^(k). Both are invariant to rescaling either model's scores; the paper's entropy is not.
 
+**Intensity per unit loss.** The scores are gradients of the model's self-entropy loss on its own answer, and that
+gradient shrinks as the model grows confident (∂(−log p)/∂logit = p − 1 for the chosen token). A tuned model that
+is more confident on the same questions has smaller scores for that reason alone. **intensity / loss** divides the
+intensity by the mean self-entropy loss of the same samples, so a change in it is a change per unit of loss.
+
 Every statistic is computed per sample first (intensity, histogram counts, kurtosis, the K×K correlation
 matrix), so a bootstrap over samples only re-aggregates: :func:`compare` resamples the *same* sample indices for
 both models (they are scored on the same questions), giving intervals for before, after and after − before.
@@ -67,8 +72,10 @@ class SampleStats:
     """Per-sample pieces of every statistic, for one model. ``edges`` bin |W|; ``free_edges`` bin the scale-free
     a = |W| / mean |W| (default: bins over this model's own a)."""
 
-    def __init__(self, W_KE: np.ndarray, edges: np.ndarray, free_edges: np.ndarray | None = None):
+    def __init__(self, W_KE: np.ndarray, edges: np.ndarray, free_edges: np.ndarray | None = None,
+                 loss_K: np.ndarray | None = None):
         W_KE = np.asarray(W_KE, dtype=np.float64)
+        self.loss_K = None if loss_K is None else np.asarray(loss_K, dtype=np.float64)
         a_KE = scale_free_KE(W_KE)
         free_edges = shared_bin_edges(a_KE, n_bins=len(edges) - 1) if free_edges is None else free_edges
         self.intensity_K = np.abs(W_KE).mean(1)
@@ -86,10 +93,19 @@ class SampleStats:
                 "kurtosis": float(self.kurtosis_K[idx].mean()),
                 "diversity": float(1.0 - C[distinct].mean()) if distinct.any() else float("nan"),
                 "entropy (scale-free)": entropy_of_counts(self.free_counts_KH[idx].sum(0)),
-                "kurtosis of |W| (scale-free)": float(self.free_kurtosis_K[idx].mean())}
+                "kurtosis of |W| (scale-free)": float(self.free_kurtosis_K[idx].mean()),
+                "intensity / loss": self.per_loss(idx)}
+
+    def per_loss(self, idx: np.ndarray) -> float:
+        """Intensity divided by the mean self-entropy loss of the same samples (NaN without losses)."""
+        if self.loss_K is None:
+            return float("nan")
+        loss = float(self.loss_K[idx].mean())
+        return float(self.intensity_K[idx].mean()) / loss if loss > 0 else float("nan")
 
 
-METRICS = ("intensity", "entropy", "kurtosis", "diversity", "entropy (scale-free)", "kurtosis of |W| (scale-free)")
+METRICS = ("intensity", "entropy", "kurtosis", "diversity", "entropy (scale-free)", "kurtosis of |W| (scale-free)",
+           "intensity / loss")
 
 
 def metrics(W_KE: np.ndarray, edges: np.ndarray) -> dict[str, float]:
@@ -97,15 +113,16 @@ def metrics(W_KE: np.ndarray, edges: np.ndarray) -> dict[str, float]:
 
 
 def compare(before_KE: np.ndarray, after_KE: np.ndarray, n_bins: int = 100, n_boot: int = 1000,
-            level: float = 0.95, seed: int = 0) -> list[dict]:
+            level: float = 0.95, seed: int = 0, losses: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """One row per metric: before, after, after − before (relative change too), each with a paired bootstrap
-    interval over samples."""
+    interval over samples. ``losses``: each model's per-sample self-entropy loss (for intensity / loss)."""
     if before_KE.shape != after_KE.shape:
         raise ValueError(f"before and after must score the same samples and edges: {before_KE.shape} vs "
                          f"{after_KE.shape}")
     edges = shared_bin_edges(before_KE, after_KE, n_bins=n_bins)
     free = shared_bin_edges(scale_free_KE(before_KE), scale_free_KE(after_KE), n_bins=n_bins)
-    sb, sa = SampleStats(before_KE, edges, free), SampleStats(after_KE, edges, free)
+    lb, la = losses if losses is not None else (None, None)
+    sb, sa = SampleStats(before_KE, edges, free, lb), SampleStats(after_KE, edges, free, la)
     K, everything = len(before_KE), np.arange(len(before_KE))
     point_b, point_a = sb.metrics(everything), sa.metrics(everything)
     idx_XK = np.random.default_rng(seed).integers(0, K, size=(n_boot, K))

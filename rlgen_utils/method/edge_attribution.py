@@ -306,6 +306,11 @@ def _loss_with_edit(model: Model, batch: Batch, module = None, delta=None) -> to
     return self_entropy_B(logits, batch)
 
 
+def self_entropy_losses(lm: LM, batch: Batch) -> torch.Tensor:
+    """``[B]``: each sample's self-entropy loss (the quantity every edge score is a gradient of), no edit."""
+    return _loss_with_edit(_hf(lm), batch)
+
+
 def _per_edge(model: Model, batch: Batch, effect) -> torch.Tensor:
     """``[B, R, S]`` with ``effect(f)`` per edge, where ``f(scale)`` is the loss change when ``scale``·O_s is
     removed from receiver r's input only (one forward)."""

@@ -185,6 +185,14 @@ def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, nam
     return torch.cat(parts)
 
 
+def sample_losses(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
+    """``[K]`` self-entropy loss of one model on a pair's questions, on the same truncated answers as the scores."""
+    cut = t_cut(alpha, sel.mean_length)
+    return torch.cat([edge_attribution.self_entropy_losses(lm, clean).float()
+                      for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
+                                              P.seed)])
+
+
 # ------------------------------------------------------------------------------------------------ stages
 def _load(P: Params, name: str):
     path = RunDir(P).model(name)
@@ -208,8 +216,10 @@ def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -
             if sel.samples:  # an adapter that does not fit the architecture fails here, before any score
                 clean, _ = next(batches(tok, sel.prompts[:2], sel.answers[name][:2], 4, 2, P.seed))
                 edge_attribution.check_decomposition(lm, clean)
-            for kind in c.scores:
-                for alpha in c.alphas:
+            for alpha in c.alphas:
+                loss = sample_losses(P, lm, tok, sel, name, alpha) if sel.samples else torch.zeros(0)
+                save_file({"loss_K": loss.contiguous()}, str(tmp / f"{name}-loss-a{alpha}.safetensors"))
+                for kind in c.scores:
                     W = (edge_scores(P, lm, tok, sel, name, kind, alpha) if sel.samples
                          else torch.zeros(0, n, n))
                     save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel.samples, dtype=torch.long)},
@@ -229,12 +239,19 @@ def load_scores(folder: Path, name: str, kind: str, alpha: float) -> np.ndarray:
     return _read(folder / f"{name}-{kind}-a{alpha}.safetensors")
 
 
+def load_losses(folder: Path, name: str, alpha: float) -> np.ndarray | None:
+    """Per-sample self-entropy losses of one model (None in a folder written before they were stored)."""
+    from safetensors.numpy import load_file
+    path = folder / f"{name}-loss-a{alpha}.safetensors"
+    return load_file(str(path))["loss_K"] if path.is_file() else None
+
+
 def graph(folder: Path) -> edge_attribution.Graph:
     return edge_attribution.Graph(read_json(folder / "graph.json")["n_layers"])
 
 
 # ------------------------------------------------------------------------------------------------ tables
-METRICS_VERSION = "metrics-v2"  # bump when the metrics computed from the same edge scores change
+METRICS_VERSION = "metrics-v3"  # bump when the metrics computed from the same edge scores change
 
 
 def metric_table(P: Params, folders: dict) -> pd.DataFrame:
@@ -260,8 +277,10 @@ def _metric_table(P: Params, folders: dict) -> pd.DataFrame:
                 Wb, Wa = (load_scores(folder, n, kind, alpha) for n in pair)
                 if len(Wb) < 2:
                     continue
+                lb, la = (load_losses(folder, n, alpha) for n in pair)
+                losses = (lb, la) if lb is not None and la is not None else None
                 for r in circuit_metrics.compare(Wb[:, mask], Wa[:, mask], P.circuits.n_bins, P.circuits.n_boot,
-                                                 seed=P.seed):
+                                                 seed=P.seed, losses=losses):
                     rows.append({"pair": pair_label(pair), "model_before": pair[0], "model_after": pair[1], "score": kind,
                                  "alpha": alpha, "n": len(Wb), **r})
     columns = ["pair", "model_before", "model_after", "score", "alpha", "n", "metric", "before", "before_lo",
@@ -317,6 +336,8 @@ ONLINE_RL = ("grpo", "rloo", "sft_grpo")
 SCALE_FREE = ("entropy (scale-free)", "kurtosis of |W| (scale-free)")
 """Metrics invariant to rescaling a model's scores (:mod:`rlgen_utils.method.circuit_metrics`): an entropy change
 that vanishes here was a change of scale, not of shape."""
+READINGS = (*SCALE_FREE, "intensity / loss")
+"""The scale-free metrics and intensity per unit of self-entropy loss (a confidence-free reading of intensity)."""
 OFFLINE = ("dpo", "sft_dpo")
 
 
@@ -325,16 +346,17 @@ def findings(P: Params, table: pd.DataFrame) -> str:
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
     if t.empty:
         return "No pair had enough questions to compare (see the selection table)."
-    lines, pattern, shape = [], {}, {}
+    lines, pattern, shape, per_loss = [], {}, {}, {}
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
         for pair in sub.pair.unique():
             p = sub[sub.pair == pair].set_index("metric")
-            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *SCALE_FREE)
+            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *READINGS)
                                 if m in p.index)
             lines.append(f"- **{pair}** ({group}): {verdict}.")
             pattern[pair] = (group, p.loc["intensity"].delta_lo > 0 and p.loc["entropy"].delta_lo > 0)
             shape[pair] = (group, SCALE_FREE[0] in p.index and p.loc[SCALE_FREE[0]].delta_lo > 0)
+            per_loss[pair] = (group, "intensity / loss" in p.index and p.loc["intensity / loss"].delta_lo > 0)
     rl = [ok for g, ok in pattern.values() if g == "online RL"]
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
@@ -347,13 +369,18 @@ def findings(P: Params, table: pd.DataFrame) -> str:
         lines.append(f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
                      f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
                      f"that vanishes here was a change of scale, not of the distribution's shape.")
+        rl_l = [ok for g, ok in per_loss.values() if g == "online RL"]
+        dpo_l = [ok for g, ok in per_loss.values() if g == "DPO"]
+        lines.append(f"Per unit of self-entropy loss (the scores are its gradients, which shrink as a model grows "
+                     f"confident), intensity rises for {sum(rl_l)}/{len(rl_l)} online-RL pairs and "
+                     f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.")
     return "\n".join(lines)
 
 
 def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
     """Per pair and metric, over every (score kind, α): how many 95 % intervals say up (↑), down (↓) or
     include zero (·)."""
-    t = table[table.metric.isin(["intensity", "entropy", "kurtosis", *SCALE_FREE])]
+    t = table[table.metric.isin(["intensity", "entropy", "kurtosis", *READINGS])]
     t = t.assign(up=t.delta_lo > 0, down=t.delta_hi < 0)
     agg = t.groupby(["pair", "metric"], sort=False).agg(up=("up", "sum"), down=("down", "sum"), n=("up", "size"))
     cell = [f"↑{up} ↓{down} ·{n - up - down}" for up, down, n in zip(agg["up"], agg["down"], agg["n"], strict=True)]

@@ -457,7 +457,9 @@ def set_table(sel: FeatureSelection) -> pd.DataFrame:
              "max score": max(sel.scores[f]) if f in sel.scores else None,
              "min p": min(sel.pvalues[f]) if f in sel.pvalues else None}
             for f, g in sel.groups.items()]
-    return pd.DataFrame(rows).set_index("family")
+    columns = ["family", "select: RL-right/base-wrong", "select: control", "test: RL-right/base-wrong", "set size",
+               "max score", "min p"]
+    return pd.DataFrame(rows, columns=columns).set_index("family")
 
 
 def family_overlap(sel: FeatureSelection) -> tuple[np.ndarray, list[str]]:
