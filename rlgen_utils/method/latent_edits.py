@@ -158,11 +158,17 @@ def family_set(score: torch.Tensor, fraction: float) -> set[int]:
     return set(torch.nonzero(score > fraction * top).flatten().tolist()) if top > 0 else set()
 
 
+def task_agnostic(sets: dict[str, set[int]], combine: str = "intersection") -> set[int]:
+    """The families' sets combined: their intersection (the paper) or union; empty without families."""
+    if not sets:
+        return set()
+    return set.intersection(*sets.values()) if combine == "intersection" else set.union(*sets.values())
+
+
 def select_sets(scores: dict[str, torch.Tensor], fraction: float) -> tuple[dict[str, set[int]], set[int]]:
-    """Per-family sets and their intersection (the task-agnostic set)."""
+    """The paper's rule: per-family sets (:func:`family_set`) and their intersection (the task-agnostic set)."""
     sets = {f: family_set(s, fraction) for f, s in scores.items()}
-    common = set.intersection(*sets.values()) if sets else set()
-    return sets, common
+    return sets, task_agnostic(sets)
 
 
 def overlap_matrix(sets: dict[str, set[int]]) -> np.ndarray:

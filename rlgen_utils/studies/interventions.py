@@ -226,8 +226,8 @@ def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSele
     I, groups = P.interventions, sample_groups(P, pool)
     alive_L = crosscoder.alive(setup.cc)
     scores, pvalues, sets, fire_sum, n_fire = {}, {}, {}, torch.zeros(setup.cc.cfg.n_latents), 0
+    need_control = I.selection == "contrast"
     for i, (fam, g) in enumerate(progress(groups.items(), desc="scores")):
-        need_control = I.selection == "contrast"
         if len(g["target"]) < I.min_samples or (need_control and len(g["control"]) < I.min_samples):
             continue
         d_t, fire_t = differences(P, setup, pool, fam, g["target"])
@@ -238,8 +238,7 @@ def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSele
             pvalues[fam] = p.tolist()
         fire_sum += torch.cat([fire_t, fire_c]).sum(0)
         n_fire += len(fire_t) + len(fire_c)
-    common = set.intersection(*(set(v) for v in sets.values())) if sets else set()
-    chosen = common if I.combine == "intersection" else set().union(*(set(v) for v in sets.values()))
+    chosen = latent_edits.task_agnostic({f: set(v) for f, v in sets.items()}, I.combine)
     sel = {"groups": groups, "scores": scores, "pvalues": pvalues, "sets": sets, "selected": sorted(chosen),
            "firing": (fire_sum / max(n_fire, 1)).tolist(), "n_alive": len(setup.alive), "rule": I.selection}
     write_json(path, {**sel, "provenance": provenance()})
