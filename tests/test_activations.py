@@ -110,3 +110,52 @@ def test_feature_inspector_builds_and_follows_its_controls(tmp_path):
     acts = ins.acts_NM(ins.latent.value)
     if (acts[:, 1] > 0).any():
         assert "<span style=\"background:rgba(255,120,0," in ins.view.value, "contexts are highlighted per token"
+
+
+def test_reading_a_layer_stops_the_forward_pass_there():
+    """Collection stops after the layer it reads: the last layer's MLP weight must never be used (else half the
+    cost of collecting at the middle layer goes to layers nobody reads). The spy counts ``F.linear`` calls with
+    that weight, which also sees the calls nnsight makes inside its trace (torch hooks do not)."""
+    from unittest import mock
+    model, tok = _tiny()
+    enc = tok(_texts(4), return_tensors="pt", padding=True)
+    path, lm = activations.decoder_layers_path(model), activations.wrap(model, tok)
+    w, linear, used = activations.submodule(model, f"{path}.2").mlp.down_proj.weight, torch.nn.functional.linear, []
+
+    def spy(x, weight, *a, **k):
+        used.extend([1] if weight is w else [])
+        return linear(x, weight, *a, **k)
+
+    with mock.patch.object(torch.nn.functional, "linear", spy):
+        activations.resid_nnsight(lm, path, 1, enc["input_ids"], enc["attention_mask"])
+        activations.resid_hook(model, path, 1, enc["input_ids"], enc["attention_mask"])
+        assert not used, "the forward pass ran past the layer that was read"
+        with torch.no_grad():
+            model(**enc)
+        assert used, "the spy does not see the last layer (the test itself is broken)"
+
+
+def _reference_batches(store, batch_size, seed, columns, split):
+    """The obviously-correct reader: scale the whole shard, select columns and split, then cut batches."""
+    g = torch.Generator().manual_seed(seed)
+    cols = slice(None) if columns is None else torch.tensor(columns)
+    for s in torch.randperm(len(store.index), generator=g).tolist():
+        shard = store.shard(s)
+        x = (shard["acts_NMD"] * store.scale_M[None, :, None])[:, cols]
+        if split is not None:
+            x = x[activations.held_out_doc(shard["doc"]) == (split == "heldout")]
+        perm = torch.randperm(x.shape[0], generator=g)
+        for i in range(0, len(perm) - batch_size + 1, batch_size):
+            yield x[perm[i:i + batch_size]]
+
+
+@pytest.mark.parametrize("columns,split", [(None, None), ([1], "train"), ([1, 0], "heldout")])
+def test_batches_equal_a_whole_shard_reference_reader(tmp_path, columns, split):
+    a, tok = _tiny(0)
+    b, _ = _tiny(1)
+    activations.collect([a, b], tok, _texts(60), 1, tmp_path, batch_size=8, shard_tokens=400)
+    store = activations.ActivationStore(tmp_path)
+    got = list(store.batches(16, seed=3, epochs=1, columns=columns, split=split))
+    ref = list(_reference_batches(store, 16, 3, columns, split))
+    assert len(got) == len(ref) > 0
+    assert all(torch.equal(x, y) for x, y in zip(got, ref)), "batches differ from scaling the whole shard"

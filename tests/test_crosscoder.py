@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rlgen_utils.method import latents
-from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M, resample_dead, train
+from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, batch_top_k, fvu_M, resample_dead, train
 
 D, N_FEAT = 32, 48
 
@@ -271,3 +271,21 @@ def test_resample_dead_touches_only_dead_latents_and_points_them_at_the_worst_to
         pre = cc.pre_acts_BL(x)[best.indices, torch.arange(16)]
     assert (best.values > 0.999).all(), "a resampled decoder is not a token's residual error direction"
     assert (pre > 0).all(), "a resampled latent does not fire on the token it was resampled on"
+
+
+@pytest.mark.parametrize("guess", [0.0, 0.5, 1.2, 100.0])
+@pytest.mark.parametrize("positive", [0.9, 0.3, 0.001])
+def test_batch_top_k_keeps_exactly_what_a_full_topk_keeps(guess, positive):
+    """The pre-filtered top-k must keep the same entries as ``topk`` whatever the guess (below the k-th value,
+    above it, above everything) and however few scores are positive (fewer than k: all positives, minimum 0)."""
+    g = torch.Generator().manual_seed(0)
+    score = torch.rand(4096, generator=g) * (torch.rand(4096, generator=g) < positive)
+    k = 256
+    idx, kept_min = batch_top_k(score, k, guess)
+    top = score.topk(k)
+    n_pos = int((score > 0).sum())
+    if n_pos >= k:
+        assert set(idx.tolist()) == set(top.indices.tolist()), "a top-k entry was lost by the pre-filter"
+        assert kept_min == top.values.min()
+    else:
+        assert set(idx.tolist()) == set((score > 0).nonzero().flatten().tolist()) and kept_min == 0

@@ -60,22 +60,36 @@ def wrap(model: Model, tokenizer: Tokenizer):
 
 def resid_nnsight(lm: LM, layers_path: str, layer: int, input_ids_BT: torch.Tensor,
                   attention_mask_BT: torch.Tensor) -> torch.Tensor:
-    """``[B, T, D]`` residual stream after decoder layer ``layer``, read inside one nnsight trace."""
-    with torch.no_grad(), lm.trace({"input_ids": input_ids_BT, "attention_mask": attention_mask_BT}):
+    """``[B, T, D]`` residual stream after decoder layer ``layer``, read inside one nnsight trace. The forward
+    pass stops once the layer's output is saved: the later layers and the unembedding are never computed (half
+    the cost at the middle layer)."""
+    with torch.no_grad(), lm.trace({"input_ids": input_ids_BT, "attention_mask": attention_mask_BT}) as tracer:
         out = submodule(lm, layers_path)[layer].output
         saved = (out[0] if isinstance(out, tuple) else out).save()
+        tracer.stop()
     return saved.detach()
+
+
+class _Stop(Exception):
+    """Raised by :func:`resid_hook`'s hook to end the forward pass after the layer it reads."""
 
 
 def resid_hook(model: Model, layers_path: str, layer: int, input_ids_BT: torch.Tensor,
                attention_mask_BT: torch.Tensor) -> torch.Tensor:
-    """The same activations with a plain torch forward hook (the reference nnsight is benchmarked against)."""
+    """The same activations with a plain torch forward hook (the reference nnsight is benchmarked against),
+    stopping the forward pass at the same point."""
     box = {}
-    block = submodule(model, f"{layers_path}.{layer}")
-    handle = block.register_forward_hook(lambda m, i, o: box.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+
+    def hook(_m, _i, o):
+        box["x"] = o[0] if isinstance(o, tuple) else o
+        raise _Stop
+
+    handle = submodule(model, f"{layers_path}.{layer}").register_forward_hook(hook)
     try:
         with torch.no_grad():
             model(input_ids=input_ids_BT, attention_mask=attention_mask_BT)
+    except _Stop:
+        pass
     finally:
         handle.remove()
     return box["x"].detach()
@@ -203,21 +217,22 @@ class ActivationStore:
         """Endless (or ``epochs``) shuffled, normalised ``x_BMD`` batches, one shard in memory at a time;
         ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL); ``split`` keeps only the
         tokens of training (``"train"``) or held-out (``"heldout"``) texts (:func:`held_out_doc`)."""
-        index, scale_M = self.index, self.scale_M
-        cols = slice(None) if columns is None else torch.tensor(columns)
+        index = self.index
+        cols = list(range(len(self.scale_M))) if columns is None else list(columns)
+        scale_1MD = self.scale_M[cols][None, :, None]
         g = torch.Generator().manual_seed(seed)
         epoch = 0
         while epoch < epochs:
             yielded = 0
             for s in torch.randperm(len(index), generator=g).tolist():
                 shard = self.shard(s)
-                x_NMD = (shard["acts_NMD"] * scale_M[None, :, None])[:, cols]
-                if split is not None:
-                    x_NMD = x_NMD[held_out_doc(shard["doc"]) == (split == "heldout")]
-                perm = torch.randperm(x_NMD.shape[0], generator=g)
+                raw_NMD = shard["acts_NMD"]   # gathered per batch: a whole-shard copy would cost as much as training
+                rows = (torch.arange(raw_NMD.shape[0]) if split is None else
+                        (held_out_doc(shard["doc"]) == (split == "heldout")).nonzero().flatten())
+                perm = rows[torch.randperm(len(rows), generator=g)]
                 for i in range(0, len(perm) - batch_size + 1, batch_size):
                     yielded += 1
-                    yield x_NMD[perm[i:i + batch_size]]
+                    yield raw_NMD[perm[i:i + batch_size]][:, cols] * scale_1MD
             if not yielded:   # else an endless iterator would spin without ever yielding
                 raise ValueError(f"{self.folder}: no shard holds {batch_size} tokens{f' of the {split} split' if split else ''}"
                                  f" (raise crosscoder.n_texts or lower crosscoder.batch_size)")

@@ -97,11 +97,11 @@ class Crosscoder(nn.Module):
         thresholded = (not self.training) if use_threshold is None else use_threshold
         if thresholded and self.threshold >= 0:
             return f_BL * (score_BL > self.threshold)
-        k_total = min(self.cfg.k * f_BL.shape[0], score_BL.numel())
-        top = score_BL.flatten().topk(k_total, sorted=False)
-        mask = torch.zeros_like(score_BL).flatten().scatter_(0, top.indices, 1.0).view_as(score_BL)
+        idx, kept_min = batch_top_k(score_BL.flatten(), min(self.cfg.k * f_BL.shape[0], score_BL.numel()),
+                                    guess=0.5 * float(self.threshold))
+        mask = torch.zeros_like(score_BL).flatten().scatter_(0, idx, 1.0).view_as(score_BL)
         if self.training:
-            kept_min = top.values.min().detach()
+            kept_min = kept_min.detach()
             self.threshold.copy_(kept_min if self.threshold < 0 else 0.99 * self.threshold + 0.01 * kept_min)
         return f_BL * mask
 
@@ -175,6 +175,22 @@ class Crosscoder(nn.Module):
         except Exception as e:
             raise ValueError(f"{folder / 'crosscoder.safetensors'}: corrupt or incompatible ({e})") from None
         return cc.eval()
+
+
+def batch_top_k(score_N: torch.Tensor, k: int, guess: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the ``k`` largest of the non-negative ``score_N`` and the smallest kept value — the same kept
+    activations as ``score_N.topk(k)``, at a fraction of its cost (a full top-k was half of a training step).
+
+    The top-k runs over the scores above ``guess`` (a value below the expected k-th largest, e.g. half the running
+    threshold): when at least ``k`` scores exceed it, the k-th largest does too, so no top-k element is missed.
+    Otherwise it runs over the positive scores (a zero score belongs to a zero activation, which no mask changes);
+    when fewer than ``k`` are positive all of them are kept and the smallest kept value is 0, as ``topk`` gives."""
+    for lower in ((guess, 0.0) if guess > 0 else (0.0,)):
+        cand_n = (score_N > lower).nonzero().flatten()
+        if len(cand_n) >= k:
+            top = score_N[cand_n].topk(k, sorted=False)
+            return cand_n[top.indices], top.values.min()
+    return cand_n, score_N.new_zeros(())
 
 
 def fvu_M(x_BMD: torch.Tensor, xhat_BMD: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,7 @@ class Report:
     def __init__(self, out: Path, pngs: bool):
         self.out, self.pngs, self.html, self.md, self.n_fig = out, pngs, [], [], 0
         self.plotlyjs_done = False
+        self.pending: list[tuple] = []   # (figure, path, height): PNGs written together by write_pngs()
 
     def markdown(self, text: str):
         self.html.append(_markdown_to_html(text))
@@ -92,10 +93,19 @@ class Report:
         if self.pngs:
             path = self.out / "figures" / f"{anchor}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            pio.write_image(fig, str(path), width=1000, height=fig.layout.height or 450)
+            self.pending.append((fig, path, fig.layout.height or 450))
             self.md.append(f"![figure {self.n_fig}](figures/{anchor}.png)")
         else:
             self.md.append(f"*Figure {self.n_fig}: see [report.html](report.html#{anchor}).*")
+
+    def write_pngs(self) -> None:
+        """Every figure's PNG in one Chromium session (one ``write_image`` per figure starts a browser each
+        time: ~3 s a figure)."""
+        import plotly.io as pio
+        if self.pending:
+            figs, paths, heights = zip(*self.pending)
+            pio.write_images(list(figs), [str(p) for p in paths], width=1000, height=list(heights))
+            self.pending = []
 
     def add_notebook(self, nb_path: Path):
         nb = json.loads(nb_path.read_text())
@@ -166,6 +176,7 @@ def build(params_path: str | Path, root: Path | None = None, pngs: bool = True) 
     rep.markdown(header(P, Path(params_path), git_commit(root), pngs, why))
     for nb in nbs:
         rep.add_notebook(nb)
+    rep.write_pngs()
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>rlgen {html.escape(P.name)}</title>{STYLE}"
             f"</head><body>{''.join(rep.html)}</body></html>")
     atomic_write_text(out / "report.html", page)
