@@ -5,11 +5,13 @@
 Needs a run whose notebook 03 has collected activations (the base's are reused). Features are planted into a copy
 of the base's activations (:mod:`rlgen_utils.method.detection`) and a pair crosscoder is trained per seed exactly
 as notebook 03 trains its pairs. With ``--write`` the Markdown table (with the settings and commit) is written
-there; the committed ``docs/detection_power.md`` is what notebook 03's "0 tuned-only latents" is read against.
+there (and the rows as JSON beside it, which notebook 03's verdict reads); the committed
+``docs/detection_power.md`` is what notebook 03's "0 tuned-only latents" is read against.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -52,6 +54,10 @@ def main() -> None:
     print(text)
     if args.write:
         Path(args.write).write_text(text)
+        rows = [{"kappa": k, "rate": r.rate, "found": int(r.found), "planted": int(r.planted), "recall": float(r.recall)}
+                for k, table in tables.items() for r in table.itertuples()]
+        Path(args.write).with_suffix(".json").write_text(json.dumps(
+            {"commit": commit, "params": P.name, "rows": rows}, indent=1) + "\n")   # what verdicts read
 
 
 if __name__ == "__main__":

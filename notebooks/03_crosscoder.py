@@ -35,7 +35,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import crosscoder, start
+from rlgen_utils.studies import crosscoder, start, verdicts
 from rlgen_utils.viz import plots
 from rlgen_utils.viz.inspector import FeatureInspector
 
@@ -125,6 +125,15 @@ crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 
 # %%
 Markdown(crosscoder.findings(P, cc3, TRIO, nrn))
+
+# %% [markdown]
+# ## Verdicts
+# Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
+# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
+# (`verdicts/03_crosscoder.json`), from which the README's claims table is written.
+
+# %%
+verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn))
 
 # %% [markdown]
 # ## The features in sae-lens

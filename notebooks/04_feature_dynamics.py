@@ -34,7 +34,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import dynamics, start
+from rlgen_utils.studies import dynamics, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -105,3 +105,12 @@ pairs
 
 # %%
 Markdown(dynamics.findings(P, table, pairs))
+
+# %% [markdown]
+# ## Verdicts
+# Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
+# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
+# (`verdicts/04_feature_dynamics.json`), from which the README's claims table is written.
+
+# %%
+verdicts.record(P, "04_feature_dynamics", dynamics.verdicts(P, table, null))

@@ -44,7 +44,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import circuits, evaluate, start
+from rlgen_utils.studies import circuits, evaluate, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -69,6 +69,15 @@ circuits.headline(P, table)
 
 # %%
 Markdown(circuits.findings(P, table))
+
+# %% [markdown]
+# ## Verdicts
+# Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
+# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
+# (`verdicts/05_circuits.json`), from which the README's claims table is written.
+
+# %%
+verdicts.record(P, "05_circuits", circuits.verdicts(P, table))
 
 # %% [markdown]
 # ## Robustness: every α and every score kind

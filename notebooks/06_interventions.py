@@ -47,7 +47,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 from IPython.display import Markdown
 
 from rlgen_utils.studies import interventions as study
-from rlgen_utils.studies import start
+from rlgen_utils.studies import start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -105,6 +105,15 @@ plots.dose_curves(study.dose_response(P, results))
 
 # %%
 Markdown(study.findings(P, sel, control, study.identity_check(results)))
+
+# %% [markdown]
+# ## Verdicts
+# Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
+# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
+# (`verdicts/06_interventions.json`), from which the README's claims table is written.
+
+# %%
+verdicts.record(P, "06_interventions", study.verdicts(P, sel, control))
 
 # %% [markdown]
 # ## Explore: pick a latent set, a model, a factor and a prompt

@@ -215,6 +215,20 @@ def test_contrast_selection_runs_on_the_smoke_models(smoke_run):
     assert "not reachable" in study.selection_power(P2, sel)
 
 
+def test_notebooks_03_to_06_record_typed_verdicts(smoke_run):
+    """Every mechanistic notebook decides its claims and records them (the README's claims table reads them)."""
+    from rlgen_utils.studies import interventions as study
+    from rlgen_utils.studies import verdicts
+    P, _ = smoke_run
+    vs = verdicts.load_all(P)
+    assert {v.notebook for v in vs} == {"03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions"}
+    assert all(v.decision in verdicts.DECISIONS and v.null and v.limit for v in vs)
+    causal = [v for v in vs if v.notebook == "06_interventions" and v.claim.startswith("disabling")]
+    sel = json.loads((study.study_dir(P) / "selection.json").read_text())
+    if not sel["selected"]:
+        assert causal[0].decision == "not testable at this power", "nothing selected: nothing can be called causal"
+
+
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):
     """SFT and DPO always have a gradient; GRPO/RLOO only when some group of samples had mixed rewards (with
     beta 0, all-equal rewards give zero advantages and must leave the weights untouched)."""

@@ -246,6 +246,8 @@ class CircuitsCfg(Strict):
     scores: list[Literal["zero", "eap", "eap_ig"]] = Field(default=["zero", "eap", "eap_ig"], min_length=1)
     ig_steps: int = Field(default=5, ge=1, le=100)
     n_bins: int = Field(default=100, ge=2, description="histogram bins of the entropy (same edges for both models)")
+    min_questions: int = Field(default=10, ge=2, description="a pair with fewer selected questions is shown but "
+                               "does not count in the verdict (not testable at that power)")
     n_boot: int = Field(default=1000, ge=10)
     batch_size: int = Field(default=32, ge=1)
     exact_model: ModelName = Field(default="base", description="model whose first-order scores are checked by ablation")

@@ -11,6 +11,7 @@ Layout (each stage's module documents its own files)::
         crosscoders/<models>/      crosscoders                               notebooks 03, 04
         circuits/<key>/            selections, edge scores, metrics          notebook 05
         interventions/<key>/       pool, selection, conditions               notebook 06
+        verdicts/<notebook>.json   typed verdicts of notebooks 03–06 (the README's claims table)
         notebooks/                 the executed notebooks                    report/   the run report
 
 **Containment.** A run writes only inside its own folder, and that folder lies directly inside the run root:
@@ -135,6 +136,11 @@ class RunDir:
 
     def interventions(self, key: str) -> Path:
         return self.path / "interventions" / key
+
+    @property
+    def verdicts(self) -> Path:
+        """``verdicts/<notebook>.json``: each notebook's typed verdicts (:mod:`rlgen_utils.studies.verdicts`)."""
+        return self.path / "verdicts"
 
     # ---------------------------------------------------------------------------------------- runner
     @property

@@ -41,6 +41,7 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
 from . import evaluate
+from .verdicts import Verdict, decide
 
 if TYPE_CHECKING:
     from ..run.types import LM, Tokenizer
@@ -489,3 +490,38 @@ def _read(path: Path) -> np.ndarray:
     except Exception as e:
         raise ValueError(f"{path}: unreadable edge scores ({e.__class__.__name__}); delete the folder to "
                          f"recompute") from None
+
+
+def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
+    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — and the same read
+    scale-free, each decided from the paired bootstrap intervals of every pair (a rise = interval above 0). A pair
+    with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim with no
+    online-RL or no DPO pair left is not testable."""
+    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
+    rises: dict[str, dict[str, list[bool]]] = {"paper": {"online RL": [], "DPO": []},
+                                               "scale-free": {"online RL": [], "DPO": []}}
+    used, left_out = [], []
+    for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
+        sub = t[t["model_after"].isin(methods)]
+        for pair in sub.pair.unique():
+            p = sub[sub.pair == pair].set_index("metric")
+            n = int(p.n.iloc[0])
+            if n < P.circuits.min_questions:
+                left_out.append(f"{pair} ({n})")
+                continue
+            used.append(n)
+            rises["paper"][group].append(bool(p.loc["intensity"].delta_lo > 0 and p.loc["entropy"].delta_lo > 0))
+            rises["scale-free"][group].append(bool(SCALE_FREE[0] in p.index and p.loc[SCALE_FREE[0]].delta_lo > 0))
+    limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
+             f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+    out = []
+    for reading, claim in (("paper", "online RL raises edge intensity and entropy, DPO does not"),
+                           ("scale-free", "online RL raises the scale-free edge entropy, DPO does not")):
+        rl, dpo = rises[reading]["online RL"], rises[reading]["DPO"]
+        out.append(Verdict(
+            claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
+            null="paired bootstrap interval of each pair's change containing 0",
+            decision=decide(bool(rl) and all(rl) and not any(dpo), bool(dpo) and any(dpo) and not any(rl),
+                            bool(rl) and bool(dpo)),
+            limit=limit, detail=f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs rise"))
+    return out

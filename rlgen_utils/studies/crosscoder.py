@@ -28,6 +28,7 @@ from ..run.keys import stage_key
 from ..run.rundir import NOISE_PREFIX, RunDir
 from ..run.session import seed_everything
 from ..world import suite, tasks
+from .verdicts import Verdict, decide, detection_limit
 
 if TYPE_CHECKING:
     from ..run.types import Model
@@ -353,3 +354,24 @@ def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0
                  for r, (f, n) in detection.recall_by_rate(found, planting).items()]
     df = pd.DataFrame(rows).groupby("rate")[["found", "planted"]].sum().reset_index()
     return df.assign(recall=df.found / df.planted)
+
+
+def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict) -> list[Verdict]:
+    """The paper's ownership claim — SFT adds many model-specific latents, RL few — decided from the pair
+    crosscoders' tuned-only counts, each minus the larger of its two nulls (the identical copy and the base moved
+    as far at random); "none" is read against the detection limit of ``docs/detection_power.md``."""
+    C = P.crosscoder
+    sft, rl = names[1], names[2]
+    tuned = {k: int(latents.nrn_counts(v, C.nrn_low, C.nrn_high)["tuned-only"]) for k, v in nrn_by_pair.items()}
+    copy = tuned.get(NULL_PAIR, 0)
+    excess = {m: tuned[f"base–{m}"] - max(copy, tuned.get(noise_pair_name(m), 0)) for m in (sft, rl)}
+    nulls = ", ".join(f"random update like {m} {tuned[noise_pair_name(m)]}" for m in (sft, rl)
+                      if noise_pair_name(m) in tuned)
+    return [Verdict(
+        claim=f"{sft} adds more model-specific latents than {rl}", notebook="03_crosscoder",
+        estimate=float(excess[sft] - excess[rl]), interval=None,
+        null=f"tuned-only latents of the identical copy {copy}" + (f", {nulls}" if nulls else ""),
+        decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
+        limit=detection_limit(),
+        detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
+               f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}")]

@@ -15,6 +15,7 @@ import pandas as pd
 from ..method import overlap
 from ..run.config import Params
 from . import crosscoder
+from .verdicts import Verdict, decide
 
 if TYPE_CHECKING:
     from ..method.crosscoder import Crosscoder
@@ -214,3 +215,39 @@ def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
     return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
             f"({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); neighbour {sft} {nb[sft]:.2f} "
             f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")
+
+
+def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> list[Verdict]:
+    """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
+    paradigms do not overlap (else: not testable at this power), and the paradigm's value must lie beyond the
+    identical-copy null's range in the claimed direction."""
+    sft, rl = paradigms(P)
+    seeds = P.dynamics.crosscoder_seeds
+
+    def means(t: pd.DataFrame, m: str | None, early: bool, cols: tuple[str, str, str]):
+        g = t if m is None else t[t.method == m]
+        g = g[g[cols[1]].notna()]
+        g = g[g.checkpoint < g.checkpoint.max()] if early else g
+        return float(g[cols[0]].mean()), float(g[cols[1]].mean()), float(g[cols[2]].mean())
+
+    out = []
+    for claim, cols, early, better in (
+            (f"{sft} stabilises early (its earlier checkpoints overlap its final one more than {rl}'s)",
+             ("first_vs_last", "fvl_lo", "fvl_hi"), True, "higher"),
+            (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)",
+             ("neighbour", "nb_lo", "nb_hi"), False, "lower")):
+        (a, a_lo, a_hi), (b, b_lo, b_hi) = means(table, sft, early, cols), means(table, rl, early, cols)
+        _, n_lo, n_hi = means(null, None, early, cols)
+        separated = a_hi < b_lo or b_hi < a_lo
+        if better == "higher":   # sft above rl, and sft above what identical checkpoints give
+            seen, opposite, est = a > b and a > n_hi, b > a, a - b
+        else:                    # rl below sft, and rl below the null
+            seen, opposite, est = b < a and b < n_lo, b > a, a - b
+        out.append(Verdict(
+            claim=claim, notebook="04_feature_dynamics", estimate=est, interval=None,
+            null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}",
+            decision=decide(seen, opposite, separated),
+            limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
+                  f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})",
+            detail=f"{sft} {a:.2f}, {rl} {b:.2f}"))
+    return out

@@ -41,6 +41,7 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
 from . import crosscoder, evaluate
+from .verdicts import Verdict, decide
 
 if TYPE_CHECKING:
     from ..run.types import Tokenizer
@@ -548,4 +549,37 @@ def explorer_prompts(P: Params, pool: pd.DataFrame, sel: FeatureSelection, per_f
             out[f"{fam} #{i} (RL right, base wrong)"] = rl.loc[(fam, i)]
     indom = pool_families(P)[suite.in_domain_family(P)].examples[:per_family]
     out.update({f"{suite.in_domain_family(P)} #{i}": e.prompt for i, e in enumerate(indom)})
+    return out
+
+
+def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Verdict]:
+    """The paper's generalization-latent claims: a compact, task-agnostic set is selected (against the contrast's
+    permutation null with BH), and editing it moves the test half's RL-right/base-wrong accuracy beyond
+    frequency-matched random sets."""
+    I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
+    power = selection_power(P, sel)
+    reachable = sel.rule == "paper" or latent_edits.bh_reachable(I.n_perm, I.fdr, alive)
+    overlap_ = mean_overlap(sel)
+    sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items()) or "none"
+    found = n > 0 and n <= 0.1 * alive and bool(np.isfinite(overlap_) and overlap_ > 0.8)
+    out = [Verdict(
+        claim="a compact (≤ 10 % of alive latents), task-agnostic (family sets overlap > 80 %) latent set carries "
+              "RL's out-of-domain gains", notebook="06_interventions", estimate=float(n), interval=None,
+        null=("label-permutation test of the contrast (RL-right/base-wrong vs controls), BH-FDR "
+              f"{I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
+        decision=decide(found, False, bool(fams) and reachable),
+        limit=f"{power}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
+        detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
+    causal, rand_p = [], []
+    for r in control.to_dict("records") if n else []:
+        right_way = r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0
+        causal.append(bool(r["p (one-sided)"] <= I.alpha and right_way))
+        rand_p.append(f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}")
+    out.append(Verdict(
+        claim="disabling the set in RL lowers, amplifying it in the base raises, RL-right/base-wrong accuracy",
+        notebook="06_interventions", estimate=float(sum(causal)), interval=None,
+        null=f"{I.n_random} random latent sets of the same size and firing frequency (smallest p {1 / (I.n_random + 1):.2g})",
+        decision=decide(bool(causal) and all(causal), False, bool(causal)),
+        limit="no set was selected, so nothing was edited" if not n else f"test-half samples, α = {I.alpha:g}",
+        detail="; ".join(rand_p) or "no edit ran"))
     return out

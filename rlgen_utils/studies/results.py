@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
-from . import evaluate, forgetting, prereg, train
+from . import evaluate, forgetting, prereg, train, verdicts
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -102,6 +102,17 @@ def timing_section(paths: list[str]) -> str:
             + _md(pd.DataFrame(rows), ".0f", index=False))
 
 
+def verdict_section(P: Params) -> str:
+    """The mechanistic claims, as notebooks 03–06 of the run decided and recorded them (``verdicts/``)."""
+    vs = verdicts.load_all(P)
+    if not vs:
+        return "No verdicts recorded: run notebooks 03–06 first."
+    t = pd.DataFrame([{"notebook": v.notebook.split("_")[0], "claim (the paper)": v.claim, "decision": f"**{v.decision}**",
+                       "numbers": v.detail, "null": v.null, "detection limit": v.limit} for v in vs])
+    return (f"**The papers' mechanistic claims on `{P.name}`** (decided by each notebook from its numbers against "
+            f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + _md(t, index=False))
+
+
 MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamics": "Feature dynamics (notebook 04)",
                "05_circuits": "Circuits (notebook 05)", "06_interventions": "Interventions (notebook 06)"}
 
@@ -123,7 +134,7 @@ def notebook_findings(P: Params) -> str:
 
 def render(one: Params, many: Params | None, timings: list[str]) -> str:
     s1 = _finished(one)
-    parts = [base_section(one), class_section(one, s1)]
+    parts = [verdict_section(one), base_section(one), class_section(one, s1)]
     if many is not None:
         sm = _finished(many)
         parts += [class_section(many, sm), fit_section(many, sm), prereg_section(many, sm)]

@@ -1,0 +1,96 @@
+"""Typed verdicts: each mechanistic claim of the papers, decided from numbers against a null.
+
+A :class:`Verdict` holds the claim, the estimate with its interval (or range over seeds), what it is read
+against (the null), the detection limit, and one of three decisions:
+
+* ``reproduced`` — the estimate clears its null in the paper's direction;
+* ``not reproduced`` — the test could have seen the effect (or its opposite was seen) and did not see it;
+* ``not testable at this power`` — the data cannot decide (too few samples, seed ranges that overlap, a null as
+  large as the effect).
+
+Notebooks 03–06 compute their verdicts with their study module's ``verdicts(...)`` (from the same tables their
+findings paragraphs use), show them, and :func:`record` them in ``runs/<name>/verdicts/<notebook>.json``; the
+README's claims table is rendered from those files by :mod:`rlgen_utils.studies.results`, never typed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from ..run.artifacts import write_json
+from ..run.config import Params
+from ..run.rundir import RunDir
+
+Decision = Literal["reproduced", "not reproduced", "not testable at this power"]
+DECISIONS: tuple[Decision, ...] = ("reproduced", "not reproduced", "not testable at this power")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str                     # the paper's claim, in a few words
+    notebook: str                  # e.g. "03_crosscoder"
+    estimate: float                # the number the decision reads
+    interval: tuple[float, float] | None   # its 95 % interval or [min, max] over seeds, where there is one
+    null: str                      # what the estimate is read against, with its value
+    decision: Decision
+    limit: str                     # detection limit / power: what "not found" means here
+    detail: str = ""               # the numbers behind the decision, in one line
+
+    def __post_init__(self):
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision {self.decision!r} is not one of {DECISIONS}")
+
+    def line(self) -> str:
+        return f"- **{self.claim}**: **{self.decision}** — {self.detail} (null: {self.null}; limit: {self.limit})."
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Verdict":
+        iv = d.get("interval")
+        return cls(**{**d, "interval": None if iv is None else (float(iv[0]), float(iv[1]))})
+
+
+def decide(effect_seen: bool, opposite_seen: bool, testable: bool) -> Decision:
+    """The one decision rule: untestable data decides nothing; else the effect in the paper's direction
+    (clearing its null) is reproduced, and anything else — no effect or the opposite one — is not."""
+    if not testable:
+        return "not testable at this power"
+    return "reproduced" if effect_seen and not opposite_seen else "not reproduced"
+
+
+def table(verdicts: list[Verdict]) -> pd.DataFrame:
+    return pd.DataFrame([{"claim": v.claim, "decision": v.decision, "estimate": v.estimate,
+                          "interval": "" if v.interval is None else f"[{v.interval[0]:.3g}, {v.interval[1]:.3g}]",
+                          "null": v.null, "detection limit": v.limit, "numbers": v.detail} for v in verdicts])
+
+
+def record(P: Params, notebook: str, verdicts: list[Verdict]) -> pd.DataFrame:
+    """Write the notebook's verdicts to the run folder and return them as a table (for the notebook to show)."""
+    write_json(RunDir(P).verdicts / f"{notebook}.json", [asdict(v) for v in verdicts])
+    return table(verdicts)
+
+
+def load_all(P: Params) -> list[Verdict]:
+    """Every recorded verdict of a run, notebooks in order."""
+    folder = RunDir(P).verdicts
+    return [Verdict.from_json(d) for f in sorted(folder.glob("*.json")) for d in json.loads(f.read_text())]
+
+
+def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
+    """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
+    ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least
+    ``recall`` of planted tuned-only features were found."""
+    from ..run.rundir import REPO
+    path = path or REPO / "docs" / "detection_power.json"
+    if not path.is_file():
+        return "unmeasured (run benchmarks/detection_power.py)"
+    rows = json.loads(path.read_text())["rows"]
+    parts = []
+    for kappa in sorted({r["kappa"] for r in rows}, reverse=True):
+        ok = sorted(r["rate"] for r in rows if r["kappa"] == kappa and r["recall"] >= recall)
+        parts.append(f"κ {kappa:g}: ≥ {ok[0]:.1%} of tokens" if ok else f"κ {kappa:g}: not found up to "
+                     f"{max(r['rate'] for r in rows if r['kappa'] == kappa):.0%} of tokens")
+    return f"recall ≥ {recall:.0%} for tuned-only features of strength κ·√d on " + "; ".join(parts)

@@ -1,0 +1,134 @@
+"""Typed verdicts: the decision rule, each mechanistic study's verdict on hand-made numbers, and the record that the
+README's claims table is written from. The likely mistakes: calling a claim reproduced when the null is as large as
+the effect, or deciding when the seed ranges overlap."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from rlgen_utils.run.config import load_params
+from rlgen_utils.studies import crosscoder, dynamics, results, verdicts
+from rlgen_utils.studies.verdicts import Verdict, decide
+
+
+@pytest.fixture
+def P(write_params):
+    return load_params(write_params())
+
+
+def test_decide_reads_power_first_then_direction():
+    assert decide(True, False, False) == "not testable at this power", "untestable data must decide nothing"
+    assert decide(True, False, True) == "reproduced"
+    assert decide(False, False, True) == "not reproduced"
+    assert decide(True, True, True) == "not reproduced"
+    with pytest.raises(ValueError, match="decision"):
+        Verdict("c", "03", 0.0, None, "n", "maybe", "l")  # type: ignore[arg-type]
+
+
+def _nrn(n_tuned: int, n: int = 100) -> torch.Tensor:
+    """NRN values: ``n_tuned`` tuned-only latents (0.9), the rest shared (0.5)."""
+    return torch.tensor([0.9] * n_tuned + [0.5] * (n - n_tuned))
+
+
+def _pairs(sft: int, rl: int, copy: int, noise_sft: int, noise_rl: int) -> dict:
+    return {"base–sft": _nrn(sft), "base–grpo": _nrn(rl), crosscoder.NULL_PAIR: _nrn(copy),
+            crosscoder.noise_pair_name("sft"): _nrn(noise_sft), crosscoder.noise_pair_name("grpo"): _nrn(noise_rl)}
+
+
+@pytest.mark.parametrize("counts,expected", [
+    ((20, 2, 1, 1, 1), "reproduced"),
+    ((5, 0, 5, 0, 0), "not reproduced"),      # SFT's count is the identical copy's: no excess
+    ((5, 0, 0, 6, 0), "not reproduced"),      # … or no more than a random update of the same size gives
+    ((2, 9, 0, 0, 0), "not reproduced"),      # the opposite of the paper
+])
+def test_ownership_verdict_subtracts_the_larger_null(P, counts, expected):
+    [v] = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(*counts))
+    assert v.decision == expected, v.detail
+    assert "identical copy" in v.null and v.limit
+
+
+def _overlaps(sft: tuple[float, float], rl: tuple[float, float], n: int = 3) -> pd.DataFrame:
+    """An overlap table whose [min, max] over seeds is the given range at every checkpoint (both columns)."""
+    rows = []
+    for method, (lo, hi) in (("sft", sft), ("grpo", rl)):
+        for k in range(1, n + 1):
+            rows.append({"method": method, "checkpoint": k, "first_vs_last": (lo + hi) / 2, "fvl_lo": lo, "fvl_hi": hi,
+                         "neighbour": (lo + hi) / 2 if k > 1 else float("nan"), "nb_lo": lo if k > 1 else float("nan"),
+                         "nb_hi": hi if k > 1 else float("nan"), "tuned_only": 0})
+    return pd.DataFrame(rows)
+
+
+def _null(lo: float, hi: float) -> pd.DataFrame:
+    return _overlaps((lo, hi), (lo, hi)).assign(method=lambda d: "null (" + d.method + " slots)")
+
+
+def test_dynamics_verdict_needs_separated_seed_ranges_and_a_cleared_null(P):
+    stable, evolving = dynamics.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45))
+    assert stable.decision == "reproduced" and evolving.decision == "reproduced"
+    overlapping = dynamics.verdicts(P, _overlaps((0.4, 0.7), (0.3, 0.5)), _null(0.1, 0.2))
+    assert {v.decision for v in overlapping} == {"not testable at this power"}, "overlapping seed ranges decide nothing"
+    inside = dynamics.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.1, 0.9))
+    assert {v.decision for v in inside} == {"not reproduced"}, "a value inside the identical-copy null is no evidence"
+    reverse = dynamics.verdicts(P, _overlaps((0.2, 0.3), (0.6, 0.7)), _null(0.35, 0.45))
+    assert {v.decision for v in reverse} == {"not reproduced"}
+
+
+def test_verdicts_are_recorded_and_rendered_for_the_readme(P, tmp_path):
+    vs = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1))
+    shown = verdicts.record(P, "03_crosscoder", vs)
+    assert list(shown.decision) == ["reproduced"]
+    assert verdicts.load_all(P) == vs
+    md = results.verdict_section(P)
+    assert "**reproduced**" in md and "sft adds more model-specific latents than grpo" in md
+
+
+def test_detection_limit_is_read_from_the_benchmark_rows(tmp_path):
+    rows = [{"kappa": 0.25, "rate": r, "found": f, "planted": 16, "recall": f / 16} for r, f in
+            ((0.001, 7), (0.003, 14), (0.01, 16))] + [{"kappa": 0.1, "rate": 0.03, "found": 2, "planted": 16,
+                                                       "recall": 0.125}]
+    path = tmp_path / "dp.json"
+    path.write_text(json.dumps({"rows": rows}))
+    text = verdicts.detection_limit(path)
+    assert "κ 0.25: ≥ 0.3% of tokens" in text and "κ 0.1: not found up to 3% of tokens" in text
+    assert "unmeasured" in verdicts.detection_limit(tmp_path / "missing.json")
+
+
+def _metric_rows(P, pair: str, after: str, intensity_lo: float, entropy_lo: float, scale_free_lo: float,
+                 n: int = 12) -> list[dict]:
+    base = {"pair": pair, "model_before": "base", "model_after": after, "score": P.circuits.scores[0],
+            "alpha": P.circuits.main_alpha, "n": n}
+    return [{**base, "metric": m, "delta_lo": lo} for m, lo in
+            (("intensity", intensity_lo), ("entropy", entropy_lo), ("entropy (scale-free)", scale_free_lo))]
+
+
+def test_circuit_verdict_needs_every_online_rl_pair_and_no_dpo_pair(P):
+    from rlgen_utils.studies import circuits
+    paper_like = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1)
+                              + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
+    paper, scale_free = circuits.verdicts(P, paper_like)
+    assert paper.decision == "reproduced" and scale_free.decision == "not reproduced", \
+        "an entropy rise that vanishes without the scale must not pass the scale-free reading"
+    both_rise = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
+                             + _metric_rows(P, "base→dpo", "dpo", 0.1, 0.1, 0.1))
+    assert {v.decision for v in circuits.verdicts(P, both_rise)} == {"not reproduced"}
+    no_dpo = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1))
+    assert {v.decision for v in circuits.verdicts(P, no_dpo)} == {"not testable at this power"}
+    few = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
+                       + _metric_rows(P, "sft→sft_grpo", "sft_grpo", -0.1, -0.1, -0.1, n=3)
+                       + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
+    paper, _ = circuits.verdicts(P, few)
+    assert paper.decision == "reproduced" and "sft→sft_grpo (3)" in paper.limit, \
+        "a pair of 3 questions must be left out, not counted as a failure to rise"
+
+
+def test_intervention_verdicts_without_a_selected_set(P):
+    from rlgen_utils.studies import interventions as study
+    groups = {"cmp": {"target": [1, 2], "control": [3], "test": [4], "test_all": [4, 5]}}
+    empty = study.FeatureSelection(groups=groups, scores={}, pvalues={}, sets={"cmp": []}, selected=[],
+                                   firing=[0.1] * 64, n_alive=64, rule="paper")
+    found, causal = study.verdicts(P, empty, pd.DataFrame())
+    assert found.decision == "not reproduced" and causal.decision == "not testable at this power"
+    no_family = study.FeatureSelection(groups={}, scores={}, pvalues={}, sets={}, selected=[], firing=[0.1] * 64,
+                                       n_alive=64, rule="paper")
+    assert study.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
