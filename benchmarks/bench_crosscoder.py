@@ -24,7 +24,7 @@ from rlgen_utils.studies import crosscoder
 def data(P, n_batches: int):
     C = P.crosscoder
     trio = ("base", C.sft_method, C.rl_method)
-    acts = P.run_dir / "acts" / crosscoder.acts_key(P, trio)
+    acts = P.run_dir / "acts" / f"{crosscoder.acts_key(P, trio)}-ts{P.train_seeds[0]}"   # ensure_activations' folder
     if (acts / "DONE.json").is_file():
         it = activations.batches(acts, C.batch_size, seed=0)
         return [next(it) for _ in range(n_batches)], str(acts)

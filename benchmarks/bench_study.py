@@ -35,6 +35,16 @@ def measured(cmd: list[str]) -> dict:
     return {"wall_s": round(res["wall_s"], 1), "peak_rss_mib": round(res["peak_rss_mib"], 1)}
 
 
+def cpu_model() -> str:
+    """The processor's name (times move several-fold between 2-core machines of this kind)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params/default.yaml")
@@ -61,7 +71,7 @@ def main() -> None:
             rerun = measured([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-png"])
             rerun["wall_s"] = round(time.perf_counter() - t0, 1)
     total = sum(v["wall_s"] for v in per.values())
-    result = {"params": args.params, "per_notebook": per, "total_wall_s": round(total, 1),
+    result = {"params": args.params, "cpu": cpu_model(), "per_notebook": per, "total_wall_s": round(total, 1),
               "total_wall_min": round(total / 60, 1), "peak_rss_mib": max(v["peak_rss_mib"] for v in per.values()),
               "rerun_of_finished_study_s": rerun["wall_s"], "calibration_s": round(calib, 3),
               "total_over_calibration": round(total / calib, 1)}

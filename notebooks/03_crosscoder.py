@@ -102,6 +102,9 @@ crosscoder.latent_scaling(P, cc3, TRIO)
 # **Detection limit** of these counts: `docs/detection_power.md` (made by `benchmarks/detection_power.py` on the
 # default run) plants tuned-only features into a copy of the base's activations and trains this same pair
 # crosscoder; a count of 0 means "none above the rate and strength that table recovers", not "none".
+# **Sparsity artifacts**: the paper's L1 crosscoder on the same pairs, at several penalties and at the one whose L0
+# matches BatchTopK's, with the identical copy as its null, is `docs/l1_vs_batchtopk.md`
+# (`benchmarks/l1_vs_batchtopk.py`; Minder et al. 2025 find L1 makes tuned-only latents that are not).
 
 # %%
 nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **crosscoder.ensure_null_pair(P, TRIO),
@@ -140,6 +143,9 @@ verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn))
 # Each model's slice of the three-model crosscoder (its own encoder block, its decoder, the BatchTopK threshold as
 # a per-latent JumpReLU threshold, the activation scale folded in) is written as a sae-lens SAE, so sae-lens's
 # tools open rlgen's features on the model's raw residual stream: `sae_lens.SAE.load_from_disk(folder)`.
+# The standard per-model baseline — a sae-lens SAE trained with sae-lens's own trainer on the base alone, read on
+# every model's held-out activations (how far each tuned model moved off the base's dictionary) — is
+# `docs/sae_baseline.md` (`benchmarks/sae_baseline.py`; `crosscoder.sae_baseline(P)` here gives the same table).
 
 # %%
 crosscoder.export_slices(P, cc3, TRIO)

@@ -101,10 +101,10 @@ pairs
 
 # %% [markdown]
 # ## What the organism shows
-# Computed from the two tables above (trajectory crosscoders and the pairwise cross-check):
+# Computed from the tables above (trajectory crosscoders, the pairwise cross-check and the identical-copy null):
 
 # %%
-Markdown(dynamics.findings(P, table, pairs))
+Markdown(dynamics.findings(P, table, pairs, null))
 
 # %% [markdown]
 # ## Verdicts

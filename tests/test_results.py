@@ -7,7 +7,7 @@ from rlgen_utils.studies import results
 
 def test_markdown_table_formats_floats_and_escapes_pipes():
     df = pd.DataFrame({"a": [0.12345, float("nan")], "b": ["x|y", None]}, index=pd.Index(["r1", "r2"], name="row"))
-    assert results._md(df).splitlines() == ["| row | a | b |", "|---|---|---|", "| r1 | 0.123 | x\\|y |",
+    assert results.markdown_table(df).splitlines() == ["| row | a | b |", "|---|---|---|", "| r1 | 0.123 | x\\|y |",
                                             "| r2 |  |  |"]
 
 

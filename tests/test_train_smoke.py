@@ -229,6 +229,28 @@ def test_notebooks_03_to_06_record_typed_verdicts(smoke_run):
         assert causal[0].decision == "not testable at this power", "nothing selected: nothing can be called causal"
 
 
+def test_l1_and_batchtopk_pairs_are_compared_on_the_smoke_run(smoke_run, tmp_path):
+    from rlgen_utils.studies import crosscoder
+    P, _ = _copy_run(smoke_run[0], tmp_path)   # new artifacts go to a copy, with that copy's provenance
+    table = crosscoder.sparsity_comparison(P, (1.0,))
+    assert set(table.sparsity) == {f"batchtopk k={P.crosscoder.k}", "l1 λ=1"} and len(table) == 6
+    assert (table["held-out FVU (tuned slot)"] >= 0).all() and (table["alive"] > 0).all()
+    assert crosscoder.matched_l1(table) == "l1 λ=1"
+    assert crosscoder.crosscoder_dir(P, ("base", "sft"), "sparsity-l1-1").is_dir(), "L1 pairs are cached apart"
+
+
+def test_sae_lens_baseline_trains_on_the_base_and_reads_every_model(smoke_run, tmp_path):
+    from sae_lens import SAE
+
+    from rlgen_utils.studies import crosscoder
+    P, _ = _copy_run(smoke_run[0], tmp_path)
+    table = crosscoder.sae_baseline(P)
+    assert list(table.model) == ["base", "sft", "grpo"]
+    assert (table["held-out FVU (base's SAE)"] > 0).all() and (table["mean L0"] > 0).all()
+    sae = SAE.load_from_disk(str(crosscoder.ensure_sae_baseline(P)))   # done: loads, trains nothing
+    assert sae.cfg.d_sae == P.crosscoder.n_latents
+
+
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):
     """SFT and DPO always have a gradient; GRPO/RLOO only when some group of samples had mixed rewards (with
     beta 0, all-equal rewards give zero advantages and must leave the weights untouched)."""

@@ -132,3 +132,15 @@ def test_intervention_verdicts_without_a_selected_set(P):
     no_family = study.FeatureSelection(groups={}, scores={}, pvalues={}, sets={}, selected=[], firing=[0.1] * 64,
                                        n_alive=64, rule="paper")
     assert study.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
+
+
+def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():
+    rows = []
+    for sparsity, l0, fvu in (("batchtopk k=16", 16.0, 0.02), ("l1 λ=1", 40.0, 0.015), ("l1 λ=2", 18.0, 0.03),
+                              ("l1 λ=4", 9.0, 0.05)):
+        for pair in ("base–sft", "base–grpo", "base–base copy (null)"):
+            # the null pair's L0 must not count: make it misleading
+            rows.append({"sparsity": sparsity, "pair": pair, "mean L0": 16.0 if "null" in pair else l0,
+                         "held-out FVU (tuned slot)": fvu})
+    assert crosscoder.matched_l1(pd.DataFrame(rows)) == "l1 λ=2"
+    assert crosscoder.matched_l1(pd.DataFrame(rows), by="held-out FVU (tuned slot)") == "l1 λ=1"  # 0.015 vs 0.03

@@ -375,3 +375,100 @@ def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict) -> list[Verdi
         limit=detection_limit(),
         detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
                f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}")]
+
+
+def l1_params(P: Params, l1_coeff: float) -> Params:
+    """``P`` with the paper's L1 crosscoder at penalty ``l1_coeff`` (same width, steps and corpus)."""
+    return P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"sparsity": "l1", "l1_coeff": l1_coeff})})
+
+
+def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, str, str] | None = None) -> pd.DataFrame:
+    """The paper's L1 crosscoder beside BatchTopK on the same pairs: for each sparsity (BatchTopK at
+    ``crosscoder.k``, L1 at every ``l1_coeffs``) and pair (base–SFT, base–RL, base–base copy), held-out FVU of the
+    tuned slot, mean L0 and the tuned-only / base-only counts. Where L1 yields tuned-only latents that BatchTopK at
+    a matched L0 and FVU does not — and that the identical copy also shows — they are the sparsity artifacts of
+    Minder et al. 2025. Pair crosscoders are keyed and cached like notebook 03's."""
+    C = P.crosscoder
+    trio = trio or ("base", C.sft_method, C.rl_method)
+    rows = []
+    for label, Q in [(f"batchtopk k={C.k}", P.model_copy(update={"crosscoder": C.model_copy(update={"sparsity": "batchtopk"})})),
+                     *[(f"l1 λ={c:g}", l1_params(P, c)) for c in l1_coeffs]]:
+        tag = "" if Q.crosscoder == C else f"sparsity-{Q.crosscoder.sparsity}-{Q.crosscoder.l1_coeff:g}"
+        for pair in (("base", trio[1]), ("base", trio[2]), ("base", "base")):
+            copy = pair == ("base", "base")
+            cc = ensure_crosscoder(Q, pair, steps=C.pair_steps, source=trio,
+                                   tag=("null-copy" if copy and not tag else f"{tag}-null-copy" if copy else tag))
+            q = quality(Q, cc, pair, source=trio)
+            counts = latents.nrn_counts(latents.nrn_L(cc.dec_norms_LM().detach())[alive(cc)], C.nrn_low, C.nrn_high)
+            rows.append({"sparsity": label, "pair": "base–base copy (null)" if copy else f"base–{pair[1]}",
+                         "held-out FVU (tuned slot)": float(q["held-out FVU"].iloc[1]),
+                         "mean L0": float(q["mean L0"].iloc[0]), "alive": int(alive(cc).sum()),
+                         "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"])})
+    return pd.DataFrame(rows)
+
+
+def matched_l1(table: pd.DataFrame, by: str = "mean L0") -> str:
+    """The L1 setting whose ``by`` (``"mean L0"`` or ``"held-out FVU (tuned slot)"``) over the real pairs is
+    closest to BatchTopK's (ties: the lower FVU)."""
+    fvu = "held-out FVU (tuned slot)"
+    real = table[~table.pair.str.contains("null")]
+    g = real.groupby("sparsity")[list(dict.fromkeys(["mean L0", fvu, by]))].mean()
+    ref = g.loc[[s for s in g.index if s.startswith("batchtopk")][0], by]
+    l1 = g[g.index.str.startswith("l1")]
+    return str(l1.assign(gap=(l1[by] - ref).abs()).sort_values(["gap", fvu]).index[0])
+
+
+SAE_BASELINE = "sae-lens"
+"""Folder tag of the base's sae-lens SAE (``crosscoders/base-sae-lens/``)."""
+
+
+def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> Path:
+    """The standard per-model baseline beside the crosscoder: a sae-lens BatchTopK SAE trained with sae-lens's own
+    trainer on the base's activations of the corpus's training texts (``crosscoder.n_latents`` wide, ``k``,
+    ``steps``, ``lr``, batch size as the crosscoder's), saved as a sae-lens inference model (JumpReLU with the
+    learnt threshold) that ``sae_lens.SAE.load_from_disk`` opens. Keyed by the crosscoder section and the
+    activations."""
+    from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
+    from sae_lens.config import SAETrainerConfig
+
+    from ..run.artifacts import atomic_dir
+    C = P.crosscoder
+    trio = trio or ("base", C.sft_method, C.rl_method)
+    acts = ensure_activations(P, trio)
+    out, key = crosscoder_dir(P, ("base",), SAE_BASELINE), f"{stage_key(P, 'crosscoder')}-{acts.name}-{SAE_BASELINE}"
+    if is_done(out, key):
+        return out
+    seed_everything(P.seed)
+    store = ActivationStore(acts)
+    data = (x[:, 0] for x in store.batches(C.batch_size, seed=P.seed, columns=[0], split="train"))
+    sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=store.d_model, d_sae=C.n_latents, k=C.k))
+    cfg = SAETrainerConfig(total_training_samples=C.batch_size * C.steps, train_batch_size_samples=C.batch_size,
+                           lr=C.lr, lr_end=C.lr, n_batches_for_norm_estimate=1, logger=LoggingConfig(log_to_wandb=False))
+    trained = SAETrainer(cfg=cfg, sae=sae, data_provider=data).fit()
+    with atomic_dir(out) as tmp:
+        trained.save_inference_model(str(tmp))
+    mark_done(out, key, names=["base"], trainer="sae_lens.SAETrainer")
+    return out
+
+
+def sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> pd.DataFrame:
+    """How far each model moved off the base's own dictionary: held-out FVU and mean L0 of the base's sae-lens SAE
+    (:func:`ensure_sae_baseline`) on every model's activations of the same held-out tokens (every token read
+    once). A tuned model whose FVU rises above the base's uses directions the base's dictionary lacks."""
+    from sae_lens import SAE
+    C = P.crosscoder
+    trio = trio or ("base", C.sft_method, C.rl_method)
+    sae = SAE.load_from_disk(str(ensure_sae_baseline(P, trio)))
+    it = ActivationStore(ensure_activations(P, trio)).batches(C.batch_size, seed=P.seed + 12345, split="heldout",
+                                                             epochs=1)
+    resid, total, l0, n = torch.zeros(len(trio)), torch.zeros(len(trio)), torch.zeros(len(trio)), 0
+    with torch.no_grad():
+        for x_BMD in it:
+            for m in range(len(trio)):
+                f_BL = sae.encode(x_BMD[:, m])
+                resid[m] += (x_BMD[:, m] - sae.decode(f_BL)).pow(2).sum()
+                total[m] += (x_BMD[:, m] - x_BMD[:, m].mean(0)).pow(2).sum()
+                l0[m] += (f_BL > 0).float().sum(-1).sum()
+            n += x_BMD.shape[0]
+    return pd.DataFrame([{"model": name, "held-out FVU (base's SAE)": float(resid[m] / total[m]),
+                          "mean L0": float(l0[m] / max(n, 1))} for m, name in enumerate(trio)])

@@ -174,9 +174,12 @@ def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None) -> str:
+def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None,
+             null: pd.DataFrame | None = None) -> str:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
-    A claim counts as resolved when the [min, max] ranges over crosscoder seeds do not overlap."""
+    An ordering between the paradigms counts as resolved when the [min, max] ranges over crosscoder seeds do not
+    overlap; with the identical-copy ``null`` the typed verdicts (:func:`verdicts`) follow, which also ask that the
+    paradigm's value lie beyond the null's range."""
     s = summary(table).set_index("method").to_dict("index")
     sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
     ranges = {}
@@ -189,7 +192,7 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
     def claim(col, text, holds):
         (a_lo, a_hi), (b_lo, b_hi) = ranges[col, sft], ranges[col, rl]
         separated = a_hi < b_lo or b_hi < a_lo
-        return (f"- {text}: {'holds' if holds else 'does not hold'}, "
+        return (f"- {text} (ordering only): {'holds' if holds else 'does not hold'}, "
                 f"{'resolved (the seed ranges do not overlap)' if separated else 'not resolved (the seed ranges overlap)'}.")
     fvl, nb = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
     return "\n".join([
@@ -200,7 +203,8 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
         claim("neighbour", f"{rl} keeps evolving more than {sft}", s[rl][nb] < s[sft][nb]),
         f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
         f"{s[sft]['tuned-only latents (final)']:.0f}, {rl} {s[rl]['tuned-only latents (final)']:.0f}.",
-        *([] if pair_table is None else [_agreement(P, s, pair_table)])])
+        *([] if pair_table is None else [_agreement(P, s, pair_table)]),
+        *([] if null is None else [v.line() for v in verdicts(P, table, null)])])
 
 
 def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:

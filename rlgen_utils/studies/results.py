@@ -32,7 +32,7 @@ def _finished(P: Params) -> pd.DataFrame:
     return evaluate.ensure_scores(P)  # reads the cached per-model scores
 
 
-def _md(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = True) -> str:
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = True) -> str:
     """A Markdown table (pandas' own needs the ``tabulate`` package, which rlgen does not install)."""
     df = df.reset_index() if index else df
     def fmt(v) -> str:
@@ -50,7 +50,7 @@ def _cell(r) -> str:
 
 def base_section(P: Params) -> str:
     t = train.base_table(P, train.ensure_base_eval(P)).set_index("family")
-    return "**Base model, greedy accuracy per family** (one run):\n\n" + _md(t)
+    return "**Base model, greedy accuracy per family** (one run):\n\n" + markdown_table(t)
 
 
 def class_section(P: Params, scores: pd.DataFrame) -> str:
@@ -58,14 +58,14 @@ def class_section(P: Params, scores: pd.DataFrame) -> str:
     d = d.assign(cell=[_cell(r) for r in d.itertuples()]).pivot(index="family", columns="contrast", values="cell")
     n = len(P.train_seeds)
     return (f"**Change over the base per transfer class** ({n} training seed{'s' * (n > 1)}, 95 % intervals "
-            f"hierarchical over seeds and samples):\n\n" + _md(d))
+            f"hierarchical over seeds and samples):\n\n" + markdown_table(d))
 
 
 def fit_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
     fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n"]].set_index("models")
     return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL):\n\n"
-            + _md(fits) + "\n\n" + forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
+            + markdown_table(fits) + "\n\n" + forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
 
 
 def sweep_section(P: Params, scores: pd.DataFrame) -> str:
@@ -73,13 +73,13 @@ def sweep_section(P: Params, scores: pd.DataFrame) -> str:
     sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model").drop(columns="lr")
     fin = moved[moved.final].groupby("method")[[c for c in moved.columns if c.startswith("changed")]].mean()
     return ("**SFT learning-rate sweep** (first seed; `chosen by validation` = best in-domain validation accuracy):"
-            "\n\n" + _md(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
-            + _md(fin, ".3f"))
+            "\n\n" + markdown_table(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
+            + markdown_table(fin, ".3f"))
 
 
 def pool_section(P: Params) -> str:
     return (f"**Study A's pools** ({P.interventions.pool_per_family} test prompts per selection family, base vs "
-            f"{P.crosscoder.rl_method}):\n\n" + _md(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
+            f"{P.crosscoder.rl_method}):\n\n" + markdown_table(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
 
 
 def prereg_section(P: Params, scores: pd.DataFrame) -> str:
@@ -89,7 +89,7 @@ def prereg_section(P: Params, scores: pd.DataFrame) -> str:
     t = prereg.outcome_table(P, pre, scores)
     cols = ["#", "contrast", "applies_to", "scope", "expected", "measured", "matched"]
     return (f"**Pre-registration** (`{P.eval.preregistration}`, {pre.written}), row by row:\n\n"
-            + prereg.summary(t) + "\n\n" + _md(t[cols], index=False))
+            + prereg.summary(t) + "\n\n" + markdown_table(t[cols], index=False))
 
 
 def timing_section(paths: list[str]) -> str:
@@ -97,9 +97,13 @@ def timing_section(paths: list[str]) -> str:
     for p in paths:
         r = json.loads(Path(p).read_text())
         rows.append({"params": r["params"], **{k: v["wall_s"] for k, v in r["per_notebook"].items()},
-                     "total (min)": r["total_wall_min"], "peak RSS (MiB)": r["peak_rss_mib"]})
-    return ("**Wall time in seconds** (`benchmarks/bench_study.py`, 2-core CPU):\n\n"
-            + _md(pd.DataFrame(rows), ".0f", index=False))
+                     "total (min)": f"{r['total_wall_min']:.1f}", "peak RSS (MiB)": r["peak_rss_mib"],
+                     "calibration (s)": f"{r['calibration_s']:.3f}" if "calibration_s" in r else "",
+                     "cpu": r.get("cpu", "not recorded")})
+    return ("**Wall time in seconds** (`benchmarks/bench_study.py`, 2 cores; `calibration` is 20 fp32 1024² matmuls "
+            "on the same machine, recorded to compare machines — only roughly: not all of a notebook's time is matmul):"
+            "\n\n"
+            + markdown_table(pd.DataFrame(rows), ".0f", index=False))
 
 
 def verdict_section(P: Params) -> str:
@@ -110,7 +114,7 @@ def verdict_section(P: Params) -> str:
     t = pd.DataFrame([{"notebook": v.notebook.split("_")[0], "claim (the paper)": v.claim, "decision": f"**{v.decision}**",
                        "numbers": v.detail, "null": v.null, "detection limit": v.limit} for v in vs])
     return (f"**The papers' mechanistic claims on `{P.name}`** (decided by each notebook from its numbers against "
-            f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + _md(t, index=False))
+            f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + markdown_table(t, index=False))
 
 
 MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamics": "Feature dynamics (notebook 04)",
