@@ -218,8 +218,8 @@ class ActivationStore:
         ``columns`` selects some of the models (e.g. base and RL out of base, SFT, RL); ``split`` keeps only the
         tokens of training (``"train"``) or held-out (``"heldout"``) texts (:func:`held_out_doc`)."""
         index = self.index
-        cols = list(range(len(self.scale_M))) if columns is None else list(columns)
-        scale_1MD = self.scale_M[cols][None, :, None]
+        cols = None if columns is None else list(columns)
+        scale_1MD = (self.scale_M if cols is None else self.scale_M[cols])[None, :, None]
         g = torch.Generator().manual_seed(seed)
         epoch = 0
         while epoch < epochs:
@@ -232,7 +232,8 @@ class ActivationStore:
                 perm = rows[torch.randperm(len(rows), generator=g)]
                 for i in range(0, len(perm) - batch_size + 1, batch_size):
                     yielded += 1
-                    yield raw_NMD[perm[i:i + batch_size]][:, cols] * scale_1MD
+                    x_BMD = raw_NMD[perm[i:i + batch_size]]
+                    yield (x_BMD if cols is None else x_BMD[:, cols]) * scale_1MD
             if not yielded:   # else an endless iterator would spin without ever yielding
                 raise ValueError(f"{self.folder}: no shard holds {batch_size} tokens{f' of the {split} split' if split else ''}"
                                  f" (raise crosscoder.n_texts or lower crosscoder.batch_size)")

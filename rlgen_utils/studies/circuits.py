@@ -342,6 +342,11 @@ READINGS = (*SCALE_FREE, "intensity / loss")
 OFFLINE = ("dpo", "sft_dpo")
 
 
+def rises(p: pd.DataFrame, *metrics: str) -> bool:
+    """Whether every one of ``metrics`` rose in one pair's rows (indexed by metric): interval above 0."""
+    return all(m in p.index and bool(p.loc[m].delta_lo > 0) for m in metrics)
+
+
 def findings(P: Params, table: pd.DataFrame) -> str:
     """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)?"""
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
@@ -355,9 +360,9 @@ def findings(P: Params, table: pd.DataFrame) -> str:
             verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *READINGS)
                                 if m in p.index)
             lines.append(f"- **{pair}** ({group}): {verdict}.")
-            pattern[pair] = (group, p.loc["intensity"].delta_lo > 0 and p.loc["entropy"].delta_lo > 0)
-            shape[pair] = (group, SCALE_FREE[0] in p.index and p.loc[SCALE_FREE[0]].delta_lo > 0)
-            per_loss[pair] = (group, "intensity / loss" in p.index and p.loc["intensity / loss"].delta_lo > 0)
+            pattern[pair] = (group, rises(p, "intensity", "entropy"))
+            shape[pair] = (group, rises(p, SCALE_FREE[0]))
+            per_loss[pair] = (group, rises(p, "intensity / loss"))
     rl = [ok for g, ok in pattern.values() if g == "online RL"]
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
@@ -498,8 +503,8 @@ def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
     with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim with no
     online-RL or no DPO pair left is not testable."""
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
-    rises: dict[str, dict[str, list[bool]]] = {"paper": {"online RL": [], "DPO": []},
-                                               "scale-free": {"online RL": [], "DPO": []}}
+    up: dict[str, dict[str, list[bool]]] = {"paper": {"online RL": [], "DPO": []},
+                                            "scale-free": {"online RL": [], "DPO": []}}
     used, left_out = [], []
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
@@ -510,14 +515,14 @@ def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
                 left_out.append(f"{pair} ({n})")
                 continue
             used.append(n)
-            rises["paper"][group].append(bool(p.loc["intensity"].delta_lo > 0 and p.loc["entropy"].delta_lo > 0))
-            rises["scale-free"][group].append(bool(SCALE_FREE[0] in p.index and p.loc[SCALE_FREE[0]].delta_lo > 0))
+            up["paper"][group].append(rises(p, "intensity", "entropy"))
+            up["scale-free"][group].append(rises(p, SCALE_FREE[0]))
     limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
              f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
     out = []
     for reading, claim in (("paper", "online RL raises edge intensity and entropy, DPO does not"),
                            ("scale-free", "online RL raises the scale-free edge entropy, DPO does not")):
-        rl, dpo = rises[reading]["online RL"], rises[reading]["DPO"]
+        rl, dpo = up[reading]["online RL"], up[reading]["DPO"]
         out.append(Verdict(
             claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
             null="paired bootstrap interval of each pair's change containing 0",

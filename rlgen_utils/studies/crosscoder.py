@@ -391,13 +391,14 @@ def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str
     C = P.crosscoder
     trio = trio or ("base", C.sft_method, C.rl_method)
     rows = []
-    for label, Q in [(f"batchtopk k={C.k}", P.model_copy(update={"crosscoder": C.model_copy(update={"sparsity": "batchtopk"})})),
-                     *[(f"l1 λ={c:g}", l1_params(P, c)) for c in l1_coeffs]]:
+    batchtopk = P.model_copy(update={"crosscoder": C.model_copy(update={"sparsity": "batchtopk"})})
+    for label, Q in [(f"batchtopk k={C.k}", batchtopk), *[(f"l1 λ={c:g}", l1_params(P, c)) for c in l1_coeffs]]:
+        # notebook 03's own pairs when the setting is the params' own; else folders of their own
         tag = "" if Q.crosscoder == C else f"sparsity-{Q.crosscoder.sparsity}-{Q.crosscoder.l1_coeff:g}"
         for pair in (("base", trio[1]), ("base", trio[2]), ("base", "base")):
             copy = pair == ("base", "base")
             cc = ensure_crosscoder(Q, pair, steps=C.pair_steps, source=trio,
-                                   tag=("null-copy" if copy and not tag else f"{tag}-null-copy" if copy else tag))
+                                   tag="-".join(t for t in (tag, "null-copy" if copy else "") if t))
             q = quality(Q, cc, pair, source=trio)
             counts = latents.nrn_counts(latents.nrn_L(cc.dec_norms_LM().detach())[alive(cc)], C.nrn_low, C.nrn_high)
             rows.append({"sparsity": label, "pair": "base–base copy (null)" if copy else f"base–{pair[1]}",

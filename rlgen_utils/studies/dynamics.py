@@ -159,11 +159,8 @@ def pairwise_table(P: Params) -> pd.DataFrame:
 
 def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> str:
     """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds."""
-    s, n = summary(table).set_index("method").to_dict("index"), null.groupby("checkpoint").agg(
-        fvl_lo=("fvl_lo", "min"), fvl_hi=("fvl_hi", "max"), nb_lo=("nb_lo", "min"), nb_hi=("nb_hi", "max"))
-    early = n[n.index < n.index.max()]
-    f_lo, f_hi, b_lo, b_hi = (float(early.fvl_lo.mean()), float(early.fvl_hi.mean()), float(n.nb_lo.mean()),
-                              float(n.nb_hi.mean()))
+    s = summary(table).set_index("method").to_dict("index")
+    (f_lo, f_hi), (b_lo, b_hi) = null_range(null, "first"), null_range(null, "neighbour")
     lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
              f"neighbour overlap {b_lo:.2f}–{b_hi:.2f}."]
     for m in (P.crosscoder.sft_method, P.crosscoder.rl_method):
@@ -182,12 +179,7 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
     paradigm's value lie beyond the null's range."""
     s = summary(table).set_index("method").to_dict("index")
     sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
-    ranges = {}
-    for col, lo, hi in (("first", "fvl_lo", "fvl_hi"), ("neighbour", "nb_lo", "nb_hi")):
-        for m in (sft, rl):
-            g = table[(table.method == m) & table[lo].notna()]
-            g = g[g.checkpoint < g.checkpoint.max()] if col == "first" else g
-            ranges[col, m] = (g[lo].mean(), g[hi].mean())
+    ranges = {(col, m): seed_range(table, m, col)[1:] for col in CLAIM_COLUMNS for m in (sft, rl)}
 
     def claim(col, text, holds):
         (a_lo, a_hi), (b_lo, b_hi) = ranges[col, sft], ranges[col, rl]
@@ -221,36 +213,48 @@ def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
             f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")
 
 
+CLAIM_COLUMNS = {"first": ("first_vs_last", "fvl_lo", "fvl_hi"), "neighbour": ("neighbour", "nb_lo", "nb_hi")}
+"""Per dynamics claim, the overlap table's (mean, seed-min, seed-max) columns."""
+
+
+def seed_range(table: pd.DataFrame, method: str, claim: str) -> tuple[float, float, float]:
+    """Mean, and mean [min, max] over crosscoder seeds, of one claim's overlap for ``method``, over the
+    checkpoints the claim reads (overlap with the final one: checkpoints 1..N−1)."""
+    mean, lo, hi = CLAIM_COLUMNS[claim]
+    g = table[(table.method == method) & table[lo].notna()]
+    g = g[g.checkpoint < g.checkpoint.max()] if claim == "first" else g
+    return float(g[mean].mean()), float(g[lo].mean()), float(g[hi].mean())
+
+
+def null_range(null: pd.DataFrame, claim: str) -> tuple[float, float]:
+    """The identical-copy null's range of one claim's overlap: per checkpoint the min / max over its slots and
+    seeds, averaged over the checkpoints the claim reads."""
+    _, lo, hi = CLAIM_COLUMNS[claim]
+    n = null.groupby("checkpoint").agg(lo=(lo, "min"), hi=(hi, "max"))
+    n = n[n.index < n.index.max()] if claim == "first" else n
+    return float(n.lo.mean()), float(n.hi.mean())
+
+
 def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> list[Verdict]:
     """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
     paradigms do not overlap (else: not testable at this power), and the paradigm's value must lie beyond the
     identical-copy null's range in the claimed direction."""
     sft, rl = paradigms(P)
     seeds = P.dynamics.crosscoder_seeds
-
-    def means(t: pd.DataFrame, m: str | None, early: bool, cols: tuple[str, str, str]):
-        g = t if m is None else t[t.method == m]
-        g = g[g[cols[1]].notna()]
-        g = g[g.checkpoint < g.checkpoint.max()] if early else g
-        return float(g[cols[0]].mean()), float(g[cols[1]].mean()), float(g[cols[2]].mean())
-
     out = []
-    for claim, cols, early, better in (
-            (f"{sft} stabilises early (its earlier checkpoints overlap its final one more than {rl}'s)",
-             ("first_vs_last", "fvl_lo", "fvl_hi"), True, "higher"),
-            (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)",
-             ("neighbour", "nb_lo", "nb_hi"), False, "lower")):
-        (a, a_lo, a_hi), (b, b_lo, b_hi) = means(table, sft, early, cols), means(table, rl, early, cols)
-        _, n_lo, n_hi = means(null, None, early, cols)
+    for claim, col, better in (
+            (f"{sft} stabilises early (its earlier checkpoints overlap its final one more than {rl}'s)", "first",
+             "higher"),
+            (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)", "neighbour", "lower")):
+        (a, a_lo, a_hi), (b, b_lo, b_hi) = seed_range(table, sft, col), seed_range(table, rl, col)
+        n_lo, n_hi = null_range(null, col)
         separated = a_hi < b_lo or b_hi < a_lo
-        if better == "higher":   # sft above rl, and sft above what identical checkpoints give
-            seen, opposite, est = a > b and a > n_hi, b > a, a - b
-        else:                    # rl below sft, and rl below the null
-            seen, opposite, est = b < a and b < n_lo, b > a, a - b
+        # sft above rl and above what identical checkpoints give / rl below sft and below the null
+        seen = a > b and a > n_hi if better == "higher" else b < a and b < n_lo
         out.append(Verdict(
-            claim=claim, notebook="04_feature_dynamics", estimate=est, interval=None,
+            claim=claim, notebook="04_feature_dynamics", estimate=a - b, interval=None,
             null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}",
-            decision=decide(seen, opposite, separated),
+            decision=decide(seen, b > a, separated),
             limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
                   f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})",
             detail=f"{sft} {a:.2f}, {rl} {b:.2f}"))

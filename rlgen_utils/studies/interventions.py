@@ -491,6 +491,14 @@ def _share(x: float) -> str:
     return f"{x:.0%}" if np.isfinite(x) else "n/a (fewer than two non-empty sets)"
 
 
+def causal_rows(P: Params, control: pd.DataFrame) -> list[bool]:
+    """Per row of the random-set control: did the edit move accuracy the claimed way (disable lowers, amplify
+    raises) at p ≤ ``interventions.alpha`` against the random sets?"""
+    return [bool(r["p (one-sided)"] <= P.interventions.alpha
+                 and (r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0))
+            for r in control.to_dict("records")]
+
+
 def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> str:
     """Whether the organism shows a compact, task-agnostic, causal latent set, with the controls."""
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
@@ -510,10 +518,8 @@ def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: 
                if not fams else "no latent's contrast passed the test in every family: none found at this power")
         lines.append(f"\n**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.")
         return "\n".join(lines)
-    causal = []
+    causal = causal_rows(P, control)
     for r in control.to_dict("records"):
-        right_way = r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0
-        causal.append(bool(r["p (one-sided)"] <= I.alpha and right_way))
         lines.append(f"- {r['intervention']} on the test half's {r['scope']} samples: selected set "
                      f"{100 * r['selected set']:+.1f} points; {I.n_random} frequency-matched random sets "
                      f"{100 * r['random min']:+.1f} to {100 * r['random max']:+.1f} (mean "
@@ -570,11 +576,9 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Ve
         decision=decide(found, False, bool(fams) and reachable),
         limit=f"{power}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
         detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
-    causal, rand_p = [], []
-    for r in control.to_dict("records") if n else []:
-        right_way = r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0
-        causal.append(bool(r["p (one-sided)"] <= I.alpha and right_way))
-        rand_p.append(f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}")
+    causal = causal_rows(P, control) if n else []
+    rand_p = [f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}"
+              for r in (control.to_dict("records") if n else [])]
     out.append(Verdict(
         claim="disabling the set in RL lowers, amplifying it in the base raises, RL-right/base-wrong accuracy",
         notebook="06_interventions", estimate=float(sum(causal)), interval=None,

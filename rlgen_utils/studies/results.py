@@ -111,8 +111,9 @@ def verdict_section(P: Params) -> str:
     vs = verdicts.load_all(P)
     if not vs:
         return "No verdicts recorded: run notebooks 03–06 first."
-    t = pd.DataFrame([{"notebook": v.notebook.split("_")[0], "claim (the paper)": v.claim, "decision": f"**{v.decision}**",
-                       "numbers": v.detail, "null": v.null, "detection limit": v.limit} for v in vs])
+    t = verdicts.table(vs)[["notebook", "claim", "decision", "numbers", "null", "detection limit"]]
+    t = t.assign(notebook=t.notebook.str.split("_").str[0], decision="**" + t.decision + "**").rename(
+        columns={"claim": "claim (the paper)"})
     return (f"**The papers' mechanistic claims on `{P.name}`** (decided by each notebook from its numbers against "
             f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + markdown_table(t, index=False))
 

@@ -62,7 +62,7 @@ def decide(effect_seen: bool, opposite_seen: bool, testable: bool) -> Decision:
 
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
-    return pd.DataFrame([{"claim": v.claim, "decision": v.decision, "estimate": v.estimate,
+    return pd.DataFrame([{"notebook": v.notebook, "claim": v.claim, "decision": v.decision, "estimate": v.estimate,
                           "interval": "" if v.interval is None else f"[{v.interval[0]:.3g}, {v.interval[1]:.3g}]",
                           "null": v.null, "detection limit": v.limit, "numbers": v.detail} for v in verdicts])
 
