@@ -70,15 +70,20 @@ plots.training_log(crosscoder.training_log(P, TRIO), list(TRIO))
 crosscoder.quality(P, cc3, TRIO)
 
 # %% [markdown]
-# ## Who owns the latents (MAS)
+# ## Who owns the latents (MAS), against two nulls
 # A model owns a latent when its MAS exceeds `crosscoder.mas_specific_above`; otherwise the latent is shared.
-# Dead latents are left out of the counts.
+# Dead latents are left out of the counts. Each count is read against the same three-model crosscoder trained on
+# **identical copies** of the base (the base's activations in all three slots) and on **random updates** (each
+# tuned slot holds the base moved as far as that tuned model, per tensor, in a random direction): what a slot owns
+# there is what the method, or any change of that size, produces.
 
 # %%
 plots.mas_distributions(crosscoder.mas(cc3), list(TRIO), C.mas_specific_above)
 
 # %%
-crosscoder.ownership(P, cc3, TRIO)
+null3 = crosscoder.ensure_null_trios(P, TRIO)
+owned = crosscoder.ownership(P, cc3, TRIO, null3)
+owned
 
 # %% [markdown]
 # ## Ownership read from the activations: latent scaling
@@ -127,7 +132,7 @@ crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 # Computed from the decoder norms above:
 
 # %%
-Markdown(crosscoder.findings(P, cc3, TRIO, nrn))
+Markdown(crosscoder.findings(P, cc3, TRIO, nrn, owned))
 
 # %% [markdown]
 # ## Verdicts
@@ -136,7 +141,7 @@ Markdown(crosscoder.findings(P, cc3, TRIO, nrn))
 # (`verdicts/03_crosscoder.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn))
+verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn, owned))
 
 # %% [markdown]
 # ## The features in sae-lens

@@ -76,8 +76,20 @@ dynamics.summary(table)
 null = dynamics.null_table(P)
 dynamics.summary(null)
 
+# %% [markdown]
+# ## The null: random walks of the same geometry
+# A trajectory that barely moves after its first checkpoint "stabilises" whatever it learnt. So the same
+# crosscoder is trained once more (`dynamics.walk_seeds`) with every checkpoint's slot holding the base moved along
+# a random walk that keeps, per tensor, that checkpoint's distance from the base and its step from the previous
+# checkpoint (`rlgen_utils/method/perturb.py`), in random directions. A difference between SFT and RL that their
+# random walks show too follows from how far and how steadily the weights moved, not from what was learnt.
+
 # %%
-Markdown(dynamics.null_findings(P, table, null))
+walk = dynamics.walk_table(P)
+dynamics.summary(walk) if not walk.empty else "random-walk null skipped (dynamics.walk_seeds: [])"
+
+# %%
+Markdown(dynamics.null_findings(P, table, null, walk))
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
@@ -101,10 +113,11 @@ pairs
 
 # %% [markdown]
 # ## What the organism shows
-# Computed from the tables above (trajectory crosscoders, the pairwise cross-check and the identical-copy null):
+# Computed from the tables above (trajectory crosscoders, the pairwise cross-check, the identical-copy null
+# and the random walks):
 
 # %%
-Markdown(dynamics.findings(P, table, pairs, null))
+Markdown(dynamics.findings(P, table, pairs, null, walk))
 
 # %% [markdown]
 # ## Verdicts
@@ -113,4 +126,4 @@ Markdown(dynamics.findings(P, table, pairs, null))
 # (`verdicts/04_feature_dynamics.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "04_feature_dynamics", dynamics.verdicts(P, table, null))
+verdicts.record(P, "04_feature_dynamics", dynamics.verdicts(P, table, null, walk))

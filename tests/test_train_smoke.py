@@ -223,10 +223,37 @@ def test_notebooks_03_to_06_record_typed_verdicts(smoke_run):
     vs = verdicts.load_all(P)
     assert {v.notebook for v in vs} == {"03_crosscoder", "04_feature_dynamics", "05_circuits", "06_interventions"}
     assert all(v.decision in verdicts.DECISIONS and v.null and v.limit for v in vs)
+    claims = {v.notebook: [] for v in vs}
+    for v in vs:
+        claims[v.notebook].append(v)
+    assert any("three-model" in v.claim for v in claims["03_crosscoder"]), "03 decides the MAS view against its nulls"
+    assert all("random walks" in v.null for v in claims["04_feature_dynamics"]), "04 reads the random-walk null"
+    assert any("exact-ablation" in v.claim for v in claims["05_circuits"]), "05 decides from exact ablation too"
     causal = [v for v in vs if v.notebook == "06_interventions" and v.claim.startswith("disabling")]
     sel = json.loads((study.study_dir(P) / "selection.json").read_text())
     if not sel["selected"]:
         assert causal[0].decision == "not testable at this power", "nothing selected: nothing can be called causal"
+
+
+def test_random_walk_models_keep_each_checkpoints_distance_and_step(smoke_run):
+    """The 04 null's models (written by the smoke run): per tensor as far from the base as each checkpoint and as
+    far from the previous one, not along the real update."""
+    from rlgen_utils.models import loading
+    from rlgen_utils.studies import crosscoder
+    P, _ = smoke_run
+    run, method = RunDir(P), P.crosscoder.sft_method
+    state = lambda path: {k: v.detach().double() for k, v in loading.load_model(path, "float32").named_parameters()}
+    base = state(run.model("base"))
+    walk = [state(p) for p in crosscoder.ensure_noise_walk(P, method)]   # done: loads, trains nothing
+    real = [state(run.model(f"{method}@{k}")) for k in range(1, P.posttrain.n_checkpoints + 1)]
+    name = max(base, key=lambda k: (real[-1][k] - base[k]).norm())       # the tensor post-training moved most
+    for k in range(len(real)):
+        d_real, d_walk = real[k][name] - base[name], walk[k][name] - base[name]
+        assert d_walk.norm() == pytest.approx(d_real.norm().item(), rel=1e-3)
+        assert abs(torch.nn.functional.cosine_similarity(d_walk.flatten(), d_real.flatten(), 0)) < 0.5
+        if k:
+            step_real, step_walk = d_real - (real[k - 1][name] - base[name]), d_walk - (walk[k - 1][name] - base[name])
+            assert step_walk.norm() == pytest.approx(step_real.norm().item(), rel=1e-2)
 
 
 def test_l1_and_batchtopk_pairs_are_compared_on_the_smoke_run(smoke_run, tmp_path):
@@ -236,6 +263,8 @@ def test_l1_and_batchtopk_pairs_are_compared_on_the_smoke_run(smoke_run, tmp_pat
     assert set(table.sparsity) == {f"batchtopk k={P.crosscoder.k}", "l1 λ=1"} and len(table) == 6
     assert (table["held-out FVU (tuned slot)"] >= 0).all() and (table["alive"] > 0).all()
     assert crosscoder.matched_l1(table) == "l1 λ=1"
+    confirmed = next(c for c in table.columns if c.startswith("tuned-only confirmed by latent scaling"))
+    assert (table[confirmed] <= table["tuned-only"]).all(), "latent scaling can only confirm tuned-only latents"
     assert crosscoder.crosscoder_dir(P, ("base", "sft"), "sparsity-l1-1").is_dir(), "L1 pairs are cached apart"
 
 

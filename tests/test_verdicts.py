@@ -48,6 +48,27 @@ def test_ownership_verdict_subtracts_the_larger_null(P, counts, expected):
     assert "identical copy" in v.null and v.limit
 
 
+def _owned(real: tuple[int, int], copy: tuple[int, int], noise: tuple[int, int]) -> pd.DataFrame:
+    """:func:`crosscoder.ownership` with the three-model nulls: (sft, grpo) owned counts per column."""
+    return pd.DataFrame({"owner": ["base", "sft", "grpo", "shared"],
+                         "crosscoder": [3, *real, 500], crosscoder.COPY_TRIO: [2, *copy, 500],
+                         crosscoder.NOISE_TRIO: [2, *noise, 500]})
+
+
+@pytest.mark.parametrize("real,copy,noise,expected", [
+    ((30, 4), (2, 2), (5, 3), "reproduced"),
+    ((30, 4), (2, 2), (31, 3), "not reproduced"),     # a random update of SFT's size owns as much
+    ((6, 4), (6, 1), (0, 0), "not reproduced"),       # identical copies own as much in SFT's slot
+    ((4, 30), (2, 2), (5, 3), "not reproduced"),      # the opposite of the paper
+])
+def test_three_model_ownership_verdict_reads_both_three_model_nulls(P, real, copy, noise, expected):
+    pair, mas = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1),
+                                    _owned(real, copy, noise))
+    assert pair.decision == "reproduced", "the pair view must not be changed by the three-model nulls"
+    assert mas.decision == expected, mas.detail
+    assert "MAS" in mas.claim and "random updates" in mas.null
+
+
 def _overlaps(sft: tuple[float, float], rl: tuple[float, float], n: int = 3) -> pd.DataFrame:
     """An overlap table whose [min, max] over seeds is the given range at every checkpoint (both columns)."""
     rows = []
@@ -72,6 +93,22 @@ def test_dynamics_verdict_needs_separated_seed_ranges_and_a_cleared_null(P):
     assert {v.decision for v in inside} == {"not reproduced"}, "a value inside the identical-copy null is no evidence"
     reverse = dynamics.verdicts(P, _overlaps((0.2, 0.3), (0.6, 0.7)), _null(0.35, 0.45))
     assert {v.decision for v in reverse} == {"not reproduced"}
+
+
+def _walk(sft: float, rl: float) -> pd.DataFrame:
+    return _overlaps((sft, sft), (rl, rl)).assign(method=lambda d: "random walk like " + d.method)
+
+
+def test_dynamics_verdict_asks_for_more_than_random_walks_of_the_same_geometry_give(P):
+    table, null = _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45)
+    weak = dynamics.verdicts(P, table, null, _walk(0.7, 0.2))      # walks differ by 0.50, the models by 0.40
+    assert {v.decision for v in weak} == {"not reproduced"}, (
+        "an SFT−RL difference that random walks of the same geometry show too is not evidence of dynamics")
+    strong = dynamics.verdicts(P, table, null, _walk(0.4, 0.35))   # walks differ by 0.05
+    assert {v.decision for v in strong} == {"reproduced"}
+    assert "random walks" in strong[0].null
+    assert dynamics.verdicts(P, table, null, pd.DataFrame()) == dynamics.verdicts(P, table, null), (
+        "a skipped walk (walk_seeds: []) decides as without it")
 
 
 def test_verdicts_are_recorded_and_rendered_for_the_readme(P, tmp_path):
@@ -120,6 +157,36 @@ def test_circuit_verdict_needs_every_online_rl_pair_and_no_dpo_pair(P):
     paper, _ = circuits.verdicts(P, few)
     assert paper.decision == "reproduced" and "sft→sft_grpo (3)" in paper.limit, \
         "a pair of 3 questions must be left out, not counted as a failure to rise"
+
+
+def _exact(rows: list[dict]) -> list[dict]:
+    return [{**r, "score": "exact"} for r in rows]
+
+
+def test_exact_ablation_reading_is_a_verdict_of_its_own(P):
+    from rlgen_utils.studies import circuits
+    first = (_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1) + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
+    exact_flat = _exact(_metric_rows(P, "base→grpo", "grpo", -0.1, 0.2, -0.1)
+                        + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
+    paper, _, exact = circuits.verdicts(P, pd.DataFrame(first + exact_flat))
+    assert paper.decision == "reproduced" and exact.decision == "not reproduced", (
+        "the exact-ablation reading must be decided from the exact rows, not from the first-order ones")
+    assert "exact" in exact.claim
+    assert len(circuits.verdicts(P, pd.DataFrame(first))) == 2, "no exact rows, no exact verdict"
+
+
+def test_first_order_and_exact_directions_are_compared_cell_by_cell(P):
+    from rlgen_utils.studies import circuits
+    def rows(score, *deltas):
+        return [{"pair": "base → grpo", "score": score, "alpha": P.circuits.main_alpha, "metric": m, "delta": d,
+                 "delta_lo": d - 0.05, "delta_hi": d + 0.05} for m, d in zip(("intensity", "entropy", "kurtosis"), deltas)]
+    table = pd.DataFrame(rows(P.circuits.scores[0], 0.2, 0.0, -0.2) + rows("exact", 0.2, 0.3, 0.0))
+    cmp = circuits.first_order_vs_exact(P, table)
+    assert cmp["agree"].tolist() == [True, False, False], cmp
+    assert cmp.loc[("base → grpo", "entropy"), "exact"] == "↑" and cmp.loc[("base → grpo", "entropy"),
+                                                                           P.circuits.scores[0]] == "·"
+    assert "1 of 3" in circuits.exact_agreement_findings(P, table)
+    assert circuits.first_order_vs_exact(P, table[table.score != "exact"]).empty
 
 
 def test_intervention_verdicts_without_a_selected_set(P):

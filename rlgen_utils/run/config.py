@@ -222,6 +222,9 @@ class DynamicsCfg(Strict):
     steps: int = Field(default=600, ge=1)
     pair_steps: int = Field(default=250, ge=1)
     crosscoder_seeds: list[int] = Field(default=[0, 1], min_length=1)
+    walk_seeds: list[int] = Field(default=[0], description="crosscoder seeds of the random-walk null (each one a "
+                                  "trajectory crosscoder over the base and every checkpoint's random-walk copy; "
+                                  "[] = skip it)")
 
 
 ModelName = str  # "base" or a post-training method
@@ -250,6 +253,9 @@ class CircuitsCfg(Strict):
                                "does not count in the verdict (not testable at that power)")
     n_boot: int = Field(default=1000, ge=10)
     batch_size: int = Field(default=32, ge=1)
+    exact_scores: Literal["none", "main_alpha", "every_alpha"] = Field(default="main_alpha", description=
+        "exact ablation of every edge on every selected question of every pair (one forward per edge), scored like "
+        "the first-order kinds: at the headline alpha, at every alpha, or not at all")
     exact_model: ModelName = Field(default="base", description="model whose first-order scores are checked by ablation")
     exact_n_samples: int = Field(default=16, ge=0, description="samples for the exact-ablation check (0 = skip)")
 

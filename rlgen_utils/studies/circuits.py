@@ -3,7 +3,8 @@
 Run-folder layout::
 
     circuits/<key>/<before>__<after>/selection.json        the questions and answer lengths of one pair
-    circuits/<key>/<before>__<after>/<model>/<score>-a<alpha>.safetensors   W_KRS, sample ids
+    circuits/<key>/<before>__<after>/<model>/<score>-a<alpha>.safetensors   W_KRS, sample ids (score: zero, eap,
+                                                                           eap_ig, exact)
     circuits/<key>/exact/{first_order,exact}.safetensors   the ablation check of ``circuits.exact_model``
 
 Every folder is written atomically and marked done with the key (models, tasks, training, evaluation and the
@@ -186,6 +187,26 @@ def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, nam
     return torch.cat(parts)
 
 
+def exact_scores(P: Params, model, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
+    """``[K, R, S]`` exact-ablation scores of one model on a pair's questions: the loss change when each edge is
+    really removed (:func:`edge_attribution.exact_ablation_scores`), on the same truncated answers."""
+    cut = t_cut(alpha, sel.mean_length)
+    return torch.cat([edge_attribution.exact_ablation_scores(model, clean).float()
+                      for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
+                                              P.seed)])
+
+
+def exact_alphas(P: Params) -> list[float]:
+    """The α at which every pair also gets exact-ablation scores (``circuits.exact_scores``)."""
+    c = P.circuits
+    return {"none": [], "main_alpha": [c.main_alpha], "every_alpha": list(c.alphas)}[c.exact_scores]
+
+
+def score_kinds(P: Params, alpha: float) -> list[str]:
+    """Score kinds stored at ``alpha``: the first-order kinds, and ``exact`` where it is computed."""
+    return [*P.circuits.scores, *(["exact"] if alpha in exact_alphas(P) else [])]
+
+
 def sample_losses(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
     """``[K]`` self-entropy loss of one model on a pair's questions, on the same truncated answers as the scores."""
     cut = t_cut(alpha, sel.mean_length)
@@ -220,9 +241,10 @@ def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -
             for alpha in c.alphas:
                 loss = sample_losses(P, lm, tok, sel, name, alpha) if sel.samples else torch.zeros(0)
                 save_file({"loss_K": loss.contiguous()}, str(tmp / f"{name}-loss-a{alpha}.safetensors"))
-                for kind in c.scores:
-                    W = (edge_scores(P, lm, tok, sel, name, kind, alpha) if sel.samples
-                         else torch.zeros(0, n, n))
+                for kind in score_kinds(P, alpha):
+                    W = (torch.zeros(0, n, n) if not sel.samples else
+                         exact_scores(P, model, tok, sel, name, alpha) if kind == "exact" else
+                         edge_scores(P, lm, tok, sel, name, kind, alpha))
                     save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel.samples, dtype=torch.long)},
                               str(tmp / f"{name}-{kind}-a{alpha}.safetensors"))
         write_json(tmp / "graph.json", {"n_layers": edge_attribution.graph_of(model).n_layers})
@@ -273,8 +295,8 @@ def _metric_table(P: Params, folders: dict) -> pd.DataFrame:
     rows = []
     for pair, folder in folders.items():
         mask = graph(folder).mask_RS.numpy()
-        for kind in P.circuits.scores:
-            for alpha in P.circuits.alphas:
+        for alpha in P.circuits.alphas:
+            for kind in score_kinds(P, alpha):
                 Wb, Wa = (load_scores(folder, n, kind, alpha) for n in pair)
                 if len(Wb) < 2:
                     continue
@@ -289,9 +311,10 @@ def _metric_table(P: Params, folders: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def headline(P: Params, table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's table: the main α, zero-ablation scores, one row per pair, a column per metric."""
-    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
+def headline(P: Params, table: pd.DataFrame, score: str | None = None) -> pd.DataFrame:
+    """The paper's table: the main α, one score kind (default the first: zero ablation), one row per pair, a
+    column per metric."""
+    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == (score or P.circuits.scores[0]))]
     cell = t.assign(cell=[f"{r.before:.3g} → {r.after:.3g} ({r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}])"
                           for r in t.itertuples()])
     return cell.pivot(index="pair", columns="metric", values="cell").reindex(columns=list(circuit_metrics.METRICS))
@@ -497,14 +520,10 @@ def _read(path: Path) -> np.ndarray:
                          f"recompute") from None
 
 
-def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
-    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — and the same read
-    scale-free, each decided from the paired bootstrap intervals of every pair (a rise = interval above 0). A pair
-    with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim with no
-    online-RL or no DPO pair left is not testable."""
-    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
-    up: dict[str, dict[str, list[bool]]] = {"paper": {"online RL": [], "DPO": []},
-                                            "scale-free": {"online RL": [], "DPO": []}}
+def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
+    """Per group (online RL, DPO), whether each pair with enough questions raises every one of ``metrics``; and
+    the question counts used and the pairs left out."""
+    up: dict[str, list[bool]] = {"online RL": [], "DPO": []}
     used, left_out = [], []
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
@@ -515,14 +534,29 @@ def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
                 left_out.append(f"{pair} ({n})")
                 continue
             used.append(n)
-            up["paper"][group].append(rises(p, "intensity", "entropy"))
-            up["scale-free"][group].append(rises(p, SCALE_FREE[0]))
-    limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
-             f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+            up[group].append(rises(p, *metrics))
+    return up, used, left_out
+
+
+def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
+    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read three ways: the
+    paper's metrics of the first score kind, the scale-free entropy, and (where computed) the paper's metrics of
+    exact-ablation scores; each decided from the paired bootstrap intervals of every pair (a rise = interval above
+    0). A pair with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim
+    with no online-RL or no DPO pair left is not testable."""
+    main = table[table.alpha == P.circuits.main_alpha]
+    first = main[main.score == P.circuits.scores[0]]
+    readings = [("online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
+                ("online RL raises the scale-free edge entropy, DPO does not", first, (SCALE_FREE[0],))]
+    if (main.score == "exact").any():
+        readings.append(("online RL raises edge intensity and entropy, DPO does not — exact-ablation scores",
+                         main[main.score == "exact"], ("intensity", "entropy")))
     out = []
-    for reading, claim in (("paper", "online RL raises edge intensity and entropy, DPO does not"),
-                           ("scale-free", "online RL raises the scale-free edge entropy, DPO does not")):
-        rl, dpo = up[reading]["online RL"], up[reading]["DPO"]
+    for claim, t, metrics in readings:
+        up, used, left_out = _group_rises(P, t, *metrics)
+        limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
+                 f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+        rl, dpo = up["online RL"], up["DPO"]
         out.append(Verdict(
             claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
             null="paired bootstrap interval of each pair's change containing 0",
@@ -530,3 +564,33 @@ def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
                             bool(rl) and bool(dpo)),
             limit=limit, detail=f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs rise"))
     return out
+
+
+def first_order_vs_exact(P: Params, table: pd.DataFrame) -> pd.DataFrame:
+    """Per pair and metric at the headline α: the change read from the first score kind and from exact ablation,
+    each with its bootstrap interval and direction (↑ / ↓ / · for an interval containing 0), and whether the
+    directions agree. Empty when exact scores were not computed."""
+    t = table[(table.alpha == P.circuits.main_alpha) & table.metric.isin(["intensity", "entropy", "kurtosis",
+                                                                           "diversity", *READINGS])]
+    kind = P.circuits.scores[0]
+    a, b = (t[t.score == k].set_index(["pair", "metric"]) for k in (kind, "exact"))
+    if b.empty:
+        return pd.DataFrame()
+    a = a.loc[a.index.intersection(b.index)]
+    arrow = lambda d: np.where(d.delta_lo > 0, "↑", np.where(d.delta_hi < 0, "↓", "·"))
+    out = pd.DataFrame({f"Δ {kind}": [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]" for r in a.itertuples()],
+                        f"{kind}": arrow(a), "Δ exact": [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]"
+                                                         for r in b.loc[a.index].itertuples()],
+                        "exact": arrow(b.loc[a.index])}, index=a.index)
+    return out.assign(agree=out[kind] == out["exact"])
+
+
+def exact_agreement_findings(P: Params, table: pd.DataFrame) -> str:
+    """How often first-order and exact-ablation scores give the same direction of change, in words."""
+    cmp = first_order_vs_exact(P, table)
+    if cmp.empty:
+        return "Exact-ablation scores were not computed for the pairs (`circuits.exact_scores: none`)."
+    paper = cmp[cmp.index.get_level_values("metric").isin(["intensity", "entropy", "kurtosis"])]
+    return (f"- First-order ({P.circuits.scores[0]}) and exact-ablation scores give the same direction of change "
+            f"(up / down / interval containing 0) in **{int(cmp.agree.sum())} of {len(cmp)}** (pair, metric) cells, "
+            f"{int(paper.agree.sum())} of {len(paper)} for the paper's intensity, entropy and kurtosis.")

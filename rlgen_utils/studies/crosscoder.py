@@ -175,14 +175,21 @@ def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float
     return pd.DataFrame(rows)
 
 
-def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict) -> str:
-    """What the crosscoders show, computed from their decoder norms (never written by hand)."""
+def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict,
+             owned: pd.DataFrame | None = None) -> str:
+    """What the crosscoders show, computed from their decoder norms (never written by hand); ``owned`` is
+    :func:`ownership` with the three-model nulls."""
     C = P.crosscoder
     live = alive(cc3)
     own = latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
     counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
     lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
              f"{counts}; shared {int((own == -1).sum())}."]
+    if owned is not None and NOISE_TRIO in owned:
+        ex = owned_excess(owned, names)
+        lines.append("- Against the three-model nulls (the same crosscoder over three identical copies of the base, "
+                     "and over the base with each tuned slot moved as far at random): " +
+                     ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".")
     for pair, nrn in nrn_by_pair.items():
         c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
         lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
@@ -207,6 +214,9 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
                  ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
     sft, rl = names[1], names[2]
     n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
+    if owned is not None and NOISE_TRIO in owned:   # read above the nulls, not raw
+        ex = owned_excess(owned, names)
+        n_sft, n_rl = max(ex[sft][2], 0), max(ex[rl][2], 0)
     verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
                "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
                f"neither {sft} nor {rl} owns more latents at this threshold")
@@ -230,36 +240,93 @@ def noise_pair_name(tuned: str) -> str:
     return f"base–noise like {tuned} (null)"
 
 
+def noise_seed(P: Params, tuned: str) -> int:
+    """The seed of ``tuned``'s random update: its own per model (stable across processes), so the nulls of two
+    tuned models move in independent directions (one seed would make them collinear)."""
+    import zlib
+    return P.seed + zlib.crc32(tuned.partition("@")[0].encode()) % 100_000
+
+
 def ensure_noise_model(P: Params, tuned: str) -> Path:
     """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
-    once as a model folder (``noise+<tuned>``; keyed by the post-training stage)."""
+    once as a model folder (``noise+<tuned>``; keyed by the post-training stage). A checkpoint ``<method>@<k>``
+    gets its place on the random walk of its method's whole trajectory (:func:`ensure_noise_walk`)."""
+    if "@" in tuned:
+        return ensure_noise_walk(P, tuned.partition("@")[0])[int(tuned.partition("@")[2]) - 1]
     from ..method.perturb import norm_matched_noise
     run = RunDir(P)
-    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}"
+    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
     if is_done(out, key):
         return out
-    base_dir = run.model("base")
-    base, t = loading.load_model(base_dir, P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
-    params = dict(base.named_parameters())              # tied weights once
-    moved = norm_matched_noise({k: v.detach() for k, v in params.items()},
-                               {k: v.detach() for k, v in t.named_parameters()}, seed=P.seed)
-    with torch.no_grad():
-        for k, v in moved.items():
-            params[k].copy_(v)
-    loading.save_model(base, loading.load_tokenizer(base_dir), out)
+    base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
+    _save_moved(P, base, norm_matched_noise(_state(base), _state(t), seed=noise_seed(P, tuned)), out)
     mark_done(out, key, tuned=tuned)
     return out
 
 
+def ensure_noise_walk(P: Params, method: str) -> list[Path]:
+    """The random-walk null of one method's checkpoints (``noise+<method>@1 … @N``): per tensor as far from the
+    base as each checkpoint and as far from the previous one, in random directions (:func:`rlgen_utils.method.
+    perturb.norm_matched_walk`). Checkpoints are loaded one at a time; keyed by the post-training stage."""
+    from ..method.perturb import norm_matched_walk
+    run = RunDir(P)
+    names = [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
+    outs = [run.model(NOISE_PREFIX + n) for n in names]
+    key = f"{stage_key(P, 'trained')}-{method}-walk-seed{noise_seed(P, method)}"
+    if all(is_done(o, key) for o in outs):
+        return outs
+    base = loading.load_model(run.model("base"), P.model.dtype)
+    ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
+    for name, out, moved in zip(names, outs, norm_matched_walk(_state(base), ckpts, seed=noise_seed(P, method))):
+        _save_moved(P, base, moved, out)
+        mark_done(out, key, tuned=name)
+    return outs
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    """A model's parameters by name (tied weights once), detached."""
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+def _save_moved(P: Params, base, moved: dict[str, torch.Tensor], out: Path) -> None:
+    """Save the base's architecture and tokenizer with the parameters ``moved`` (the base itself is restored)."""
+    params = dict(base.named_parameters())
+    original = {k: v.detach().clone() for k, v in params.items()}
+    with torch.no_grad():
+        for k, v in moved.items():
+            params[k].copy_(v)
+        loading.save_model(base, loading.load_tokenizer(RunDir(P).model("base")), out)
+        for k, v in original.items():
+            params[k].copy_(v)
+
+
+def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
+    """The base and each tuned model's random-update null (``noise+<model>``), in the trio's slots."""
+    return ("base", *(NOISE_PREFIX + m for m in trio[1:]))
+
+
 def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
     """The random-update null of the pairwise view, per tuned model: a two-model crosscoder over the base and the
-    base moved as far as that model, at random (its own activation collection), trained like the real pairs.
-    Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
-    out = {}
+    base moved as far as that model, at random (read from the null trio's collection), trained like the real
+    pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
     for m in trio[1:]:
         ensure_noise_model(P, m)
-        out[noise_pair_name(m)] = ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps)
-    return out
+    return {noise_pair_name(m): ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps,
+                                                  source=noise_trio(trio)) for m in trio[1:]}
+
+
+COPY_TRIO, NOISE_TRIO = "identical copies (null)", "random updates (null)"
+"""Labels of the three-model view's nulls (:func:`ensure_null_trios`)."""
+
+
+def ensure_null_trios(P: Params, trio: tuple[str, str, str]) -> dict[str, Crosscoder]:
+    """The three-model view's nulls, trained exactly like the real three-model crosscoder: the base's activations
+    in every slot (read from the trio's collection), and the base with each tuned model's slot holding the base
+    moved as far as that model at random. What they own is what the method, or any change of that size, makes."""
+    for m in trio[1:]:
+        ensure_noise_model(P, m)
+    return {COPY_TRIO: ensure_crosscoder(P, ("base",) * len(trio), source=trio, tag="null-copy"),
+            NOISE_TRIO: ensure_crosscoder(P, noise_trio(trio))}
 
 
 def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
@@ -278,11 +345,15 @@ def mas(cc: Crosscoder) -> torch.Tensor:
     return latents.mas_LM(cc.dec_norms_LM().detach())
 
 
-def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame:
+def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...], nulls: dict[str, Crosscoder] | None = None
+              ) -> pd.DataFrame:
     """How many alive latents each model owns (MAS above ``crosscoder.mas_specific_above``), and how many are
-    shared."""
-    return latents.ownership_counts(cc.dec_norms_LM().detach(), list(names), P.crosscoder.mas_specific_above,
-                                    alive=alive(cc))
+    shared; with ``nulls`` (:func:`ensure_null_trios`) a column per null, its slots named after the real models."""
+    ccs = {"crosscoder": cc, **(nulls or {})}
+    cols = {label: latents.ownership_counts(c.dec_norms_LM().detach(), list(names), P.crosscoder.mas_specific_above,
+                                            alive=alive(c)).set_index("owner")["latents"] for label, c in ccs.items()}
+    table = pd.DataFrame(cols)
+    return table.rename_axis("owner").reset_index() if nulls else table["crosscoder"].rename("latents").reset_index()
 
 
 def tokenizer(P: Params, name: str = "base"):
@@ -356,10 +427,12 @@ def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0
     return df.assign(recall=df.found / df.planted)
 
 
-def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict) -> list[Verdict]:
+def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None
+             ) -> list[Verdict]:
     """The paper's ownership claim — SFT adds many model-specific latents, RL few — decided from the pair
     crosscoders' tuned-only counts, each minus the larger of its two nulls (the identical copy and the base moved
-    as far at random); "none" is read against the detection limit of ``docs/detection_power.md``."""
+    as far at random); "none" is read against the detection limit of ``docs/detection_power.md``. With ``owned``
+    (:func:`ownership` with the three-model nulls) the same claim read from the three-model crosscoder's MAS."""
     C = P.crosscoder
     sft, rl = names[1], names[2]
     tuned = {k: int(latents.nrn_counts(v, C.nrn_low, C.nrn_high)["tuned-only"]) for k, v in nrn_by_pair.items()}
@@ -374,7 +447,37 @@ def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict) -> list[Verdi
         decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
         limit=detection_limit(),
         detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
-               f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}")]
+               f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}"),
+        *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
+
+
+def owned_excess(owned: pd.DataFrame, names: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """Per tuned model of the three-model view: latents it owns, the most its slot owns in any null, and the
+    excess (owned − that null)."""
+    t = owned.set_index("owner")
+    nulls = [c for c in t.columns if c != "crosscoder"]
+    out = {}
+    for m in names[1:]:
+        real, null = int(t.at[m, "crosscoder"]), max(int(t.at[m, c]) for c in nulls)  # pyright: ignore[reportArgumentType]
+        out[m] = (real, null, real - null)
+    return out
+
+
+def _three_model_verdict(P: Params, names: tuple[str, ...], owned: pd.DataFrame) -> Verdict:
+    """The ownership claim read from the three-model crosscoder's MAS, each tuned model's count minus the larger
+    of what its slot owns in the identical-copy and the random-update three-model nulls."""
+    sft, rl = names[1], names[2]
+    ex = owned_excess(owned, names)
+    (s_real, s_null, s_ex), (r_real, r_null, r_ex) = ex[sft], ex[rl]
+    return Verdict(
+        claim=f"{sft} owns more latents than {rl} in the three-model crosscoder (MAS)", notebook="03_crosscoder",
+        estimate=float(s_ex - r_ex), interval=None,
+        null=f"three-model nulls (identical copies, random updates): at most {s_null} in {sft}'s slot, {r_null} in "
+             f"{rl}'s",
+        decision=decide(s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0), True),
+        limit=detection_limit(),
+        detail=f"owned (MAS > {P.crosscoder.mas_specific_above}) {sft} {s_real}, {rl} {r_real}; above the larger "
+               f"null {sft} {s_ex:+d}, {rl} {r_ex:+d}")
 
 
 def l1_params(P: Params, l1_coeff: float) -> Params:
@@ -382,12 +485,15 @@ def l1_params(P: Params, l1_coeff: float) -> Params:
     return P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"sparsity": "l1", "l1_coeff": l1_coeff})})
 
 
-def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, str, str] | None = None) -> pd.DataFrame:
+def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, str, str] | None = None,
+                        nu_max: float = 0.3) -> pd.DataFrame:
     """The paper's L1 crosscoder beside BatchTopK on the same pairs: for each sparsity (BatchTopK at
     ``crosscoder.k``, L1 at every ``l1_coeffs``) and pair (base–SFT, base–RL, base–base copy), held-out FVU of the
     tuned slot, mean L0 and the tuned-only / base-only counts. Where L1 yields tuned-only latents that BatchTopK at
     a matched L0 and FVU does not — and that the identical copy also shows — they are the sparsity artifacts of
-    Minder et al. 2025. Pair crosscoders are keyed and cached like notebook 03's."""
+    Minder et al. 2025; latent scaling tells (the last column: tuned-only latents whose decoder direction explains
+    the base's activations and reconstruction error less than ``nu_max`` times as much as the tuned model's).
+    Pair crosscoders are keyed and cached like notebook 03's."""
     C = P.crosscoder
     trio = trio or ("base", C.sft_method, C.rl_method)
     rows = []
@@ -400,12 +506,25 @@ def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str
             cc = ensure_crosscoder(Q, pair, steps=C.pair_steps, source=trio,
                                    tag="-".join(t for t in (tag, "null-copy" if copy else "") if t))
             q = quality(Q, cc, pair, source=trio)
-            counts = latents.nrn_counts(latents.nrn_L(cc.dec_norms_LM().detach())[alive(cc)], C.nrn_low, C.nrn_high)
+            nrn = latents.nrn_L(cc.dec_norms_LM().detach())
+            counts = latents.nrn_counts(nrn[alive(cc)], C.nrn_low, C.nrn_high)
+            tuned_only = alive(cc) & (nrn > C.nrn_high)
             rows.append({"sparsity": label, "pair": "base–base copy (null)" if copy else f"base–{pair[1]}",
                          "held-out FVU (tuned slot)": float(q["held-out FVU"].iloc[1]),
                          "mean L0": float(q["mean L0"].iloc[0]), "alive": int(alive(cc).sum()),
-                         "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"])})
+                         "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"]),
+                         f"tuned-only confirmed by latent scaling (ν < {nu_max})":
+                             int((tuned_only & pair_scaling(Q, cc, pair, trio).specific_L(0, 1, nu_max)).sum())})
     return pd.DataFrame(rows)
+
+
+def pair_scaling(P: Params, cc: Crosscoder, pair: tuple[str, str], source: tuple[str, ...], n_batches: int = 16):
+    """Latent scaling (:mod:`rlgen_utils.method.latent_scaling`) of a pair crosscoder, the tuned slot's decoder
+    directions fitted on ``n_batches`` batches of held-out tokens of the pair's columns in ``source``."""
+    from ..method.latent_scaling import betas_LM
+    it = ActivationStore(ensure_activations(P, source)).batches(
+        P.crosscoder.batch_size, seed=P.seed + 777, columns=[source.index(n) for n in pair], split="heldout")
+    return betas_LM(cc, [next(it) for _ in range(n_batches)], tuned=1)
 
 
 def matched_l1(table: pd.DataFrame, by: str = "mean L0") -> str:

@@ -60,6 +60,33 @@ def null_table(P: Params) -> pd.DataFrame:
     return table.assign(method=[f"null ({m} slots)" for m in table.method])
 
 
+def walk_names(P: Params) -> tuple[str, ...]:
+    """The random-walk null's slots: the base, then every checkpoint's place on its method's random walk."""
+    from ..run.rundir import NOISE_PREFIX
+    return ("base", *(NOISE_PREFIX + n for n in trajectory_names(P)[1:]))
+
+
+def ensure_walk_null(P: Params, seed: int) -> Crosscoder:
+    """The random-update null of the trajectory: the same crosscoder over the base and, in every checkpoint's
+    slot, the base moved along a random walk with that method's geometry — per tensor as far from the base as the
+    checkpoint and as far from the previous checkpoint (:func:`rlgen_utils.method.perturb.norm_matched_walk`).
+    Overlaps it shows follow from how far and how steadily the weights moved, not from what was learnt."""
+    D = P.dynamics
+    for m in paradigms(P):
+        crosscoder.ensure_noise_walk(P, m)
+    return crosscoder.ensure_crosscoder(P, walk_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
+                                        tag=f"null-walk-seed{seed}")
+
+
+def walk_table(P: Params) -> pd.DataFrame:
+    """:func:`overlap_table` of the random-walk null over ``dynamics.walk_seeds`` (its slots labelled
+    ``random walk like <method>``; empty when the seeds are ``[]``)."""
+    if not P.dynamics.walk_seeds:
+        return pd.DataFrame()
+    table = overlap_table(P, {("walk", s): ensure_walk_null(P, s) for s in P.dynamics.walk_seeds})
+    return table.assign(method=[f"random walk like {m}" for m in table.method])
+
+
 def training_log(P: Params, train_seed: int, seed: int) -> list[dict]:
     """The training log of the trajectory crosscoder (training seed, crosscoder seed)."""
     return crosscoder.training_log(P, trajectory_names(P), trajectory_tag(seed, train_seed))
@@ -157,8 +184,9 @@ def pairwise_table(P: Params) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> str:
-    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds."""
+def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None) -> str:
+    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds, and
+    next to its own random walk's (same distances and steps, random directions)."""
     s = summary(table).set_index("method").to_dict("index")
     (f_lo, f_hi), (b_lo, b_hi) = null_range(null, "first"), null_range(null, "neighbour")
     lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
@@ -168,11 +196,15 @@ def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> str:
         side = lambda v, lo, hi: "inside" if lo <= v <= hi else ("above" if v > hi else "below")
         lines.append(f"- {m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), neighbour "
                      f"{nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not evidence of dynamics.")
+        if walk is not None and not walk.empty:
+            w_f, w_n = (seed_range(walk, f"random walk like {m}", c)[0] for c in ("first", "neighbour"))
+            lines.append(f"  - its random walk (as far and as steady, random directions): overlap with final "
+                         f"{w_f:.2f}, neighbour {w_n:.2f}.")
     return "\n".join(lines)
 
 
 def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None,
-             null: pd.DataFrame | None = None) -> str:
+             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None) -> str:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
     An ordering between the paradigms counts as resolved when the [min, max] ranges over crosscoder seeds do not
     overlap; with the identical-copy ``null`` the typed verdicts (:func:`verdicts`) follow, which also ask that the
@@ -196,7 +228,7 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
         f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
         f"{s[sft]['tuned-only latents (final)']:.0f}, {rl} {s[rl]['tuned-only latents (final)']:.0f}.",
         *([] if pair_table is None else [_agreement(P, s, pair_table)]),
-        *([] if null is None else [v.line() for v in verdicts(P, table, null)])])
+        *([] if null is None else [v.line() for v in verdicts(P, table, null, walk)])])
 
 
 def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
@@ -235,10 +267,20 @@ def null_range(null: pd.DataFrame, claim: str) -> tuple[float, float]:
     return float(n.lo.mean()), float(n.hi.mean())
 
 
-def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> list[Verdict]:
+def walk_gap(walk: pd.DataFrame | None, P: Params, claim: str) -> float | None:
+    """The random-walk null's SFT − RL difference of one claim's overlap (None without the null)."""
+    if walk is None or walk.empty:
+        return None
+    sft, rl = paradigms(P)
+    return seed_range(walk, f"random walk like {sft}", claim)[0] - seed_range(walk, f"random walk like {rl}", claim)[0]
+
+
+def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None
+             ) -> list[Verdict]:
     """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
-    paradigms do not overlap (else: not testable at this power), and the paradigm's value must lie beyond the
-    identical-copy null's range in the claimed direction."""
+    paradigms do not overlap (else: not testable at this power); the paradigm's value must lie beyond the
+    identical-copy null's range in the claimed direction and, with the random-walk null (:func:`walk_table`), the
+    SFT − RL difference must exceed the one that two random walks of the same geometry show."""
     sft, rl = paradigms(P)
     seeds = P.dynamics.crosscoder_seeds
     out = []
@@ -248,12 +290,16 @@ def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame) -> list[Verdict
             (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)", "neighbour", "lower")):
         (a, a_lo, a_hi), (b, b_lo, b_hi) = seed_range(table, sft, col), seed_range(table, rl, col)
         n_lo, n_hi = null_range(null, col)
+        gap = walk_gap(walk, P, col)
         separated = a_hi < b_lo or b_hi < a_lo
-        # sft above rl and above what identical checkpoints give / rl below sft and below the null
+        # sft above rl and above what identical checkpoints give / rl below sft and below the null; and the
+        # difference beyond what the weights' geometry alone gives
         seen = a > b and a > n_hi if better == "higher" else b < a and b < n_lo
+        seen = seen and (gap is None or a - b > gap)
         out.append(Verdict(
             claim=claim, notebook="04_feature_dynamics", estimate=a - b, interval=None,
-            null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}",
+            null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}" +
+                 ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}"),
             decision=decide(seen, b > a, separated),
             limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
                   f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})",
