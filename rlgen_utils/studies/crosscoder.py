@@ -289,7 +289,8 @@ def _state(model) -> dict[str, torch.Tensor]:
 
 
 def _save_moved(P: Params, base, moved: dict[str, torch.Tensor], out: Path) -> None:
-    """Save the base's architecture and tokenizer with the parameters ``moved`` (the base itself is restored)."""
+    """Save the base's architecture and tokenizer with the parameters ``moved``, then restore the base: callers
+    hold detached views of its parameters (:func:`_state`), which the next step of a walk reads."""
     params = dict(base.named_parameters())
     original = {k: v.detach().clone() for k, v in params.items()}
     with torch.no_grad():
