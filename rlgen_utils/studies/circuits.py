@@ -576,12 +576,11 @@ def first_order_vs_exact(P: Params, table: pd.DataFrame) -> pd.DataFrame:
     a, b = (t[t.score == k].set_index(["pair", "metric"]) for k in (kind, "exact"))
     if b.empty:
         return pd.DataFrame()
-    a = a.loc[a.index.intersection(b.index)]
+    index = a.index.intersection(b.index)
+    a, b = a.loc[index], b.loc[index]
     arrow = lambda d: np.where(d.delta_lo > 0, "↑", np.where(d.delta_hi < 0, "↓", "·"))
-    out = pd.DataFrame({f"Δ {kind}": [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]" for r in a.itertuples()],
-                        f"{kind}": arrow(a), "Δ exact": [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]"
-                                                         for r in b.loc[a.index].itertuples()],
-                        "exact": arrow(b.loc[a.index])}, index=a.index)
+    cells = lambda d: [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]" for r in d.itertuples()]
+    out = pd.DataFrame({f"Δ {kind}": cells(a), kind: arrow(a), "Δ exact": cells(b), "exact": arrow(b)}, index=index)
     return out.assign(agree=out[kind] == out["exact"])
 
 

@@ -185,8 +185,8 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
     lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
              f"{counts}; shared {int((own == -1).sum())}."]
-    if owned is not None and NOISE_TRIO in owned:
-        ex = owned_excess(owned, names)
+    ex = owned_excess(owned, names) if owned is not None and NOISE_TRIO in owned else None
+    if ex is not None:
         lines.append("- Against the three-model nulls (the same crosscoder over three identical copies of the base, "
                      "and over the base with each tuned slot moved as far at random): " +
                      ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".")
@@ -214,8 +214,7 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
                  ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
     sft, rl = names[1], names[2]
     n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
-    if owned is not None and NOISE_TRIO in owned:   # read above the nulls, not raw
-        ex = owned_excess(owned, names)
+    if ex is not None:   # read above the nulls, not raw
         n_sft, n_rl = max(ex[sft][2], 0), max(ex[rl][2], 0)
     verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
                "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
@@ -249,10 +248,8 @@ def noise_seed(P: Params, tuned: str) -> int:
 
 def ensure_noise_model(P: Params, tuned: str) -> Path:
     """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
-    once as a model folder (``noise+<tuned>``; keyed by the post-training stage). A checkpoint ``<method>@<k>``
-    gets its place on the random walk of its method's whole trajectory (:func:`ensure_noise_walk`)."""
-    if "@" in tuned:
-        return ensure_noise_walk(P, tuned.partition("@")[0])[int(tuned.partition("@")[2]) - 1]
+    once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
+    :func:`ensure_noise_walk`."""
     from ..method.perturb import norm_matched_noise
     run = RunDir(P)
     out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
@@ -284,21 +281,17 @@ def ensure_noise_walk(P: Params, method: str) -> list[Path]:
 
 
 def _state(model) -> dict[str, torch.Tensor]:
-    """A model's parameters by name (tied weights once), detached."""
-    return {k: v.detach() for k, v in model.named_parameters()}
+    """A copy of a model's parameters by name (tied weights once): unchanged when the model is overwritten."""
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def _save_moved(P: Params, base, moved: dict[str, torch.Tensor], out: Path) -> None:
-    """Save the base's architecture and tokenizer with the parameters ``moved``, then restore the base: callers
-    hold detached views of its parameters (:func:`_state`), which the next step of a walk reads."""
-    params = dict(base.named_parameters())
-    original = {k: v.detach().clone() for k, v in params.items()}
+def _save_moved(P: Params, model, moved: dict[str, torch.Tensor], out: Path) -> None:
+    """Save ``model``'s architecture and the base's tokenizer with every parameter set to ``moved``'s."""
+    params = dict(model.named_parameters())
     with torch.no_grad():
         for k, v in moved.items():
             params[k].copy_(v)
-        loading.save_model(base, loading.load_tokenizer(RunDir(P).model("base")), out)
-        for k, v in original.items():
-            params[k].copy_(v)
+    loading.save_model(model, loading.load_tokenizer(RunDir(P).model("base")), out)
 
 
 def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
