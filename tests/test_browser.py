@@ -87,10 +87,12 @@ def lab(tmp_path_factory):
 
 def _open_and_run_all(page, url: str, token: str, notebook: str, ready: str) -> None:
     """Open ``notebook`` in JupyterLab, run every cell from the Run menu, wait for ``ready`` (a selector)."""
-    page.goto(f"{url}/lab/tree/{notebook}?token={token}", timeout=120_000)
+    # A workspace of its own per notebook: JupyterLab restores the tabs of the default workspace, so a second
+    # test would see the first notebook's (hidden) kernel indicator and wait on it forever.
+    workspace = Path(notebook).stem.replace("_", "-")
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={token}", timeout=120_000)
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus",
-                           timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible", timeout=120_000)
     time.sleep(2)  # let the kernel settle before running
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
