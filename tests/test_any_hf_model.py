@@ -13,13 +13,15 @@ from rlgen_utils.world import tasks
 pytestmark = pytest.mark.slow
 
 
-def save_tiny_gpt2(folder: Path) -> Path:
-    """A 2-layer GPT-2 and a byte-level BPE tokenizer trained on task text — no BOS, pad = eos, as GPT-2 ships."""
+def save_tiny_gpt2(folder: Path, corpus_seed: int = 0) -> Path:
+    """A 2-layer GPT-2 and a byte-level BPE tokenizer trained on task text — no BOS, pad = eos, as GPT-2 ships.
+    Another ``corpus_seed`` trains the tokenizer on other text: the same size, another vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     cfg = config.TasksCfg()
-    text = [e.text for f in tasks.FAMILIES for e in tasks.sample_split(f, "train", 50, 0, cfg, allow_fewer=True)]
+    text = [e.text for f in tasks.FAMILIES
+            for e in tasks.sample_split(f, "train", 50, corpus_seed, cfg, allow_fewer=True)]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()

@@ -260,6 +260,20 @@ def generate(lm: LM, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: i
     return out
 
 
+def edited_forward(lm: LM, edit: Edit | None, layers_path: str, layer: int):
+    """``forward(ids_BT, mask_BT) -> logits_BTV`` of the nnsight-wrapped model with ``edit`` applied at ``layer``
+    on every position (a cloze-scored choice is read in one pass: question and answer alike), for
+    :func:`rlgen_utils.models.scoring.choice_logliks`."""
+    def forward(ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), lm.trace({"input_ids": ids_BT, "attention_mask": mask_BT}):
+            if edit is not None:
+                block = submodule(lm, layers_path)[layer]
+                block.output = apply(block.output, edit)
+            logits = lm.output.logits.save()
+        return logits
+    return forward
+
+
 def generate_hooked(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
                     edit: Edit | None,
                     layers_path: str, layer: int, batch_size: int = 128) -> list[str]:

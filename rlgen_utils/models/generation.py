@@ -38,20 +38,35 @@ def generate(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tok
                 **enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
                 temperature=temperature if do_sample else None, top_k=0 if do_sample else None,
                 top_p=1.0 if do_sample else None, num_return_sequences=num_return_sequences,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids(model, tokenizer))
         out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 
 
-def correctness(completions: list[str], answers: list[str], verify: Callable[[str, str], bool] = tasks.is_correct) -> list[bool]:
-    return [verify(c, a) for c, a in zip(completions, answers)]
+def stop_ids(model: Model, tokenizer: Tokenizer) -> list[int]:
+    """Token ids that end a completion: the tokenizer's EOS (a chat template's end of turn, e.g. ``<|im_end|>``)
+    and any the model's generation config adds (Qwen-style configs list both end-of-text and end-of-turn)."""
+    ids = [tokenizer.eos_token_id]
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += extra if isinstance(extra, list) else [extra]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def exact(completion: str, ex: tasks.Example) -> bool:
+    """The task world's verifier (the default)."""
+    return tasks.is_correct(completion, ex.answer)
+
+
+def correctness(completions: list[str], examples: list[tasks.Example],
+                verify: Callable[[str, tasks.Example], bool] = exact) -> list[bool]:
+    return [verify(c, e) for c, e in zip(completions, examples)]
 
 
 def accuracy(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], max_new_tokens: int,
              batch_size: int = 128,
-             verify: Callable[[str, str], bool] = tasks.is_correct) -> float:
+             verify: Callable[[str, tasks.Example], bool] = exact) -> float:
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, batch_size)
-    return sum(correctness(comps, [e.answer for e in examples], verify)) / max(1, len(examples))
+    return sum(correctness(comps, examples, verify)) / max(1, len(examples))
 
 
 def pass_at_k_estimate(n: int, c: int, k: int) -> float:
@@ -64,11 +79,11 @@ def pass_at_k_estimate(n: int, c: int, k: int) -> float:
 def sampled_scores(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], k: int,
                    max_new_tokens: int,
                    batch_size: int = 128, temperature: float = 1.0, seed: int = 0,
-                   verify: Callable[[str, str], bool] = tasks.is_correct) -> dict[str, float]:
+                   verify: Callable[[str, tasks.Example], bool] = exact) -> dict[str, float]:
     """``pass@k`` and the mean per-sample accuracy of ``k`` samples per prompt."""
     comps = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens, max(1, batch_size // k),
                      do_sample=True, temperature=temperature, num_return_sequences=k, seed=seed)
-    ok = correctness(comps, [e.answer for e in examples for _ in range(k)], verify)
+    ok = correctness(comps, [e for e in examples for _ in range(k)], verify)
     per_prompt = [sum(ok[i * k:(i + 1) * k]) for i in range(len(examples))]
     return {f"pass@{k}": sum(pass_at_k_estimate(k, c, k) for c in per_prompt) / max(1, len(examples)),
             "sampled_mean": sum(ok) / max(1, len(ok))}

@@ -148,7 +148,7 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
 
 def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params: Params, key: str,
                  seed: int, curve_examples: list[tasks.Example] | None = None,
-                 curve_verify: Callable[[str, str], bool] = tasks.is_correct) -> Path:
+                 curve_verify: Callable[[str, tasks.Example], bool] = generation.exact) -> Path:
     """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
     resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily with
     ``curve_verify`` after each segment for the training curves."""

@@ -52,15 +52,45 @@ class OrganismCfg(Strict):
         return self
 
 
+class PromptCfg(Strict):
+    """How a question becomes a prompt (:mod:`rlgen_utils.world.prompting`): one place, used by evaluation, SFT
+    targets, RL prompts and rewards, DPO pairs, activation corpora, circuit questions and interventions."""
+    style: Literal["organism", "plain", "chat"] | None = Field(default=None, description=
+        "organism: the task world's compact format; plain: 'Question: …\\nAnswer:' (base models, with n_shots "
+        "worked examples: few-shot); chat: the tokenizer's chat template (instruct models). null: organism for the "
+        "organism, plain otherwise")
+    system: str | None = Field(default=None, description="chat: the system message (null: none, and a template "
+                               "may then insert its own default)")
+    n_shots: int = Field(default=0, ge=0, le=16, description="worked in-domain examples shown before every "
+                         "math-kind question (chat: as earlier turns)")
+    math_instruction: str = Field(default="End with 'The answer is N.'", description="chat: appended to a math "
+                                  "question")
+    mc_instruction: str = Field(default="Answer with the letter of the correct choice.", description="chat: "
+                                "appended to a generated multiple-choice question")
+
+
 class ModelCfg(Strict):
     name_or_path: str = Field(default="organism", min_length=1,
                               description="'organism' (pretrained here) or a local Hugging Face model folder")
     organism: OrganismCfg = Field(default_factory=OrganismCfg)
     dtype: Literal["float32", "bfloat16"] = "float32"
+    prompt: PromptCfg = Field(default_factory=PromptCfg)
 
     @property
     def is_organism(self) -> bool:
         return self.name_or_path == "organism"
+
+    @property
+    def prompt_style(self) -> str:
+        """The prompt style in effect: as set, else ``organism`` for the organism and ``plain`` for any other."""
+        return self.prompt.style or ("organism" if self.is_organism else "plain")
+
+    @model_validator(mode="after")
+    def _style_fits(self):
+        if self.is_organism and self.prompt_style != "organism":
+            raise ValueError(f"prompt: style {self.prompt_style!r} needs a real tokenizer; the organism reads only "
+                             f"its own format (style: organism)")
+        return self
 
 
 class TasksCfg(Strict):
@@ -156,6 +186,9 @@ class PosttrainCfg(Strict):
         return self
 
 
+Scoring = Literal["generate", "loglik", "loglik_norm"]
+
+
 class BenchmarkCfg(Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     path: str
@@ -164,12 +197,26 @@ class BenchmarkCfg(Strict):
     limit: int | None = Field(default=None, ge=1, description="evaluate the first N examples only")
     transfer: Literal["shared_skill", "format_only", "far_control", "unclassified"] = Field(
         default="unclassified", description="what it shares with the in-domain data (the pre-registration's class)")
+    scoring: Scoring = Field(default="generate", description="multiple choice: generate an answer and read the "
+                             "letter (or the choice's text), or pick the choice whose text is likeliest after the "
+                             "question (cloze form, lm-evaluation-harness's acc; loglik_norm: per character, its "
+                             "acc_norm)")
+
+    @model_validator(mode="after")
+    def _scoring_fits(self):
+        if self.kind == "math" and self.scoring != "generate":
+            raise ValueError(f"scoring: {self.scoring!r} needs choices; a math benchmark is scored by generation")
+        return self
 
 
 class DataCfg(Strict):
     """Where training prompts and evaluation sets come from. The first ``in_domain`` benchmark (or the task
     world's ``arith``) is the primary in-domain set: training curves and pass@k use it."""
-    task_world: bool = Field(default=True, description="evaluate the synthetic task families")
+    task_world: bool = Field(default=True, description="evaluate the synthetic task families (the organism's "
+                             "compact format)")
+    word_world: bool = Field(default=False, description="the task world in words for a real tokenizer "
+                             "(rlgen_utils/world/words.py): one-step word problems in-domain, related and unrelated "
+                             "families out of domain")
     train_file: str | None = Field(default=None, description="JSONL of {problem, solution, answer}: in-domain "
                                                      "post-training prompts instead of the task world's arith")
     benchmarks: list[BenchmarkCfg] = []
@@ -179,8 +226,13 @@ class DataCfg(Strict):
         names = [b.name for b in self.benchmarks]
         if len(set(names)) != len(names):
             raise ValueError("benchmarks: names must be distinct")
-        if not self.task_world and not any(b.role == "in_domain" for b in self.benchmarks):
+        if self.task_world and self.word_world:
+            raise ValueError("word_world: the organism's task world and its version in words are two worlds; "
+                             "switch one off (task_world: false)")
+        if not (self.task_world or self.word_world) and not any(b.role == "in_domain" for b in self.benchmarks):
             raise ValueError("benchmarks: without the task world, one benchmark must have role in_domain")
+        if self.train_file and self.word_world:
+            raise ValueError("train_file: the word world trains on its own in-domain family; drop one")
         return self
 
 
@@ -228,6 +280,12 @@ class DynamicsCfg(Strict):
 
 
 ModelName = str  # "base" or a post-training method
+
+
+class TrainedElsewhereCfg(Strict):
+    """A method's models trained outside rlgen (verl, OpenRLHF, a public release): notebook 01 skips it."""
+    checkpoints: list[str] = Field(..., min_length=1, description="local model folders in training order; the last "
+                                   "is the final model (their number must equal posttrain.n_checkpoints)")
 
 
 PAPER_PAIRS = (("sft", "sft_grpo"), ("sft", "sft_dpo"), ("base", "sft"), ("base", "grpo"), ("base", "rloo"),
@@ -336,11 +394,15 @@ class Params(Strict):
     dynamics: DynamicsCfg = Field(default_factory=DynamicsCfg)
     circuits: CircuitsCfg = Field(default_factory=CircuitsCfg)
     interventions: InterventionsCfg = Field(default_factory=InterventionsCfg)
+    models: dict[Method, str | TrainedElsewhereCfg] = Field(default={}, description="bring your own checkpoints: "
+        "method → its final model's folder, or {checkpoints: [...]}; such methods are analysed, never trained (the "
+        "base is model.name_or_path)")
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.model.is_organism and self.pretrain is None:
             raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
+        self._check_trained_elsewhere()
         known = {"base", *self.posttrain.methods}
         for i, pair in enumerate(self.circuits.pairs or []):
             for name in pair:
@@ -351,6 +413,29 @@ class Params(Strict):
             raise ValueError(f"circuits.exact_model: {self.circuits.exact_model!r} is neither 'base' nor one of "
                              f"posttrain.methods")
         return self
+
+    def _check_trained_elsewhere(self) -> None:
+        if not self.models:
+            return
+        if self.model.is_organism:
+            raise ValueError("models: checkpoints trained elsewhere need that base too: set model.name_or_path to "
+                             "its folder")
+        if len(self.train_seeds) > 1:
+            raise ValueError("posttrain.seeds: models trained elsewhere come with one training seed; list one")
+        n = self.posttrain.n_checkpoints
+        for method, folders in self.external_checkpoints.items():
+            if method not in self.posttrain.methods:
+                raise ValueError(f"models: {method!r} is not one of posttrain.methods {sorted(self.posttrain.methods)}")
+            if len(folders) != n:
+                raise ValueError(f"models: {method} names {len(folders)} checkpoint(s) but posttrain.n_checkpoints is "
+                                 f"{n}: list every checkpoint or set n_checkpoints: {len(folders)}")
+        if "sft" in self.models and self.posttrain.sft_sweep:
+            raise ValueError("posttrain.sft_sweep: sft is trained elsewhere; there is nothing to sweep")
+
+    @property
+    def external_checkpoints(self) -> dict[str, list[str]]:
+        """Methods trained elsewhere → their checkpoint folders in training order (the last is the final model)."""
+        return {m: [v] if isinstance(v, str) else list(v.checkpoints) for m, v in self.models.items()}
 
     @property
     def circuit_pairs(self) -> list[tuple[str, str]]:
@@ -430,6 +515,10 @@ def _check_files(path: Path, p: Params) -> None:
         model_dir = Path(p.model.name_or_path)
         if not (model_dir / "config.json").is_file():
             raise ParamsError(f"{path}: model.name_or_path: no Hugging Face model (config.json) at {model_dir}")
+        if p.model.prompt_style == "chat" and not _has_chat_template(model_dir):
+            raise ParamsError(f"{path}: model.prompt.style: 'chat' needs a chat template, and the tokenizer at "
+                              f"{model_dir} has none (use style: plain)")
+        _check_trained_elsewhere(path, p, model_dir)
     if p.eval.preregistration:
         from .preregistration import load_preregistration
         from .rundir import REPO
@@ -443,6 +532,26 @@ def _check_files(path: Path, p: Params) -> None:
     for i, b in enumerate(p.data.benchmarks):
         if not Path(b.path).is_file():
             raise ParamsError(f"{path}: data.benchmarks.{i}.path: file not found: {b.path}")
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    cfg = folder / "tokenizer_config.json"
+    return cfg.is_file() and bool(json.loads(cfg.read_text()).get("chat_template"))
+
+
+def _check_trained_elsewhere(path: Path, p: Params, base: Path) -> None:
+    """Every model trained elsewhere is a model folder with the base's shape and tokenizer: a crosscoder reads
+    the models token by token at one layer, and a circuit pair compares edge matrices of one graph."""
+    from .modelfiles import compare
+    for method, folders in p.external_checkpoints.items():
+        for folder in folders:
+            if not (Path(folder) / "config.json").is_file():
+                raise ParamsError(f"{path}: models.{method}: no Hugging Face model (config.json) at {folder}")
+            problem = compare(base, Path(folder))
+            if problem:
+                raise ParamsError(f"{path}: models.{method}: {folder} {problem} (the base is {base})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,13 @@ circuits       trained + circuits                                               
 interventions  trained + crosscoder + interventions
 families       tasks, data, eval (the evaluation suite built in memory)
 ============== ================================================================ =========================
+
+A model that rlgen did not pretrain adds the content hash of its folders to every key but ``families``
+(:func:`model_digest`): models trained elsewhere are identified by what they hold, not by where they lie.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from .config import CrosscoderCfg, Params
@@ -58,9 +62,21 @@ STAGES: dict[str, StageKey] = {
 
 
 def stage_key(P: Params, stage: str) -> str:
-    """The key of ``stage``'s artifacts under params ``P`` (a stage not in :data:`STAGES` is a KeyError)."""
+    """The key of ``stage``'s artifacts under params ``P`` (a stage not in :data:`STAGES` is a KeyError). For a
+    model that rlgen did not pretrain, the key also covers what the model folders hold (the base's and those of
+    methods trained elsewhere): a checkpoint replaced in place changes every key downstream of it."""
     s = STAGES[stage]
-    return P.section_hash(*s.sections, ignore=s.ignore)
+    key = P.section_hash(*s.sections, ignore=s.ignore)
+    if P.model.is_organism or stage == "families":
+        return key
+    return hashlib.sha256((key + model_digest(P)).encode()).hexdigest()[:16]
+
+
+def model_digest(P: Params) -> str:
+    """Content hash of the base folder and of every folder named under ``models:`` (cached per process)."""
+    from .modelfiles import folder_digest
+    folders = [P.model.name_or_path] + [f for m in sorted(P.external_checkpoints) for f in P.external_checkpoints[m]]
+    return hashlib.sha256("".join(folder_digest(f) for f in folders).encode()).hexdigest()[:16]
 
 
 def params_hash(P: Params) -> str:

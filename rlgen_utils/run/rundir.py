@@ -98,7 +98,10 @@ class RunDir:
         return self.path / "posttrain" / method / f"seed-{seed}"
 
     def checkpoints(self, method: str, seed: int) -> list[Path]:
-        """``checkpoint-1 … checkpoint-N`` of one (method, training seed), whether trained yet or not."""
+        """``checkpoint-1 … checkpoint-N`` of one (method, training seed), whether trained yet or not; for a method
+        trained elsewhere (``models:`` in params), the folders named there."""
+        if method in self.P.models:
+            return [Path(f) for f in self.P.external_checkpoints[method]]
         return checkpoint_dirs(self.method(method, seed), self.P.posttrain.n_checkpoints)
 
     def model(self, name: str, train_seed: int | None = None) -> Path:

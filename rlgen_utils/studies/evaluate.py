@@ -7,7 +7,9 @@ model × seed × checkpoint × family × sample. Each model's rows are cached as
 
 Columns: ``method`` ("base" or a post-training method), ``seed`` (training seed; -1 for the base),
 ``checkpoint`` (0 = the base, 1..N), ``final``, ``family``, ``role``, ``sample`` (index in the family's test
-set), ``prompt``, ``completion``, ``parsed``, ``correct``.
+set), ``prompt``, ``completion`` (for a loglik family: the chosen choice's text), ``parsed``, ``correct``,
+``scoring`` (``generate``, ``loglik`` or ``loglik_norm``: what made ``correct``), ``acc`` and ``acc_norm``
+(loglik families: both lm-evaluation-harness metrics; empty otherwise).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..method import stats
-from ..models import generation, loading
+from ..models import loading, scoring
 from ..run.artifacts import provenance, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -62,17 +64,18 @@ def eval_key(P: Params) -> str:
 
 
 def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily]) -> pd.DataFrame:
-    """Per-sample rows of one model on every family."""
+    """Per-sample rows of one model on every family (``scoring`` names what made each verdict: generation, or
+    the likeliest choice; loglik families also keep lm-evaluation-harness's ``acc`` and ``acc_norm``)."""
 
     tok, model = loading.load_tokenizer(ref.path), loading.load_model(ref.path, P.model.dtype)
     rows = []
     for name, fam in families.items():
-        comps = generation.generate(model, tok, [e.prompt for e in fam.examples],
-                                  fam.max_new_tokens(tok, P.eval.max_new_tokens), P.eval.batch_size)
-        for i, (e, c) in enumerate(zip(fam.examples, comps)):
+        got = scoring.plain_answers(model, tok, fam, P.eval.max_new_tokens, P.eval.batch_size)
+        for i, (e, a) in enumerate(zip(fam.examples, got)):
             rows.append({"method": ref.method, "seed": ref.seed, "checkpoint": ref.checkpoint, "final": ref.final,
-                         "family": name, "role": fam.role, "sample": i, "prompt": e.prompt, "completion": c,
-                         "parsed": fam.parse(c), "correct": fam.verify(c, e.answer)})
+                         "family": name, "role": fam.role, "sample": i, "prompt": e.prompt, "completion": a.completion,
+                         "parsed": a.parsed, "correct": a.correct, "scoring": a.scoring, "acc": a.acc,
+                         "acc_norm": a.acc_norm})
     return pd.DataFrame(rows)
 
 
@@ -88,6 +91,8 @@ def ensure_scores(P: Params, all_checkpoints: bool = True):
         if df is None:
             df, scored = score_model(P, ref, families), True
             write_parquet(df, path, key)
+        elif "scoring" not in df:  # scored before scoring modes existed: every verdict was generated
+            df = df.assign(scoring="generate", acc=None, acc_norm=None)
         parts.append(df)
     scores = pd.concat(parts, ignore_index=True)
     if all_checkpoints:  # the whole table; a finals-only read (notebooks 05, 06) must not shrink it

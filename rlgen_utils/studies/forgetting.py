@@ -146,7 +146,8 @@ def ensure_validation(P: Params) -> pd.DataFrame:
     examples = suite.validation_examples(P, P.eval.n_per_family)
     verify = suite.eval_families(P)[suite.in_domain_family(P)].verify
     models = {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
-    models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))
+    if "sft" in P.posttrain.methods:
+        models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))
     rl = P.crosscoder.rl_method
     if rl in P.posttrain.methods:
         models[f"{rl} lr={getattr(P.posttrain, rl).lr:g}"] = RunDir(P).model(rl, seed)
@@ -156,7 +157,7 @@ def ensure_validation(P: Params) -> pd.DataFrame:
             tok, model = loading.load_tokenizer(path), loading.load_model(path, P.model.dtype)
             comps = generation.generate(model, tok, [e.prompt for e in examples], P.eval.max_new_tokens,
                                         P.eval.batch_size)
-            ok = generation.correctness(comps, [e.answer for e in examples], verify)
+            ok = generation.correctness(comps, examples, verify)
             write_json(cache, {"key": key, "correct": ok, "provenance": provenance()})
         ci = stats.bootstrap_ci(read_json(cache)["correct"])
         rows.append({"model": name, "validation accuracy": ci.mean, "lo": ci.lo, "hi": ci.hi, "n": len(examples)})

@@ -33,7 +33,7 @@ import torch
 
 from ..method import activations, latent_edits, stats
 from ..method.activations import ActivationStore
-from ..models import loading
+from ..models import loading, scoring
 from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -44,7 +44,7 @@ from . import crosscoder, evaluate
 from .verdicts import Verdict, decide
 
 if TYPE_CHECKING:
-    from ..run.types import Tokenizer
+    pass
 
 
 def key(P: Params) -> str:
@@ -287,28 +287,19 @@ def run_condition(P: Params, setup: Setup, b: Bundle, edit, sets: list[EvalSet],
     if df is not None:
         return df
     fams, rows = pool_families(P), []
+    gen = lambda prompts, n: latent_edits.generate(b.lm, b.tok, prompts, n, edit, b.layers_path, b.layer,
+                                                   P.eval.batch_size)
+    forward = latent_edits.edited_forward(b.lm, edit, b.layers_path, b.layer)
     for s in sets:
-        fam = fams[s.family]
-        comps = latent_edits.generate(b.lm, b.tok, list(s.prompts), _budget(P, fam, b.tok), edit, b.layers_path,
-                                       b.layer, P.eval.batch_size)
+        got = scoring.answers(fams[s.family], list(s.samples), gen, forward, b.tok, P.eval.max_new_tokens,
+                              P.eval.batch_size, b.model.device)
         rows += [{"condition": name, "model": b.name, "set": s.name, "family": s.family, "role": s.role,
-                  "sample": i, "completion": c, "correct": fam.verify(c, a)}
-                 for i, c, a in zip(s.samples, comps, s.answers)]
+                  "sample": i, "completion": a.completion, "correct": a.correct, "scoring": a.scoring}
+                 for i, a in zip(s.samples, got)]
     df = pd.DataFrame(rows, columns=["condition", "model", "set", "family", "role", "sample", "completion",
-                                     "correct"])
+                                     "correct", "scoring"])
     write_parquet(df, path, k)
     return df
-
-
-_BUDGETS: dict[tuple[str, int], int] = {}
-
-
-def _budget(P: Params, fam, tok: Tokenizer) -> int:
-    """Generation budget of a family (longest gold answer + margin), computed once per family."""
-    k = (fam.name, len(fam.examples))
-    if k not in _BUDGETS:
-        _BUDGETS[k] = fam.max_new_tokens(tok, P.eval.max_new_tokens)
-    return _BUDGETS[k]
 
 
 def ensure_conditions(P: Params, setup: Setup, pool: pd.DataFrame, sel: FeatureSelection) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..models import generation, loading, posttrain, pretrain
+from ..models import generation, loading, posttrain, pretrain, scoring
 from ..run.artifacts import is_done, mark_done, provenance, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -57,6 +57,7 @@ def evaluate_model(P: Params, model_dir: Path, sampled: bool = True) -> dict:
     tok, model = loading.load_tokenizer(model_dir), loading.load_model(model_dir, P.model.dtype)
     e, fams = P.eval, suite.eval_families(P)
     out = {name: generation.accuracy(model, tok, list(f.examples), e.max_new_tokens, e.batch_size, f.verify)
+           if f.scoring == "generate" else scoring.accuracy(model, tok, f, e.max_new_tokens, e.batch_size)
            for name, f in fams.items()}
     in_dom = fams[suite.in_domain_family(P)]
     out["in_domain_curve"] = generation.accuracy(model, tok, suite.curve_examples(P), e.max_new_tokens,
@@ -111,6 +112,9 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     out = {}
     for seed in P.train_seeds:
         for m in order:
+            if m in P.models:   # trained elsewhere: analysed as it is
+                out[m, seed] = RunDir(P).checkpoints(m, seed)[-1]
+                continue
             start = start_dir(P, m, seed)
             out[m, seed] = posttrain.train_method(m, start, RunDir(P).method(m, seed), method_rows(P, m, start, seed),
                                                   P, stage_key(P, "trained"), seed, curve, verify)
@@ -155,7 +159,7 @@ def training_logs(P: Params, seed: int | None = None) -> dict[str, list[dict]]:
     """Per-segment logs of every method for one training seed (default: the first)."""
     seed = P.train_seeds[0] if seed is None else seed
     return {m: posttrain.training_log(RunDir(P).method(m, seed), P.posttrain.n_checkpoints)
-            for m in P.posttrain.methods}
+            for m in P.posttrain.methods if m not in P.models}   # no logs for models trained elsewhere
 
 
 def family_table(P: Params) -> pd.DataFrame:
@@ -208,10 +212,11 @@ def base_table(P: Params, scores: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def start_accuracies(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float]:
-    """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0)."""
-    return {m: base_scores["in_domain_curve"] if posttrain.STARTS_FROM[m] == "base"
-            else logs["sft"][-1]["curve_accuracy"] for m in logs}
+def start_accuracies(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float | None]:
+    """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0; unknown for a
+    method started from an SFT model trained elsewhere)."""
+    sft = logs["sft"][-1].get("curve_accuracy") if "sft" in logs else None
+    return {m: base_scores["in_domain_curve"] if posttrain.STARTS_FROM[m] == "base" else sft for m in logs}
 
 
 def posttrain_table(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> pd.DataFrame:
@@ -224,5 +229,5 @@ def posttrain_table(P: Params, logs: dict[str, list[dict]], base_scores: dict) -
         rows.append({"method": m, "starts from": posttrain.STARTS_FROM[m], "rows trained": sum(s["n_rows"] for s in segs),
                      "optimizer steps": sum(len([h for h in s["log"] if "loss" in h]) for s in segs),
                      "in-domain acc. at start": start, "per checkpoint": acc, "final": acc[-1],
-                     "change": None if acc[-1] is None else acc[-1] - start})
+                     "change": None if acc[-1] is None or start is None else acc[-1] - start})
     return pd.DataFrame(rows)

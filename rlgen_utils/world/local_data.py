@@ -46,8 +46,9 @@ def _mc_letter(path, line_no, row: dict) -> str:
 
 
 def mc_example(family: str, question: str, choices: list[str], letter: str) -> tasks.Example:
+    """A multiple-choice example; its ``prompt`` is the organism's compact form until a prompt format renders it."""
     body = " ".join(f"{LETTERS[i]}){c}" for i, c in enumerate(choices))
-    return tasks.Example(family, f"{question} {body}>", letter, letter)
+    return tasks.Example(family, f"{question} {body}>", letter, letter, question, tuple(choices))
 
 
 def parse_row(path: Path, line_no: int, line: str, required: dict[str, type | tuple]) -> dict:
@@ -83,7 +84,8 @@ def load_jsonl(path: str | Path, kind: str, family: str | None = None) -> list[t
         elif kind == "math":
             row = parse_row(path, line_no, line, {"problem": str, "answer": (str, int, float)})
             answer = normalise_number(str(row["answer"]))
-            out.append(tasks.Example(family, row["problem"] + "\n", f"{tasks.ANSWER_MARKER}{answer}", answer))
+            out.append(tasks.Example(family, row["problem"] + "\n", f"{tasks.ANSWER_MARKER}{answer}", answer,
+                                     row["problem"]))
         else:
             raise ValueError(f"unknown benchmark kind {kind!r} (multiple_choice or math)")
     if not out:
@@ -105,21 +107,79 @@ def normalise_number(text: str) -> str:
     return t
 
 
-def mc_answer(completion: str) -> str:
-    """The letter a multiple-choice completion picks: after ``####`` if present, else its first standalone
-    choice letter a–h (``"b"``, ``" B) iron"``, ``"(c)"``, ``"I think d"``)."""
-    text = tasks.parse_answer(completion) if tasks.ANSWER_MARKER in completion else completion
-    m = re.search(r"(?<![A-Za-z])([A-Ha-h])(?![A-Za-z])", text)
-    return m.group(1).lower() if m else ""
+NEXT_QUESTION = "\nQuestion:"
+"""Where a plain (few-shot) prompt's next block starts: a base model that runs on is read up to here."""
+
+
+def answer_block(completion: str) -> str:
+    """The completion up to the next ``Question:`` block (a base model continuing a few-shot prompt)."""
+    return completion.split(NEXT_QUESTION, 1)[0]
+
+
+_L = "A-Ha-h"
+_MC_RULES = [  # tried in order; each captures one choice letter
+    re.compile(rf"answer\s*(?:is|:)\s*[:\s]*\**\(?([{_L}])(?:[).*,:]|\s*$|\.(?:\s|$))", re.I),  # answer is (B) / c.
+    re.compile(r"answer\s*(?:is|:)\s*[:\s]*\**\(?([A-H])\b"),                                # The answer is B iron
+    re.compile(rf"\*\*\(?([{_L}])\)?[).:]?\*\*"),                                               # **B** / **(b)**
+    re.compile(rf"^\s*\(?([{_L}])(?:[).:]|\s*$)"),                                               # B) iron / (c) / b
+]
+_LISTED = re.compile(rf"(?m)^\s*\(?([{_L}])[).:]")
+_LOOSE = re.compile(rf"(?<![A-Za-z])([{_L}])(?![A-Za-z])(?!\s+[A-Za-z])")  # 'I think d' (not 'a dog')
+
+
+def mc_answer(completion: str, choices: tuple[str, ...] | list[str] = ()) -> str:
+    """The letter a multiple-choice completion picks (lower case), or ``""``. Read in order: the text after
+    ``####``; "The answer is (B)" / "Answer: B" / "answer is c."; "**B**"; a leading "B)", "(c)" or bare letter;
+    the one choice whose text the completion names (with ``choices``); else the first standalone letter not
+    followed by a word ("I think d", never the article in "a dog"). A completion that lists the choices line by
+    line ("A. x\nB. y…") picks one only by stating it ("The answer is: C."). Letters beyond the number of choices
+    are ignored. Tested on real SmolLM2 completions (``tests/fixtures/smollm2_mc.jsonl``)."""
+    text = answer_block(completion)
+    if tasks.ANSWER_MARKER in text:
+        text = tasks.parse_answer(text)
+    valid = LETTERS[: len(choices)] if choices else LETTERS[:8]
+    listed = len(set(_LISTED.findall(text))) >= 2   # "A. x\nB. y\n…": the choices repeated, none picked
+    for rule in _MC_RULES[:2] if listed else _MC_RULES:
+        for m in rule.finditer(text):
+            if m.group(1).lower() in valid:
+                return m.group(1).lower()
+    if listed:
+        return ""
+    named = _named_choice(text, choices)
+    if named:
+        return named
+    for m in _LOOSE.finditer(text):
+        if m.group(1).lower() in valid:
+            return m.group(1).lower()
+    return ""
+
+
+def _named_choice(text: str, choices: tuple[str, ...] | list[str]) -> str:
+    """The letter of the only choice whose text the completion contains (a choice inside a longer named choice
+    does not count), else ``""``."""
+    low = text.lower()
+    hits = [i for i, c in enumerate(choices) if c.strip() and re.search(
+        rf"(?<![a-z0-9]){re.escape(c.strip().lower())}(?![a-z0-9])", low)]
+    hits = [i for i in hits if not any(j != i and choices[i].strip().lower() in choices[j].strip().lower()
+                                       for j in hits)]
+    return LETTERS[hits[0]] if len(hits) == 1 else ""
+
+
+ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*[:\s]*\**\$?(-?\d[\d,]*(?:\.\d+)?)", re.I)
 
 
 def math_answer(completion: str) -> str:
-    """The final answer of a free-form math completion."""
+    """The final answer of a free-form math completion: after ``####``, else the last ``\\boxed{}``, else the
+    last "The answer is N", else the last number (read up to the next ``Question:`` block)."""
+    completion = answer_block(completion)
     if tasks.ANSWER_MARKER in completion:
         return normalise_number(tasks.parse_answer(completion))
     boxed = _BOXED.findall(completion)
     if boxed:
         return normalise_number(boxed[-1])
+    stated = ANSWER_IS.findall(completion)
+    if stated:
+        return normalise_number(stated[-1])
     numbers = _NUMBER.findall(completion)
     return normalise_number(numbers[-1]) if numbers else ""
 
@@ -132,5 +192,5 @@ def load_train_file(path: str, family: str) -> list[tasks.Example]:
         if line.strip():
             row = parse_row(Path(path), line_no, line, {"problem": str, "solution": str, "answer": (str, int, float)})
             out.append(tasks.Example(family, row["problem"] + "\n", row["solution"],
-                                     normalise_number(str(row["answer"]))))
+                                     normalise_number(str(row["answer"])), row["problem"]))
     return out

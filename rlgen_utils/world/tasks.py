@@ -59,10 +59,16 @@ FACT_TEMPLATES = ["colour of {n}?", "{n} likes?", "{n} wears?"]
 
 @dataclass(frozen=True)
 class Example:
+    """One problem. ``prompt`` is what the model reads (rendered by :mod:`rlgen_utils.world.prompting`),
+    ``completion`` the gold text after it, ``answer`` what a verifier compares. Problems from words or files also
+    keep their bare ``question`` (and multiple choice its ``choices``), from which a prompt format renders them;
+    the organism's task world has none (its prompts are already in its compact format)."""
     family: str
     prompt: str
     completion: str
     answer: str
+    question: str = ""
+    choices: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
