@@ -90,7 +90,8 @@ def test_paper_scale_data_path_local_files_only(tmp_path, monkeypatch):
         return real_accuracy(*a, **k)
     monkeypatch.setattr(posttrain.generation, "accuracy", spy)
     finals = train.ensure_posttrained(P)
-    assert seen and all(v is not None and v("so \\boxed{4}", "4") for v in seen), \
+    four = tasks.Example("math_x2", "What is 2*2?", "", "4")
+    assert seen and all(v is not None and v("so \\boxed{4}", four) for v in seen), \
         "training curves on a math file must be scored with the math verifier"
     rows = train.method_rows(P, "grpo", train.start_dir(P, "grpo", P.seed), P.seed)
     assert rows[0]["kind"] == "math" and rows[0]["answer"] == str(train_rows[0]["answer"])

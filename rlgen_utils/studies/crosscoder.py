@@ -27,7 +27,7 @@ from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import NOISE_PREFIX, RunDir
 from ..run.session import seed_everything
-from ..world import suite, tasks
+from ..world import suite, tasks, words
 from .verdicts import Verdict, decide, detection_limit
 
 if TYPE_CHECKING:
@@ -41,16 +41,22 @@ def corpus(P: Params) -> list[str]:
     texts (which would favour the model trained on them)."""
     c = P.crosscoder
     n_in = round(c.n_texts * c.in_domain_fraction)
-    in_dom = (suite.train_examples(P) if P.data.train_file else
-              tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks))
+    if P.data.word_world:   # worked solutions of training-split problems drawn apart from SFT's (another seed)
+        in_dom = suite.render(P, words.sample(words.IN_DOMAIN_FAMILY, "train", max(1, n_in), P.seed + 3, P.tasks))
+    else:
+        in_dom = (suite.train_examples(P) if P.data.train_file else
+                  tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks))
     texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
     rng = random.Random(f"corpus/{P.seed}")
     names, weights = pretrain.mixture(1.0)
     if P.data.task_world:
         texts += [pretrain.pretrain_example(rng, rng.choices(names, weights)[0], P.tasks).text
                   for _ in range(c.n_texts - n_in)]
-    else:  # a real model: benchmark prompts stand in for general text
-        pool = [e.text for f in suite.eval_families(P).values() for e in f.examples]
+    else:  # a real model: every family's questions stand in for general text (the word world's training split)
+        pool = [e.text for name in words.FAMILIES if P.data.word_world
+                for e in suite.render(P, words.sample(name, "train", 100, P.seed + 3, P.tasks))]
+        pool += [e.text for f in suite.eval_families(P).values() if f.kind != "words" for e in f.examples]
+        rng.shuffle(pool)
         texts += [pool[i % len(pool)] for i in range(c.n_texts - n_in)]
     random.Random(P.seed).shuffle(texts)
     return texts
