@@ -108,3 +108,12 @@ def test_notebook_02_runs_on_models_trained_elsewhere(folders):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = folders["root"] / "runs" / "byo_nb"
     assert (run / "eval" / "per_sample.parquet").is_file() and not (run / "posttrain").exists()
+
+
+def test_chat_style_needs_a_chat_template(folders):
+    path = _params(folders, {}, name="nochat")
+    raw = yaml.safe_load(path.read_text())
+    raw["model"]["prompt"] = {"style": "chat"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ParamsError, match=r"model\.prompt\.style: 'chat' needs a chat template"):
+        config.load_params(path)

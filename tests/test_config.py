@@ -33,6 +33,12 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"data": {"benchmarks": [{"name": "x", "path": "/no/such.jsonl", "kind": "math", "role": "ood_select"}]}},
      "data.benchmarks.0.path"),
     ({"crosscoder": {"sparsity": "topk"}}, "crosscoder.sparsity"),
+    ({"model": {"prompt": {"style": "chat"}}}, "model.prompt"),       # the organism's vocabulary cannot spell it
+    ({"model": {"prompt": {"n_shots": -1}}}, "model.prompt.n_shots"),
+    ({"data": {"word_world": True}}, "data.word_world"),              # with the task world still on
+    ({"data": {"benchmarks": [{"name": "x", "path": "data/examples/math.jsonl", "kind": "math", "role": "ood_select",
+                               "scoring": "loglik"}]}}, "data.benchmarks.0.scoring"),
+    ({"models": {"grpo": "/somewhere"}}, "models"),                   # trained elsewhere needs a base from there too
 ]
 
 
@@ -73,10 +79,18 @@ def test_shipped_params_validate(name):
     assert p.name == name.removesuffix(".yaml")
 
 
-def test_paper_scale_params_name_the_missing_model_here():
-    """The paper-scale file is valid except that its model lives on a GPU machine, not here."""
+@pytest.mark.parametrize("name", ["qwen3-4b.yaml", "study-b-public.yaml"])
+def test_paper_scale_params_name_the_missing_model_here(name):
+    """The paper-scale files are valid except that their models live on a GPU machine, not here."""
     with pytest.raises(config.ParamsError, match=r"model\.name_or_path: no Hugging Face model"):
-        config.load_params(ROOT / "params" / "qwen3-4b.yaml")
+        config.load_params(ROOT / "params" / name)
+
+
+def test_smollm2_params_validate_once_the_model_is_materialised():
+    from rlgen_utils.models import smollm2
+    smollm2.materialise(ROOT / smollm2.DEFAULT_OUT)   # `make smollm2` (part of `make test`) did it: returns at once
+    P = config.load_params(ROOT / "params" / "smollm2.yaml")
+    assert P.model.prompt_style == "chat" and P.data.word_world and not P.data.task_world
 
 
 def test_section_hash_changes_only_with_its_sections(write_params):

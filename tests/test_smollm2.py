@@ -25,6 +25,8 @@ def test_materialised_folder_has_smollm2s_shape(folder):
     assert c.tie_word_embeddings and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), (
         "the head must be the embedding (tied), not a fresh random matrix")
     assert smollm2.materialise(folder) == folder, "a second call must reuse the folder"
+    assert getattr(c, "quantization_config", None) is None, (
+        "the weights are dequantised floats: a config that still names the GGUF quantization makes trainers refuse it")
 
 
 def test_chat_reply_is_coherent_and_stops_at_end_of_turn(folder):

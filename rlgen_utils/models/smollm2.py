@@ -40,13 +40,16 @@ def materialise(out: str | Path = DEFAULT_OUT) -> Path:
     from ..run.artifacts import is_done, mark_done
     from .loading import save_model
     out = Path(out)
-    key = f"{PACKAGE}/{GGUF_FILE}"
+    key = f"{PACKAGE}/{GGUF_FILE}/plain"
     if is_done(out, key):
         return out
     src = gguf_folder()
     gguf = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=GGUF_FILE, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(src), gguf_file=GGUF_FILE)
-    plain = LlamaForCausalLM(gguf.config).eval()  # pyright: ignore[reportArgumentType]  (a Llama config)
+    config = gguf.config
+    if hasattr(config, "quantization_config"):   # the weights are dequantised floats now: trainers refuse a model
+        del config.quantization_config             # whose config still says "quantized" (GGUF)
+    plain = LlamaForCausalLM(config).eval()  # pyright: ignore[reportArgumentType]  (a Llama config)
     missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:  # tied: lm_head is the embedding
         raise ValueError(f"GGUF weights do not fit LlamaForCausalLM: missing {missing[:3]}, unexpected {unexpected[:3]}")

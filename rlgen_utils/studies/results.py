@@ -7,7 +7,9 @@
 several training seeds (the class-level contrasts with hierarchical intervals, the KL fits, the
 pre-registration). Both must be finished (notebooks 01 and 02 at least): the script reads what they wrote and
 refuses an unfinished run rather than computing anything large. With ``--write`` the Markdown replaces the part
-of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--real RUN/smollm2.yaml`` writes a
+real pretrained LM's section instead (per family and per class changes, claims table, pools, timing) between
+``<!-- real:begin -->`` and ``<!-- real:end -->``.
 """
 from __future__ import annotations
 
@@ -137,6 +139,27 @@ def notebook_findings(P: Params) -> str:
     return "\n\n".join(parts)
 
 
+def family_section(P: Params, scores: pd.DataFrame) -> str:
+    """Per family: the base's accuracy and each method's change over it, with paired intervals (one seed)."""
+    base = train.base_table(P, train.ensure_base_eval(P)).set_index("family")
+    methods = [m for m in ("sft", "grpo", "dpo", "rloo") if m in set(scores.method)]
+    for m in methods:
+        d = evaluate.delta_long(scores, m, "base").set_index("family")
+        base[f"{m} − base"] = [_cell(r) for r in d.loc[base.index].itertuples()]
+    return (f"**Per family** (base accuracy; change of each final model over the base, 95 % paired intervals over "
+            f"the {P.eval.n_per_family} test questions):\n\n" + markdown_table(base))
+
+
+def render_real(P: Params, timings: list[str]) -> str:
+    """The README section of a real pretrained LM's run: base and changes per family and per transfer class, the
+    claims table, pools, timing."""
+    s = _finished(P)
+    parts = [family_section(P, s), class_section(P, s), verdict_section(P), pool_section(P)]
+    if timings:
+        parts.append(timing_section(timings))
+    return "\n\n".join(parts)
+
+
 def render(one: Params, many: Params | None, timings: list[str]) -> str:
     s1 = _finished(one)
     parts = [verdict_section(one), base_section(one), class_section(one, s1)]
@@ -151,24 +174,32 @@ def render(one: Params, many: Params | None, timings: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def write_between_markers(path: Path, text: str) -> None:
+def write_between_markers(path: Path, text: str, tag: str = "results") -> None:
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     doc = path.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{path}: no {BEGIN} … {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {begin} … {end} markers")
+    head, rest = doc.split(begin, 1)
+    path.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="The README's results section, from finished run folders.")
-    ap.add_argument("--params", required=True)
+    ap.add_argument("--params", help="a finished one-seed organism run (the main results section)")
     ap.add_argument("--seeds", default=None)
     ap.add_argument("--timing", nargs="*", default=[])
+    ap.add_argument("--real", default=None, help="a finished run of a real pretrained LM (its own section, between "
+                    "the <!-- real:begin/end --> markers)")
     ap.add_argument("--write", default=None)
     a = ap.parse_args(argv)
-    text = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing)
+    if (a.params is None) == (a.real is None):
+        ap.error("give --params (the organism's section) or --real (a real LM's section)")
+    if a.real:
+        text, tag = render_real(load_params(a.real), a.timing), "real"
+    else:
+        text, tag = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing), "results"
     if a.write:
-        write_between_markers(Path(a.write), text)
+        write_between_markers(Path(a.write), text, tag)
     else:
         print(text)
     return 0

@@ -203,11 +203,13 @@ and to forget. The world and pretraining are calibrated on the base alone to mee
 def base_table(P: Params, scores: dict) -> pd.DataFrame:
     """The base model's greedy accuracy per family next to chance, with the headroom check for OOD families."""
     lo, hi = HEADROOM
-    rows = []
-    for name, f in suite.eval_families(P).items():
+    rows, fams = [], suite.eval_families(P)
+    mixed = any(f.scoring != "generate" for f in fams.values())   # say which scoring made each accuracy
+    for name, f in fams.items():
         acc = scores[name]
         ok = None if f.role == "in_domain" else bool(lo <= acc <= hi and acc > f.chance)
-        rows.append({"family": name, "role": f.role, "class": f.transfer, "greedy accuracy": acc, "chance": f.chance,
+        rows.append({"family": name, "role": f.role, "class": f.transfer, **({"scoring": f.scoring} if mixed else {}),
+                     "greedy accuracy" if not mixed else "accuracy": acc, "chance": f.chance,
                      f"headroom {lo}–{hi}": ok})
     return pd.DataFrame(rows)
 
