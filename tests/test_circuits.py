@@ -36,6 +36,19 @@ def qwen3(n_layers=2):
     return Qwen3ForCausalLM(cfg).eval().double(), loading.char_tokenizer()
 
 
+def smollm2_shape(n_layers=2):
+    """SmolLM2-135M's config (grouped-query attention: 9 query / 3 key-value heads of 64, d_model 576, tied
+    embeddings, its RMSNorm eps and rope) with 2 layers and the character vocabulary, randomly initialised."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=60, hidden_size=576, intermediate_size=1536, num_hidden_layers=n_layers,
+                      num_attention_heads=9, num_key_value_heads=3, head_dim=64, tie_word_embeddings=True,
+                      rms_norm_eps=1e-5, rope_theta=100000.0, max_position_embeddings=64)
+    model = LlamaForCausalLM(cfg).eval().double()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    return model, loading.char_tokenizer()
+
+
 def batch(tok):
     prompts = [tok("12+3=").input_ids, tok("4+45=").input_ids]
     answers = [tok("15 #### 15", add_special_tokens=False).input_ids, tok("49", add_special_tokens=False).input_ids]
@@ -60,7 +73,7 @@ def test_graph_has_every_earlier_output_to_every_later_input(make, n_layers, n_e
     assert (W[:, ~g.mask_RS] == 0).all(), "scores off the graph (later sender → earlier receiver) must be zero"
 
 
-@pytest.mark.parametrize("make", [llama, gpt2, qwen3])
+@pytest.mark.parametrize("make", [llama, gpt2, qwen3, smollm2_shape])
 def test_receiver_inputs_are_sums_of_earlier_sender_outputs(make):
     model, tok = make()
     assert edge_attribution.check_decomposition(activations.wrap(model, tok), batch(tok), atol=1e-9) < 1e-9
@@ -94,7 +107,7 @@ def test_scores_into_logits_equal_a_hand_computed_gradient():
     torch.testing.assert_close(fast, by_hand, rtol=1e-4, atol=1e-7)  # RMSNorm computes in float32
 
 
-@pytest.mark.parametrize("make", [llama, gpt2, qwen3])
+@pytest.mark.parametrize("make", [llama, gpt2, qwen3, smollm2_shape])
 def test_fast_path_equals_the_per_edge_directional_reference(make):
     """The likely mistake: taking ∇ of the residual stream (which also flows past the receiver) instead of the
     receiver's own input. The reference nudges only receiver r's input, one edge at a time."""
