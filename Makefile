@@ -27,7 +27,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed .git/config-nbstripout
 
-reproduce: setup chromium
+# A params file that names the SmolLM2 folder gets it materialised first (nothing else is needed on a fresh machine).
+reproduce: setup chromium $(if $(shell grep -s smollm2-135m-instruct $(PARAMS)),smollm2,)
 	$(PY) -m rlgen_utils.run --params $(PARAMS) $(if $(ONLY),--only $(ONLY),)
 
 # The run report's static PNGs need a Chromium binary (plotly/kaleido); install Debian's where we can.

@@ -57,6 +57,13 @@ print(f"run folder: {P.run_dir}   model: {models_used}   seed: {P.seed}")
 # A prompt's split is fixed by a hash of its text, so test prompts never occur in pretraining or post-training.
 # For the fact families the test split holds (name, template) pairs that pretraining never showed: recalling
 # the fact means retrieving it under an unseen phrasing.
+#
+# **A real pretrained model** cannot read this compact format (its tokenizer and its pretraining never saw it). For
+# one (`params/smollm2.yaml`), the same roles and transfer classes are rendered in words
+# (`rlgen_utils/world/words.py`: one-step word problems in-domain, related and unrelated families out of domain,
+# small multiple-choice sets under `data/mc/` as far controls), and every question is shown in the model's own
+# prompt format (`model.prompt`: its chat template, or a few-shot "Question: … Answer:" for a base model). The
+# table below lists this run's families, whatever the world: the prompt each model reads and its gold answer.
 
 # %%
 train.family_table(P)
@@ -91,7 +98,9 @@ train.in_domain_summary(P, base_scores)
 # %% [markdown]
 # **Calibrated on the base alone.** Every out-of-domain family's greedy accuracy should lie between 0.25 and 0.85
 # and above chance — room both to gain and to forget. The mixture weights (`pretrain.family_weights`) were set
-# from base runs only, before any post-training; the last column says whether this base meets the range.
+# from base runs only, before any post-training; the last column says whether this base meets the range. (A real
+# model's word families and their number ranges were likewise chosen from the base's accuracy alone; families it
+# cannot do at all stay in the table and are reported as they are.)
 
 # %%
 train.base_table(P, base_scores)

@@ -39,6 +39,7 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"data": {"benchmarks": [{"name": "x", "path": "data/examples/math.jsonl", "kind": "math", "role": "ood_select",
                                "scoring": "loglik"}]}}, "data.benchmarks.0.scoring"),
     ({"models": {"grpo": "/somewhere"}}, "models"),                   # trained elsewhere needs a base from there too
+    ({"posttrain": {"grpo": {"use_vllm": True}}}, "posttrain.grpo.use_vllm"),   # vLLM is not installed here
 ]
 
 

@@ -127,7 +127,7 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
         common = dict(**_common_args(seed, c.lr, c.completions_per_step, steps), num_generations=c.num_generations,
                       max_completion_length=c.max_completion_length, temperature=c.temperature, top_k=0,
                       top_p=1.0, beta=c.beta, steps_per_generation=1, num_iterations=1, shuffle_dataset=True,
-                      log_completions=False)
+                      log_completions=False, **({"use_vllm": True, "vllm_mode": "colocate"} if c.use_vllm else {}))
         if algorithm == "grpo":
             from trl import GRPOConfig, GRPOTrainer
             return GRPOTrainer(model=model, reward_funcs=reward, train_dataset=ds, processing_class=tokenizer,

@@ -18,6 +18,7 @@ Example (the smoke file, abridged)::
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -139,6 +140,8 @@ class OnlineRLCfg(Strict):
     max_completion_length: int = Field(default=48, ge=1)
     temperature: float = Field(default=1.0, gt=0)
     beta: float = Field(default=0.0, ge=0)
+    use_vllm: bool = Field(default=False, description="generate rollouts with vLLM through trl (colocate mode: the "
+                           "trainer's GPUs); vLLM is an optional extra, not installed on CPU machines")
 
     @model_validator(mode="after")
     def _groups_fit(self):
@@ -527,6 +530,10 @@ def _check_files(path: Path, p: Params) -> None:
         if not prereg.is_file():
             raise ParamsError(f"{path}: eval.preregistration: file not found: {p.eval.preregistration}")
         load_preregistration(prereg)
+    for m in ("grpo", "rloo"):
+        if getattr(p.posttrain, m).use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ParamsError(f"{path}: posttrain.{m}.use_vllm: vLLM is not installed here (an optional extra for GPU "
+                              f"machines: pip install vllm); set it to false")
     if p.data.train_file and not Path(p.data.train_file).is_file():
         raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
     for i, b in enumerate(p.data.benchmarks):

@@ -11,6 +11,9 @@ At the end the run report is (re)built from every executed notebook (:mod:`rlgen
 7/24 · Post-training`` (the cell's section heading) — and the kernel runs with ``RLGEN_PROGRESS=lines``, so every
 long loop prints ``[progress] …`` lines (:mod:`rlgen_utils.run.progress`) that the runner passes through.
 The params file becomes the one notebooks opened later in JupyterLab show (:mod:`rlgen_utils.run.session`).
+
+**One runner per run folder** (:mod:`rlgen_utils.run.lock`): a second runner on the same params waits for the
+first (then skips what it finished) or, with ``--no-wait``, exits 3 with one line; a killed runner leaves no lock.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 from .config import ParamsError, load_params
+from .lock import RunLocked, run_lock
 from .rundir import REPO, RunDir
 from .session import remember
 
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="notebook names to run (default: all, in order)")
     ap.add_argument("--no-report", action="store_true", help="do not build the run report at the end")
     ap.add_argument("--no-png", action="store_true", help="report without static PNG figures")
+    ap.add_argument("--no-wait", action="store_true", help="refuse (exit 3) instead of waiting when another run "
+                    "holds the run folder")
     args = ap.parse_args(argv)
     params_path = Path(args.params).resolve()
     os.chdir(REPO)  # relative paths inside params (data files) are relative to the repository
@@ -110,10 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as e:
         print(e, file=sys.stderr)
         return 2
-    from papermill.exceptions import PapermillExecutionError
-
     remember(params_path)
     run = RunDir(P)
+    try:
+        with run_lock(run.path, wait=not args.no_wait, say=lambda m: print(m, flush=True)):
+            return _run(args, params_path, run)
+    except RunLocked as e:
+        print(f"[rlgen] {e}", file=sys.stderr)
+        return 3
+
+
+def _run(args: argparse.Namespace, params_path: Path, run: RunDir) -> int:
+    from papermill.exceptions import PapermillExecutionError
+
     for nb in notebooks(args.only):
         print(f"[rlgen] {nb.stem} ({params_path.name}) ...", flush=True)
         try:
