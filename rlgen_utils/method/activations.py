@@ -128,9 +128,10 @@ def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, o
             continue
         per_model = []
         for i, m in enumerate(models_):
-            x_BTD = (resid_nnsight(lms[i], paths[i], layer, ids, mask) if lms is not None
-                     else resid_hook(m, paths[i], layer, ids, mask))
-            per_model.append(x_BTD[keep])
+            d_ids, d_mask = ids.to(m.device), mask.to(m.device)   # the model's device; activations come back to CPU
+            x_BTD = (resid_nnsight(lms[i], paths[i], layer, d_ids, d_mask) if lms is not None
+                     else resid_hook(m, paths[i], layer, d_ids, d_mask))
+            per_model.append(x_BTD.float().cpu()[keep])
         pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
         doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
         buf.append({"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],

@@ -125,6 +125,10 @@ class Batch:
     attention_mask_BT: torch.Tensor
     loss_mask_BT: torch.Tensor  # True at position t when token t+1 is one of the scored response tokens
 
+    def to(self, device: str | torch.device) -> Batch:
+        """The batch on ``device`` (the model's: a GPU at paper scale)."""
+        return Batch(self.input_ids_BT.to(device), self.attention_mask_BT.to(device), self.loss_mask_BT.to(device))
+
 
 def make_batch(tokenizer: Tokenizer, prompts_ids: list[list[int]], responses_ids: list[list[int]],
                pad_id: int) -> Batch:

@@ -213,14 +213,15 @@ class Edit:
 def edit_delta(h_BTD: torch.Tensor, e: Edit) -> torch.Tensor:
     """The change the edit makes to the residual stream ``h_BTD`` (model units)."""
     B, T, D = h_BTD.shape
-    with torch.no_grad():
-        x = h_BTD.reshape(B * T, D).float() * e.scale
+    cc_device = next(e.cc.parameters()).device
+    with torch.no_grad():   # the crosscoder reads float32 on its own device; the change returns in h's dtype/device
+        x = h_BTD.reshape(B * T, D).float().to(cc_device) * e.scale
         f = latents_of(e.cc, x, e.m, e.encode)
         f_new = f.clone()
-        idx = torch.tensor(e.latents, dtype=torch.long)
+        idx = torch.tensor(e.latents, dtype=torch.long, device=cc_device)
         f_new[:, idx] = f[:, idx] * e.factor
         d = e.cc.decode(f_new)[:, e.m] - e.cc.decode(f)[:, e.m]
-    return (d / e.scale).reshape(B, T, D).to(h_BTD.dtype)
+    return (d / e.scale).reshape(B, T, D).to(h_BTD.device, h_BTD.dtype)
 
 
 def apply(h_BTD: torch.Tensor, e: Edit) -> torch.Tensor:
@@ -245,7 +246,7 @@ def generate(lm: LM, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: i
     tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True)
+        enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True).to(lm.device)
         with warnings.catch_warnings():  # a batch that stops early leaves the bounded loop's last steps unreached
             warnings.filterwarnings("ignore", message=".*was never reached.*")
             with lm.generate(**_gen_kwargs(tokenizer, max_new_tokens)) as tracer:

@@ -163,10 +163,11 @@ def batches(tokenizer: Tokenizer, prompts: list[str], answers: list[str], cut: i
     p_ids = [tokenizer(p).input_ids for p in prompts]
     r_ids = [tokenizer(a, add_special_tokens=False).input_ids[:cut] for a in answers]
     c_ids = [corrupt_prompt(p, corrupt_seed + i, tokenizer.bos_token_id) for i, p in enumerate(p_ids)]
+    dev = loading.device()   # where every model is loaded (models/loading.py)
     for i in range(0, len(p_ids), batch_size):
         sl = slice(i, i + batch_size)
-        yield (edge_attribution.make_batch(tokenizer, p_ids[sl], r_ids[sl], pad),
-               edge_attribution.make_batch(tokenizer, c_ids[sl], r_ids[sl], pad))
+        yield (edge_attribution.make_batch(tokenizer, p_ids[sl], r_ids[sl], pad).to(dev),
+               edge_attribution.make_batch(tokenizer, c_ids[sl], r_ids[sl], pad).to(dev))
 
 
 def score_batch(lm: LM, kind: str, clean, corrupt, ig_steps: int) -> torch.Tensor:
@@ -181,7 +182,7 @@ def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, nam
                 alpha: float) -> torch.Tensor:
     """``[K, R, S]`` scores of one model (wrapped by nnsight as ``lm``) on a pair's questions."""
     cut = t_cut(alpha, sel.mean_length)
-    parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float()
+    parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float().cpu()
              for clean, corr in batches(tokenizer, sel.prompts, sel.answers[name], cut,
                                         P.circuits.batch_size, P.seed)]
     return torch.cat(parts)
@@ -191,7 +192,7 @@ def exact_scores(P: Params, model, tokenizer: Tokenizer, sel: PairSelection, nam
     """``[K, R, S]`` exact-ablation scores of one model on a pair's questions: the loss change when each edge is
     really removed (:func:`edge_attribution.exact_ablation_scores`), on the same truncated answers."""
     cut = t_cut(alpha, sel.mean_length)
-    return torch.cat([edge_attribution.exact_ablation_scores(model, clean).float()
+    return torch.cat([edge_attribution.exact_ablation_scores(model, clean).float().cpu()
                       for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
                                               P.seed)])
 
@@ -210,7 +211,7 @@ def score_kinds(P: Params, alpha: float) -> list[str]:
 def sample_losses(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
     """``[K]`` self-entropy loss of one model on a pair's questions, on the same truncated answers as the scores."""
     cut = t_cut(alpha, sel.mean_length)
-    return torch.cat([edge_attribution.self_entropy_losses(lm, clean).float()
+    return torch.cat([edge_attribution.self_entropy_losses(lm, clean).float().cpu()
                       for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
                                               P.seed)])
 
@@ -443,8 +444,8 @@ def ensure_exact(P: Params, scores: pd.DataFrame) -> Path:
     first, exact = [], []
     for clean, _ in progress(list(batches(tok, sel.prompts[:k], sel.answers[name][:k], cut, c.batch_size, P.seed)),
                          desc="exact ablation"):
-        first.append(edge_attribution.zero_ablation_scores(lm, clean).float())
-        exact.append(edge_attribution.exact_ablation_scores(model, clean).float())
+        first.append(edge_attribution.zero_ablation_scores(lm, clean).float().cpu())
+        exact.append(edge_attribution.exact_ablation_scores(model, clean).float().cpu())
     n = 2 * edge_attribution.graph_of(model).n_layers + 1
     with atomic_dir(out) as tmp:
         for label, parts in (("first_order", first), ("exact", exact)):

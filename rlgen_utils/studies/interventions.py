@@ -154,9 +154,11 @@ def mean_latents(setup: Setup, b: Bundle, texts: list[str]) -> tuple[torch.Tenso
     for t in texts:
         enc = b.tok(t, return_tensors="pt")
         keep = activations.keep_mask_BT(enc["input_ids"], enc["attention_mask"], b.tok)[0]
-        h = activations.resid_nnsight(b.lm, b.layers_path, b.layer, enc["input_ids"], enc["attention_mask"])[0]
+        dev = b.model.device
+        h = activations.resid_nnsight(b.lm, b.layers_path, b.layer, enc["input_ids"].to(dev),
+                                      enc["attention_mask"].to(dev))[0].float().cpu()
         with torch.no_grad():
-            f = latent_edits.latents_of(setup.cc, h[keep].float() * b.scale, b.slot, setup.P.interventions.encode)
+            f = latent_edits.latents_of(setup.cc, h[keep] * b.scale, b.slot, setup.P.interventions.encode)
         rows.append(f.mean(0))
         fires.append((f > 0).float().mean(0))
     if not rows:
