@@ -482,8 +482,9 @@ def one_line_error(path: Path, err: ValidationError) -> str:
     return f"{path}: {key}: {msg}{got}"
 
 
-def load_params(path: str | Path) -> Params:
-    """Read and validate a params file; raise :class:`ParamsError` with one line naming the key."""
+def load_params(path: str | Path, check_files: bool = True) -> Params:
+    """Read and validate a params file; raise :class:`ParamsError` with one line naming the key. ``check_files``
+    false skips the checks of named files and folders (a plan made before the model is copied in)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
@@ -500,7 +501,8 @@ def load_params(path: str | Path) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(one_line_error(path, e)) from None
-    _check_files(path, params)
+    if check_files:
+        _check_files(path, params)
     _check_run_dir(path, params)
     return params
 

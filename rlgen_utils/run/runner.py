@@ -108,12 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-png", action="store_true", help="report without static PNG figures")
     ap.add_argument("--no-wait", action="store_true", help="refuse (exit 3) instead of waiting when another run "
                     "holds the run folder")
+    ap.add_argument("--plan", action="store_true", help="print per stage the models held at once, memory per device "
+                    "and token counts; run nothing (rlgen_utils/run/plan.py)")
+    ap.add_argument("--devices", type=int, default=1, help="--plan: devices training is sharded over")
+    ap.add_argument("--model-config", default=None, help="--plan: the model's config.json, if not yet copied in")
     args = ap.parse_args(argv)
     params_path = Path(args.params).resolve()
     os.chdir(REPO)  # relative paths inside params (data files) are relative to the repository
     try:
-        P = load_params(params_path)
-    except ParamsError as e:
+        P = load_params(params_path, check_files=not args.plan)
+        if args.plan:
+            from .plan import render
+            print(render(P, args.devices, args.model_config))
+            return 0
+    except (ParamsError, ValueError) as e:
         print(e, file=sys.stderr)
         return 2
     remember(params_path)

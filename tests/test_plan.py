@@ -1,0 +1,51 @@
+"""``--plan``: the model's size is counted from its config alone, and the paper-scale file gets a plan here.
+
+Likely mistakes: counting grouped key/value heads as full heads (Qwen3-4B would look 20 % larger), counting a tied
+head twice, and a plan that needs the weights present (the point is to plan before copying them in).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlgen_utils.models import loading, smollm2
+from rlgen_utils.run import config, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_parameter_count_from_the_config_matches_the_loaded_model(tmp_path):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    smol = ROOT / smollm2.DEFAULT_OUT
+    P = config.load_params(ROOT / "params" / "smollm2.yaml")
+    assert plan.shape_of(P).n_params == loading.n_params(loading.load_model(smol))
+    qwen = Qwen3ForCausalLM(Qwen3Config(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                                        tie_word_embeddings=False))
+    qwen.save_pretrained(tmp_path / "q")
+    qk_norms = 2 * 2 * 32          # Qwen3's per-head q/k norms, which the plan leaves out
+    shape = plan.shape_of(P, tmp_path / "q" / "config.json")
+    assert shape.n_params + qk_norms == loading.n_params(qwen)
+
+
+def test_paper_scale_plan_runs_before_the_weights_are_here():
+    cmd = [sys.executable, "-m", "rlgen_utils.run", "--params", "params/qwen3-4b.yaml", "--plan", "--devices", "8"]
+    r = subprocess.run(cmd + ["--model-config", "params/configs/qwen3-4b-base.json"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "4.02 B parameters" in r.stdout and "01 post-train grpo" in r.stdout and "peak per device" in r.stdout
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--model-config" in r.stderr
+
+
+@pytest.mark.parametrize("devices", [1, 8])
+def test_training_memory_shrinks_with_devices_and_analysis_does_not(devices):
+    P = config.load_params(ROOT / "params" / "qwen3-4b.yaml", check_files=False)
+    rows = {r["stage"]: float(r["GiB per device"]) for r in plan.rows(P, plan.shape_of(
+        P, ROOT / "params" / "configs" / "qwen3-4b-base.json"), devices)}
+    one = {r["stage"]: float(r["GiB per device"]) for r in plan.rows(P, plan.shape_of(
+        P, ROOT / "params" / "configs" / "qwen3-4b-base.json"), 1)}
+    assert rows["02 evaluate 31 models"] == one["02 evaluate 31 models"]
+    if devices > 1:
+        assert rows["01 post-train sft ×1 seed(s)"] < one["01 post-train sft ×1 seed(s)"] / 4
