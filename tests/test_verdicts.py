@@ -211,3 +211,12 @@ def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():
                          "held-out FVU (tuned slot)": fvu})
     assert crosscoder.matched_l1(pd.DataFrame(rows)) == "l1 λ=2"
     assert crosscoder.matched_l1(pd.DataFrame(rows), by="held-out FVU (tuned slot)") == "l1 λ=1"  # 0.015 vs 0.03
+
+
+def test_the_organisms_detection_power_is_not_read_for_another_model(write_params):
+    from rlgen_utils.run import config
+    organism = config.load_params(write_params())
+    assert verdicts.power_file(organism).name == "detection_power.json"
+    real = organism.model_copy(update={"name": "some-real-lm", "model": organism.model.model_copy(
+        update={"name_or_path": "/models/x", "prompt": organism.model.prompt.model_copy(update={"style": "plain"})})})
+    assert verdicts.power_file(real) is None and "unmeasured for this model" in verdicts.detection_limit(None)

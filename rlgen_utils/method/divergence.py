@@ -61,10 +61,10 @@ def completion_kl(base: Model, model: Model, tokenizer: Tokenizer, prompts: list
     out: list[float] = []
     for i in range(0, len(prompts), batch_size):
         ids, attn, target = pack(tokenizer, prompts[i:i + batch_size], completions[i:i + batch_size])
-        with torch.no_grad():
-            kl_BS = token_kl_BS(base(input_ids=ids, attention_mask=attn).logits,
-                                model(input_ids=ids, attention_mask=attn).logits)
-        kl_BS = kl_BS.masked_fill(~target, 0.0)
+        with torch.no_grad():   # float64 over the vocabulary at the completion positions only
+            kl_N = token_kl_BS(base(input_ids=ids, attention_mask=attn).logits[target],
+                               model(input_ids=ids, attention_mask=attn).logits[target])
+        kl_BS = torch.zeros(target.shape, dtype=kl_N.dtype).masked_scatter(target, kl_N)
         out += (kl_BS.sum(1) / target.sum(1).clamp(min=1)).tolist()
     return out
 

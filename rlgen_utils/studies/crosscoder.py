@@ -28,7 +28,7 @@ from ..run.keys import stage_key
 from ..run.rundir import NOISE_PREFIX, RunDir
 from ..run.session import seed_everything
 from ..world import suite, tasks, words
-from .verdicts import Verdict, decide, detection_limit
+from .verdicts import Verdict, decide, detection_limit, power_file
 
 if TYPE_CHECKING:
     from ..run.types import Model
@@ -445,7 +445,7 @@ def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.Dat
         estimate=float(excess[sft] - excess[rl]), interval=None,
         null=f"tuned-only latents of the identical copy {copy}" + (f", {nulls}" if nulls else ""),
         decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
-        limit=detection_limit(),
+        limit=detection_limit(power_file(P)),
         detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
                f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}"),
         *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
@@ -475,7 +475,7 @@ def _three_model_verdict(P: Params, names: tuple[str, ...], owned: pd.DataFrame)
         null=f"three-model nulls (identical copies, random updates): at most {s_null} in {sft}'s slot, {r_null} in "
              f"{rl}'s",
         decision=decide(s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0), True),
-        limit=detection_limit(),
+        limit=detection_limit(power_file(P)),
         detail=f"owned (MAS > {P.crosscoder.mas_specific_above}) {sft} {s_real}, {rl} {r_real}; above the larger "
                f"null {sft} {s_ex:+d}, {rl} {r_ex:+d}")
 

@@ -264,9 +264,10 @@ def format_table(P: Params, df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (method, family), g in fin.groupby(["method", "family"], sort=False):
         fam = fams[str(family)]
+        written = fam.scoring == "generate"   # a loglik family's "completion" is the chosen choice: no format to read
         rows.append({"family": family, "class": fam.transfer, "model": method, "accuracy": g.correct.mean(),
-                     "chain": g.completion.map(tasks.uses_chain).mean(),
-                     "unparseable": 1 - g.completion.map(fam.parseable).mean()})
+                     "chain": g.completion.map(tasks.uses_chain).mean() if written else float("nan"),
+                     "unparseable": 1 - g.completion.map(fam.parseable).mean() if written else float("nan")})
     return pd.DataFrame(rows)
 
 

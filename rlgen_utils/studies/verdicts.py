@@ -79,14 +79,23 @@ def load_all(P: Params) -> list[Verdict]:
     return [Verdict.from_json(d) for f in sorted(folder.glob("*.json")) for d in json.loads(f.read_text())]
 
 
+def power_file(P) -> Path | None:
+    """The detection-power table that applies to run ``P``: ``docs/detection_power-<name>.json`` if measured for
+    it, else the organism's ``docs/detection_power.json`` for an organism run (same dimensions), else None — the
+    organism's power says nothing about another model's crosscoders."""
+    from ..run.rundir import REPO
+    own = REPO / "docs" / f"detection_power-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / "detection_power.json" if P.model.is_organism else None
+
+
 def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
     """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
     ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least
     ``recall`` of planted tuned-only features were found."""
-    from ..run.rundir import REPO
-    path = path or REPO / "docs" / "detection_power.json"
-    if not path.is_file():
-        return "unmeasured (run benchmarks/detection_power.py)"
+    if path is None or not path.is_file():
+        return "unmeasured for this model (benchmarks/detection_power.py --params … --write docs/detection_power-<name>.md)"
     rows = json.loads(path.read_text())["rows"]
     parts = []
     for kappa in sorted({r["kappa"] for r in rows}, reverse=True):
