@@ -323,3 +323,13 @@ def test_intensity_per_loss_divides_by_the_samples_mean_loss_and_cancels_a_confi
     rows = {r["metric"]: r for r in circuit_metrics.compare(W, 0.5 * W, n_bins=10, n_boot=50,
                                                              losses=(loss, 0.5 * loss))}
     assert rows["intensity"]["delta"] < 0 and rows["intensity / loss"]["delta"] == pytest.approx(0, abs=1e-12)
+
+
+def test_exact_findings_say_when_no_question_was_ablated():
+    model, _ = llama()
+    g = edge_attribution.graph_of(model)
+    n = 2 * g.n_layers + 1
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        agree = circuits.agreement(np.zeros((0, n, n)), np.zeros((0, n, n)), g)
+    text = circuits.exact_findings(agree)
+    assert "not run" in text and "nan" not in text, "no ablated question must not read as a Spearman of nan"

@@ -472,7 +472,7 @@ def agreement(first_KRS: np.ndarray, exact_KRS: np.ndarray, graph: edge_attribut
                     "first-order mean |score|": float(np.abs(first_KRS[:, r, :n_s]).mean()),
                     "exact mean |score|": float(np.abs(exact_KRS[:, r, :n_s]).mean())})
     f_flat, e_flat = first_KRS[:, mask], exact_KRS[:, mask]
-    return {"per_receiver": pd.DataFrame(per),
+    return {"per_receiver": pd.DataFrame(per), "n_samples": len(first_KRS),
             "overall_mean_scores": spearman(f_flat.mean(0), e_flat.mean(0)),
             "overall_per_sample": float(np.nanmean([spearman(f, e) for f, e in zip(f_flat, e_flat)])),
             "overall_abs": spearman(np.abs(f_flat).mean(0), np.abs(e_flat).mean(0))}
@@ -480,6 +480,9 @@ def agreement(first_KRS: np.ndarray, exact_KRS: np.ndarray, graph: edge_attribut
 
 def exact_findings(agree: dict) -> str:
     """What the ablation check says, in words, with its numbers."""
+    if not agree.get("n_samples", 1):
+        return ("Exact ablation was not run on any question (`circuits.exact_n_samples: 0`): how well the "
+                "first-order scores track what removing an edge does is unmeasured for this model.")
     per = agree["per_receiver"]
     first = per.iloc[0]
     return (f"- Rank agreement of first-order and exact scores: Spearman **{agree['overall_mean_scores']:.2f}** "
