@@ -1,6 +1,11 @@
 """Wall time and peak memory of every notebook, and of the whole study, on a params file in a fresh run folder.
 
     .venv/bin/python benchmarks/bench_study.py --params params/default.yaml [--keep DIR] [--notebooks 01_train 02_evaluate]
+    .venv/bin/python benchmarks/bench_study.py --params params/smollm2.yaml --keep DIR --resume bench.log
+
+``--resume LOG`` continues an interrupted benchmark: the notebooks whose ``[bench]`` line is in its printed log keep
+those measurements and are not run again (their outputs must still be in ``--keep``; delete the outputs of the
+notebook that was interrupted, or its time will be short). The result records which notebooks came from the log.
 
 Each notebook runs through the same runner as ``make reproduce`` (papermill, a fresh kernel) in its own wrapper
 process, so its peak resident memory (kernel included) is its own; then the run report is built. The calibration
@@ -10,7 +15,9 @@ ratio (see ``bench_01_train.py``) makes times comparable across noisy days. Resu
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +42,12 @@ def measured(cmd: list[str]) -> dict:
     return {"wall_s": round(res["wall_s"], 1), "peak_rss_mib": round(res["peak_rss_mib"], 1)}
 
 
+def measured_in_log(log: Path) -> dict[str, dict]:
+    """The ``[bench] NOTEBOOK: {...}`` lines an earlier, interrupted run of this script printed."""
+    found = re.findall(r"^\[bench\] (\w+): (\{.*\})$", log.read_text(), flags=re.M)
+    return {nb: ast.literal_eval(d) for nb, d in found}
+
+
 def cpu_model() -> str:
     """The processor's name (times move several-fold between 2-core machines of this kind)."""
     try:
@@ -50,7 +63,11 @@ def main() -> None:
     ap.add_argument("--params", default="params/default.yaml")
     ap.add_argument("--keep", default=None, help="run root to use and keep (default: a temporary folder)")
     ap.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (e.g. 01_train 02_evaluate)")
+    ap.add_argument("--resume", type=Path, default=None, help="log of an interrupted run of this script (needs --keep)")
     args = ap.parse_args()
+    if args.resume and not args.keep:
+        raise SystemExit("--resume needs --keep: the resumed notebooks' outputs live in that run root")
+    earlier = measured_in_log(args.resume) if args.resume else {}
     raw = yaml.safe_load(Path(args.params).read_text())
     calib = calibration_seconds()
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +79,7 @@ def main() -> None:
         run = [sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--no-report", "--only"]
         per = {}
         for nb in args.notebooks or sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-            per[nb] = measured(run + [nb])
+            per[nb] = earlier.get(nb) or measured(run + [nb])
             print(f"[bench] {nb}: {per[nb]}", flush=True)
         rerun = {"wall_s": None}
         if not args.notebooks:
@@ -74,7 +91,8 @@ def main() -> None:
     result = {"params": args.params, "cpu": cpu_model(), "per_notebook": per, "total_wall_s": round(total, 1),
               "total_wall_min": round(total / 60, 1), "peak_rss_mib": max(v["peak_rss_mib"] for v in per.values()),
               "rerun_of_finished_study_s": rerun["wall_s"], "calibration_s": round(calib, 3),
-              "total_over_calibration": round(total / calib, 1)}
+              "total_over_calibration": round(total / calib, 1),
+              "from_earlier_log": sorted(nb for nb in per if nb in earlier)}
     suffix = "" if not args.notebooks else "-" + "+".join(n.split("_")[0] for n in args.notebooks)
     write_result("study", Path(args.params).stem + suffix, result)
 

@@ -64,5 +64,6 @@ def test_two_runners_started_together_leave_one_complete_run_folder(write_params
     for m in ("sft", "grpo"):
         ckpt = run / "posttrain" / m / "seed-0" / "checkpoint-5"
         assert (ckpt / "DONE.json").is_file() and (ckpt / "model.safetensors").is_file()
-    progress = [o.count("[progress] grpo seed 0: 1/5") for o in outs]
+    # the loop's opening line (0/5) is always printed; later lines only every 10 s, so a fast machine may skip 1/5
+    progress = [o.count("[progress] grpo seed 0: 0/5") for o in outs]
     assert sorted(progress) == [0, 1], "the second runner must find GRPO trained, not train it again"

@@ -48,7 +48,7 @@ def materialise(out: str | Path = DEFAULT_OUT) -> Path:
     tok = AutoTokenizer.from_pretrained(str(src), gguf_file=GGUF_FILE)
     config = gguf.config
     if hasattr(config, "quantization_config"):   # the weights are dequantised floats now: trainers refuse a model
-        del config.quantization_config             # whose config still says "quantized" (GGUF)
+        delattr(config, "quantization_config")     # whose config still says "quantized" (GGUF)
     plain = LlamaForCausalLM(config).eval()  # pyright: ignore[reportArgumentType]  (a Llama config)
     missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:  # tied: lm_head is the embedding
