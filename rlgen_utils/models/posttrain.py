@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..run import launch
 from ..run.artifacts import atomic_dir, is_done, mark_done, read_json, write_json
 from ..run.progress import progress
 from ..run.rundir import checkpoint_dirs
@@ -99,11 +100,15 @@ def dpo_rows(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], 
 
 
 def _common_args(seed: int, lr: float, batch_size: int, max_steps: int) -> dict:
-    return dict(output_dir="/tmp/rlgen-trl-unused", per_device_train_batch_size=batch_size, learning_rate=lr,
+    """trl arguments shared by every method; ``batch_size`` is global: under ``accelerate launch`` each of the
+    ranks takes an equal slice (params check that it divides)."""
+    per_rank = batch_size // launch.world()[1]
+    return dict(output_dir="/tmp/rlgen-trl-unused", per_device_train_batch_size=per_rank, learning_rate=lr,
                 max_steps=max_steps, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
                 save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=loading.device() == "cpu",
                 disable_tqdm=True, dataloader_num_workers=0, gradient_accumulation_steps=1, max_grad_norm=1.0,
-                gradient_checkpointing=False)  # trl turns it on by default: pure overhead at this size
+                gradient_checkpointing=False,   # trl turns it on by default: pure overhead at this size
+                ddp_find_unused_parameters=False)  # under accelerate: every parameter is used
 
 
 def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: list[dict], seed: int,
@@ -169,7 +174,8 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
     optimizer = torch.optim.AdamW(model.parameters(), lr=_lr(pcfg, algorithm), weight_decay=0.0)
     if first:
         load_optimizer(optimizer, ckpts[first - 1])
-    for seg in progress(todo, desc=f"{method} seed {seed}", initial=first, total=len(segs)):
+    for seg in progress(todo, desc=f"{method} seed {seed}", initial=first, total=len(segs),
+                        disable=not launch.is_main()):
         seed_everything(seg.seed)
         trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model)
         _quiet(trainer)
@@ -177,16 +183,26 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
         model.eval()
         info = {"segment": seg.index + 1, "of": len(segs), "n_rows": len(seg.rows),
                 "log": [h for h in trainer.state.log_history if "loss" in h or "reward" in h]}
-        if curve_examples:
-            info["curve_accuracy"] = generation.accuracy(model, tokenizer, curve_examples, params.eval.max_new_tokens,
-                                                       params.eval.batch_size, curve_verify)
-        with atomic_dir(ckpts[seg.index]) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            save_optimizer(optimizer, tmp)
-            write_json(tmp / "train_log.json", info)
-        mark_done(ckpts[seg.index], key, method=method)
+        if launch.is_main():   # one writer; under accelerate the other ranks wait for it
+            _save_segment(model, tokenizer, optimizer, info, ckpts[seg.index], key, method, params,
+                          curve_examples, curve_verify)
+        launch.barrier()
     return ckpts[-1]
+
+
+def _save_segment(model: Model, tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, info: dict, ckpt: Path,
+                  key: str, method: str, params: Params, curve_examples: list[tasks.Example] | None,
+                  curve_verify: Callable[[str, tasks.Example], bool]) -> None:
+    """Score the training curve's prompts (if any) and write the segment's checkpoint with its marker."""
+    if curve_examples:
+        info["curve_accuracy"] = generation.accuracy(model, tokenizer, curve_examples, params.eval.max_new_tokens,
+                                                   params.eval.batch_size, curve_verify)
+    with atomic_dir(ckpt) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        save_optimizer(optimizer, tmp)
+        write_json(tmp / "train_log.json", info)
+    mark_done(ckpt, key, method=method)
 
 
 def _quiet(trainer) -> None:

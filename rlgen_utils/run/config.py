@@ -382,6 +382,18 @@ class EvalCfg(Strict):
                                         "before the run; notebook 02 reports whether each matched")
 
 
+class ComputeCfg(Strict):
+    """How post-training is launched. ``processes: 1`` trains in the notebook's own process; more launches each
+    method with ``accelerate launch`` (:mod:`rlgen_utils.run.launch`): trl's trainers then run data-parallel
+    (DDP, or DeepSpeed ZeRO / FSDP from an accelerate config file), each rank a slice of every global batch, so
+    batch sizes in ``posttrain`` stay global. Not part of any stage key: the same params give the same models."""
+    processes: int = Field(default=1, ge=1, le=1024, description="processes (GPUs) per post-training launch")
+    accelerate_config: str | None = Field(default=None, description="an accelerate config file (DDP, DeepSpeed "
+                                          "ZeRO-3, FSDP: see params/accelerate/); null: plain DDP")
+    main_process_port: int | None = Field(default=None, ge=1024, le=65535, description="rendezvous port; null: a "
+                                          "free one")
+
+
 class Params(Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
@@ -397,6 +409,7 @@ class Params(Strict):
     dynamics: DynamicsCfg = Field(default_factory=DynamicsCfg)
     circuits: CircuitsCfg = Field(default_factory=CircuitsCfg)
     interventions: InterventionsCfg = Field(default_factory=InterventionsCfg)
+    compute: ComputeCfg = Field(default_factory=ComputeCfg)
     models: dict[Method, str | TrainedElsewhereCfg] = Field(default={}, description="bring your own checkpoints: "
         "method → its final model's folder, or {checkpoints: [...]}; such methods are analysed, never trained (the "
         "base is model.name_or_path)")
@@ -406,6 +419,7 @@ class Params(Strict):
         if self.model.is_organism and self.pretrain is None:
             raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
         self._check_trained_elsewhere()
+        self._check_divisible_batches()
         known = {"base", *self.posttrain.methods}
         for i, pair in enumerate(self.circuits.pairs or []):
             for name in pair:
@@ -434,6 +448,18 @@ class Params(Strict):
                                  f"{n}: list every checkpoint or set n_checkpoints: {len(folders)}")
         if "sft" in self.models and self.posttrain.sft_sweep:
             raise ValueError("posttrain.sft_sweep: sft is trained elsewhere; there is nothing to sweep")
+
+    def _check_divisible_batches(self) -> None:
+        """Every global batch splits evenly over ``compute.processes`` ranks."""
+        n = self.compute.processes
+        sizes = {"sft.batch_size": self.posttrain.sft.batch_size, "dpo.batch_size": self.posttrain.dpo.batch_size,
+                 "grpo.completions_per_step": self.posttrain.grpo.completions_per_step,
+                 "rloo.completions_per_step": self.posttrain.rloo.completions_per_step}
+        used = {m.split("_")[-1] for m in self.posttrain.methods}   # sft_grpo trains with grpo's settings
+        for key, size in sizes.items():
+            if key.split(".")[0] in used and size % n:
+                raise ValueError(f"posttrain.{key}: {size} does not split over compute.processes={n} ranks; make it "
+                                 f"a multiple of {n}")
 
     @property
     def external_checkpoints(self) -> dict[str, list[str]]:
@@ -536,11 +562,18 @@ def _check_files(path: Path, p: Params) -> None:
         if getattr(p.posttrain, m).use_vllm and importlib.util.find_spec("vllm") is None:
             raise ParamsError(f"{path}: posttrain.{m}.use_vllm: vLLM is not installed here (an optional extra for GPU "
                               f"machines: pip install vllm); set it to false")
+    if p.compute.accelerate_config and not _repo_path(p.compute.accelerate_config).is_file():
+        raise ParamsError(f"{path}: compute.accelerate_config: file not found: {p.compute.accelerate_config}")
     if p.data.train_file and not Path(p.data.train_file).is_file():
         raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
     for i, b in enumerate(p.data.benchmarks):
         if not Path(b.path).is_file():
             raise ParamsError(f"{path}: data.benchmarks.{i}.path: file not found: {b.path}")
+
+
+def _repo_path(name: str) -> Path:
+    from .rundir import REPO
+    return Path(name) if Path(name).is_absolute() else REPO / name
 
 
 def _has_chat_template(folder: Path) -> bool:

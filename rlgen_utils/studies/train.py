@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..models import generation, loading, posttrain, pretrain, scoring
+from ..run import launch
 from ..run.artifacts import is_done, mark_done, provenance, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
-from ..run.rundir import RunDir
+from ..run.rundir import RunDir, checkpoint_dirs
 from ..run.session import seed_everything
 from ..world import suite, tasks
 from ..world.tasks import Example
@@ -108,17 +109,40 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     """Train every method in ``posttrain.methods`` for every training seed (SFT first, since SFT→X starts from
     it); resumable. Returns the final checkpoint of each (method, seed)."""
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
-    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
     out = {}
     for seed in P.train_seeds:
         for m in order:
-            if m in P.models:   # trained elsewhere: analysed as it is
-                out[m, seed] = RunDir(P).checkpoints(m, seed)[-1]
-                continue
-            start = start_dir(P, m, seed)
-            out[m, seed] = posttrain.train_method(m, start, RunDir(P).method(m, seed), method_rows(P, m, start, seed),
-                                                  P, stage_key(P, "trained"), seed, curve, verify)
+            # trained elsewhere: analysed as it is
+            out[m, seed] = RunDir(P).checkpoints(m, seed)[-1] if m in P.models else train_one(P, m, seed)
     return out
+
+
+def train_one(P: Params, method: str, seed: int, sft_lr: float | None = None) -> Path:
+    """Train ``method`` for training seed ``seed`` (``sft_lr``: one rate of the SFT sweep), resumable: here, or
+    with ``compute.processes`` > 1 under ``accelerate launch`` (:mod:`rlgen_utils.run.launch`). Returns the final
+    checkpoint."""
+    Q = sweep_params(P, sft_lr) if sft_lr is not None else P
+    folder = RunDir(P).method(sweep_name(sft_lr) if sft_lr is not None else method, seed)
+    final = checkpoint_dirs(folder, P.posttrain.n_checkpoints)[-1]
+    if P.compute.processes == 1 or launch.world()[1] > 1 or is_done(final, stage_key(Q, "trained")):
+        return train_here(P, method, seed, sft_lr)
+    start = start_dir(P, method, seed)   # the base is pretrained here, once, before the ranks start
+    if posttrain.ALGORITHM[method] == "dpo":
+        method_rows(Q, method, start, seed)   # and DPO's pairs are sampled once
+    launch.run(launch.command(P, launch.params_file(P), method, seed, sft_lr))
+    if not is_done(final, stage_key(Q, "trained")):
+        raise RuntimeError(f"{method} seed {seed}: the launch ended without its final checkpoint {final}")
+    return final
+
+
+def train_here(P: Params, method: str, seed: int, sft_lr: float | None = None) -> Path:
+    """Train in this process (one rank of a launch, or the only process)."""
+    Q = sweep_params(P, sft_lr) if sft_lr is not None else P
+    folder = RunDir(P).method(sweep_name(sft_lr) if sft_lr is not None else method, seed)
+    start = start_dir(P, method, seed)
+    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
+    return posttrain.train_method(method, start, folder, method_rows(Q, method, start, seed), Q,
+                                  stage_key(Q, "trained"), seed, curve, verify)
 
 
 def sweep_params(P: Params, lr: float) -> Params:
@@ -144,14 +168,9 @@ def sweep_dirs(P: Params) -> dict[float, Path]:
 def ensure_sft_sweep(P: Params) -> dict[float, Path]:
     """Train SFT at every learning rate of ``posttrain.sft_sweep`` (first training seed), resumable; returns the
     final checkpoints. The sweep lets SFT and RL be compared at matched KL or matched in-domain gain."""
-    seed, start = P.train_seeds[0], ensure_base(P)
-    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
     for lr in P.posttrain.sft_sweep:
-        if lr == P.posttrain.sft.lr:
-            continue
-        Q = sweep_params(P, lr)
-        posttrain.train_method("sft", start, RunDir(P).method(sweep_name(lr), seed), method_rows(Q, "sft", start, seed),
-                               Q, stage_key(Q, "trained"), seed, curve, verify)
+        if lr != P.posttrain.sft.lr:
+            train_one(P, "sft", P.train_seeds[0], lr)
     return sweep_dirs(P)
 
 

@@ -1,0 +1,107 @@
+"""Post-training on many processes through ``accelerate launch``: rlgen's whole distributed layer is a command line.
+
+With ``compute.processes: N > 1`` notebook 01 trains each (method, training seed) by running, from the repository::
+
+    python -m accelerate.commands.launch --multi_gpu --num_processes N --main_process_port P \\
+        -m rlgen_utils.studies.train_method --params <run>/launch/params.yaml --method grpo --seed 0
+
+(``--config_file params/accelerate/zero3.yaml`` instead of ``--multi_gpu`` for DeepSpeed ZeRO-3 or FSDP). torchrun
+starts N ranks; trl's trainers see the distributed environment and run data-parallel: DDP over NCCL on GPUs, over
+gloo on CPUs. Every rank runs the same segment loop (:func:`rlgen_utils.models.posttrain.train_method`) on the same
+rows; trl's sampler hands each rank its slice of every global batch, so the batch sizes in params are global and a
+launch on N ranks trains on the same samples per step as one process. Rank 0 alone writes checkpoints, curves and
+completion markers; the other ranks wait for it at a barrier, so resume and the stage keys work unchanged. A rank
+dies with its launcher (:func:`die_with_parent`), so a killed launch leaves nothing training behind.
+
+The launched ranks read the params the notebook holds, written to ``<run>/launch/params.yaml``; their output is
+passed through line by line (progress lines included), and a failed launch raises with its last lines.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+import yaml
+
+from .artifacts import atomic_write_text
+from .config import Params
+from .rundir import REPO, RunDir
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside a launch."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every rank of this launch (nothing outside one)."""
+    import torch.distributed as dist
+    if world()[1] > 1 and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel kill this rank when its parent (torchrun's agent) dies. torchrun starts each rank in
+    a session of its own, so a ``kill -9`` of the launch would otherwise leave the ranks training on, writing
+    checkpoints beside the next launch's."""
+    import ctypes
+    import signal
+    if not sys.platform.startswith("linux") or world()[1] == 1:
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:   # the parent died before the call
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def params_file(P: Params) -> Path:
+    """``P`` as the launched ranks read it (validated again there)."""
+    path = RunDir(P).path / "launch" / "params.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def command(P: Params, params: Path, method: str, seed: int, sft_lr: float | None = None) -> list[str]:
+    """The ``accelerate launch`` command line that trains ``method`` with training seed ``seed``."""
+    c = P.compute
+    # without a config file: plain DDP; the weights are already in the params' dtype, so no autocast on top
+    engine = (["--config_file", str(_repo_path(c.accelerate_config))] if c.accelerate_config else
+              ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"])
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(c.processes),
+           "--num_machines", "1", "--main_process_port", str(c.main_process_port or free_port()),
+           "-m", "rlgen_utils.studies.train_method", "--params", str(params), "--method", method, "--seed", str(seed)]
+    return cmd + (["--sft-lr", repr(sft_lr)] if sft_lr is not None else [])
+
+
+def run(cmd: list[str], keep: int = 40) -> None:
+    """Run ``cmd`` from the repository, printing its output as it comes; raise with its last lines if it fails."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RLGEN_PROGRESS": os.environ.get("RLGEN_PROGRESS", "lines")}
+    tail: deque[str] = deque(maxlen=keep)
+    with subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            print(line, end="", file=sys.stderr, flush=True)
+    if proc.returncode:
+        raise RuntimeError(f"accelerate launch failed (exit {proc.returncode}): {' '.join(cmd[2:])}\n"
+                           + "\n".join(tail))
+
+
+def _repo_path(name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else REPO / name

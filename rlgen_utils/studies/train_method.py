@@ -1,0 +1,41 @@
+"""Train one post-training method for one training seed: what each rank of an ``accelerate launch`` runs.
+
+    python -m accelerate.commands.launch --multi_gpu --num_processes 2 \\
+        -m rlgen_utils.studies.train_method --params runs/x/launch/params.yaml --method sft --seed 0
+
+Notebook 01 builds this command (:mod:`rlgen_utils.run.launch`) when ``compute.processes`` > 1; run by hand in one
+process it trains in that process. ``--sft-lr`` trains one rate of ``posttrain.sft_sweep``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..run import config, launch, session
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m rlgen_utils.studies.train_method", description=__doc__.split("\n")[0])
+    ap.add_argument("--params", required=True)
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--sft-lr", type=float, default=None, help="one learning rate of posttrain.sft_sweep")
+    args = ap.parse_args(argv)
+    launch.die_with_parent()
+    try:
+        P = config.load_params(args.params)
+    except config.ParamsError as e:
+        raise SystemExit(str(e)) from None
+    if args.method not in P.posttrain.methods:
+        raise SystemExit(f"--method: {args.method!r} is not one of posttrain.methods {P.posttrain.methods}")
+    session.init(P)
+    from . import train
+    try:
+        train.train_here(P, args.method, args.seed, args.sft_lr)
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
