@@ -14,7 +14,7 @@ from ..run import config, launch, session
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m rlgen_utils.studies.train_method", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rlgen_utils.studies.train_method", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--params", required=True)
     ap.add_argument("--method", required=True)
     ap.add_argument("--seed", type=int, required=True)
