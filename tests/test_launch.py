@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -40,7 +41,7 @@ def test_the_launch_command_names_the_engine_the_ranks_and_the_module(write_para
 
 def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_naming_the_key(write_params):
     with pytest.raises(config.ParamsError, match=r"posttrain\.grpo\.completions_per_step: 8 does not split over "
-                                                 r"compute\.processes=3") as err:
+                                                 r"compute\.processes × micro_batches = 3") as err:
         config.load_params(write_params({**TWO, "compute": {"processes": 3}, "posttrain": {
             "methods": ["grpo"], "sft_sweep": [], "sft": {"batch_size": 3}}}))
     assert "\n" not in str(err.value)
@@ -70,9 +71,10 @@ def _final(params: Path, method: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_two_processes_finish_resume_after_a_kill_and_match_one_process(write_params):
+def test_two_processes_in_micro_batches_finish_resume_after_a_kill_and_match_one_process(write_params):
     one = write_params({**TWO, "name": "one"}, name="one.yaml")
-    two = write_params({**TWO, "name": "two", "compute": {"processes": 2}}, name="two.yaml")
+    # two ranks, each feeding its half of every global batch in two accumulation steps
+    two = write_params({**TWO, "name": "two", "compute": {"processes": 2, "micro_batches": 2}}, name="two.yaml")
     for m in ("sft", "grpo"):
         p = _train(one, m)
         out = p.communicate(timeout=600)[0]
@@ -96,13 +98,13 @@ def test_two_processes_finish_resume_after_a_kill_and_match_one_process(write_pa
     assert "[progress] sft seed 0: 2/5" in outs["sft"], "the relaunch must resume after the two finished segments"
     # gloo sums the two ranks' gradients in another order than one process reduces its batch; Adam's first steps
     # (an update of ~lr wherever a gradient component is tiny) carry that float32 rounding into every tensor, so
-    # the runs agree as one training, not bit for bit: measured, their difference is 0.4 % of the update's size
+    # the runs agree as one training, not bit for bit: measured, their difference is 0.4–0.6 % of the update
     base = load_file(str(config.load_params(two).run_dir / "base" / "model.safetensors"))
     a, b = _final(one, "sft"), _final(two, "sft")
     apart = sum(((a[k] - b[k]) ** 2).sum() for k in a) ** 0.5
     update = sum(((a[k] - base[k]) ** 2).sum() for k in a) ** 0.5
     assert update > 0 and apart / update < 0.02, \
-        f"SFT on 2 ranks is {apart / update:.1%} of the update away from 1 process (two trainings, not one)"
+        f"SFT on 2 ranks × 2 micro-batches is {apart / update:.1%} of the update away from 1 process"
     # GRPO samples: each rank draws its own completions, so weights cannot be compared for equality (and on smoke's
     # tiny organism every reward is 0, so neither run moves). What must hold is that the ranks together roll out
     # one global batch per step, not one each: trl counts the tokens seen over all ranks
@@ -115,3 +117,45 @@ def _log(params: Path, method: str, i: int) -> list[dict]:
     import json
     folder = config.load_params(params).run_dir / "posttrain" / method / "seed-0" / f"checkpoint-{i}"
     return json.loads((folder / "train_log.json").read_text())["log"]
+
+
+@pytest.mark.slow
+def test_sharded_evaluation_collection_and_edge_scores_on_two_ranks_equal_one_process(write_params):
+    """Each rank takes whole models to evaluate, whole activation shards and whole question batches, computed as one
+    process computes them, so the merged folders must hold the same tables and tensors (bit for bit), in order."""
+    from rlgen_utils.run import session
+    from rlgen_utils.studies import circuits, crosscoder, evaluate, train
+    over = {**TWO, "crosscoder": {"collect_batch_size": 16}, "circuits": {"batch_size": 2}}
+    P = config.load_params(write_params(over, name="one.yaml"))
+    session.init(P)
+    train.ensure_posttrained(P)
+    scores = evaluate.ensure_scores(P, all_checkpoints=False)
+    names, pair = ("base", "sft", "grpo"), ("base", "grpo")
+    eval_files = {f.name: pd.read_parquet(f) for f in P.run_dir.joinpath("eval").glob("*.parquet")}
+    acts1 = crosscoder.ensure_activations(P, names)
+    edges1 = circuits.ensure_pair_scores(P, pair, scores)
+    one = {p.relative_to(acts1.parent): load_file(str(p)) for p in acts1.glob("shard-*.safetensors")}
+    one |= {p.relative_to(edges1.parent): load_file(str(p)) for p in edges1.glob("*.safetensors")}
+    assert len(list(acts1.glob("shard-*"))) >= 3, "the test needs several shards to deal out"
+    shutil.rmtree(acts1)
+    shutil.rmtree(edges1)
+    shutil.rmtree(P.run_dir / "eval")
+    # the same run folder (compute is in no stage key), now on two ranks
+    Q = config.load_params(write_params({**over, "compute": {"processes": 2}}, name="one.yaml"))
+    assert not (Q.run_dir / "launch").exists()
+    again = evaluate.ensure_scores(Q, all_checkpoints=False)
+    assert (Q.run_dir / "launch" / "params.yaml").is_file(), "the stage must have gone through accelerate launch"
+    pd.testing.assert_frame_equal(again, scores)
+    for name, df in eval_files.items():   # every model scored by one of the two ranks, as one process scores it
+        pd.testing.assert_frame_equal(pd.read_parquet(P.run_dir / "eval" / name), df)
+    assert crosscoder.ensure_activations(Q, names) == acts1
+    assert circuits.ensure_pair_scores(Q, pair, scores) == edges1
+    two = {p.relative_to(acts1.parent): load_file(str(p)) for p in acts1.glob("shard-*.safetensors")}
+    two |= {p.relative_to(edges1.parent): load_file(str(p)) for p in edges1.glob("*.safetensors")}
+    assert sorted(two) == sorted(one)
+    for f, tensors in one.items():
+        for k, t in tensors.items():
+            assert torch.equal(two[f][k], t), f"{f}:{k} differs between 2 ranks and 1 process"
+    assert (acts1 / "index.json").read_text() and not (edges1.parent / "scores.ranks").exists()
+    W = load_file(str(edges1 / "grpo-zero-a0.5.safetensors"))["W_KRS"]
+    assert W.shape[0] == 8 and W.abs().sum() > 0

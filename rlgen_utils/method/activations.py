@@ -103,60 +103,88 @@ def keep_mask_BT(input_ids_BT: torch.Tensor, attention_mask_BT: torch.Tensor, to
     return keep
 
 
+def shard_plan(tokenizer: Tokenizer, texts: list[str], batch_size: int, shard_tokens: int,
+               max_len: int) -> list[tuple[list[int], int]]:
+    """``(batch starts, kept tokens)`` of each shard: batches in order, a shard closing once it holds
+    ``shard_tokens`` kept tokens. Fixed by the texts and the tokenizer alone, so any number of ranks (each taking
+    whole shards) writes the same shards as one process."""
+    plan, starts, n = [], [], 0
+    for start in range(0, len(texts), batch_size):
+        ids, mask = _encode(tokenizer, texts[start:start + batch_size], max_len)
+        starts.append(start)
+        n += int(keep_mask_BT(ids, mask, tokenizer).sum())
+        if n >= shard_tokens:
+            plan.append((starts, n))
+            starts, n = [], 0
+    if starts:
+        plan.append((starts, n))
+    return plan
+
+
+def _encode(tokenizer: Tokenizer, batch: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+    tokenizer.padding_side = side
+    return enc["input_ids"], enc["attention_mask"]
+
+
 def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, out_dir: str | Path,
             batch_size: int = 64,
             shard_tokens: int = 65_536, max_len: int = 128, use_nnsight: bool = True) -> dict:
     """Collect layer-``layer`` activations of every model on ``texts`` into ``out_dir/shard-*.safetensors``.
-    Resumable: shards already on disk (with their index entry) are skipped."""
+    Resumable: shards already on disk (written atomically) are skipped. In a rank of ``accelerate launch`` this
+    rank writes its share of the shards (:func:`rlgen_utils.run.launch.mine`) and rank 0 the index."""
+    from ..run import launch
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    plan = shard_plan(tokenizer, texts, batch_size, shard_tokens, max_len)
+    todo = [(s, start) for s, (starts, _) in enumerate(plan) if launch.mine(s) and not (out_dir / _name(s)).is_file()
+            for start in starts]
     paths = [decoder_layers_path(m) for m in models_]
     lms = [wrap(m, tokenizer) for m in models_] if use_nnsight else None
-    tokenizer.padding_side = "right"
     buf: list[dict] = []
-    index = ActivationStore(out_dir).index
-    n_buf, shard, written = 0, 0, len(index)
-    for start in progress(range(0, len(texts), batch_size), desc="activations"):
-        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_len)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        keep = keep_mask_BT(ids, mask, tokenizer)
-        if shard < written:  # this batch belongs to a shard already on disk: count it, skip the models
-            n_buf += int(keep.sum())
-            if n_buf >= shard_tokens:
-                shard, n_buf = shard + 1, 0
-            continue
-        per_model = []
-        for i, m in enumerate(models_):
-            d_ids, d_mask = ids.to(m.device), mask.to(m.device)   # the model's device; activations come back to CPU
-            x_BTD = (resid_nnsight(lms[i], paths[i], layer, d_ids, d_mask) if lms is not None
-                     else resid_hook(m, paths[i], layer, d_ids, d_mask))
-            per_model.append(x_BTD.float().cpu()[keep])
-        pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
-        doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
-        buf.append({"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],
-                    "doc": doc_BT[keep]})
-        n_buf += int(keep.sum())
-        if n_buf >= shard_tokens:
-            index.append(_flush(buf, out_dir, shard))
-            atomic_write_text(out_dir / "index.json", json.dumps(index))
-            buf, n_buf, shard = [], 0, shard + 1
-    if buf:
-        index.append(_flush(buf, out_dir, shard))
+    for j, (s, start) in enumerate(progress(todo, desc="activations", disable=not launch.is_main())):
+        buf.append(_batch_rows(models_, lms, paths, tokenizer, texts[start:start + batch_size], start, layer, max_len))
+        if j + 1 == len(todo) or todo[j + 1][0] != s:
+            _flush(buf, out_dir, s)
+            buf = []
+    launch.barrier()
+    index = [{"file": _name(s), "n_tokens": n} for s, (_, n) in enumerate(plan)]
+    if launch.is_main():
         atomic_write_text(out_dir / "index.json", json.dumps(index))
-    tokenizer.padding_side = "left"
-    if not (out_dir / "norm.json").is_file():
-        write_json(out_dir / "norm.json", {"scale": norm_scales(out_dir / index[0]["file"]).tolist()})
+        if not (out_dir / "norm.json").is_file():
+            write_json(out_dir / "norm.json", {"scale": norm_scales(out_dir / index[0]["file"]).tolist()})
+    launch.barrier()
     return {"n_tokens": sum(s["n_tokens"] for s in index), "n_shards": len(index)}
+
+
+def _batch_rows(models_: list, lms: list | None, paths: list[str], tokenizer: Tokenizer, batch: list[str], start: int,
+                layer: int, max_len: int) -> dict[str, torch.Tensor]:
+    """One batch's kept tokens: every model's activations ``[N, M, D]`` (CPU, float32) and where each token is."""
+    ids, mask = _encode(tokenizer, batch, max_len)
+    keep = keep_mask_BT(ids, mask, tokenizer)
+    per_model = []
+    for i, m in enumerate(models_):
+        d_ids, d_mask = ids.to(m.device), mask.to(m.device)   # the model's device; activations come back to CPU
+        x_BTD = (resid_nnsight(lms[i], paths[i], layer, d_ids, d_mask) if lms is not None
+                 else resid_hook(m, paths[i], layer, d_ids, d_mask))
+        per_model.append(x_BTD.float().cpu()[keep])
+    pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
+    doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
+    return {"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],
+            "doc": doc_BT[keep]}
+
+
+def _name(shard: int) -> str:
+    return f"shard-{shard:05d}.safetensors"
 
 
 def _flush(buf: list[dict], out_dir: Path, shard: int) -> dict:
     from safetensors.torch import save_file
     tensors = {k: torch.cat([b[k] for b in buf]).contiguous() for k in buf[0]}
-    name = f"shard-{shard:05d}.safetensors"
-    with atomic_file(out_dir / name) as tmp:
+    with atomic_file(out_dir / _name(shard)) as tmp:
         save_file(tensors, str(tmp))
-    return {"file": name, "n_tokens": int(tensors["token"].shape[0])}
+    return {"file": _name(shard), "n_tokens": int(tensors["token"].shape[0])}
 
 
 def norm_scales(shard_path: str | Path) -> torch.Tensor:

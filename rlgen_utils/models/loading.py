@@ -20,9 +20,14 @@ ORGANISM_CHARS = string.digits + string.ascii_lowercase + " +-=,:?#()>.\n"
 
 
 def device() -> str:
-    """``"cuda"`` where a GPU is visible (paper-scale runs), else ``"cpu"``."""
+    """``"cuda"`` where a GPU is visible (paper-scale runs; ``cuda:<local rank>`` in a rank of ``accelerate
+    launch``), else ``"cpu"``."""
+    import os
+
     import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda"
 
 
 def char_tokenizer():

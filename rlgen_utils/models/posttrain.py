@@ -99,22 +99,24 @@ def dpo_rows(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], 
     return rows
 
 
-def _common_args(seed: int, lr: float, batch_size: int, max_steps: int) -> dict:
+def _common_args(seed: int, lr: float, batch_size: int, max_steps: int, micro_batches: int = 1) -> dict:
     """trl arguments shared by every method; ``batch_size`` is global: under ``accelerate launch`` each of the
-    ranks takes an equal slice (params check that it divides)."""
-    per_rank = batch_size // launch.world()[1]
+    ranks takes an equal slice, fed in ``micro_batches`` gradient-accumulation steps (params check that it
+    divides). One optimizer step per global batch either way."""
+    per_rank = batch_size // (launch.world()[1] * micro_batches)
     return dict(output_dir="/tmp/rlgen-trl-unused", per_device_train_batch_size=per_rank, learning_rate=lr,
                 max_steps=max_steps, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
                 save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=loading.device() == "cpu",
-                disable_tqdm=True, dataloader_num_workers=0, gradient_accumulation_steps=1, max_grad_norm=1.0,
+                disable_tqdm=True, dataloader_num_workers=0, gradient_accumulation_steps=micro_batches, max_grad_norm=1.0,
                 gradient_checkpointing=False,   # trl turns it on by default: pure overhead at this size
                 ddp_find_unused_parameters=False)  # under accelerate: every parameter is used
 
 
 def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: list[dict], seed: int,
                   pcfg, optimizer: torch.optim.Optimizer,
-                  ref_model: Model | None = None, reward=answer_reward):
-    """A trl trainer for one segment; the optimizer is ours so its moments carry across segments."""
+                  ref_model: Model | None = None, reward=answer_reward, micro_batches: int = 1):
+    """A trl trainer for one segment; the optimizer is ours so its moments carry across segments.
+    ``micro_batches`` (``compute.micro_batches``) splits each global batch into gradient-accumulation steps."""
     from datasets import Dataset
 
     ds = Dataset.from_list(seg_rows)
@@ -122,16 +124,17 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
     if algorithm == "sft":
         from trl import SFTConfig, SFTTrainer
         c = pcfg.sft
-        args = SFTConfig(**_common_args(seed, c.lr, c.batch_size, math.ceil(n / c.batch_size)),
+        args = SFTConfig(**_common_args(seed, c.lr, c.batch_size, math.ceil(n / c.batch_size), micro_batches),
                          completion_only_loss=True, max_length=256, packing=False)
         return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                           optimizers=(optimizer, None))
     if algorithm in ("grpo", "rloo"):
         c = getattr(pcfg, algorithm)
         steps = math.ceil(n * c.num_generations / c.completions_per_step)
-        common = dict(**_common_args(seed, c.lr, c.completions_per_step, steps), num_generations=c.num_generations,
+        common = dict(**_common_args(seed, c.lr, c.completions_per_step, steps, micro_batches),
+                      num_generations=c.num_generations,
                       max_completion_length=c.max_completion_length, temperature=c.temperature, top_k=0,
-                      top_p=1.0, beta=c.beta, steps_per_generation=1, num_iterations=1, shuffle_dataset=True,
+                      top_p=1.0, beta=c.beta, steps_per_generation=micro_batches, num_iterations=1, shuffle_dataset=True,
                       log_completions=False, **({"use_vllm": True, "vllm_mode": "colocate"} if c.use_vllm else {}))
         if algorithm == "grpo":
             from trl import GRPOConfig, GRPOTrainer
@@ -144,7 +147,7 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
     if algorithm == "dpo":
         from trl import DPOConfig, DPOTrainer
         c = pcfg.dpo
-        args = DPOConfig(**_common_args(seed, c.lr, c.batch_size, math.ceil(n / c.batch_size)), beta=c.beta,
+        args = DPOConfig(**_common_args(seed, c.lr, c.batch_size, math.ceil(n / c.batch_size), micro_batches), beta=c.beta,
                          max_length=256)
         return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds,
                           processing_class=tokenizer, optimizers=(optimizer, None))
@@ -177,7 +180,8 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
     for seg in progress(todo, desc=f"{method} seed {seed}", initial=first, total=len(segs),
                         disable=not launch.is_main()):
         seed_everything(seg.seed)
-        trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model)
+        trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model,
+                                micro_batches=params.compute.micro_batches)
         _quiet(trainer)
         trainer.train()
         model.eval()

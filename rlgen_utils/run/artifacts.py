@@ -132,3 +132,15 @@ def read_parquet(path: str | Path, key: str) -> pd.DataFrame | None:
     except Exception as e:
         raise ValueError(f"{path}: unreadable score file ({e.__class__.__name__}); delete it to recompute") from None
     return pq.read_table(path).to_pandas() if meta.get(b"rlgen_key") == key.encode() else None
+
+
+def write_between_markers(path: str | Path, text: str, tag: str = "results") -> None:
+    """Replace what lies between ``<!-- tag:begin -->`` and ``<!-- tag:end -->`` in ``path`` (a generated block of
+    the README) with ``text``; everything else stays."""
+    path = Path(path)
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {begin} … {end} markers")
+    head, rest = doc.split(begin, 1)
+    path.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])

@@ -392,6 +392,8 @@ class ComputeCfg(Strict):
                                           "ZeRO-3, FSDP: see params/accelerate/); null: plain DDP")
     main_process_port: int | None = Field(default=None, ge=1024, le=65535, description="rendezvous port; null: a "
                                           "free one")
+    micro_batches: int = Field(default=1, ge=1, le=4096, description="gradient-accumulation steps per global batch "
+                               "on each rank: activation memory ÷ micro_batches, the same optimizer steps")
 
 
 class Params(Strict):
@@ -450,16 +452,16 @@ class Params(Strict):
             raise ValueError("posttrain.sft_sweep: sft is trained elsewhere; there is nothing to sweep")
 
     def _check_divisible_batches(self) -> None:
-        """Every global batch splits evenly over ``compute.processes`` ranks."""
-        n = self.compute.processes
+        """Every global batch splits evenly over ``compute.processes`` ranks × ``compute.micro_batches``."""
+        n = self.compute.processes * self.compute.micro_batches
         sizes = {"sft.batch_size": self.posttrain.sft.batch_size, "dpo.batch_size": self.posttrain.dpo.batch_size,
                  "grpo.completions_per_step": self.posttrain.grpo.completions_per_step,
                  "rloo.completions_per_step": self.posttrain.rloo.completions_per_step}
         used = {m.split("_")[-1] for m in self.posttrain.methods}   # sft_grpo trains with grpo's settings
         for key, size in sizes.items():
             if key.split(".")[0] in used and size % n:
-                raise ValueError(f"posttrain.{key}: {size} does not split over compute.processes={n} ranks; make it "
-                                 f"a multiple of {n}")
+                raise ValueError(f"posttrain.{key}: {size} does not split over compute.processes × micro_batches = "
+                                 f"{n}; make it a multiple of {n}")
 
     @property
     def external_checkpoints(self) -> dict[str, list[str]]:

@@ -13,6 +13,12 @@ launch on N ranks trains on the same samples per step as one process. Rank 0 alo
 completion markers; the other ranks wait for it at a barrier, so resume and the stage keys work unchanged. A rank
 dies with its launcher (:func:`die_with_parent`), so a killed launch leaves nothing training behind.
 
+**Sharded analysis.** The same launch runs an analysis stage on N ranks (``python -m
+rlgen_utils.studies.shard_stage``): activation collection gives each rank whole shards of a layout fixed by the texts
+alone, edge attribution gives each rank whole question batches; every rank writes its part (safetensors) and rank 0
+merges them, in order, into the stage's usual atomic folder and marker. Each part is computed exactly as one
+process computes it, so N ranks write the same bytes as one.
+
 The launched ranks read the params the notebook holds, written to ``<run>/launch/params.yaml``; their output is
 passed through line by line (progress lines included), and a failed launch raises with its last lines.
 """
@@ -24,12 +30,16 @@ import subprocess
 import sys
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .artifacts import atomic_write_text
 from .config import Params
 from .rundir import REPO, RunDir
+
+if TYPE_CHECKING:
+    import torch
 
 
 def world() -> tuple[int, int]:
@@ -39,6 +49,50 @@ def world() -> tuple[int, int]:
 
 def is_main() -> bool:
     return world()[0] == 0
+
+
+def mine(i: int) -> bool:
+    """Whether work item ``i`` (a shard, a batch) is this rank's: items are dealt round-robin."""
+    rank, n = world()
+    return i % n == rank
+
+
+def should_launch(P: Params) -> bool:
+    """Whether a stage of ``P`` must be handed to ``accelerate launch`` (more processes asked, none running yet)."""
+    return P.compute.processes > 1 and world()[1] == 1
+
+
+def gather_parts(parts: dict[str, torch.Tensor], staging: Path) -> dict[str, torch.Tensor] | None:
+    """Every rank's named tensors, merged on rank 0 (None on the others); in one process, ``parts`` itself. Each rank
+    writes ``staging/rank-<r>.safetensors`` atomically; rank 0 reads them all after a barrier."""
+    from safetensors.torch import load_file, save_file
+
+    from .artifacts import atomic_file
+    rank, n = world()
+    if n == 1:
+        return parts
+    staging.mkdir(parents=True, exist_ok=True)
+    with atomic_file(staging / f"rank-{rank}.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in parts.items()}, str(tmp))
+    barrier()
+    if rank:
+        return None
+    merged: dict[str, torch.Tensor] = {}
+    for r in range(n):
+        merged.update(load_file(str(staging / f"rank-{r}.safetensors")))
+    return merged
+
+
+def init_ranks() -> None:
+    """Join this launch's process group (torchrun's environment; NCCL on GPUs, gloo on CPUs) — what trl's trainers
+    do for themselves, done here for the analysis stages. Nothing outside a launch."""
+    import torch
+    import torch.distributed as dist
+    if world()[1] == 1 or dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def barrier() -> None:
@@ -68,6 +122,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stage_command(P: Params, params: Path, stage: list[str]) -> list[str]:
+    """The ``accelerate launch`` command line that runs one analysis stage (``shard_stage`` arguments) on N ranks."""
+    return _launcher(P) + ["-m", "rlgen_utils.studies.shard_stage", "--params", str(params), *stage]
+
+
+def run_stage(P: Params, stage: list[str]) -> None:
+    """Run one analysis stage on ``compute.processes`` ranks and wait for it."""
+    run(stage_command(P, params_file(P), stage))
+
+
 def params_file(P: Params) -> Path:
     """``P`` as the launched ranks read it (validated again there)."""
     path = RunDir(P).path / "launch" / "params.yaml"
@@ -78,14 +142,18 @@ def params_file(P: Params) -> Path:
 
 def command(P: Params, params: Path, method: str, seed: int, sft_lr: float | None = None) -> list[str]:
     """The ``accelerate launch`` command line that trains ``method`` with training seed ``seed``."""
+    cmd = _launcher(P) + ["-m", "rlgen_utils.studies.train_method", "--params", str(params), "--method", method,
+                          "--seed", str(seed)]
+    return cmd + (["--sft-lr", repr(sft_lr)] if sft_lr is not None else [])
+
+
+def _launcher(P: Params) -> list[str]:
     c = P.compute
     # without a config file: plain DDP; the weights are already in the params' dtype, so no autocast on top
     engine = (["--config_file", str(_repo_path(c.accelerate_config))] if c.accelerate_config else
               ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"])
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(c.processes),
-           "--num_machines", "1", "--main_process_port", str(c.main_process_port or free_port()),
-           "-m", "rlgen_utils.studies.train_method", "--params", str(params), "--method", method, "--seed", str(seed)]
-    return cmd + (["--sft-lr", repr(sft_lr)] if sft_lr is not None else [])
+    return [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(c.processes),
+            "--num_machines", "1", "--main_process_port", str(c.main_process_port or free_port())]
 
 
 def run(cmd: list[str], keep: int = 40) -> None:

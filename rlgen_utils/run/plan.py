@@ -9,9 +9,10 @@ starting whether a file fits a machine. The estimates are deliberately simple an
   (embeddings, attention with grouped key/value heads, gated MLP, an untied head);
 * training (SFT, GRPO/RLOO, DPO): weights + gradients + AdamW's two moments, all in the model's dtype, divided over
   ``--devices`` as ZeRO-3 / FSDP shard them; plus the activations kept for backward of the step's batch split over
-  the devices (≈ 34 · tokens · d_model · layers bytes in 16-bit, Korthikanti et al. 2022, without recomputation —
-  rlgen trains each step's batch as one micro-batch per device); DPO and a KL-regularised GRPO (``beta > 0``)
-  add a frozen reference model;
+  the devices and over ``compute.micro_batches`` gradient-accumulation steps (≈ 34 · tokens · d_model · layers
+  bytes in 16-bit, Korthikanti et al. 2022, without recomputation); a GRPO/RLOO rank still generates its whole
+  share of the step at once (its KV cache is not split by micro-batches); DPO and a KL-regularised GRPO
+  (``beta > 0``) add a frozen reference model;
 * generation: weights + the KV cache of one batch (2 · layers · kv heads · head dim · tokens · bytes);
 * analysis: every model a stage compares is held at once (a crosscoder's collection reads them on the same
   tokens); the crosscoder itself trains in float32 with Adam;
@@ -86,6 +87,7 @@ def rows(P: Params, shape: Shape, devices: int = 1) -> list[dict]:
     W = shape.n_params * b
     act = lambda tokens: 34 * tokens * shape.d_model * shape.layers * b // 2   # noqa: E731
     per_dev = lambda n: max(1, n // devices)    # noqa: E731  (the global batch split over data-parallel ranks)
+    micro = lambda n: max(1, per_dev(n) // P.compute.micro_batches)   # noqa: E731  (one accumulation step's share)
     train_state = lambda: 4 * W / devices                                        # noqa: E731
     pt, ev, cc, dy = P.posttrain, P.eval, P.crosscoder, P.dynamics
     n_fam = len(P.data.benchmarks) + (11 if P.data.task_world else 0) + (6 if P.data.word_world else 0)
@@ -100,18 +102,18 @@ def rows(P: Params, shape: Shape, devices: int = 1) -> list[dict]:
         algo = {"sft_grpo": "grpo", "sft_dpo": "dpo"}.get(m, m)
         if algo == "sft":
             c, seq = pt.sft, 256
-            mem = train_state() + act(per_dev(c.batch_size) * seq)
+            mem = train_state() + act(micro(c.batch_size) * seq)
             tok = f"{pt.n_train_prompts * pt.epochs * seq:,} trained (at most)"
         elif algo in ("grpo", "rloo"):
             c = getattr(pt, algo)
             seq = 2 * c.max_completion_length
             ref = W if c.beta > 0 else 0
             n = per_dev(c.completions_per_step)
-            mem = train_state() + ref + max(shape.kv_bytes(n * seq, b), act(n * seq))
+            mem = train_state() + ref + max(shape.kv_bytes(n * seq, b), act(micro(c.completions_per_step) * seq))
             tok = f"{pt.n_train_prompts * pt.epochs * c.num_generations * c.max_completion_length:,} rolled out"
         else:
             c, seq = pt.dpo, 256
-            mem = train_state() + W + act(2 * per_dev(c.batch_size) * seq)
+            mem = train_state() + W + act(2 * micro(c.batch_size) * seq)
             tok = f"{pt.n_train_prompts * pt.epochs * 2 * seq:,} trained (chosen + rejected)"
         out.append({"stage": f"01 post-train {m} ×{len(P.train_seeds)} seed(s)",
                     "models": 1 + (algo == "dpo") + (algo in ("grpo", "rloo") and getattr(pt, algo).beta > 0),
@@ -143,7 +145,8 @@ def render(P: Params, devices: int = 1, config_file: str | Path | None = None) -
     s = shape_of(P, config_file)
     head = (f"plan for {P.name}: {s.n_params / 1e9:.2f} B parameters ({s.layers} layers, d_model {s.d_model}, "
             f"{s.heads}/{s.kv_heads} heads), {P.model.dtype}, {devices} device(s) "
-            f"(training sharded ZeRO-3/FSDP-style, analysis replicated)")
+            f"(training sharded ZeRO-3/FSDP-style in {P.compute.micro_batches} micro-batch(es) per step, analysis "
+            f"replicated)")
     table = rows(P, s, devices)
     width = max(len(r["stage"]) for r in table)
     lines = [head, f"{'stage':<{width}}  models  GiB/device  tokens"]
@@ -151,3 +154,38 @@ def render(P: Params, devices: int = 1, config_file: str | Path | None = None) -
     peak = max(float(r["GiB per device"]) for r in table)
     lines.append(f"peak per device: {peak:.1f} GiB")
     return "\n".join(lines)
+
+
+def transcript(params: str, devices: list[int], model_config: str | None = None) -> str:
+    """The runner's ``--plan`` output at each device count, with its command lines, as a Markdown code block."""
+    from .config import load_params
+    from .rundir import REPO
+    P = load_params(REPO / params, check_files=False)   # paths as written, relative to the repository
+    cfg = f" --model-config {model_config}" if model_config else ""
+    blocks = [f"$ .venv/bin/python -m rlgen_utils.run --params {params} --plan --devices {n}{cfg}\n"
+              + render(P, n, REPO / model_config if model_config else None) for n in devices]
+    return "```text\n" + "\n".join(blocks) + "\n```"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rlgen_utils.run.plan --params P --model-config C --devices 1 8 [--write README.md]``: the plan at
+    each device count, as the runner's ``--plan`` prints it; ``--write`` puts it between the file's
+    ``<!-- plan:begin -->`` and ``<!-- plan:end -->`` markers (the README's paper-scale section)."""
+    import argparse
+
+    from .artifacts import write_between_markers
+    ap = argparse.ArgumentParser(prog="python -m rlgen_utils.run.plan", description="plans at several device counts")
+    ap.add_argument("--params", required=True)
+    ap.add_argument("--model-config", default=None)
+    ap.add_argument("--devices", type=int, nargs="+", default=[1])
+    ap.add_argument("--write", default=None)
+    args = ap.parse_args(argv)
+    text = transcript(args.params, args.devices, args.model_config)
+    if args.write:
+        write_between_markers(Path(args.write), text, tag="plan")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                     "holds the run folder")
     ap.add_argument("--plan", action="store_true", help="print per stage the models held at once, memory per device "
                     "and token counts; run nothing (rlgen_utils/run/plan.py)")
-    ap.add_argument("--devices", type=int, default=1, help="--plan: devices training is sharded over")
+    ap.add_argument("--devices", type=int, default=None, help="--plan: devices training is sharded over (default: "
+                    "compute.processes)")
     ap.add_argument("--model-config", default=None, help="--plan: the model's config.json, if not yet copied in")
     args = ap.parse_args(argv)
     params_path = Path(args.params).resolve()
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         P = load_params(params_path, check_files=not args.plan)
         if args.plan:
             from .plan import render
-            print(render(P, args.devices, args.model_config))
+            print(render(P, args.devices or P.compute.processes, args.model_config))
             return 0
     except (ParamsError, ValueError) as e:
         print(e, file=sys.stderr)

@@ -24,6 +24,7 @@ BOS), the answer tokens unchanged, so clean and corrupted sequences have the sam
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ import torch
 
 from ..method import activations, circuit_metrics, edge_attribution
 from ..models import loading
+from ..run import launch
 from ..run.artifacts import atomic_dir, is_done, mark_done, provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -181,20 +183,29 @@ def score_batch(lm: LM, kind: str, clean, corrupt, ig_steps: int) -> torch.Tenso
 def edge_scores(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, kind: str,
                 alpha: float) -> torch.Tensor:
     """``[K, R, S]`` scores of one model (wrapped by nnsight as ``lm``) on a pair's questions."""
-    cut = t_cut(alpha, sel.mean_length)
-    parts = [score_batch(lm, kind, clean, corr, P.circuits.ig_steps).float().cpu()
-             for clean, corr in batches(tokenizer, sel.prompts, sel.answers[name], cut,
-                                        P.circuits.batch_size, P.seed)]
-    return torch.cat(parts)
+    return torch.cat(list(edge_score_parts(P, lm, tokenizer, sel, name, kind, alpha, every=True).values()))
 
 
 def exact_scores(P: Params, model, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
     """``[K, R, S]`` exact-ablation scores of one model on a pair's questions: the loss change when each edge is
     really removed (:func:`edge_attribution.exact_ablation_scores`), on the same truncated answers."""
+    return torch.cat(list(edge_score_parts(P, model, tokenizer, sel, name, "exact", alpha, every=True).values()))
+
+
+def edge_score_parts(P: Params, lm, tokenizer: Tokenizer, sel: PairSelection, name: str, kind: str, alpha: float,
+                     every: bool = False) -> dict[int, torch.Tensor]:
+    """Batch index → that batch's ``[k, R, S]`` scores (``kind`` ``exact``: ``lm`` is the plain model), for this
+    rank's batches (:func:`rlgen_utils.run.launch.mine`), or every batch with ``every``. ``loss`` gives the
+    ``[k]`` self-entropy losses instead."""
     cut = t_cut(alpha, sel.mean_length)
-    return torch.cat([edge_attribution.exact_ablation_scores(model, clean).float().cpu()
-                      for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
-                                              P.seed)])
+    out = {}
+    for i, (clean, corr) in enumerate(batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
+                                              P.seed)):
+        if every or launch.mine(i):
+            out[i] = (edge_attribution.exact_ablation_scores(lm, clean) if kind == "exact" else
+                      edge_attribution.self_entropy_losses(lm, clean) if kind == "loss" else
+                      score_batch(lm, kind, clean, corr, P.circuits.ig_steps)).float().cpu()
+    return out
 
 
 def exact_alphas(P: Params) -> list[float]:
@@ -210,10 +221,7 @@ def score_kinds(P: Params, alpha: float) -> list[str]:
 
 def sample_losses(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, name: str, alpha: float) -> torch.Tensor:
     """``[K]`` self-entropy loss of one model on a pair's questions, on the same truncated answers as the scores."""
-    cut = t_cut(alpha, sel.mean_length)
-    return torch.cat([edge_attribution.self_entropy_losses(lm, clean).float().cpu()
-                      for clean, _ in batches(tokenizer, sel.prompts, sel.answers[name], cut, P.circuits.batch_size,
-                                              P.seed)])
+    return torch.cat(list(edge_score_parts(P, lm, tokenizer, sel, name, "loss", alpha, every=True).values()))
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -223,34 +231,64 @@ def _load(P: Params, name: str):
 
 
 def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -> Path:
-    """Every (model, score kind, α) matrix of one pair (keyed folder)."""
-    from safetensors.torch import save_file
-
+    """Every (model, score kind, α) matrix of one pair (keyed folder). With ``compute.processes`` > 1 the question
+    batches are dealt over ranks of ``accelerate launch`` and merged in order by rank 0."""
     key = circuits_key(P)
     sel = ensure_selection(P, pair, scores)
     out = study_dir(P) / pair_name(pair) / "scores"
     if is_done(out, key):
         return out
-    c = P.circuits
+    if launch.should_launch(P):
+        launch.run_stage(P, ["edges", "--pair", ",".join(pair)])
+        if not is_done(out, key):
+            raise RuntimeError(f"{pair_label(pair)}: the launch ended without the pair's scores")
+        return out
+    parts, n_layers = {}, 0
+    for name in pair:
+        n_layers = _score_model(P, sel, name, parts)
+    merged = launch.gather_parts(parts, out.parent / "scores.ranks")
+    if merged is not None:
+        _write_pair_scores(P, pair, sel, merged, n_layers, out, key)
+    launch.barrier()
+    return out
+
+
+def _score_model(P: Params, sel: PairSelection, name: str, parts: dict[str, torch.Tensor]) -> int:
+    """This rank's batches of every (kind, α) of one model into ``parts`` (``name|kind|α|batch``); its layers."""
+    model, tok = _load(P, name)
+    lm = activations.wrap(model, tok)
+    if sel.samples:  # an adapter that does not fit the architecture fails here, before any score
+        clean, _ = next(batches(tok, sel.prompts[:2], sel.answers[name][:2], 4, 2, P.seed))
+        edge_attribution.check_decomposition(lm, clean)
+        for alpha in P.circuits.alphas:
+            for kind in ["loss", *score_kinds(P, alpha)]:
+                got = edge_score_parts(P, model if kind == "exact" else lm, tok, sel, name, kind, alpha)
+                parts.update({f"{name}|{kind}|{alpha}|{i:06d}": t for i, t in got.items()})
+    return edge_attribution.graph_of(model).n_layers
+
+
+def _write_pair_scores(P: Params, pair: tuple[str, str], sel: PairSelection, parts: dict[str, torch.Tensor],
+                       n_layers: int, out: Path, key: str) -> None:
+    """The pair's folder from every batch's part, concatenated in batch order."""
+    from safetensors.torch import save_file
+
+    def whole(name: str, kind: str, alpha: float, empty: torch.Tensor) -> torch.Tensor:
+        prefix = f"{name}|{kind}|{alpha}|"
+        found = sorted(k for k in parts if k.startswith(prefix))
+        return torch.cat([parts[k] for k in found]) if found else empty
+
+    n, samples = 2 * n_layers + 1, torch.tensor(sel.samples, dtype=torch.long)
     with atomic_dir(out) as tmp:
         for name in pair:
-            model, tok = _load(P, name)
-            lm, n = activations.wrap(model, tok), 2 * edge_attribution.graph_of(model).n_layers + 1
-            if sel.samples:  # an adapter that does not fit the architecture fails here, before any score
-                clean, _ = next(batches(tok, sel.prompts[:2], sel.answers[name][:2], 4, 2, P.seed))
-                edge_attribution.check_decomposition(lm, clean)
-            for alpha in c.alphas:
-                loss = sample_losses(P, lm, tok, sel, name, alpha) if sel.samples else torch.zeros(0)
-                save_file({"loss_K": loss.contiguous()}, str(tmp / f"{name}-loss-a{alpha}.safetensors"))
+            for alpha in P.circuits.alphas:
+                save_file({"loss_K": whole(name, "loss", alpha, torch.zeros(0)).contiguous()},
+                          str(tmp / f"{name}-loss-a{alpha}.safetensors"))
                 for kind in score_kinds(P, alpha):
-                    W = (torch.zeros(0, n, n) if not sel.samples else
-                         exact_scores(P, model, tok, sel, name, alpha) if kind == "exact" else
-                         edge_scores(P, lm, tok, sel, name, kind, alpha))
-                    save_file({"W_KRS": W.contiguous(), "samples": torch.tensor(sel.samples, dtype=torch.long)},
+                    save_file({"W_KRS": whole(name, kind, alpha, torch.zeros(0, n, n)).contiguous(), "samples": samples},
                               str(tmp / f"{name}-{kind}-a{alpha}.safetensors"))
-        write_json(tmp / "graph.json", {"n_layers": edge_attribution.graph_of(model).n_layers})
+        write_json(tmp / "graph.json", {"n_layers": n_layers})
     mark_done(out, key, pair=list(pair))
-    return out
+    shutil.rmtree(out.parent / "scores.ranks", ignore_errors=True)
 
 
 def ensure_all(P: Params) -> dict:

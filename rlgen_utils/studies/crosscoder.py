@@ -22,6 +22,7 @@ from ..method.activations import ActivationStore
 from ..method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M
 from ..method.crosscoder import train as train_crosscoder
 from ..models import loading, pretrain
+from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -79,12 +80,19 @@ def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None
     paths = [RunDir(P).model(n, ts) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
         return out
+    if launch.should_launch(P):   # the shards dealt over compute.processes ranks
+        launch.run_stage(P, ["activations", "--names", ",".join(names), "--train-seed", str(ts)])
+        if not is_done(out, key):
+            raise RuntimeError(f"activations of {names}: the launch ended without them")
+        return out
     loaded = [loading.load_model(p, P.model.dtype) for p in paths]
     tok = loading.load_tokenizer(paths[0])
     c = P.crosscoder
     info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
                                shard_tokens=c.shard_tokens, max_len=c.max_len)
-    mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
+    if launch.is_main():
+        mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
+    launch.barrier()
     return out
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..method import stats
 from ..models import loading, scoring
+from ..run import launch
 from ..run.artifacts import provenance, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -81,23 +82,31 @@ def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily])
 
 def ensure_scores(P: Params, all_checkpoints: bool = True):
     """Per-sample correctness of every model (cached per model); with ``all_checkpoints`` also saved whole as
-    ``eval/per_sample.parquet``."""
+    ``eval/per_sample.parquet``. With ``compute.processes`` > 1 the models still to score are dealt over the ranks
+    of ``accelerate launch`` (each model scored whole, as one process scores it)."""
 
-    key, families, root = eval_key(P), suite.eval_families(P), RunDir(P).eval
-    parts, scored = [], False
-    for ref in progress(model_refs(P, all_checkpoints), desc="evaluate"):
-        path = root / ref.cache_name
-        df = read_parquet(path, key)
+    key, root = eval_key(P), RunDir(P).eval
+    refs = model_refs(P, all_checkpoints)
+    todo = [i for i, ref in enumerate(refs) if read_parquet(root / ref.cache_name, key) is None]
+    if todo and launch.should_launch(P):
+        launch.run_stage(P, ["evaluate", *([] if all_checkpoints else ["--finals"])])
+    elif todo:
+        families = suite.eval_families(P)
+        for i in progress([i for i in todo if launch.mine(i)], desc="evaluate", disable=not launch.is_main()):
+            write_parquet(score_model(P, refs[i], families), root / refs[i].cache_name, key)
+        launch.barrier()
+    parts = []
+    for ref in refs:
+        df = read_parquet(root / ref.cache_name, key)
         if df is None:
-            df, scored = score_model(P, ref, families), True
-            write_parquet(df, path, key)
-        elif "scoring" not in df:  # scored before scoring modes existed: every verdict was generated
+            raise RuntimeError(f"{ref.cache_name}: the evaluation ended without this model's scores")
+        if "scoring" not in df:  # scored before scoring modes existed: every verdict was generated
             df = df.assign(scoring="generate", acc=None, acc_norm=None)
         parts.append(df)
     scores = pd.concat(parts, ignore_index=True)
-    if all_checkpoints:  # the whole table; a finals-only read (notebooks 05, 06) must not shrink it
+    if all_checkpoints and launch.is_main():  # the whole table; a finals-only read (05, 06) must not shrink it
         whole = root / "per_sample.parquet"
-        previous = None if scored else read_parquet(whole, key)
+        previous = None if todo else read_parquet(whole, key)
         if previous is None or len(previous) != len(scores):  # rewrite only when the set of scored rows changed
             write_parquet(scores, whole, key)
     return scores

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..run.artifacts import write_between_markers
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
 from . import evaluate, forgetting, prereg, train, verdicts
@@ -172,15 +173,6 @@ def render(one: Params, many: Params | None, timings: list[str]) -> str:
     if timings:
         parts.append(timing_section(timings))
     return "\n\n".join(parts)
-
-
-def write_between_markers(path: Path, text: str, tag: str = "results") -> None:
-    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
-    doc = path.read_text()
-    if begin not in doc or end not in doc:
-        raise SystemExit(f"{path}: no {begin} … {end} markers")
-    head, rest = doc.split(begin, 1)
-    path.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
