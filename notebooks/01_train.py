@@ -122,6 +122,9 @@ train.base_table(P, base_scores)
 # Training is cut into `posttrain.n_checkpoints` equal segments (1/5 of training each by default); each ends in a
 # checkpoint loadable with `from_pretrained`, and each is scored on held-out in-domain prompts for the curves.
 # An interrupted run resumes from the last finished segment. trl 1.16 has no PPO trainer, so PPO is not offered.
+# With `compute.processes: N` (paper scale) each method trains under `accelerate launch` on N processes — DDP, or
+# DeepSpeed ZeRO-3 / FSDP from `compute.accelerate_config` — and this cell waits for it; the checkpoints, curves and
+# tables below are the same either way (`rlgen_utils/run/launch.py`).
 
 # %%
 finals = train.ensure_posttrained(P)
