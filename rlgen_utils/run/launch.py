@@ -29,6 +29,8 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +116,28 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() == 1:   # the parent died before the call
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextmanager
+def as_rank(params_path: str | Path, join: bool = True) -> Iterator[Params]:
+    """A launched rank's life: die with the launcher, read the params (a bad file: one line), seed and thread as
+    every process does, join the process group (``join``; trl's trainers join it themselves), leave it at the end."""
+    from .config import ParamsError, load_params
+    from .session import init
+    die_with_parent()
+    try:
+        P = load_params(params_path)
+    except ParamsError as e:
+        raise SystemExit(str(e)) from None
+    init(P)
+    if join:
+        init_ranks()
+    try:
+        yield P
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def free_port() -> int:

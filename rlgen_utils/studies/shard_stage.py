@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..run import config, launch, session
+from ..run import launch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,14 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     edges = sub.add_parser("edges", help="edge scores of one circuit pair (notebook 05)")
     edges.add_argument("--pair", required=True, help="before,after, e.g. base,grpo")
     args = ap.parse_args(argv)
-    launch.die_with_parent()
-    try:
-        P = config.load_params(args.params)
-    except config.ParamsError as e:
-        raise SystemExit(str(e)) from None
-    session.init(P)
-    launch.init_ranks()
-    try:
+    with launch.as_rank(args.params) as P:
         if args.stage == "activations":
             from . import crosscoder
             crosscoder.ensure_activations(P, tuple(args.names.split(",")), args.train_seed)
@@ -48,10 +41,6 @@ def main(argv: list[str] | None = None) -> None:
             from . import circuits, evaluate
             before, after = args.pair.split(",")
             circuits.ensure_pair_scores(P, (before, after), evaluate.ensure_scores(P, all_checkpoints=False))
-    finally:
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

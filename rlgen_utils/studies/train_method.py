@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..run import config, launch, session
+from ..run import launch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,21 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--sft-lr", type=float, default=None, help="one learning rate of posttrain.sft_sweep")
     args = ap.parse_args(argv)
-    launch.die_with_parent()
-    try:
-        P = config.load_params(args.params)
-    except config.ParamsError as e:
-        raise SystemExit(str(e)) from None
-    if args.method not in P.posttrain.methods:
-        raise SystemExit(f"--method: {args.method!r} is not one of posttrain.methods {P.posttrain.methods}")
-    session.init(P)
-    from . import train
-    try:
+    with launch.as_rank(args.params, join=False) as P:   # trl's trainer joins the process group
+        if args.method not in P.posttrain.methods:
+            raise SystemExit(f"--method: {args.method!r} is not one of posttrain.methods {P.posttrain.methods}")
+        from . import train
         train.train_here(P, args.method, args.seed, args.sft_lr)
-    finally:
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
