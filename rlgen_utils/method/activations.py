@@ -179,12 +179,11 @@ def _name(shard: int) -> str:
     return f"shard-{shard:05d}.safetensors"
 
 
-def _flush(buf: list[dict], out_dir: Path, shard: int) -> dict:
+def _flush(buf: list[dict], out_dir: Path, shard: int) -> None:
     from safetensors.torch import save_file
     tensors = {k: torch.cat([b[k] for b in buf]).contiguous() for k in buf[0]}
     with atomic_file(out_dir / _name(shard)) as tmp:
         save_file(tensors, str(tmp))
-    return {"file": _name(shard), "n_tokens": int(tensors["token"].shape[0])}
 
 
 def norm_scales(shard_path: str | Path) -> torch.Tensor:

@@ -383,11 +383,12 @@ class EvalCfg(Strict):
 
 
 class ComputeCfg(Strict):
-    """How post-training is launched. ``processes: 1`` trains in the notebook's own process; more launches each
-    method with ``accelerate launch`` (:mod:`rlgen_utils.run.launch`): trl's trainers then run data-parallel
-    (DDP, or DeepSpeed ZeRO / FSDP from an accelerate config file), each rank a slice of every global batch, so
-    batch sizes in ``posttrain`` stay global. Not part of any stage key: the same params give the same models."""
-    processes: int = Field(default=1, ge=1, le=1024, description="processes (GPUs) per post-training launch")
+    """How the work is launched. ``processes: 1`` runs everything in the notebook's own process; more launches each
+    method's training with ``accelerate launch`` (:mod:`rlgen_utils.run.launch`) — trl's trainers then run
+    data-parallel (DDP, or DeepSpeed ZeRO / FSDP from an accelerate config file), each rank a slice of every global
+    batch, so batch sizes in ``posttrain`` stay global — and deals evaluation, activation collection and edge
+    attribution over the same number of ranks. Not part of any stage key: the same params give the same models."""
+    processes: int = Field(default=1, ge=1, le=1024, description="processes (GPUs) per launch")
     accelerate_config: str | None = Field(default=None, description="an accelerate config file (DDP, DeepSpeed "
                                           "ZeRO-3, FSDP: see params/accelerate/); null: plain DDP")
     main_process_port: int | None = Field(default=None, ge=1024, le=65535, description="rendezvous port; null: a "
@@ -544,6 +545,7 @@ def _check_run_dir(path: Path, p: Params) -> None:
 
 
 def _check_files(path: Path, p: Params) -> None:
+    from .rundir import repo_path
     if not p.model.is_organism:
         model_dir = Path(p.model.name_or_path)
         if not (model_dir / "config.json").is_file():
@@ -554,9 +556,7 @@ def _check_files(path: Path, p: Params) -> None:
         _check_trained_elsewhere(path, p, model_dir)
     if p.eval.preregistration:
         from .preregistration import load_preregistration
-        from .rundir import REPO
-        prereg = Path(p.eval.preregistration)
-        prereg = prereg if prereg.is_absolute() else REPO / prereg
+        prereg = repo_path(p.eval.preregistration)
         if not prereg.is_file():
             raise ParamsError(f"{path}: eval.preregistration: file not found: {p.eval.preregistration}")
         load_preregistration(prereg)
@@ -564,18 +564,13 @@ def _check_files(path: Path, p: Params) -> None:
         if getattr(p.posttrain, m).use_vllm and importlib.util.find_spec("vllm") is None:
             raise ParamsError(f"{path}: posttrain.{m}.use_vllm: vLLM is not installed here (an optional extra for GPU "
                               f"machines: pip install vllm); set it to false")
-    if p.compute.accelerate_config and not _repo_path(p.compute.accelerate_config).is_file():
+    if p.compute.accelerate_config and not repo_path(p.compute.accelerate_config).is_file():
         raise ParamsError(f"{path}: compute.accelerate_config: file not found: {p.compute.accelerate_config}")
     if p.data.train_file and not Path(p.data.train_file).is_file():
         raise ParamsError(f"{path}: data.train_file: file not found: {p.data.train_file}")
     for i, b in enumerate(p.data.benchmarks):
         if not Path(b.path).is_file():
             raise ParamsError(f"{path}: data.benchmarks.{i}.path: file not found: {b.path}")
-
-
-def _repo_path(name: str) -> Path:
-    from .rundir import REPO
-    return Path(name) if Path(name).is_absolute() else REPO / name
 
 
 def _has_chat_template(folder: Path) -> bool:

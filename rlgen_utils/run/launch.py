@@ -14,8 +14,8 @@ completion markers; the other ranks wait for it at a barrier, so resume and the 
 dies with its launcher (:func:`die_with_parent`), so a killed launch leaves nothing training behind.
 
 **Sharded analysis.** The same launch runs an analysis stage on N ranks (``python -m
-rlgen_utils.studies.shard_stage``): activation collection gives each rank whole shards of a layout fixed by the texts
-alone, edge attribution gives each rank whole question batches; every rank writes its part (safetensors) and rank 0
+rlgen_utils.studies.shard_stage``): evaluation gives each rank whole models, activation collection whole shards of a
+layout fixed by the texts alone, edge attribution whole question batches; every rank writes its part (safetensors) and rank 0
 merges them, in order, into the stage's usual atomic folder and marker. Each part is computed exactly as one
 process computes it, so N ranks write the same bytes as one.
 
@@ -38,7 +38,7 @@ import yaml
 
 from .artifacts import atomic_write_text
 from .config import Params
-from .rundir import REPO, RunDir
+from .rundir import RunDir, repo_path
 
 if TYPE_CHECKING:
     import torch
@@ -174,14 +174,14 @@ def command(P: Params, params: Path, method: str, seed: int, sft_lr: float | Non
 def _launcher(P: Params) -> list[str]:
     c = P.compute
     # without a config file: plain DDP; the weights are already in the params' dtype, so no autocast on top
-    engine = (["--config_file", str(_repo_path(c.accelerate_config))] if c.accelerate_config else
+    engine = (["--config_file", str(repo_path(c.accelerate_config))] if c.accelerate_config else
               ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"])
     return [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(c.processes),
             "--num_machines", "1", "--main_process_port", str(c.main_process_port or free_port())]
 
 
 def run(cmd: list[str], keep: int = 40) -> None:
-    """Run ``cmd`` from the repository, printing its output as it comes; raise with its last lines if it fails."""
+    """Run ``cmd`` from this process's folder, printing its output as it comes; raise with its last lines if it fails."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RLGEN_PROGRESS": os.environ.get("RLGEN_PROGRESS", "lines")}
     tail: deque[str] = deque(maxlen=keep)
     with subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -195,5 +195,3 @@ def run(cmd: list[str], keep: int = 40) -> None:
                            + "\n".join(tail))
 
 
-def _repo_path(name: str) -> Path:
-    return Path(name) if Path(name).is_absolute() else REPO / name

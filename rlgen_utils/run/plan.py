@@ -159,11 +159,11 @@ def render(P: Params, devices: int = 1, config_file: str | Path | None = None) -
 def transcript(params: str, devices: list[int], model_config: str | None = None) -> str:
     """The runner's ``--plan`` output at each device count, with its command lines, as a Markdown code block."""
     from .config import load_params
-    from .rundir import REPO
-    P = load_params(REPO / params, check_files=False)   # paths as written, relative to the repository
+    from .rundir import repo_path
+    P = load_params(repo_path(params), check_files=False)   # paths as written, relative to the repository
     cfg = f" --model-config {model_config}" if model_config else ""
     blocks = [f"$ .venv/bin/python -m rlgen_utils.run --params {params} --plan --devices {n}{cfg}\n"
-              + render(P, n, REPO / model_config if model_config else None) for n in devices]
+              + render(P, n, repo_path(model_config) if model_config else None) for n in devices]
     return "```text\n" + "\n".join(blocks) + "\n```"
 
 

@@ -35,6 +35,11 @@ NOISE_PREFIX = "noise+"
 """``noise+<model>``: the base plus a random update with ``<model>``'s per-tensor norm (``method/perturb.py``)."""
 
 
+def repo_path(name: str | Path) -> Path:
+    """A path named in params: absolute as written, else relative to the repository."""
+    return Path(name) if Path(name).is_absolute() else REPO / name
+
+
 def checkpoint_dirs(method_dir: Path, n: int) -> list[Path]:
     """``checkpoint-1 … checkpoint-n`` of one post-training run (the names post-training writes)."""
     return [method_dir / f"checkpoint-{i + 1}" for i in range(n)]
@@ -46,8 +51,7 @@ class RunDirError(ValueError):
 
 def run_root(P: Params) -> Path:
     """The run root, absolute: a relative ``run_root`` is relative to the repository, wherever the process runs."""
-    root = Path(P.run_root).expanduser()
-    return (root if root.is_absolute() else REPO / root).resolve()
+    return repo_path(Path(P.run_root).expanduser()).resolve()
 
 
 def check(P: Params) -> Path:

@@ -121,10 +121,9 @@ def train_one(P: Params, method: str, seed: int, sft_lr: float | None = None) ->
     """Train ``method`` for training seed ``seed`` (``sft_lr``: one rate of the SFT sweep), resumable: here, or
     with ``compute.processes`` > 1 under ``accelerate launch`` (:mod:`rlgen_utils.run.launch`). Returns the final
     checkpoint."""
-    Q = sweep_params(P, sft_lr) if sft_lr is not None else P
-    folder = RunDir(P).method(sweep_name(sft_lr) if sft_lr is not None else method, seed)
+    Q, folder = _target(P, method, seed, sft_lr)
     final = checkpoint_dirs(folder, P.posttrain.n_checkpoints)[-1]
-    if P.compute.processes == 1 or launch.world()[1] > 1 or is_done(final, stage_key(Q, "trained")):
+    if not launch.should_launch(P) or is_done(final, stage_key(Q, "trained")):
         return train_here(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)   # the base is pretrained here, once, before the ranks start
     if posttrain.ALGORITHM[method] == "dpo":
@@ -137,12 +136,18 @@ def train_one(P: Params, method: str, seed: int, sft_lr: float | None = None) ->
 
 def train_here(P: Params, method: str, seed: int, sft_lr: float | None = None) -> Path:
     """Train in this process (one rank of a launch, or the only process)."""
-    Q = sweep_params(P, sft_lr) if sft_lr is not None else P
-    folder = RunDir(P).method(sweep_name(sft_lr) if sft_lr is not None else method, seed)
+    Q, folder = _target(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)
     curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
     return posttrain.train_method(method, start, folder, method_rows(Q, method, start, seed), Q,
                                   stage_key(Q, "trained"), seed, curve, verify)
+
+
+def _target(P: Params, method: str, seed: int, sft_lr: float | None) -> tuple[Params, Path]:
+    """The params a model trains under (the sweep's rate, if any) and its folder."""
+    if sft_lr is None:
+        return P, RunDir(P).method(method, seed)
+    return sweep_params(P, sft_lr), RunDir(P).method(sweep_name(sft_lr), seed)
 
 
 def sweep_params(P: Params, lr: float) -> Params:
