@@ -52,6 +52,26 @@ def test_collect_streams_shards_excluding_pad_and_bos(tmp_path):
     assert scale.shape == (2,)
 
 
+def test_shards_batch_texts_shortest_first_and_every_token_keeps_its_text(tmp_path):
+    """Batches are sorted by length inside each shard (little padding) while shards keep corpus order, and a
+    token's ``doc`` still names its own text. Likely mistakes: sorting the whole corpus (a shard of short texts
+    only), or ``doc`` counted by position in the sorted order (the held-out split and the inspector read the
+    wrong text)."""
+    a, tok = _tiny(0)
+    texts = [t + "x" * (i % 7) for i, t in enumerate(_texts(48))]      # lengths not in corpus order
+    plan = activations.shard_plan(tok, texts, 8, 400, 128)
+    flat = [[i for b in batches for i in b] for batches, _ in plan]
+    assert sorted(i for f in flat for i in f) == list(range(48)), "a text is lost or read twice"
+    assert [min(f) for f in flat] == sorted(min(f) for f in flat) and max(flat[0]) < min(flat[1]), \
+        "shards must take the texts in corpus order"
+    assert all([len(texts[i]) for i in f] == sorted(len(texts[i]) for i in f) for f in flat)
+    activations.collect([a], tok, texts, 1, tmp_path, batch_size=8, shard_tokens=400)
+    shard = activations.load_shard(tmp_path / "shard-00001.safetensors")
+    for d in shard["doc"].unique().tolist():
+        got = shard["token"][shard["doc"] == d][shard["position"][shard["doc"] == d].argsort()]
+        assert got.tolist() == tok(texts[d])["input_ids"][1:], f"doc {d}: tokens of another text"
+
+
 def test_held_out_texts_are_split_off_and_a_too_small_split_is_an_error_not_a_hang(tmp_path):
     a, tok = _tiny(0)
     activations.collect([a], tok, _texts(40), layer=1, out_dir=tmp_path, batch_size=8, shard_tokens=10_000)

@@ -289,3 +289,36 @@ def test_batch_top_k_keeps_exactly_what_a_full_topk_keeps(guess, positive):
         assert kept_min == top.values.min()
     else:
         assert set(idx.tolist()) == set((score > 0).nonzero().flatten().tolist()) and kept_min == 0
+
+
+@pytest.mark.parametrize("n_models, n_latents", [(2, 256), (3, 512), (11, 128)])
+@pytest.mark.parametrize("with_dead", [False, True])
+def test_sparse_batchtopk_loss_equals_the_dense_reference(n_models, n_latents, with_dead):
+    """Training takes the sparse path (gather + ``embedding_bag``); it must give the dense loss's value,
+    gradients, running threshold and dead-latent counts. Likely mistakes: a token's latents not contiguous for
+    the offsets (scrambled reconstructions), the aux loss decoding live latents, or ReLU dropped on a kept value."""
+    import copy
+    g = torch.Generator().manual_seed(1)
+    cc = Crosscoder(CrosscoderConfig(n_models=n_models, d_model=24, n_latents=n_latents, k=8,
+                                     dead_after_tokens=300)).train()
+    x = torch.randn(256, n_models, 24, generator=g)
+    if with_dead:                                   # a third of the dictionary silent but with positive pre-acts
+        cc.tokens_since_fired_L[: n_latents // 3] = 1000
+        with torch.no_grad():
+            cc.W_dec_LMD[: n_latents // 3] *= 1e-3
+    dense, sparse = copy.deepcopy(cc), copy.deepcopy(cc)
+    for step in range(3):                           # the second step reads the first's threshold as its guess
+        l_d, s_d = dense.loss_dense(x, 0.0)
+        l_s, s_s = sparse.loss_sparse(x)
+        for m in (dense, sparse):
+            m.zero_grad()
+        l_d.backward()
+        l_s.backward()
+        assert torch.allclose(l_d, l_s, rtol=1e-5), f"step {step}: loss {l_s.item()} vs dense {l_d.item()}"
+        assert s_s.keys() == s_d.keys() and ("aux" in s_s or not with_dead), "aux loss missing or extra"
+        assert s_s["l0"] == pytest.approx(s_d["l0"]) and s_s["aux" if with_dead else "mse"] == pytest.approx(
+            s_d["aux" if with_dead else "mse"], rel=1e-5)
+        for (name, p_d), p_s in zip(dense.named_parameters(), sparse.parameters()):
+            assert torch.allclose(p_d.grad, p_s.grad, rtol=1e-4, atol=1e-6), f"step {step}: gradient of {name}"
+        assert torch.equal(dense.threshold, sparse.threshold)
+        assert torch.equal(dense.tokens_since_fired_L, sparse.tokens_since_fired_L)

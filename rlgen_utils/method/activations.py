@@ -104,20 +104,24 @@ def keep_mask_BT(input_ids_BT: torch.Tensor, attention_mask_BT: torch.Tensor, to
 
 
 def shard_plan(tokenizer: Tokenizer, texts: list[str], batch_size: int, shard_tokens: int,
-               max_len: int) -> list[tuple[list[int], int]]:
-    """``(batch starts, kept tokens)`` of each shard: batches in order, a shard closing once it holds
-    ``shard_tokens`` kept tokens. Fixed by the texts and the tokenizer alone, so any number of ranks (each taking
-    whole shards) writes the same shards as one process."""
-    plan, starts, n = [], [], 0
-    for start in range(0, len(texts), batch_size):
-        ids, mask = _encode(tokenizer, texts[start:start + batch_size], max_len)
-        starts.append(start)
-        n += int(keep_mask_BT(ids, mask, tokenizer).sum())
-        if n >= shard_tokens:
-            plan.append((starts, n))
-            starts, n = [], 0
-    if starts:
-        plan.append((starts, n))
+               max_len: int) -> list[tuple[list[list[int]], int]]:
+    """``(batches of text indices, kept tokens)`` of each shard. Texts fill shards in corpus order, a shard
+    closing once it holds ``shard_tokens`` kept tokens; inside a shard they are batched shortest first, because a
+    batch pads to its longest text (a third of the default corpus's positions were padding in corpus order) —
+    a shard still holds the same mix of texts, which the crosscoder's batches (drawn within one shard at a time)
+    need. Fixed by the texts and the tokenizer alone, so any number of ranks (each taking whole shards) writes
+    the same shards as one process."""
+    ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
+    bos = tokenizer.bos_token_id
+    kept = [sum(t != bos for t in row) for row in ids]
+    plan, shard, n = [], [], 0
+    for i in range(len(texts)):
+        shard.append(i)
+        n += kept[i]
+        if n >= shard_tokens or i == len(texts) - 1:
+            by_length = sorted(shard, key=lambda j: len(ids[j]))
+            plan.append(([by_length[k:k + batch_size] for k in range(0, len(shard), batch_size)], n))
+            shard, n = [], 0
     return plan
 
 
@@ -138,13 +142,13 @@ def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, o
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = shard_plan(tokenizer, texts, batch_size, shard_tokens, max_len)
-    todo = [(s, start) for s, (starts, _) in enumerate(plan) if launch.mine(s) and not (out_dir / _name(s)).is_file()
-            for start in starts]
+    todo = [(s, batch) for s, (batches, _) in enumerate(plan) if launch.mine(s) and not (out_dir / _name(s)).is_file()
+            for batch in batches]
     paths = [decoder_layers_path(m) for m in models_]
     lms = [wrap(m, tokenizer) for m in models_] if use_nnsight else None
     buf: list[dict] = []
-    for j, (s, start) in enumerate(progress(todo, desc="activations", disable=not launch.is_main())):
-        buf.append(_batch_rows(models_, lms, paths, tokenizer, texts[start:start + batch_size], start, layer, max_len))
+    for j, (s, batch) in enumerate(progress(todo, desc="activations", disable=not launch.is_main())):
+        buf.append(_batch_rows(models_, lms, paths, tokenizer, texts, batch, layer, max_len))
         if j + 1 == len(todo) or todo[j + 1][0] != s:
             _flush(buf, out_dir, s)
             buf = []
@@ -158,10 +162,11 @@ def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, o
     return {"n_tokens": sum(s["n_tokens"] for s in index), "n_shards": len(index)}
 
 
-def _batch_rows(models_: list, lms: list | None, paths: list[str], tokenizer: Tokenizer, batch: list[str], start: int,
-                layer: int, max_len: int) -> dict[str, torch.Tensor]:
-    """One batch's kept tokens: every model's activations ``[N, M, D]`` (CPU, float32) and where each token is."""
-    ids, mask = _encode(tokenizer, batch, max_len)
+def _batch_rows(models_: list, lms: list | None, paths: list[str], tokenizer: Tokenizer, texts: list[str],
+                batch: list[int], layer: int, max_len: int) -> dict[str, torch.Tensor]:
+    """One batch's kept tokens (texts ``batch`` of ``texts``): every model's activations ``[N, M, D]`` (CPU,
+    float32) and where each token is (``doc``: the text's index in ``texts``)."""
+    ids, mask = _encode(tokenizer, [texts[i] for i in batch], max_len)
     keep = keep_mask_BT(ids, mask, tokenizer)
     per_model = []
     for i, m in enumerate(models_):
@@ -170,7 +175,7 @@ def _batch_rows(models_: list, lms: list | None, paths: list[str], tokenizer: To
                  else resid_hook(m, paths[i], layer, d_ids, d_mask))
         per_model.append(x_BTD.float().cpu()[keep])
     pos_BT = torch.arange(ids.shape[1]).expand_as(ids)
-    doc_BT = torch.arange(start, start + ids.shape[0])[:, None].expand_as(ids)
+    doc_BT = torch.tensor(batch)[:, None].expand_as(ids)
     return {"acts_NMD": torch.stack(per_model, 1).float(), "token": ids[keep], "position": pos_BT[keep],
             "doc": doc_BT[keep]}
 

@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+TRAINER_VERSION = "2"
+"""Part of every trained crosscoder's stage key: raised when training changes what it computes (2: the sparse
+BatchTopK loss, equal to the dense one up to float rounding), so run folders made before retrain, not reuse."""
+
+
 @dataclass(frozen=True)
 class CrosscoderConfig:
     n_models: int
@@ -121,6 +126,15 @@ class Crosscoder(nn.Module):
 
     # ---------------------------------------------------------------------------------------------- loss
     def loss(self, x_BMD: torch.Tensor, l1_coeff: float) -> tuple[torch.Tensor, dict]:
+        """Training loss and its logged statistics; moves the running threshold and the dead-latent counter.
+        BatchTopK takes the sparse path (:meth:`loss_sparse`), L1 the dense one (:meth:`loss_dense`)."""
+        if self.cfg.sparsity == "batchtopk":
+            return self.loss_sparse(x_BMD)
+        return self.loss_dense(x_BMD, l1_coeff)
+
+    def loss_dense(self, x_BMD: torch.Tensor, l1_coeff: float) -> tuple[torch.Tensor, dict]:
+        """The loss written out densely, every latent of every token: the L1 crosscoder's, and the reference
+        that the sparse BatchTopK path is tested against (``tests/test_crosscoder.py``)."""
         pre_BL = torch.relu(self.pre_acts_BL(x_BMD))
         f_BL = self.sparsify(pre_BL)
         xhat_BMD = self.decode(f_BL)
@@ -132,16 +146,83 @@ class Crosscoder(nn.Module):
             sparsity = (f_BL * self.dec_norms_LM().sum(-1)).sum(-1).mean()
             total = total + l1_coeff * sparsity
             stats["l1"] = sparsity.item()
-        fired_L = (f_BL > 0).any(0)
-        self.tokens_since_fired_L += x_BMD.shape[0]
-        self.tokens_since_fired_L[fired_L] = 0
-        dead_L = self.tokens_since_fired_L > self.cfg.dead_after_tokens
+        dead_L = self._count_fired((f_BL > 0).any(0), x_BMD.shape[0])
         if self.cfg.aux_coeff > 0 and dead_L.any():
             aux = self._aux_loss(pre_BL, err_BMD.detach(), dead_L)
             total = total + self.cfg.aux_coeff * aux
             stats["aux"] = aux.item()
         stats.update(l0=(f_BL > 0).float().sum(-1).mean().item(), dead_frac=dead_L.float().mean().item())
         return total, stats
+
+    def loss_sparse(self, x_BMD: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The BatchTopK loss touching only the ~k·B kept latents after the encoder: the same loss and gradients
+        as :meth:`loss_dense` up to float rounding, at one dense matmul a step instead of five.
+
+        The encoder's forward is that matmul (every pre-activation is needed to pick the batch's top k); the kept
+        values are gathered from it (:class:`KeptPreacts`: their encoder gradient sums each latent's tokens, not
+        B·M·D·L products), and the decoder is an ``embedding_bag`` over each token's kept latents (forward and
+        backward cost k·B·M·D). The dead latents' auxiliary loss reads the same pre-activations and decodes its
+        top ``aux_k`` latents per token the same way."""
+        B, M, D = x_BMD.shape
+        L = self.cfg.n_latents
+        x_BX = x_BMD.reshape(B, M * D)
+        with torch.no_grad():
+            pre_BL = self.pre_acts_BL(x_BMD)
+            score_N = (torch.relu(pre_BL) * self.dec_norms_LM().sum(-1)).flatten()
+            idx_N, kept_min = batch_top_k(score_N, min(self.cfg.k * B, score_N.numel()),
+                                          guess=0.5 * float(self.threshold))
+            idx_N = idx_N.sort().values                  # row-major: each token's latents contiguous
+            self.threshold.copy_(kept_min if self.threshold < 0 else 0.99 * self.threshold + 0.01 * kept_min)
+        rows_N, lat_N = idx_N // L, idx_N % L
+        f_N = torch.relu(self._kept(x_BX, pre_BL, rows_N, lat_N))
+        err_BX = x_BX - (self.b_dec_MD.reshape(1, M * D) + self._decode_kept(rows_N, lat_N, f_N, B))
+        mse = err_BX.pow(2).sum(-1).mean()
+        total, stats = mse, {"mse": mse.item()}
+        fired_L = torch.zeros(L, dtype=torch.bool, device=x_BMD.device)
+        fired_L[lat_N[f_N.detach() > 0]] = True
+        dead_L = self._count_fired(fired_L, B)
+        if self.cfg.aux_coeff > 0 and dead_L.any():
+            aux = self._aux_loss_sparse(x_BX, pre_BL, err_BX.detach(), dead_L)
+            total = total + self.cfg.aux_coeff * aux
+            stats["aux"] = aux.item()
+        stats.update(l0=int((f_N > 0).sum()) / B, dead_frac=dead_L.float().mean().item())
+        return total, stats
+
+    def _decode_kept(self, rows_N: torch.Tensor, lat_N: torch.Tensor, f_N: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """``[n_tokens, M·D]``: Σ over each token's entries of f_N · W_dec[lat_N] (no bias), one ``embedding_bag``
+        whose bags are the tokens (``rows_N`` sorted)."""
+        L, M, D = self.W_dec_LMD.shape
+        return torch.nn.functional.embedding_bag(lat_N, self.W_dec_LMD.reshape(L, M * D), run_starts(rows_N, n_tokens),
+                                                 mode="sum", per_sample_weights=f_N)
+
+    def _kept(self, x_BX: torch.Tensor, pre_BL: torch.Tensor, rows_N: torch.Tensor, lat_N: torch.Tensor) -> torch.Tensor:
+        """``pre_BL[rows_N, lat_N]``, differentiable in the encoder (:class:`KeptPreacts`)."""
+        M, D, L = self.W_enc_MDL.shape
+        return KeptPreacts.apply(self.W_enc_MDL.reshape(M * D, L), self.b_enc_L, pre_BL[rows_N, lat_N], x_BX,
+                                 rows_N, lat_N)
+
+    def _count_fired(self, fired_L: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """Advance the tokens-since-fired counter; the latents dead now (silent for ``dead_after_tokens``)."""
+        self.tokens_since_fired_L += n_tokens
+        self.tokens_since_fired_L[fired_L] = 0
+        return self.tokens_since_fired_L > self.cfg.dead_after_tokens
+
+    def _aux_loss_sparse(self, x_BX: torch.Tensor, pre_BL: torch.Tensor, err_BX: torch.Tensor,
+                         dead_L: torch.Tensor) -> torch.Tensor:
+        """:meth:`_aux_loss` on the dead latents' top-``aux_k`` entries per token alone (``pre_BL`` without grad).
+        Entries whose ReLU is 0 are dropped: they add nothing to the reconstruction and get no gradient."""
+        dead_l = dead_L.nonzero().flatten()
+        pre_Bl = pre_BL[:, dead_l]
+        B, k = pre_Bl.shape[0], min(self.cfg.aux_k, len(dead_l))
+        if k < len(dead_l):                                         # else every dead latent is in the top k
+            top = pre_Bl.topk(k, dim=-1)
+            pre_Bl, dead_Bl = top.values, dead_l[top.indices]
+        else:
+            dead_Bl = dead_l.expand(B, -1)
+        on_N = (pre_Bl > 0).flatten().nonzero().flatten()           # row-major: each token's entries contiguous
+        rows_N, lat_N = on_N // pre_Bl.shape[1], dead_Bl.flatten()[on_N]
+        recon_BX = self._decode_kept(rows_N, lat_N, torch.relu(self._kept(x_BX, pre_BL, rows_N, lat_N)), B)
+        return (recon_BX - err_BX).pow(2).sum(-1).mean() / err_BX.pow(2).sum(-1).mean().clamp_min(1e-8)
 
     def _aux_loss(self, pre_BL: torch.Tensor, err_BMD: torch.Tensor, dead_L: torch.Tensor) -> torch.Tensor:
         """Dead latents' top-``aux_k`` activations must reconstruct the live latents' residual error."""
@@ -175,6 +256,36 @@ class Crosscoder(nn.Module):
         except Exception as e:
             raise ValueError(f"{folder / 'crosscoder.safetensors'}: corrupt or incompatible ({e})") from None
         return cc.eval()
+
+
+class KeptPreacts(torch.autograd.Function):
+    """The pre-activations ``x_BX @ W_enc_XL + b_enc_L`` at the kept entries ``(rows_N, lat_N)`` only, with their
+    gradient in the encoder. The values come in already computed (the dense encoder pass that chose them ran
+    without grad); the backward sums, per latent, its kept tokens' activations weighted by their gradients (one
+    ``embedding_bag``: N·X work) instead of the dense ``x_BXᵀ @ grad_BL`` (B·X·L) that autograd would form."""
+
+    @staticmethod
+    def forward(ctx, W_enc_XL, b_enc_L, pre_N, x_BX, rows_N, lat_N):
+        ctx.save_for_backward(x_BX, rows_N, lat_N)
+        ctx.n_latents = W_enc_XL.shape[1]
+        return pre_N.clone()
+
+    @staticmethod
+    def backward(ctx, grad_N):
+        x_BX, rows_N, lat_N = ctx.saved_tensors
+        L = ctx.n_latents
+        order_N = torch.argsort(lat_N, stable=True)      # each latent's entries contiguous, one bag per latent
+        grad_LX = torch.nn.functional.embedding_bag(rows_N[order_N], x_BX, run_starts(lat_N[order_N], L), mode="sum",
+                                                    per_sample_weights=grad_N[order_N])
+        grad_L = grad_N.new_zeros(L).index_add_(0, lat_N, grad_N)
+        return grad_LX.T, grad_L, None, None, None, None
+
+
+def run_starts(sorted_N: torch.Tensor, n: int) -> torch.Tensor:
+    """``[n]``: where each value 0…n−1 starts in the sorted ``sorted_N`` (``embedding_bag``'s offsets; a value
+    that does not occur starts where the next one does: an empty bag)."""
+    count_n = torch.bincount(sorted_N, minlength=n)
+    return torch.cumsum(count_n, 0) - count_n
 
 
 def batch_top_k(score_N: torch.Tensor, k: int, guess: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +331,7 @@ def train(cc: Crosscoder, batches: Iterator[torch.Tensor], total_steps: int, lr:
     > 0, dead latents are re-initialised (:func:`resample_dead`) every that many steps during the first
     ``resample_until`` of training (late enough that most latents have settled, early enough that resampled ones
     still learn)."""
-    opt = torch.optim.Adam(cc.parameters(), lr=lr, betas=(0.9, 0.999))
+    opt = torch.optim.Adam(cc.parameters(), lr=lr, betas=(0.9, 0.999), foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps))
     log, cc = [], cc.train()
     g, resampled = torch.Generator().manual_seed(cc.cfg.seed + 1), 0

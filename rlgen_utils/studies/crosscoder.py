@@ -19,7 +19,7 @@ import torch
 
 from ..method import activations, latents
 from ..method.activations import ActivationStore
-from ..method.crosscoder import Crosscoder, CrosscoderConfig, fvu_M
+from ..method.crosscoder import TRAINER_VERSION, Crosscoder, CrosscoderConfig, fvu_M
 from ..method.crosscoder import train as train_crosscoder
 from ..models import loading, pretrain
 from ..run import launch
@@ -109,7 +109,7 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     source = source or names
     acts = ensure_activations(P, source, train_seed)
     columns = [source.index(n) for n in names]
-    key = f"{stage_key(P, 'crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}"
+    key = f"{stage_key(P, 'crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{TRAINER_VERSION}"
     out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)
