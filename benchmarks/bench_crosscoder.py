@@ -1,11 +1,13 @@
-"""Crosscoder training throughput vs a sae-lens BatchTopK SAE of the same total width, on the same data.
+"""Crosscoder training throughput vs a sae-lens BatchTopK SAE of the same total width, and vs its own dense loss.
 
     .venv/bin/python benchmarks/bench_crosscoder.py --params params/default.yaml
 
 The data are the run's base/SFT/RL activations if notebook 03 has collected them (else Gaussian activations of the
 same shape). The crosscoder sees ``x_BMD``; the SAE sees the same batches flattened to ``[B, M·D]`` with
-``d_sae = n_latents`` and the same k — the same matmul sizes. Both train the same number of steps in this process,
-alternating, and the best of ``--repeats`` is kept. Writes ``benchmarks/results/crosscoder-<name>.json``.
+``d_sae = n_latents`` and the same k — the same matmul sizes. The dense reference is the same crosscoder trained
+through :meth:`~rlgen_utils.method.crosscoder.Crosscoder.loss_dense` (every latent of every token: what training
+did before the sparse BatchTopK path). All train the same number of steps in this process, alternating, and the
+best of ``--repeats`` is kept. Writes ``benchmarks/results/crosscoder-<name>.json``.
 """
 from __future__ import annotations
 
@@ -32,10 +34,12 @@ def data(P, n_batches: int):
     return [torch.randn(C.batch_size, 3, P.model.organism.d_model, generator=g) for _ in range(n_batches)], "gaussian"
 
 
-def time_crosscoder(P, xs) -> float:
+def time_crosscoder(P, xs, dense: bool = False) -> float:
     C = P.crosscoder
     cc = Crosscoder(CrosscoderConfig(n_models=xs[0].shape[1], d_model=xs[0].shape[2], n_latents=C.n_latents,
                                      sparsity="batchtopk", k=C.k, dead_after_tokens=C.dead_after_tokens))
+    if dense:                                       # the reference path, every latent of every token
+        cc.loss = cc.loss_dense                     # type: ignore[method-assign]
     t0 = time.perf_counter()
     train(cc, iter(xs), len(xs), lr=C.lr, show_progress=False, log_every=10**9)
     return time.perf_counter() - t0
@@ -65,15 +69,18 @@ def main() -> None:
     P = config.load_params(args.params)
     session.init(P)
     xs, source = data(P, args.steps)
-    cc_s, sae_s = [], []
+    cc_s, dense_s, sae_s = [], [], []
     for _ in range(args.repeats):
         cc_s.append(time_crosscoder(P, xs))
+        dense_s.append(time_crosscoder(P, xs, dense=True))
         sae_s.append(time_sae_lens(P, xs))
     tokens = args.steps * xs[0].shape[0]
     res = {"params": args.params, "data": source, "steps": args.steps, "batch": xs[0].shape[0],
            "shape_MD": list(xs[0].shape[1:]), "n_latents": P.crosscoder.n_latents, "k": P.crosscoder.k,
            "crosscoder_tokens_per_s": round(tokens / min(cc_s)), "sae_lens_tokens_per_s": round(tokens / min(sae_s)),
-           "ratio_crosscoder_over_sae_lens": round(min(sae_s) / min(cc_s), 2)}
+           "ratio_crosscoder_over_sae_lens": round(min(sae_s) / min(cc_s), 2),
+           "dense_loss_tokens_per_s": round(tokens / min(dense_s)),
+           "speedup_sparse_over_dense": round(min(dense_s) / min(cc_s), 2)}
     write_result("crosscoder", P.name, res)
 
 
