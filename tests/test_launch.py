@@ -125,7 +125,7 @@ def test_sharded_evaluation_collection_and_edge_scores_on_two_ranks_equal_one_pr
     process computes them, so the merged folders must hold the same tables and tensors (bit for bit), in order."""
     from rlgen_utils.run import session
     from rlgen_utils.studies import circuits, crosscoder, evaluate, train
-    over = {**TWO, "crosscoder": {"collect_batch_size": 16}, "circuits": {"batch_size": 2}}
+    over = {**TWO, "crosscoder": {"collect_batch_size": 16, "shard_tokens": 1536}, "circuits": {"batch_size": 2}}
     P = config.load_params(write_params(over, name="one.yaml"))
     session.init(P)
     train.ensure_posttrained(P)
