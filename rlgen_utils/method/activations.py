@@ -107,7 +107,7 @@ def shard_plan(tokenizer: Tokenizer, texts: list[str], batch_size: int, shard_to
                max_len: int) -> list[tuple[list[list[int]], int]]:
     """``(batches of text indices, kept tokens)`` of each shard. Texts fill shards in corpus order, a shard
     closing once it holds ``shard_tokens`` kept tokens; inside a shard they are batched shortest first, because a
-    batch pads to its longest text (a third of the default corpus's positions were padding in corpus order) —
+    batch pads to its longest text (30 % of the default corpus's positions were padding in corpus order) —
     a shard still holds the same mix of texts, which the crosscoder's batches (drawn within one shard at a time)
     need. Fixed by the texts and the tokenizer alone, so any number of ranks (each taking whole shards) writes
     the same shards as one process."""

@@ -102,13 +102,19 @@ class Crosscoder(nn.Module):
         thresholded = (not self.training) if use_threshold is None else use_threshold
         if thresholded and self.threshold >= 0:
             return f_BL * (score_BL > self.threshold)
-        idx, kept_min = batch_top_k(score_BL.flatten(), min(self.cfg.k * f_BL.shape[0], score_BL.numel()),
-                                    guess=0.5 * float(self.threshold))
+        idx = self._batch_top_k(score_BL, learn=self.training)
         mask = torch.zeros_like(score_BL).flatten().scatter_(0, idx, 1.0).view_as(score_BL)
-        if self.training:
+        return f_BL * mask
+
+    def _batch_top_k(self, score_BL: torch.Tensor, learn: bool) -> torch.Tensor:
+        """Flat indices of the batch's ``k·B`` largest scores; with ``learn``, the running inference threshold
+        moves towards the smallest kept score."""
+        idx, kept_min = batch_top_k(score_BL.flatten(), min(self.cfg.k * score_BL.shape[0], score_BL.numel()),
+                                    guess=0.5 * float(self.threshold))
+        if learn:
             kept_min = kept_min.detach()
             self.threshold.copy_(kept_min if self.threshold < 0 else 0.99 * self.threshold + 0.01 * kept_min)
-        return f_BL * mask
+        return idx
 
     def decode(self, f_BL: torch.Tensor) -> torch.Tensor:
         L, M, D = self.W_dec_LMD.shape
@@ -168,11 +174,8 @@ class Crosscoder(nn.Module):
         x_BX = x_BMD.reshape(B, M * D)
         with torch.no_grad():
             pre_BL = self.pre_acts_BL(x_BMD)
-            score_N = (torch.relu(pre_BL) * self.dec_norms_LM().sum(-1)).flatten()
-            idx_N, kept_min = batch_top_k(score_N, min(self.cfg.k * B, score_N.numel()),
-                                          guess=0.5 * float(self.threshold))
+            idx_N = self._batch_top_k(torch.relu(pre_BL) * self.dec_norms_LM().sum(-1), learn=True)
             idx_N = idx_N.sort().values                  # row-major: each token's latents contiguous
-            self.threshold.copy_(kept_min if self.threshold < 0 else 0.99 * self.threshold + 0.01 * kept_min)
         rows_N, lat_N = idx_N // L, idx_N % L
         f_N = torch.relu(self._kept(x_BX, pre_BL, rows_N, lat_N))
         err_BX = x_BX - (self.b_dec_MD.reshape(1, M * D) + self._decode_kept(rows_N, lat_N, f_N, B))
