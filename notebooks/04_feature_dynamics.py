@@ -26,7 +26,9 @@
 # Jaccard index. The paper trained a separate base-vs-checkpoint crosscoder per checkpoint; that cross-check is
 # below, with latents matched across crosscoders by decoder cosine (`dynamics.match_threshold`). The trajectory
 # crosscoder is repeated over `dynamics.crosscoder_seeds` and, when post-training ran several seeds
-# (`posttrain.seeds`), over those too; intervals are [min, max] over all of these crosscoders.
+# (`posttrain.seeds`), over those too; intervals are [min, max] over all of these crosscoders. Every crosscoder here
+# reads the first `dynamics.n_texts` texts of notebook 03's corpus (the same mix; all of it when null), since each
+# collection runs all eleven models.
 
 # %% tags=["parameters"]
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
@@ -39,7 +41,8 @@ from rlgen_utils.viz import plots
 
 P = start(params_path)
 D = P.dynamics
-print(f"models: {dynamics.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}")
+print(f"models: {dynamics.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}; "
+      f"texts: the corpus's first {D.n_texts or P.crosscoder.n_texts} of {P.crosscoder.n_texts}")
 
 # %% [markdown]
 # ## One latent space for the whole trajectory

@@ -325,6 +325,31 @@ def test_intensity_per_loss_divides_by_the_samples_mean_loss_and_cancels_a_confi
     assert rows["intensity"]["delta"] < 0 and rows["intensity / loss"]["delta"] == pytest.approx(0, abs=1e-12)
 
 
+@pytest.mark.parametrize("with_losses", [True, False])
+def test_vectorised_bootstrap_equals_the_per_resample_metrics(with_losses):
+    """Fast against slow: every resample's metrics from count vectors equal :meth:`SampleStats.metrics` on the
+    drawn indices. Likely mistakes: counting a sample drawn twice as two different samples in the diversity, a
+    constant sample's NaN correlation leaking into resamples that never drew it, or dividing by distinct samples
+    instead of K."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_t(3, size=(12, 30)) * rng.uniform(0.5, 2, size=(12, 1))
+    W[4] = 0.5   # a constant sample (exactly: its mean is 0.5): its correlations are NaN
+    loss = rng.uniform(0.1, 2, size=12) if with_losses else None
+    edges = circuit_metrics.shared_bin_edges(W, n_bins=15)
+    s = circuit_metrics.SampleStats(W, edges, loss_K=loss)
+    idx_XK = rng.integers(0, 12, size=(200, 12))
+    idx_XK[0], idx_XK[1] = 3, np.array([4, 4, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1])   # one sample only; one with the NaN
+    fast = s.metrics_many(idx_XK)
+    with np.errstate(invalid="ignore"):
+        slow = [s.metrics(i) for i in idx_XK]
+    for m in circuit_metrics.METRICS:
+        np.testing.assert_allclose(fast[m], [r[m] for r in slow], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=m)
+    assert np.isnan(fast["diversity"][0]) and np.isnan(fast["diversity"][1])
+    undrawn = ~(idx_XK == 4).any(1)
+    undrawn[0] = False   # one sample drawn K times: no pair of different samples, NaN by definition
+    assert undrawn.sum() > 20 and np.isfinite(fast["diversity"][undrawn]).all(), "an undrawn constant sample leaked NaN"
+
+
 def test_exact_findings_say_when_no_question_was_ablated():
     model, _ = llama()
     g = edge_attribution.graph_of(model)

@@ -60,3 +60,15 @@ def test_the_readme_plan_is_what_the_plan_prints_today():
     assert block == transcript("params/qwen3-4b.yaml", [1, 8], "params/configs/qwen3-4b-base.json"), \
         "re-run: python -m rlgen_utils.run.plan --params params/qwen3-4b.yaml " \
         "--model-config params/configs/qwen3-4b-base.json --devices 1 8 --write README.md"
+
+
+def test_the_trajectory_reads_the_dynamics_subset_of_the_corpus():
+    """04's collections read the corpus's first ``dynamics.n_texts`` texts; the plan must count those, not the
+    whole crosscoder corpus (the likely mistake: planning the eleven-model collection over every text)."""
+    P = config.load_params(ROOT / "params" / "qwen3-4b.yaml", check_files=False)
+    shape = plan.shape_of(P, ROOT / "params" / "configs" / "qwen3-4b-base.json")
+    tokens = lambda Q: next(r["tokens"] for r in plan.rows(Q, shape, 1) if r["stage"].startswith("04"))  # noqa: E731
+    half = P.model_copy(update={"dynamics": P.dynamics.model_copy(update={"n_texts": P.crosscoder.n_texts // 2})})
+    n_traj = 1 + 2 * P.posttrain.n_checkpoints
+    assert tokens(P) == f"{n_traj * P.crosscoder.n_texts * P.crosscoder.max_len:,} read"
+    assert tokens(half) == f"{n_traj * (P.crosscoder.n_texts // 2) * P.crosscoder.max_len:,} read"

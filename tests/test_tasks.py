@@ -82,6 +82,15 @@ def test_fact_test_prompts_ask_facts_that_pretraining_teaches_in_other_words():
         assert (name_of(ex.prompt), ex.answer) in taught, f"{ex.prompt!r}: this fact is never taught in pretraining"
 
 
+def test_fact_table_is_fixed_by_its_seed_and_callers_cannot_change_it():
+    """It is built once per (size, seed) and cached: a caller editing the dict it got must not edit the facts."""
+    table = tasks.fact_table(40)
+    assert len(table) == 40 and list(table) == sorted(table)
+    assert tasks.fact_table(40, seed=1) != table, "the seed fixes the table"
+    table[next(iter(table))] = "no colour"
+    assert "no colour" not in tasks.fact_table(40).values(), "the cached table was handed out by reference"
+
+
 def test_sample_split_refuses_more_than_the_family_has():
     with pytest.raises(ValueError, match="cannot supply"):
         tasks.sample_split("fact", "test", 300, 0, config.TasksCfg(n_facts=8))

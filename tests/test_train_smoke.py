@@ -131,6 +131,14 @@ def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smo
     for seed in P.dynamics.crosscoder_seeds:
         cc = Crosscoder.load(crosscoder.crosscoder_dir(P, names, dynamics.trajectory_tag(seed, P.seed)))
         assert cc.cfg.n_models == len(names) and cc.cfg.seed == seed
+    # every 04 collection reads the corpus's first dynamics.n_texts texts, each of them, and nothing else
+    from rlgen_utils.method.activations import ActivationStore
+    store = ActivationStore(crosscoder.ensure_activations(P, names, n_texts=P.dynamics.n_texts))
+    docs = torch.cat([store.shard(i)["doc"] for i in range(len(store.index))])
+    assert P.dynamics.n_texts < P.crosscoder.n_texts and set(docs.tolist()) == set(range(P.dynamics.n_texts))
+    whole = crosscoder.acts_key(P, names)
+    assert not [f for f in (P.run_dir / "acts").iterdir() if f.name.startswith(whole) and not f.name.endswith(
+        f"-n{P.dynamics.n_texts}")], "a trajectory collection over the whole corpus was made"
     null = dynamics.null_table(P)
     assert set(null.method) == {"null (sft slots)", "null (grpo slots)"}
     assert (null.fvl_lo <= null.fvl_hi).all() and null.tuned_only.max() == 0, "identical slots own no latent"

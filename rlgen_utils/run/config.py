@@ -274,6 +274,9 @@ class DynamicsCfg(Strict):
     match_threshold: float = Field(default=0.7, gt=0, lt=1, description="decoder cosine for matching latents across "
                                                                 "separately trained crosscoders")
     n_latents: int = Field(default=512, ge=8)
+    n_texts: int | None = Field(default=None, ge=1, description="texts of the crosscoder corpus (its first n: the "
+                                "same mix) whose activations the trajectory, its nulls and the pairwise crosscoders "
+                                "read; each of those collections runs every checkpoint; null = all crosscoder.n_texts")
     steps: int = Field(default=600, ge=1)
     pair_steps: int = Field(default=250, ge=1)
     crosscoder_seeds: list[int] = Field(default=[0, 1], min_length=1)
@@ -429,6 +432,9 @@ class Params(Strict):
                 if name not in known:
                     raise ValueError(f"circuits.pairs.{i}: {name!r} is neither 'base' nor one of "
                                      f"posttrain.methods {sorted(self.posttrain.methods)}")
+        if self.dynamics.n_texts is not None and self.dynamics.n_texts > self.crosscoder.n_texts:
+            raise ValueError(f"dynamics.n_texts: {self.dynamics.n_texts} is more than the crosscoder corpus holds "
+                             f"(crosscoder.n_texts {self.crosscoder.n_texts})")
         if self.circuits.exact_model not in known:
             raise ValueError(f"circuits.exact_model: {self.circuits.exact_model!r} is neither 'base' nor one of "
                              f"posttrain.methods")

@@ -128,7 +128,7 @@ def rows(P: Params, shape: Shape, devices: int = 1) -> list[dict]:
     n_traj = 1 + 2 * n_ck
     out.append({"stage": f"04 trajectory over {n_traj} models", "models": n_traj,
                 "GiB per device": _gib(n_traj * W + cc_bytes(n_traj, dy.n_latents)),
-                "tokens": f"{n_traj * cc.n_texts * cc.max_len:,} read"})
+                "tokens": f"{n_traj * (dy.n_texts or cc.n_texts) * cc.max_len:,} read"})
     edges_act = 2 * (2 * shape.layers + 1) * P.circuits.batch_size * 2 * ev.max_new_tokens * shape.d_model * 4
     out.append({"stage": "05 edge attribution", "models": 1,
                 "GiB per device": _gib(W + act(P.circuits.batch_size * 2 * ev.max_new_tokens) + edges_act),

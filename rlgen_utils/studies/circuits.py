@@ -313,7 +313,7 @@ def graph(folder: Path) -> edge_attribution.Graph:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-METRICS_VERSION = "metrics-v3"  # bump when the metrics computed from the same edge scores change
+METRICS_VERSION = "metrics-v4"  # bump when the metrics computed from the same edge scores change
 
 
 def metric_table(P: Params, folders: dict) -> pd.DataFrame:

@@ -72,23 +72,27 @@ def acts_key(P: Params, names: tuple[str, ...]) -> str:
     return stage_key(P, "activations") + "-" + "-".join(names).replace("@", "at")
 
 
-def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None = None) -> Path:
-    """Activations of the named models (post-trained with ``train_seed``) on the corpus (resumable, keyed)."""
+def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None = None,
+                       n_texts: int | None = None) -> Path:
+    """Activations of the named models (post-trained with ``train_seed``) on the corpus, or on its first
+    ``n_texts`` texts (resumable, keyed)."""
     ts = P.train_seeds[0] if train_seed is None else train_seed
-    key = f"{acts_key(P, names)}-ts{ts}"
+    n_texts = None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts   # the whole corpus: one key
+    key = f"{acts_key(P, names)}-ts{ts}" + (f"-n{n_texts}" if n_texts else "")
     out = RunDir(P).acts(key)
     paths = [RunDir(P).model(n, ts) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
         return out
     if launch.should_launch(P):   # the shards dealt over compute.processes ranks
-        launch.run_stage(P, ["activations", "--names", ",".join(names), "--train-seed", str(ts)])
+        launch.run_stage(P, ["activations", "--names", ",".join(names), "--train-seed", str(ts),
+                             *(["--n-texts", str(n_texts)] if n_texts else [])])
         if not is_done(out, key):
             raise RuntimeError(f"activations of {names}: the launch ended without them")
         return out
     loaded = [loading.load_model(p, P.model.dtype) for p in paths]
     tok = loading.load_tokenizer(paths[0])
     c = P.crosscoder
-    info = activations.collect(loaded, tok, corpus(P), layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
+    info = activations.collect(loaded, tok, corpus(P)[:n_texts], layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
                                shard_tokens=c.shard_tokens, max_len=c.max_len)
     if launch.is_main():
         mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
@@ -98,16 +102,18 @@ def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None
 
 def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = None,
                       source: tuple[str, ...] | None = None, n_latents: int | None = None,
-                      seed: int | None = None, tag: str = "", train_seed: int | None = None) -> Crosscoder:
+                      seed: int | None = None, tag: str = "", train_seed: int | None = None,
+                      n_texts: int | None = None) -> Crosscoder:
     """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
     collection when given (e.g. base–RL read out of the base/SFT/RL activations), else are collected for
-    ``names``. ``n_latents`` / ``seed`` override the crosscoder section; ``tag`` names the folder; models are
-    those post-trained with ``train_seed`` (default the first training seed)."""
+    ``names``, on the corpus's first ``n_texts`` texts when given. ``n_latents`` / ``seed`` override the crosscoder
+    section; ``tag`` names the folder; models are those post-trained with ``train_seed`` (default the first
+    training seed)."""
     c = P.crosscoder
     steps, n_latents = steps or c.steps, n_latents or c.n_latents
     seed = P.seed if seed is None else seed
     source = source or names
-    acts = ensure_activations(P, source, train_seed)
+    acts = ensure_activations(P, source, train_seed, n_texts)
     columns = [source.index(n) for n in names]
     key = f"{stage_key(P, 'crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{TRAINER_VERSION}"
     out = crosscoder_dir(P, names, tag)

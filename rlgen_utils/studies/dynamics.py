@@ -36,7 +36,7 @@ def ensure_trajectory(P: Params, seed: int, train_seed: int | None = None):
     D = P.dynamics
     ts = P.train_seeds[0] if train_seed is None else train_seed
     return crosscoder.ensure_crosscoder(P, trajectory_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                      tag=trajectory_tag(seed, ts), train_seed=ts)
+                                        tag=trajectory_tag(seed, ts), train_seed=ts, n_texts=D.n_texts)
 
 
 def trajectory_tag(seed: int, train_seed: int) -> str:
@@ -50,7 +50,7 @@ def ensure_null(P: Params, seed: int) -> Crosscoder:
     D = P.dynamics
     names = trajectory_names(P)
     return crosscoder.ensure_crosscoder(P, ("base",) * len(names), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                        source=names, tag=f"null-copy-seed{seed}")
+                                        source=names, tag=f"null-copy-seed{seed}", n_texts=D.n_texts)
 
 
 def null_table(P: Params) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def ensure_walk_null(P: Params, seed: int) -> Crosscoder:
     for m in paradigms(P):
         crosscoder.ensure_noise_walk(P, m)
     return crosscoder.ensure_crosscoder(P, walk_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                        tag=f"null-walk-seed{seed}")
+                                        tag=f"null-walk-seed{seed}", n_texts=D.n_texts)
 
 
 def walk_table(P: Params) -> pd.DataFrame:
@@ -162,7 +162,7 @@ def pairwise_sets(P: Params, method: str) -> list[set]:
     D = P.dynamics
     names = trajectory_names(P)
     ccs = [crosscoder.ensure_crosscoder(P, ("base", n), steps=D.pair_steps, n_latents=D.n_latents, source=names,
-                                      tag="pair") for n in checkpoint_names(P, method)]
+                                        tag="pair", n_texts=D.n_texts) for n in checkpoint_names(P, method)]
     final = ccs[-1]
     out = []
     for c, cc in enumerate(ccs):

@@ -1,7 +1,7 @@
 """One analysis stage on the ranks of an ``accelerate launch``: what each rank runs when ``compute.processes`` > 1.
 
     python -m accelerate.commands.launch --multi_gpu --num_processes 2 -m rlgen_utils.studies.shard_stage \\
-        --params runs/x/launch/params.yaml activations --names base,sft,grpo --train-seed 0
+        --params runs/x/launch/params.yaml activations --names base,sft,grpo --train-seed 0 [--n-texts N]
     ... -m rlgen_utils.studies.shard_stage --params runs/x/launch/params.yaml evaluate [--finals]
     ... -m rlgen_utils.studies.shard_stage --params runs/x/launch/params.yaml edges --pair base,grpo
 
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     acts = sub.add_parser("activations", help="collect one activation set (notebooks 03, 04)")
     acts.add_argument("--names", required=True, help="comma-separated model names, e.g. base,sft,grpo")
     acts.add_argument("--train-seed", type=int, required=True)
+    acts.add_argument("--n-texts", type=int, default=None, help="the corpus's first n texts (dynamics.n_texts)")
     ev = sub.add_parser("evaluate", help="per-sample scores of every model still unscored (notebook 02)")
     ev.add_argument("--finals", action="store_true", help="final models only (notebooks 05, 06)")
     edges = sub.add_parser("edges", help="edge scores of one circuit pair (notebook 05)")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     with launch.as_rank(args.params) as P:
         if args.stage == "activations":
             from . import crosscoder
-            crosscoder.ensure_activations(P, tuple(args.names.split(",")), args.train_seed)
+            crosscoder.ensure_activations(P, tuple(args.names.split(",")), args.train_seed, args.n_texts)
         elif args.stage == "evaluate":
             from . import evaluate
             evaluate.ensure_scores(P, all_checkpoints=not args.finals)

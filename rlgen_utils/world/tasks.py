@@ -42,6 +42,7 @@ for a real base. Evaluation and RL's reward read only the final answer, whatever
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -283,13 +284,20 @@ def gen_parity(rng: random.Random, cfg) -> Example:
 
 # -------------------------------------------------------------------------------------- far-control families
 def fact_table(n_names: int, seed: int = 1234) -> dict[str, str]:
-    """Invented names → colours, fixed by ``seed``; taught only in pretraining."""
+    """Invented names → colours, fixed by ``seed``; taught only in pretraining (a fresh dict, names sorted)."""
+    return dict(_fact_items(n_names, seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _fact_items(n_names: int, seed: int) -> tuple[tuple[str, str], ...]:
+    """The table as sorted ``(name, colour)`` pairs, built once per (size, seed): every fact example reads it, and
+    building it draws ~5 random letters a name (sampling an evaluation pool rebuilt it tens of thousands of times)."""
     rng = random.Random(seed)
     consonants, vowels = "bdfgklmnprstvz", "aeiou"
     names: set[str] = set()
     while len(names) < n_names:
         names.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(2)) + rng.choice(consonants))
-    return {n: rng.choice(COLOURS) for n in sorted(names)}
+    return tuple((n, rng.choice(COLOURS)) for n in sorted(names))
 
 
 def gen_fact(rng: random.Random, cfg) -> Example:
