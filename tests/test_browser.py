@@ -94,8 +94,18 @@ def _open_and_run_all(page, url: str, token: str, notebook: str, ready: str) -> 
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible", timeout=120_000)
     time.sleep(2)  # let the kernel settle before running
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    started = ".jp-InputPrompt:text-matches('\\[(\\*|\\d+)\\]')"   # a cell queued, running or run
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for _ in range(3):   # a menu click can land before the menu is ready and run nothing (seen once: no cell ran)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_selector(started, timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")   # close a menu left open
+    else:
+        raise AssertionError(f"{notebook}: Run All Cells started no cell in three tries")
     page.wait_for_selector(ready, timeout=300_000)
 
 
