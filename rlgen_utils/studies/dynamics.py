@@ -33,10 +33,16 @@ def trajectory_names(P: Params) -> tuple[str, ...]:
 def ensure_trajectory(P: Params, seed: int, train_seed: int | None = None):
     """The trajectory crosscoder with crosscoder seed ``seed`` over the checkpoints of training seed
     ``train_seed`` (default the first)."""
-    D = P.dynamics
     ts = P.train_seeds[0] if train_seed is None else train_seed
-    return crosscoder.ensure_crosscoder(P, trajectory_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                        tag=trajectory_tag(seed, ts), train_seed=ts, n_texts=D.n_texts)
+    return _ensure(P, trajectory_names(P), seed=seed, tag=trajectory_tag(seed, ts), train_seed=ts)
+
+
+def _ensure(P: Params, names: tuple[str, ...], steps: int | None = None, **kw) -> Crosscoder:
+    """:func:`crosscoder.ensure_crosscoder` with the dynamics section's width, steps (``steps`` for the pairwise
+    ones) and texts: every crosscoder of notebook 04 reads the corpus's first ``dynamics.n_texts`` texts."""
+    D = P.dynamics
+    return crosscoder.ensure_crosscoder(P, names, steps=steps or D.steps, n_latents=D.n_latents, n_texts=D.n_texts,
+                                        **kw)
 
 
 def trajectory_tag(seed: int, train_seed: int) -> str:
@@ -47,10 +53,8 @@ def ensure_null(P: Params, seed: int) -> Crosscoder:
     """The identical-model null of the trajectory: the same crosscoder (steps, width, seed) with the base's
     activations in every checkpoint's slot, read from the trajectory collection. Its checkpoints differ in nothing,
     so whatever overlap their top-K sets show is the level a real paradigm must beat."""
-    D = P.dynamics
     names = trajectory_names(P)
-    return crosscoder.ensure_crosscoder(P, ("base",) * len(names), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                        source=names, tag=f"null-copy-seed{seed}", n_texts=D.n_texts)
+    return _ensure(P, ("base",) * len(names), seed=seed, source=names, tag=f"null-copy-seed{seed}")
 
 
 def null_table(P: Params) -> pd.DataFrame:
@@ -71,11 +75,9 @@ def ensure_walk_null(P: Params, seed: int) -> Crosscoder:
     slot, the base moved along a random walk with that method's geometry — per tensor as far from the base as the
     checkpoint and as far from the previous checkpoint (:func:`rlgen_utils.method.perturb.norm_matched_walk`).
     Overlaps it shows follow from how far and how steadily the weights moved, not from what was learnt."""
-    D = P.dynamics
     for m in paradigms(P):
         crosscoder.ensure_noise_walk(P, m)
-    return crosscoder.ensure_crosscoder(P, walk_names(P), steps=D.steps, n_latents=D.n_latents, seed=seed,
-                                        tag=f"null-walk-seed{seed}", n_texts=D.n_texts)
+    return _ensure(P, walk_names(P), seed=seed, tag=f"null-walk-seed{seed}")
 
 
 def walk_table(P: Params) -> pd.DataFrame:
@@ -161,8 +163,7 @@ def pairwise_sets(P: Params, method: str) -> list[set]:
     checkpoint's top-K by NRN mapped into the final checkpoint's crosscoder by decoder cosine."""
     D = P.dynamics
     names = trajectory_names(P)
-    ccs = [crosscoder.ensure_crosscoder(P, ("base", n), steps=D.pair_steps, n_latents=D.n_latents, source=names,
-                                        tag="pair", n_texts=D.n_texts) for n in checkpoint_names(P, method)]
+    ccs = [_ensure(P, ("base", n), steps=D.pair_steps, source=names, tag="pair") for n in checkpoint_names(P, method)]
     final = ccs[-1]
     out = []
     for c, cc in enumerate(ccs):
