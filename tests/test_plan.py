@@ -51,15 +51,15 @@ def test_training_memory_shrinks_with_devices_and_analysis_does_not(devices):
         assert rows["01 post-train sft ×1 seed(s)"] < one["01 post-train sft ×1 seed(s)"] / 4
 
 
-def test_the_readme_plan_is_what_the_plan_prints_today():
-    """The README's paper-scale plan is written by `python -m rlgen_utils.run.plan --write README.md`; a params or
-    estimate change that is not re-written there leaves the README stating a plan nobody can reproduce."""
+def test_the_paper_scale_plan_in_docs_is_what_the_plan_prints_today():
+    """docs/PAPER_SCALE.md's plan is written by `python -m rlgen_utils.run.plan --write docs/PAPER_SCALE.md`; a params or
+    estimate change that is not re-written there leaves the docs stating a plan nobody can reproduce."""
     from rlgen_utils.run.plan import transcript
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("<!-- plan:begin -->\n", 1)[1].split("\n<!-- plan:end -->", 1)[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "PAPER_SCALE.md").read_text()
+    block = page.split("<!-- plan:begin -->\n", 1)[1].split("\n<!-- plan:end -->", 1)[0]
     assert block == transcript("params/qwen3-4b.yaml", [1, 8], "params/configs/qwen3-4b-base.json"), \
         "re-run: python -m rlgen_utils.run.plan --params params/qwen3-4b.yaml " \
-        "--model-config params/configs/qwen3-4b-base.json --devices 1 8 --write README.md"
+        "--model-config params/configs/qwen3-4b-base.json --devices 1 8 --write docs/PAPER_SCALE.md"
 
 
 def test_the_trajectory_reads_the_dynamics_subset_of_the_corpus():

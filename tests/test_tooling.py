@@ -166,3 +166,36 @@ def test_paths_and_modules_named_in_the_docs_exist():
             if not (as_path.with_suffix(".py").is_file() or (as_path / "__main__.py").is_file()):
                 missing.append(f"{path.relative_to(ROOT)}: python -m {mod}")
     assert not missing, "\n".join(missing)
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``rlgen_utils.a.b.c`` names a module, or an attribute reached from the longest importable prefix."""
+    import importlib
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def test_every_dotted_rlgen_utils_name_resolves():
+    """Code, notebooks, tests, benchmarks and docs name things as ``rlgen_utils.studies.results`` or
+    ``rlgen_utils.method.crosscoder.Crosscoder``; after a move the likely mistake is a name that no longer exists
+    (an error message telling the user to edit a module that moved is worse than none)."""
+    files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / "data" / "README.md", *PKG.rglob("*.py"),
+             *(ROOT / "notebooks").glob("*.py"), *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    bad = []
+    for path in files:
+        if path == Path(__file__) or not path.is_file():
+            continue
+        for name in sorted(set(re.findall(r"\brlgen_utils(?:\.[A-Za-z_]\w*)+", path.read_text()))):
+            if not _resolves(name):
+                bad.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not bad, "names that resolve to nothing:\n" + "\n".join(bad)

@@ -10,7 +10,7 @@ one sparse latent vector, then decodes a separate reconstruction for every model
 
 Because every latent has one decoder vector *per model*, its decoder norms say which models it lives in: a
 latent used only by the tuned model has ‖W_dec[k, base]‖ ≈ 0 (docs/METHOD.md §A2; NRN and MAS in
-:mod:`rlgen_utils.latents`). Two sparsity modes:
+:mod:`rlgen_utils.method.latents`). Two sparsity modes:
 
 * ``l1`` — loss Σ_m ‖x_m − x̂_m‖² + λ Σ_k f_k · Σ_m ‖W_dec[k, m]‖ (the paper's form); λ warms up linearly.
 * ``batchtopk`` — keep the ``k · B`` largest values of f_k · Σ_m ‖W_dec[k, m]‖ over the whole batch, zero the rest

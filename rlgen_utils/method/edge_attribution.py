@@ -73,7 +73,7 @@ def adapter_for(model: Model) -> Adapter:
             break
     else:
         raise ValueError(f"{type(model).__name__}: decoder layers have none of the known block layouts "
-                         f"{list(_STYLES.values())}; add one to rlgen_utils.circuits._STYLES")
+                         f"{list(_STYLES.values())}; add one to rlgen_utils.method.edge_attribution._STYLES")
     parent = layers.rsplit(".", 1)[0] if "." in layers else ""
     finals = [f"{parent}.{n}" if parent else n for n in _FINAL_NORMS]
     final = next((f for f in finals if f in mods), None)

@@ -2,7 +2,7 @@
 
 Each step's batch is a pure function of ``(seed, step)``: examples are drawn from the mixture (the in-domain
 family at ``in_domain_weight`` times the others' weight, arith with its sloppy-solver fraction, see
-:mod:`rlgen_utils.tasks`), tokenised as ``<bos>prompt completion<eos>`` and packed whole into ``batch_rows`` rows
+:mod:`rlgen_utils.world.tasks`), tokenised as ``<bos>prompt completion<eos>`` and packed whole into ``batch_rows`` rows
 of ``seq_len`` tokens (right-padded, loss on every real token). Because batches need no data-loader state,
 resuming from a checkpoint (weights + optimizer moments + step) reproduces an uninterrupted run exactly.
 """

@@ -136,7 +136,7 @@ def read_parquet(path: str | Path, key: str) -> pd.DataFrame | None:
 
 def write_between_markers(path: str | Path, text: str, tag: str = "results") -> None:
     """Replace what lies between ``<!-- tag:begin -->`` and ``<!-- tag:end -->`` in ``path`` (a generated block of
-    the README) with ``text``; everything else stays."""
+    the README or a page under docs/) with ``text``; everything else stays."""
     path = Path(path)
     begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     doc = path.read_text()

@@ -168,9 +168,9 @@ def transcript(params: str, devices: list[int], model_config: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m rlgen_utils.run.plan --params P --model-config C --devices 1 8 [--write README.md]``: the plan at
+    """``python -m rlgen_utils.run.plan --params P --model-config C --devices 1 8 [--write docs/PAPER_SCALE.md]``: the plan at
     each device count, as the runner's ``--plan`` prints it; ``--write`` puts it between the file's
-    ``<!-- plan:begin -->`` and ``<!-- plan:end -->`` markers (the README's paper-scale section)."""
+    ``<!-- plan:begin -->`` and ``<!-- plan:end -->`` markers (``docs/PAPER_SCALE.md``)."""
     import argparse
 
     from .artifacts import write_between_markers

@@ -1,15 +1,16 @@
-"""The README's results section, computed from finished run folders — never typed by hand.
+"""The generated results pages, computed from finished run folders — never typed by hand.
 
     .venv/bin/python -m rlgen_utils.studies.results --params RUN/default.yaml --seeds RUN3/default-3seeds.yaml \
-        [--timing benchmarks/results/study-default.json ...] [--write README.md]
+        [--timing benchmarks/results/study-default.json ...] [--write docs/RESULTS.md] [--claims README.md]
 
 ``--params`` is a one-seed run (base accuracy, the SFT sweep, pools, changed parameters); ``--seeds`` a run with
 several training seeds (the class-level contrasts with hierarchical intervals, the KL fits, the
 pre-registration). Both must be finished (notebooks 01 and 02 at least): the script reads what they wrote and
 refuses an unfinished run rather than computing anything large. With ``--write`` the Markdown replaces the part
-of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--real RUN/smollm2.yaml`` writes a
-real pretrained LM's section instead (per family and per class changes, claims table, pools, timing) between
-``<!-- real:begin -->`` and ``<!-- real:end -->``.
+of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->`` (``docs/RESULTS.md``); ``--claims``
+writes the claims table alone between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` (the README's front
+page). ``--real RUN/smollm2.yaml`` writes a real pretrained LM's section instead (per family and per class changes,
+claims table, pools, timing) between ``<!-- real:begin -->`` and ``<!-- real:end -->`` (``docs/REAL_LM.md``).
 """
 from __future__ import annotations
 
@@ -176,24 +177,28 @@ def render(one: Params, many: Params | None, timings: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="The README's results section, from finished run folders.")
+    ap = argparse.ArgumentParser(description="The generated results pages, from finished run folders.")
     ap.add_argument("--params", help="a finished one-seed organism run (the main results section)")
     ap.add_argument("--seeds", default=None)
     ap.add_argument("--timing", nargs="*", default=[])
     ap.add_argument("--real", default=None, help="a finished run of a real pretrained LM (its own section, between "
                     "the <!-- real:begin/end --> markers)")
-    ap.add_argument("--write", default=None)
+    ap.add_argument("--write", default=None, help="the page whose results (or real) block to replace")
+    ap.add_argument("--claims", default=None, help="a page whose claims block gets the --params run's claims table")
     a = ap.parse_args(argv)
     if (a.params is None) == (a.real is None):
         ap.error("give --params (the organism's section) or --real (a real LM's section)")
-    if a.real:
-        text, tag = render_real(load_params(a.real), a.timing), "real"
-    else:
-        text, tag = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing), "results"
-    if a.write:
-        write_between_markers(Path(a.write), text, tag)
-    else:
-        print(text)
+    if a.write or not a.claims:
+        if a.real:
+            text, tag = render_real(load_params(a.real), a.timing), "real"
+        else:
+            text, tag = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing), "results"
+        if a.write:
+            write_between_markers(Path(a.write), text, tag)
+        else:
+            print(text)
+    if a.claims:
+        write_between_markers(Path(a.claims), verdict_section(load_params(a.real or a.params)), "claims")
     return 0
 
 

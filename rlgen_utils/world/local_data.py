@@ -1,4 +1,4 @@
-"""Real benchmarks from local JSONL files, turned into :class:`~rlgen_utils.tasks.Example` s.
+"""Real benchmarks from local JSONL files, turned into :class:`~rlgen_utils.world.tasks.Example` s.
 
 Two shapes, one JSON object per line:
 
