@@ -18,7 +18,7 @@ import torch
 from common import write_result  # also puts the repo on sys.path
 
 from rlgen_utils.method import activations
-from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, train
+from rlgen_utils.method.crosscoder import Crosscoder, train
 from rlgen_utils.run import config, session
 from rlgen_utils.studies import crosscoder
 
@@ -36,8 +36,7 @@ def data(P, n_batches: int):
 
 def time_crosscoder(P, xs, dense: bool = False) -> float:
     C = P.crosscoder
-    cc = Crosscoder(CrosscoderConfig(n_models=xs[0].shape[1], d_model=xs[0].shape[2], n_latents=C.n_latents,
-                                     sparsity="batchtopk", k=C.k, dead_after_tokens=C.dead_after_tokens))
+    cc = Crosscoder(crosscoder.crosscoder_config(P, xs[0].shape[1], xs[0].shape[2], sparsity="batchtopk"))
     if dense:                                       # the reference path, every latent of every token
         cc.loss = cc.loss_dense                     # type: ignore[method-assign]
     t0 = time.perf_counter()

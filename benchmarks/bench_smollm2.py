@@ -97,15 +97,15 @@ def rollout(P, repeats: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------ crosscoder
 def crosscoder_flops(P, repeats: int, steps: int = 20) -> dict:
-    from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, train
+    from rlgen_utils.method.crosscoder import Crosscoder, train
+    from rlgen_utils.studies.crosscoder import crosscoder_config
     C, D, M = P.crosscoder, 576, 3
     B, L = C.batch_size, C.n_latents
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(B, M, D, generator=g) for _ in range(steps)]
 
     def step_all():
-        cc = Crosscoder(CrosscoderConfig(n_models=M, d_model=D, n_latents=L, sparsity="batchtopk", k=C.k,
-                                         dead_after_tokens=C.dead_after_tokens))
+        cc = Crosscoder(crosscoder_config(P, M, D, L, sparsity="batchtopk"))
         train(cc, iter(xs), steps, lr=C.lr, show_progress=False, log_every=10**9, resample_every=0)
 
     a, w = torch.randn(B, M * D, generator=g), torch.randn(M * D, L, generator=g)
@@ -171,12 +171,12 @@ def one(P, stage: str, size: int) -> dict:
                                 batch_size=P.crosscoder.collect_batch_size, shard_tokens=P.crosscoder.shard_tokens,
                                 max_len=P.crosscoder.max_len)
     elif stage == "crosscoder":
-        from rlgen_utils.method.crosscoder import Crosscoder, CrosscoderConfig, train
+        from rlgen_utils.method.crosscoder import Crosscoder, train
+        from rlgen_utils.studies.crosscoder import crosscoder_config
         C = P.crosscoder
         g = torch.Generator().manual_seed(0)
         batches = (torch.randn(C.batch_size, 3, 576, generator=g) for _ in range(size))
-        cc = Crosscoder(CrosscoderConfig(n_models=3, d_model=576, n_latents=C.n_latents, sparsity="batchtopk", k=C.k,
-                                         dead_after_tokens=C.dead_after_tokens))
+        cc = Crosscoder(crosscoder_config(P, 3, 576, sparsity="batchtopk"))
         t0 = time.perf_counter()
         train(cc, batches, size, lr=C.lr, show_progress=False, log_every=10**9, resample_every=C.resample_every)
     else:

@@ -19,7 +19,7 @@ from pathlib import Path
 from common import ROOT  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import crosscoder
+from rlgen_utils.studies import baselines, crosscoder
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     P = config.load_params(args.params)
     session.init(P)
     t0 = time.perf_counter()
-    tables = {k: crosscoder.detection_power(P, per_rate=args.per_rate, seeds=tuple(args.seeds), coef_rel=k)
+    tables = {k: baselines.detection_power(P, per_rate=args.per_rate, seeds=tuple(args.seeds), coef_rel=k)
               for k in args.coefs}
     seconds = time.perf_counter() - t0
     c = P.crosscoder

@@ -4,7 +4,7 @@
 
 Needs a run whose notebook 03 has collected activations. For BatchTopK (notebook 03's pairs, reused) and an L1
 crosscoder at each penalty, trains the base–SFT, base–RL and base–base-copy pair crosscoders exactly as notebook
-03 does (:func:`rlgen_utils.studies.crosscoder.sparsity_comparison`) and tabulates held-out FVU, L0 and the
+03 does (:func:`rlgen_utils.studies.baselines.sparsity_comparison`) and tabulates held-out FVU, L0 and the
 tuned-only counts; the L1 penalty whose L0 is closest to BatchTopK's is the matched one. Minder et al. (2025)
 find that L1's decoder-norm penalty produces tuned-only latents that are not (latent scaling shows them in both
 models); here the identical copy says how many such latents the method makes with nothing to find, and latent
@@ -20,7 +20,7 @@ from pathlib import Path
 from common import ROOT  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import crosscoder
+from rlgen_utils.studies import baselines
 from rlgen_utils.studies.results import markdown_table
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     P = config.load_params(args.params)
     session.init(P)
     t0 = time.perf_counter()
-    table = crosscoder.sparsity_comparison(P, tuple(args.l1))
+    table = baselines.sparsity_comparison(P, tuple(args.l1))
     seconds = time.perf_counter() - t0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -45,7 +45,7 @@ def main() -> None:
              f"{c.resample_every} steps; held-out FVU and L0 on every tenth corpus text; tuned-only = NRN > "
              f"{c.nrn_high}.", "", markdown_table(table, ".3f", index=False), ""]
     for what, by in (("L0", "mean L0"), ("FVU", "held-out FVU (tuned slot)")):
-        matched = crosscoder.matched_l1(table, by)
+        matched = baselines.matched_l1(table, by)
         m = table[table.sparsity == matched].set_index("pair")
         lines.append(f"{what}-matched L1 setting: **{matched}** (mean L0 {m['mean L0'].mean():.1f}, FVU "
                      f"{m['held-out FVU (tuned slot)'].mean():.3f}; BatchTopK {b['mean L0'].mean():.1f}, "

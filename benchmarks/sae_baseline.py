@@ -4,7 +4,7 @@
 
 Needs a run whose notebook 03 has collected activations. Trains (once; cached in the run folder) a sae-lens
 BatchTopK SAE with sae-lens's own trainer on the base's activations of the corpus's training texts, at the
-crosscoder's width, k, steps and learning rate (:func:`rlgen_utils.studies.crosscoder.ensure_sae_baseline`), then
+crosscoder's width, k, steps and learning rate (:func:`rlgen_utils.studies.baselines.ensure_sae_baseline`), then
 reads its FVU on every model's activations of the same held-out tokens (:func:`~rlgen_utils.studies.crosscoder.
 sae_baseline`): how far each tuned model moved off the base's own dictionary. Beside it, the three-model
 crosscoder's held-out FVU per model (notebook 03's quality table), which has a dictionary for each model.
@@ -19,7 +19,7 @@ from pathlib import Path
 from common import ROOT  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import crosscoder
+from rlgen_utils.studies import baselines, crosscoder
 from rlgen_utils.studies.results import markdown_table
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     c = P.crosscoder
     trio = ("base", c.sft_method, c.rl_method)
     t0 = time.perf_counter()
-    table = crosscoder.sae_baseline(P, trio)
+    table = baselines.sae_baseline(P, trio)
     seconds = time.perf_counter() - t0
     q = crosscoder.quality(P, crosscoder.ensure_crosscoder(P, trio), trio).set_index("model")
     table["held-out FVU (three-model crosscoder)"] = [float(q.loc[m, "held-out FVU"]) for m in table.model]

@@ -35,7 +35,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import crosscoder, start, verdicts
+from rlgen_utils.studies import crosscoder, crosscoder_claims, nulls, start, verdicts
 from rlgen_utils.viz import plots
 from rlgen_utils.viz.inspector import FeatureInspector
 
@@ -81,7 +81,7 @@ crosscoder.quality(P, cc3, TRIO)
 plots.mas_distributions(crosscoder.mas(cc3), list(TRIO), C.mas_specific_above)
 
 # %%
-null3 = crosscoder.ensure_null_trios(P, TRIO)
+null3 = nulls.ensure_null_trios(P, TRIO)
 owned = crosscoder.ownership(P, cc3, TRIO, null3)
 owned
 
@@ -112,8 +112,8 @@ crosscoder.latent_scaling(P, cc3, TRIO)
 # (`benchmarks/l1_vs_batchtopk.py`; Minder et al. 2025 find L1 makes tuned-only latents that are not).
 
 # %%
-nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **crosscoder.ensure_null_pair(P, TRIO),
-                              **crosscoder.ensure_noise_pairs(P, TRIO)})
+nrn = crosscoder.nrn_by_pair({**crosscoder.ensure_pairs(P, TRIO), **nulls.ensure_null_pair(P, TRIO),
+                              **nulls.ensure_noise_pairs(P, TRIO)})
 plots.nrn_histograms(nrn, C.nrn_low, C.nrn_high)
 
 # %%
@@ -132,7 +132,7 @@ crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 # Computed from the decoder norms above:
 
 # %%
-Markdown(crosscoder.findings(P, cc3, TRIO, nrn, owned))
+Markdown(crosscoder_claims.findings(P, cc3, TRIO, nrn, owned))
 
 # %% [markdown]
 # ## Verdicts
@@ -141,7 +141,7 @@ Markdown(crosscoder.findings(P, cc3, TRIO, nrn, owned))
 # (`verdicts/03_crosscoder.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn, owned))
+verdicts.record(P, "03_crosscoder", crosscoder_claims.verdicts(P, TRIO, nrn, owned))
 
 # %% [markdown]
 # ## The features in sae-lens
@@ -150,7 +150,7 @@ verdicts.record(P, "03_crosscoder", crosscoder.verdicts(P, TRIO, nrn, owned))
 # tools open rlgen's features on the model's raw residual stream: `sae_lens.SAE.load_from_disk(folder)`.
 # The standard per-model baseline — a sae-lens SAE trained with sae-lens's own trainer on the base alone, read on
 # every model's held-out activations (how far each tuned model moved off the base's dictionary) — is
-# `docs/sae_baseline.md` (`benchmarks/sae_baseline.py`; `crosscoder.sae_baseline(P)` here gives the same table).
+# `docs/sae_baseline.md` (`benchmarks/sae_baseline.py`; `baselines.sae_baseline(P)` here gives the same table).
 
 # %%
 crosscoder.export_slices(P, cc3, TRIO)

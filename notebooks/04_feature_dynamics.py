@@ -36,7 +36,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import dynamics, start, verdicts
+from rlgen_utils.studies import dynamics, dynamics_claims, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -92,7 +92,7 @@ walk = dynamics.walk_table(P)
 dynamics.summary(walk) if not walk.empty else "random-walk null skipped (dynamics.walk_seeds: [])"
 
 # %%
-Markdown(dynamics.null_findings(P, table, null, walk))
+Markdown(dynamics_claims.null_findings(P, table, null, walk))
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
@@ -120,7 +120,7 @@ pairs
 # and the random walks):
 
 # %%
-Markdown(dynamics.findings(P, table, pairs, null, walk))
+Markdown(dynamics_claims.findings(P, table, pairs, null, walk))
 
 # %% [markdown]
 # ## Verdicts
@@ -129,4 +129,4 @@ Markdown(dynamics.findings(P, table, pairs, null, walk))
 # (`verdicts/04_feature_dynamics.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "04_feature_dynamics", dynamics.verdicts(P, table, null, walk))
+verdicts.record(P, "04_feature_dynamics", dynamics_claims.verdicts(P, table, null, walk))

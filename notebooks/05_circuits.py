@@ -45,7 +45,7 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
-from rlgen_utils.studies import circuits, evaluate, start, verdicts
+from rlgen_utils.studies import circuit_claims, circuits, circuits_exact, evaluate, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -69,7 +69,7 @@ table = circuits.metric_table(P, folders)
 circuits.headline(P, table)
 
 # %%
-Markdown(circuits.findings(P, table))
+Markdown(circuit_claims.findings(P, table))
 
 # %% [markdown]
 # ## Verdicts
@@ -78,7 +78,7 @@ Markdown(circuits.findings(P, table))
 # (`verdicts/05_circuits.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "05_circuits", circuits.verdicts(P, table))
+verdicts.record(P, "05_circuits", circuit_claims.verdicts(P, table))
 
 # %% [markdown]
 # ## Robustness: every α and every score kind
@@ -89,7 +89,7 @@ for metric in ("intensity", "entropy", "kurtosis"):
     plots.metric_vs_alpha(table, metric, C.scores[0]).show()
 
 # %%
-circuits.robustness(P, table)
+circuit_claims.robustness(P, table)
 
 # %% [markdown]
 # ## Where the change happens: relative change per edge
@@ -109,16 +109,16 @@ plots.node_entropy_bars(circuits.node_entropies(P, folders))
 # first block look unimportant, while removing them changes the loss a lot. The table shows both sums.
 
 # %%
-exact = circuits.ensure_exact(P, evaluate.ensure_scores(P, all_checkpoints=False))
-first_KRS, exact_KRS, eg = circuits.load_exact(exact)
-agree = circuits.agreement(first_KRS, exact_KRS, eg)
+exact = circuits_exact.ensure_exact(P, evaluate.ensure_scores(P, all_checkpoints=False))
+first_KRS, exact_KRS, eg = circuits_exact.load_exact(exact)
+agree = circuits_exact.agreement(first_KRS, exact_KRS, eg)
 agree["per_receiver"]
 
 # %%
 plots.first_order_vs_exact(first_KRS, exact_KRS, eg.mask_RS.numpy(), eg.edge_names())
 
 # %%
-Markdown(circuits.exact_findings(agree))
+Markdown(circuit_claims.exact_findings(agree))
 
 # %% [markdown]
 # ## The paper's metrics from exact ablation
@@ -131,7 +131,7 @@ Markdown(circuits.exact_findings(agree))
 circuits.headline(P, table, score="exact")
 
 # %%
-circuits.first_order_vs_exact(P, table)
+circuit_claims.first_order_vs_exact(P, table)
 
 # %%
-Markdown(circuits.exact_agreement_findings(P, table))
+Markdown(circuit_claims.exact_agreement_findings(P, table))

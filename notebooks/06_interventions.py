@@ -46,8 +46,8 @@ params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make repro
 # %%
 from IPython.display import Markdown
 
+from rlgen_utils.studies import explorer_inputs, intervention_claims, start, verdicts
 from rlgen_utils.studies import interventions as study
-from rlgen_utils.studies import start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -63,13 +63,13 @@ print(f"selection families {study.selection_families(P)}; rule={I.selection}, en
 setup = study.Setup(P)
 pool = study.ensure_pool(P)
 sel = study.ensure_selection(P, setup, pool)
-study.set_table(sel)
+intervention_claims.set_table(sel)
 
 # %%
 plots.score_curves(sel.scores, I.fraction if sel.rule == "paper" else None)
 
 # %%
-plots.family_overlap(*study.family_overlap(sel))
+plots.family_overlap(*intervention_claims.family_overlap(sel))
 
 # %% [markdown]
 # ## Disable in RL, amplify in the base: the intervention table
@@ -104,7 +104,7 @@ plots.dose_curves(study.dose_response(P, results))
 # ## Findings
 
 # %%
-Markdown(study.findings(P, sel, control, study.identity_check(results)))
+Markdown(intervention_claims.findings(P, sel, control, study.identity_check(results)))
 
 # %% [markdown]
 # ## Verdicts
@@ -113,7 +113,7 @@ Markdown(study.findings(P, sel, control, study.identity_check(results)))
 # (`verdicts/06_interventions.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "06_interventions", study.verdicts(P, sel, control))
+verdicts.record(P, "06_interventions", intervention_claims.verdicts(P, sel, control))
 
 # %% [markdown]
 # ## Explore: pick a latent set, a model, a factor and a prompt
@@ -121,7 +121,7 @@ verdicts.record(P, "06_interventions", study.verdicts(P, sel, control))
 # %%
 from rlgen_utils.viz.explorer import InterventionExplorer
 
-explorer = InterventionExplorer(setup, study.explorer_sets(P, setup, sel), study.explorer_prompts(P, pool, sel),
+explorer = InterventionExplorer(setup, explorer_inputs.sets(P, setup, sel), explorer_inputs.prompts(P, pool, sel),
                                 max_new_tokens=P.eval.max_new_tokens)
 explorer.render()
 explorer.widget

@@ -7,7 +7,7 @@ import torch
 from rlgen_utils.method import activations, circuit_metrics, edge_attribution
 from rlgen_utils.models import loading
 from rlgen_utils.run import config
-from rlgen_utils.studies import circuits
+from rlgen_utils.studies import circuit_claims, circuits, circuits_exact
 
 
 def llama(n_layers=2, eps=1e-5):
@@ -236,7 +236,7 @@ def test_truncation_keeps_at_least_one_token():
 def test_agreement_is_perfect_for_identical_scores():
     g = edge_attribution.Graph(2)
     W = np.random.default_rng(0).standard_normal((4, 5, 5)) * g.mask_RS.numpy()
-    a = circuits.agreement(W, W, g)
+    a = circuits_exact.agreement(W, W, g)
     assert a["overall_mean_scores"] == pytest.approx(1.0)
     assert a["per_receiver"].spearman.dropna().to_list() == pytest.approx([1.0, 1.0, 1.0])
 
@@ -273,12 +273,12 @@ def test_findings_verdict_follows_the_intervals(write_params):
     up, flat = (0.1, 0.3), (-0.1, 0.2)
     rows = [("sft → sft_grpo", "sft_grpo", m, *up) for m in ("intensity", "entropy", "kurtosis")]
     rows += [("sft → sft_dpo", "sft_dpo", m, *flat) for m in ("intensity", "entropy", "kurtosis")]
-    text = circuits.findings(P, _table(rows))
+    text = circuit_claims.findings(P, _table(rows))
     assert "**reproduced**" in text and "1/1 online-RL pairs and 0/1 DPO pairs" in text
     rows[3] = ("sft → sft_dpo", "sft_dpo", "intensity", *up)
     rows[4] = ("sft → sft_dpo", "sft_dpo", "entropy", *up)
-    assert "**not reproduced**" in circuits.findings(P, _table(rows))
-    rob = circuits.robustness(P, _table(rows))
+    assert "**not reproduced**" in circuit_claims.findings(P, _table(rows))
+    rob = circuit_claims.robustness(P, _table(rows))
     assert rob.loc["sft → sft_grpo", "intensity"] == "↑1 ↓0 ·0" and rob.loc["sft → sft_grpo", "kurtosis"] == "↑1 ↓0 ·0"
 
 
@@ -286,7 +286,7 @@ def test_tables_and_findings_survive_pairs_without_questions(write_params):
     P = config.load_params(write_params())
     empty = circuits._metric_table(P, {})
     assert empty.empty and "metric" in empty.columns
-    assert "No pair had enough questions" in circuits.findings(P, empty)
+    assert "No pair had enough questions" in circuit_claims.findings(P, empty)
     assert list(circuits.headline(P, empty).columns) == list(circuit_metrics.METRICS)
 
 
@@ -355,6 +355,6 @@ def test_exact_findings_say_when_no_question_was_ablated():
     g = edge_attribution.graph_of(model)
     n = 2 * g.n_layers + 1
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
-        agree = circuits.agreement(np.zeros((0, n, n)), np.zeros((0, n, n)), g)
-    text = circuits.exact_findings(agree)
+        agree = circuits_exact.agreement(np.zeros((0, n, n)), np.zeros((0, n, n)), g)
+    text = circuit_claims.exact_findings(agree)
     assert "not run" in text and "nan" not in text, "no ablated question must not read as a Spearman of nan"

@@ -199,3 +199,41 @@ def test_every_dotted_rlgen_utils_name_resolves():
             if not _resolves(name):
                 bad.append(f"{path.relative_to(ROOT)}: {name}")
     assert not bad, "names that resolve to nothing:\n" + "\n".join(bad)
+
+
+# the notebook each studies module belongs to (0: shared by all); None: a driver above every notebook
+NOTEBOOK = {"verdicts": 0, "train": 1, "evaluate": 2, "forgetting": 2, "prereg": 2, "crosscoder": 3, "nulls": 3,
+            "baselines": 3, "crosscoder_claims": 3, "dynamics": 4, "dynamics_claims": 4, "circuits": 5,
+            "circuits_exact": 5, "circuit_claims": 5, "interventions": 6, "intervention_claims": 6,
+            "explorer_inputs": 6, "results": None, "train_method": None, "shard_stage": None}
+STAGES = {"train", "evaluate", "crosscoder", "dynamics", "circuits", "interventions"}
+
+
+def _studies_imports(path: Path) -> set[str]:
+    out = set()
+    for mod, names in _imports(path):
+        if mod == "rlgen_utils.studies":
+            out |= {n for n in names if n in NOTEBOOK}
+        elif mod.startswith("rlgen_utils.studies."):
+            out.add(mod.split(".")[2])
+    return out
+
+
+def test_studies_import_only_earlier_notebooks_and_claims_only_from_results():
+    """The rule stated in ``rlgen_utils/studies/__init__.py``: notebook order downwards, stages never import the
+    modules built on them, claims are leaves read by ``results`` alone."""
+    modules = {p.stem: p for p in (PKG / "studies").glob("*.py") if p.stem != "__init__"}
+    assert set(modules) == set(NOTEBOOK), f"give each studies module its notebook here: {set(modules) ^ set(NOTEBOOK)}"
+    wrong = []
+    for name, path in modules.items():
+        for dep in _studies_imports(path) - {name}:
+            mine, theirs = NOTEBOOK[name], NOTEBOOK[dep]
+            if theirs is None:
+                wrong.append(f"{name} imports the driver {dep}")
+            elif dep.endswith("_claims") and name != "results":
+                wrong.append(f"{name} imports the claims module {dep} (only results may)")
+            elif mine is not None and theirs > mine:
+                wrong.append(f"{name} (notebook {mine:02d}) imports {dep} of a later notebook ({theirs:02d})")
+            elif name in STAGES and theirs == mine and dep not in STAGES:
+                wrong.append(f"the stage module {name} imports {dep}, which builds on it")
+    assert not wrong, "\n".join(wrong)

@@ -17,7 +17,7 @@ from rlgen_utils.method import circuit_metrics
 from rlgen_utils.models import posttrain
 from rlgen_utils.run import config, keys, session
 from rlgen_utils.run.rundir import RunDir
-from rlgen_utils.studies import train
+from rlgen_utils.studies import baselines, intervention_claims, nulls, train
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -204,7 +204,7 @@ def test_every_edit_condition_runs_on_a_given_selection(smoke_run):
     control = study.random_control(P2, results)
     assert list(control.intervention) == ["disable", "amplify"] and len(control.random.iloc[0]) == 2
     assert len(study.dose_response(P2, results)) == 2 * 2 * 3
-    assert "causal beyond random sets" in study.findings(P2, sel, control, study.identity_check(results))
+    assert "causal beyond random sets" in intervention_claims.findings(P2, sel, control, study.identity_check(results))
 
 
 def test_contrast_selection_runs_on_the_smoke_models(smoke_run):
@@ -220,7 +220,7 @@ def test_contrast_selection_runs_on_the_smoke_models(smoke_run):
     for fam, kept in sel.sets.items():
         p, score = torch.tensor(sel.pvalues[fam]), torch.tensor(sel.scores[fam])
         assert ((p > 0) & (p <= 1)).all() and (score[kept] > 0).all()
-    assert "not reachable" in study.selection_power(P2, sel)
+    assert "not reachable" in intervention_claims.selection_power(P2, sel)
 
 
 def test_notebooks_03_to_06_record_typed_verdicts(smoke_run):
@@ -247,12 +247,11 @@ def test_random_walk_models_keep_each_checkpoints_distance_and_step(smoke_run):
     """The 04 null's models (written by the smoke run): per tensor as far from the base as each checkpoint and as
     far from the previous one, not along the real update."""
     from rlgen_utils.models import loading
-    from rlgen_utils.studies import crosscoder
     P, _ = smoke_run
     run, method = RunDir(P), P.crosscoder.sft_method
     state = lambda path: {k: v.detach().double() for k, v in loading.load_model(path, "float32").named_parameters()}
     base = state(run.model("base"))
-    walk = [state(p) for p in crosscoder.ensure_noise_walk(P, method)]   # done: loads, trains nothing
+    walk = [state(p) for p in nulls.ensure_noise_walk(P, method)]   # done: loads, trains nothing
     real = [state(run.model(f"{method}@{k}")) for k in range(1, P.posttrain.n_checkpoints + 1)]
     name = max(base, key=lambda k: (real[-1][k] - base[k]).norm())       # the tensor post-training moved most
     for k in range(len(real)):
@@ -267,10 +266,10 @@ def test_random_walk_models_keep_each_checkpoints_distance_and_step(smoke_run):
 def test_l1_and_batchtopk_pairs_are_compared_on_the_smoke_run(smoke_run, tmp_path):
     from rlgen_utils.studies import crosscoder
     P, _ = _copy_run(smoke_run[0], tmp_path)   # new artifacts go to a copy, with that copy's provenance
-    table = crosscoder.sparsity_comparison(P, (1.0,))
+    table = baselines.sparsity_comparison(P, (1.0,))
     assert set(table.sparsity) == {f"batchtopk k={P.crosscoder.k}", "l1 λ=1"} and len(table) == 6
     assert (table["held-out FVU (tuned slot)"] >= 0).all() and (table["alive"] > 0).all()
-    assert crosscoder.matched_l1(table) == "l1 λ=1"
+    assert baselines.matched_l1(table) == "l1 λ=1"
     confirmed = next(c for c in table.columns if c.startswith("tuned-only confirmed by latent scaling"))
     assert (table[confirmed] <= table["tuned-only"]).all(), "latent scaling can only confirm tuned-only latents"
     assert crosscoder.crosscoder_dir(P, ("base", "sft"), "sparsity-l1-1").is_dir(), "L1 pairs are cached apart"
@@ -279,12 +278,11 @@ def test_l1_and_batchtopk_pairs_are_compared_on_the_smoke_run(smoke_run, tmp_pat
 def test_sae_lens_baseline_trains_on_the_base_and_reads_every_model(smoke_run, tmp_path):
     from sae_lens import SAE
 
-    from rlgen_utils.studies import crosscoder
     P, _ = _copy_run(smoke_run[0], tmp_path)
-    table = crosscoder.sae_baseline(P)
+    table = baselines.sae_baseline(P)
     assert list(table.model) == ["base", "sft", "grpo"]
     assert (table["held-out FVU (base's SAE)"] > 0).all() and (table["mean L0"] > 0).all()
-    sae = SAE.load_from_disk(str(crosscoder.ensure_sae_baseline(P)))   # done: loads, trains nothing
+    sae = SAE.load_from_disk(str(baselines.ensure_sae_baseline(P)))   # done: loads, trains nothing
     assert sae.cfg.d_sae == P.crosscoder.n_latents
 
 

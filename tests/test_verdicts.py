@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from rlgen_utils.run.config import load_params
-from rlgen_utils.studies import crosscoder, dynamics, results, verdicts
+from rlgen_utils.studies import (
+    baselines,
+    circuit_claims,
+    crosscoder_claims,
+    dynamics_claims,
+    intervention_claims,
+    nulls,
+    results,
+    verdicts,
+)
 from rlgen_utils.studies.verdicts import Verdict, decide
 
 
@@ -32,8 +41,8 @@ def _nrn(n_tuned: int, n: int = 100) -> torch.Tensor:
 
 
 def _pairs(sft: int, rl: int, copy: int, noise_sft: int, noise_rl: int) -> dict:
-    return {"base–sft": _nrn(sft), "base–grpo": _nrn(rl), crosscoder.NULL_PAIR: _nrn(copy),
-            crosscoder.noise_pair_name("sft"): _nrn(noise_sft), crosscoder.noise_pair_name("grpo"): _nrn(noise_rl)}
+    return {"base–sft": _nrn(sft), "base–grpo": _nrn(rl), nulls.NULL_PAIR: _nrn(copy),
+            nulls.noise_pair_name("sft"): _nrn(noise_sft), nulls.noise_pair_name("grpo"): _nrn(noise_rl)}
 
 
 @pytest.mark.parametrize("counts,expected", [
@@ -43,7 +52,7 @@ def _pairs(sft: int, rl: int, copy: int, noise_sft: int, noise_rl: int) -> dict:
     ((2, 9, 0, 0, 0), "not reproduced"),      # the opposite of the paper
 ])
 def test_ownership_verdict_subtracts_the_larger_null(P, counts, expected):
-    [v] = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(*counts))
+    [v] = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(*counts))
     assert v.decision == expected, v.detail
     assert "identical copy" in v.null and v.limit
 
@@ -51,8 +60,8 @@ def test_ownership_verdict_subtracts_the_larger_null(P, counts, expected):
 def _owned(real: tuple[int, int], copy: tuple[int, int], noise: tuple[int, int]) -> pd.DataFrame:
     """:func:`crosscoder.ownership` with the three-model nulls: (sft, grpo) owned counts per column."""
     return pd.DataFrame({"owner": ["base", "sft", "grpo", "shared"],
-                         "crosscoder": [3, *real, 500], crosscoder.COPY_TRIO: [2, *copy, 500],
-                         crosscoder.NOISE_TRIO: [2, *noise, 500]})
+                         "crosscoder": [3, *real, 500], nulls.COPY_TRIO: [2, *copy, 500],
+                         nulls.NOISE_TRIO: [2, *noise, 500]})
 
 
 @pytest.mark.parametrize("real,copy,noise,expected", [
@@ -62,7 +71,7 @@ def _owned(real: tuple[int, int], copy: tuple[int, int], noise: tuple[int, int])
     ((4, 30), (2, 2), (5, 3), "not reproduced"),      # the opposite of the paper
 ])
 def test_three_model_ownership_verdict_reads_both_three_model_nulls(P, real, copy, noise, expected):
-    pair, mas = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1),
+    pair, mas = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1),
                                     _owned(real, copy, noise))
     assert pair.decision == "reproduced", "the pair view must not be changed by the three-model nulls"
     assert mas.decision == expected, mas.detail
@@ -85,13 +94,13 @@ def _null(lo: float, hi: float) -> pd.DataFrame:
 
 
 def test_dynamics_verdict_needs_separated_seed_ranges_and_a_cleared_null(P):
-    stable, evolving = dynamics.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45))
+    stable, evolving = dynamics_claims.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45))
     assert stable.decision == "reproduced" and evolving.decision == "reproduced"
-    overlapping = dynamics.verdicts(P, _overlaps((0.4, 0.7), (0.3, 0.5)), _null(0.1, 0.2))
+    overlapping = dynamics_claims.verdicts(P, _overlaps((0.4, 0.7), (0.3, 0.5)), _null(0.1, 0.2))
     assert {v.decision for v in overlapping} == {"not testable at this power"}, "overlapping seed ranges decide nothing"
-    inside = dynamics.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.1, 0.9))
+    inside = dynamics_claims.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.1, 0.9))
     assert {v.decision for v in inside} == {"not reproduced"}, "a value inside the identical-copy null is no evidence"
-    reverse = dynamics.verdicts(P, _overlaps((0.2, 0.3), (0.6, 0.7)), _null(0.35, 0.45))
+    reverse = dynamics_claims.verdicts(P, _overlaps((0.2, 0.3), (0.6, 0.7)), _null(0.35, 0.45))
     assert {v.decision for v in reverse} == {"not reproduced"}
 
 
@@ -101,18 +110,18 @@ def _walk(sft: float, rl: float) -> pd.DataFrame:
 
 def test_dynamics_verdict_asks_for_more_than_random_walks_of_the_same_geometry_give(P):
     table, null = _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45)
-    weak = dynamics.verdicts(P, table, null, _walk(0.7, 0.2))      # walks differ by 0.50, the models by 0.40
+    weak = dynamics_claims.verdicts(P, table, null, _walk(0.7, 0.2))      # walks differ by 0.50, the models by 0.40
     assert {v.decision for v in weak} == {"not reproduced"}, (
         "an SFT−RL difference that random walks of the same geometry show too is not evidence of dynamics")
-    strong = dynamics.verdicts(P, table, null, _walk(0.4, 0.35))   # walks differ by 0.05
+    strong = dynamics_claims.verdicts(P, table, null, _walk(0.4, 0.35))   # walks differ by 0.05
     assert {v.decision for v in strong} == {"reproduced"}
     assert "random walks" in strong[0].null
-    assert dynamics.verdicts(P, table, null, pd.DataFrame()) == dynamics.verdicts(P, table, null), (
+    assert dynamics_claims.verdicts(P, table, null, pd.DataFrame()) == dynamics_claims.verdicts(P, table, null), (
         "a skipped walk (walk_seeds: []) decides as without it")
 
 
 def test_verdicts_are_recorded_and_rendered_for_the_readme(P, tmp_path):
-    vs = crosscoder.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1))
+    vs = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1))
     shown = verdicts.record(P, "03_crosscoder", vs)
     assert list(shown.decision) == ["reproduced"]
     assert verdicts.load_all(P) == vs
@@ -140,21 +149,20 @@ def _metric_rows(P, pair: str, after: str, intensity_lo: float, entropy_lo: floa
 
 
 def test_circuit_verdict_needs_every_online_rl_pair_and_no_dpo_pair(P):
-    from rlgen_utils.studies import circuits
     paper_like = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1)
                               + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, scale_free = circuits.verdicts(P, paper_like)
+    paper, scale_free = circuit_claims.verdicts(P, paper_like)
     assert paper.decision == "reproduced" and scale_free.decision == "not reproduced", \
         "an entropy rise that vanishes without the scale must not pass the scale-free reading"
     both_rise = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
                              + _metric_rows(P, "base→dpo", "dpo", 0.1, 0.1, 0.1))
-    assert {v.decision for v in circuits.verdicts(P, both_rise)} == {"not reproduced"}
+    assert {v.decision for v in circuit_claims.verdicts(P, both_rise)} == {"not reproduced"}
     no_dpo = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1))
-    assert {v.decision for v in circuits.verdicts(P, no_dpo)} == {"not testable at this power"}
+    assert {v.decision for v in circuit_claims.verdicts(P, no_dpo)} == {"not testable at this power"}
     few = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
                        + _metric_rows(P, "sft→sft_grpo", "sft_grpo", -0.1, -0.1, -0.1, n=3)
                        + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, _ = circuits.verdicts(P, few)
+    paper, _ = circuit_claims.verdicts(P, few)
     assert paper.decision == "reproduced" and "sft→sft_grpo (3)" in paper.limit, \
         "a pair of 3 questions must be left out, not counted as a failure to rise"
 
@@ -164,29 +172,27 @@ def _exact(rows: list[dict]) -> list[dict]:
 
 
 def test_exact_ablation_reading_is_a_verdict_of_its_own(P):
-    from rlgen_utils.studies import circuits
     first = (_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1) + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
     exact_flat = _exact(_metric_rows(P, "base→grpo", "grpo", -0.1, 0.2, -0.1)
                         + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, _, exact = circuits.verdicts(P, pd.DataFrame(first + exact_flat))
+    paper, _, exact = circuit_claims.verdicts(P, pd.DataFrame(first + exact_flat))
     assert paper.decision == "reproduced" and exact.decision == "not reproduced", (
         "the exact-ablation reading must be decided from the exact rows, not from the first-order ones")
     assert "exact" in exact.claim
-    assert len(circuits.verdicts(P, pd.DataFrame(first))) == 2, "no exact rows, no exact verdict"
+    assert len(circuit_claims.verdicts(P, pd.DataFrame(first))) == 2, "no exact rows, no exact verdict"
 
 
 def test_first_order_and_exact_directions_are_compared_cell_by_cell(P):
-    from rlgen_utils.studies import circuits
     def rows(score, *deltas):
         return [{"pair": "base → grpo", "score": score, "alpha": P.circuits.main_alpha, "metric": m, "delta": d,
                  "delta_lo": d - 0.05, "delta_hi": d + 0.05} for m, d in zip(("intensity", "entropy", "kurtosis"), deltas)]
     table = pd.DataFrame(rows(P.circuits.scores[0], 0.2, 0.0, -0.2) + rows("exact", 0.2, 0.3, 0.0))
-    cmp = circuits.first_order_vs_exact(P, table)
+    cmp = circuit_claims.first_order_vs_exact(P, table)
     assert cmp["agree"].tolist() == [True, False, False], cmp
     assert cmp.loc[("base → grpo", "entropy"), "exact"] == "↑" and cmp.loc[("base → grpo", "entropy"),
                                                                            P.circuits.scores[0]] == "·"
-    assert "1 of 3" in circuits.exact_agreement_findings(P, table)
-    assert circuits.first_order_vs_exact(P, table[table.score != "exact"]).empty
+    assert "1 of 3" in circuit_claims.exact_agreement_findings(P, table)
+    assert circuit_claims.first_order_vs_exact(P, table[table.score != "exact"]).empty
 
 
 def test_intervention_verdicts_without_a_selected_set(P):
@@ -194,11 +200,11 @@ def test_intervention_verdicts_without_a_selected_set(P):
     groups = {"cmp": {"target": [1, 2], "control": [3], "test": [4], "test_all": [4, 5]}}
     empty = study.FeatureSelection(groups=groups, scores={}, pvalues={}, sets={"cmp": []}, selected=[],
                                    firing=[0.1] * 64, n_alive=64, rule="paper")
-    found, causal = study.verdicts(P, empty, pd.DataFrame())
+    found, causal = intervention_claims.verdicts(P, empty, pd.DataFrame())
     assert found.decision == "not reproduced" and causal.decision == "not testable at this power"
     no_family = study.FeatureSelection(groups={}, scores={}, pvalues={}, sets={}, selected=[], firing=[0.1] * 64,
                                        n_alive=64, rule="paper")
-    assert study.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
+    assert intervention_claims.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
 
 
 def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():
@@ -209,8 +215,8 @@ def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():
             # the null pair's L0 must not count: make it misleading
             rows.append({"sparsity": sparsity, "pair": pair, "mean L0": 16.0 if "null" in pair else l0,
                          "held-out FVU (tuned slot)": fvu})
-    assert crosscoder.matched_l1(pd.DataFrame(rows)) == "l1 λ=2"
-    assert crosscoder.matched_l1(pd.DataFrame(rows), by="held-out FVU (tuned slot)") == "l1 λ=1"  # 0.015 vs 0.03
+    assert baselines.matched_l1(pd.DataFrame(rows)) == "l1 λ=2"
+    assert baselines.matched_l1(pd.DataFrame(rows), by="held-out FVU (tuned slot)") == "l1 λ=1"  # 0.015 vs 0.03
 
 
 def test_the_organisms_detection_power_is_not_read_for_another_model(write_params):

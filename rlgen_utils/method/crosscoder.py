@@ -81,6 +81,10 @@ class Crosscoder(nn.Module):
         self.register_buffer("tokens_since_fired_L", torch.zeros(L, dtype=torch.long))
 
     # ------------------------------------------------------------------------------------------- forward
+    def alive_L(self) -> torch.Tensor:
+        """``[L]`` bool: latents that fired within the last ``dead_after_tokens`` training tokens."""
+        return self.tokens_since_fired_L <= self.cfg.dead_after_tokens
+
     def dec_norms_LM(self) -> torch.Tensor:
         return self.W_dec_LMD.norm(dim=-1)
 

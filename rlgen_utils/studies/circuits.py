@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
+from safetensors.numpy import load_file
+from safetensors.torch import save_file
 
 from ..method import activations, circuit_metrics, edge_attribution
 from ..models import loading
@@ -44,7 +47,6 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
 from . import evaluate
-from .verdicts import Verdict, decide
 
 if TYPE_CHECKING:
     from ..run.types import LM, Tokenizer
@@ -225,7 +227,7 @@ def sample_losses(P: Params, lm: LM, tokenizer: Tokenizer, sel: PairSelection, n
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _load(P: Params, name: str):
+def load_model_and_tokenizer(P: Params, name: str):
     path = RunDir(P).model(name)
     return loading.load_model(path, P.model.dtype), loading.load_tokenizer(path)
 
@@ -255,7 +257,7 @@ def ensure_pair_scores(P: Params, pair: tuple[str, str], scores: pd.DataFrame) -
 
 def _score_model(P: Params, sel: PairSelection, name: str, parts: dict[str, torch.Tensor]) -> int:
     """This rank's batches of every (kind, α) of one model into ``parts`` (``name|kind|α|batch``); its layers."""
-    model, tok = _load(P, name)
+    model, tok = load_model_and_tokenizer(P, name)
     lm = activations.wrap(model, tok)
     if sel.samples:  # an adapter that does not fit the architecture fails here, before any score
         clean, _ = next(batches(tok, sel.prompts[:2], sel.answers[name][:2], 4, 2, P.seed))
@@ -270,7 +272,6 @@ def _score_model(P: Params, sel: PairSelection, name: str, parts: dict[str, torc
 def _write_pair_scores(P: Params, pair: tuple[str, str], sel: PairSelection, parts: dict[str, torch.Tensor],
                        n_layers: int, out: Path, key: str) -> None:
     """The pair's folder from every batch's part, concatenated in batch order."""
-    from safetensors.torch import save_file
 
     def whole(name: str, kind: str, alpha: float, empty: torch.Tensor) -> torch.Tensor:
         prefix = f"{name}|{kind}|{alpha}|"
@@ -298,12 +299,11 @@ def ensure_all(P: Params) -> dict:
 
 
 def load_scores(folder: Path, name: str, kind: str, alpha: float) -> np.ndarray:
-    return _read(folder / f"{name}-{kind}-a{alpha}.safetensors")
+    return read_edge_scores(folder / f"{name}-{kind}-a{alpha}.safetensors")
 
 
 def load_losses(folder: Path, name: str, alpha: float) -> np.ndarray | None:
     """Per-sample self-entropy losses of one model (None in a folder written before they were stored)."""
-    from safetensors.numpy import load_file
     path = folder / f"{name}-loss-a{alpha}.safetensors"
     return load_file(str(path))["loss_K"] if path.is_file() else None
 
@@ -395,164 +395,7 @@ def selection_table(P: Params, folders: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-ONLINE_RL = ("grpo", "rloo", "sft_grpo")
-SCALE_FREE = ("entropy (scale-free)", "kurtosis of |W| (scale-free)")
-"""Metrics invariant to rescaling a model's scores (:mod:`rlgen_utils.method.circuit_metrics`): an entropy change
-that vanishes here was a change of scale, not of shape."""
-READINGS = (*SCALE_FREE, "intensity / loss")
-"""The scale-free metrics and intensity per unit of self-entropy loss (a confidence-free reading of intensity)."""
-OFFLINE = ("dpo", "sft_dpo")
-
-
-def rises(p: pd.DataFrame, *metrics: str) -> bool:
-    """Whether every one of ``metrics`` rose in one pair's rows (indexed by metric): interval above 0."""
-    return all(m in p.index and bool(p.loc[m].delta_lo > 0) for m in metrics)
-
-
-def findings(P: Params, table: pd.DataFrame) -> str:
-    """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)?"""
-    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
-    if t.empty:
-        return "No pair had enough questions to compare (see the selection table)."
-    lines, pattern, shape, per_loss = [], {}, {}, {}
-    for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
-        sub = t[t["model_after"].isin(methods)]
-        for pair in sub.pair.unique():
-            p = sub[sub.pair == pair].set_index("metric")
-            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *READINGS)
-                                if m in p.index)
-            lines.append(f"- **{pair}** ({group}): {verdict}.")
-            pattern[pair] = (group, rises(p, "intensity", "entropy"))
-            shape[pair] = (group, rises(p, SCALE_FREE[0]))
-            per_loss[pair] = (group, rises(p, "intensity / loss"))
-    rl = [ok for g, ok in pattern.values() if g == "online RL"]
-    dpo = [ok for g, ok in pattern.values() if g == "DPO"]
-    if rl and dpo:
-        same = all(rl) and not any(dpo)
-        lines.append(f"\n**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises "
-                     f"intensity and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: "
-                     f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.")
-        rl_s = [ok for g, ok in shape.values() if g == "online RL"]
-        dpo_s = [ok for g, ok in shape.values() if g == "DPO"]
-        lines.append(f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
-                     f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
-                     f"that vanishes here was a change of scale, not of the distribution's shape.")
-        rl_l = [ok for g, ok in per_loss.values() if g == "online RL"]
-        dpo_l = [ok for g, ok in per_loss.values() if g == "DPO"]
-        lines.append(f"Per unit of self-entropy loss (the scores are its gradients, which shrink as a model grows "
-                     f"confident), intensity rises for {sum(rl_l)}/{len(rl_l)} online-RL pairs and "
-                     f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.")
-    return "\n".join(lines)
-
-
-def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
-    """Per pair and metric, over every (score kind, α): how many 95 % intervals say up (↑), down (↓) or
-    include zero (·)."""
-    t = table[table.metric.isin(["intensity", "entropy", "kurtosis", *READINGS])]
-    t = t.assign(up=t.delta_lo > 0, down=t.delta_hi < 0)
-    agg = t.groupby(["pair", "metric"], sort=False).agg(up=("up", "sum"), down=("down", "sum"), n=("up", "size"))
-    cell = [f"↑{up} ↓{down} ·{n - up - down}" for up, down, n in zip(agg["up"], agg["down"], agg["n"], strict=True)]
-    return agg.assign(cell=cell)["cell"].unstack("metric")
-
-
-def _direction(row: pd.Series) -> str:
-    if row.delta_lo > 0:
-        return f"up ({row.delta:+.2g}, CI excludes 0)"
-    if row.delta_hi < 0:
-        return f"down ({row.delta:+.2g}, CI excludes 0)"
-    return f"no clear change ({row.delta:+.2g})"
-
-
-# ------------------------------------------------------------------------------------------------ exact check
-def ensure_exact(P: Params, scores: pd.DataFrame) -> Path:
-    """First-order and exact-ablation scores of ``circuits.exact_model`` on its first pair's questions."""
-    from safetensors.torch import save_file
-
-    key = circuits_key(P)
-    out = study_dir(P) / "exact"
-    if is_done(out, key):
-        return out
-    c, name = P.circuits, P.circuits.exact_model
-    pair = next((p for p in P.circuit_pairs if name in p), None) or (name, name)
-    sel = ensure_selection(P, pair, scores)
-    k = min(c.exact_n_samples, len(sel.samples))
-    model, tok = _load(P, name)
-    lm = activations.wrap(model, tok)
-    cut = t_cut(c.main_alpha, sel.mean_length)
-    first, exact = [], []
-    for clean, _ in progress(list(batches(tok, sel.prompts[:k], sel.answers[name][:k], cut, c.batch_size, P.seed)),
-                         desc="exact ablation"):
-        first.append(edge_attribution.zero_ablation_scores(lm, clean).float().cpu())
-        exact.append(edge_attribution.exact_ablation_scores(model, clean).float().cpu())
-    n = 2 * edge_attribution.graph_of(model).n_layers + 1
-    with atomic_dir(out) as tmp:
-        for label, parts in (("first_order", first), ("exact", exact)):
-            W = torch.cat(parts) if parts else torch.zeros(0, n, n)
-            save_file({"W_KRS": W.contiguous()}, str(tmp / f"{label}.safetensors"))
-        write_json(tmp / "graph.json", {"n_layers": edge_attribution.graph_of(model).n_layers})
-    mark_done(out, key, model=name, pair=list(pair), n=k)
-    return out
-
-
-def agreement(first_KRS: np.ndarray, exact_KRS: np.ndarray, graph: edge_attribution.Graph) -> dict:
-    """Rank agreement of first-order and exact scores: per receiver (Spearman over its senders, mean over
-    samples; receivers with fewer than 3 senders are skipped), over all edges, and the receivers' signed sums
-    (≈ 0 for first order under a scale-invariant norm)."""
-
-    mask = graph.mask_RS.numpy()
-    per = []
-    for r, name in enumerate(graph.receivers):
-        n_s = int(mask[r].sum())
-        rho = [spearman(f[r, :n_s], e[r, :n_s]) for f, e in zip(first_KRS, exact_KRS)] if n_s >= 3 else []
-        per.append({"receiver": name, "senders": n_s, "spearman": float(np.nanmean(rho)) if rho else float("nan"),
-                    "first-order sum": float(first_KRS[:, r].sum(1).mean()),
-                    "exact sum": float(exact_KRS[:, r].sum(1).mean()),
-                    "first-order mean |score|": float(np.abs(first_KRS[:, r, :n_s]).mean()),
-                    "exact mean |score|": float(np.abs(exact_KRS[:, r, :n_s]).mean())})
-    f_flat, e_flat = first_KRS[:, mask], exact_KRS[:, mask]
-    return {"per_receiver": pd.DataFrame(per), "n_samples": len(first_KRS),
-            "overall_mean_scores": spearman(f_flat.mean(0), e_flat.mean(0)),
-            "overall_per_sample": float(np.nanmean([spearman(f, e) for f, e in zip(f_flat, e_flat)])),
-            "overall_abs": spearman(np.abs(f_flat).mean(0), np.abs(e_flat).mean(0))}
-
-
-def exact_findings(agree: dict) -> str:
-    """What the ablation check says, in words, with its numbers."""
-    if not agree.get("n_samples", 1):
-        return ("Exact ablation was not run on any question (`circuits.exact_n_samples: 0`): how well the "
-                "first-order scores track what removing an edge does is unmeasured for this model.")
-    per = agree["per_receiver"]
-    first = per.iloc[0]
-    return (f"- Rank agreement of first-order and exact scores: Spearman **{agree['overall_mean_scores']:.2f}** "
-            f"over edges (mean over questions), {agree['overall_per_sample']:.2f} per question, "
-            f"**{agree['overall_abs']:.2f}** for |score| (importance regardless of sign); per receiver "
-            f"{per.spearman.min():.2f}–{per.spearman.max():.2f}.\n"
-            f"- First-order scores into a receiver sum to at most {per['first-order sum'].abs().max():.1e} "
-            f"(scale invariance of the norm), while the exact effects of removing those edges sum to "
-            f"{per['exact sum'].abs().min():.2g}–{per['exact sum'].abs().max():.2g}.\n"
-            f"- The embedding's edge into the first block: first order {first['first-order mean |score|']:.2g} vs "
-            f"exact {first['exact mean |score|']:.2g}"
-            + (": first order misses most of what removing the whole input of a normalised block does. Read the "
-               "intensity/entropy/kurtosis changes above as changes in local sensitivities, not as exact edge "
-               "importances." if first["first-order mean |score|"] < 0.1 * first["exact mean |score|"]
-               else ": the same order of magnitude."))
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-
-    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def load_exact(folder: Path) -> tuple[np.ndarray, np.ndarray, edge_attribution.Graph]:
-    return _read(folder / "first_order.safetensors"), _read(folder / "exact.safetensors"), graph(folder)
-
-
-def _read(path: Path) -> np.ndarray:
-    from safetensors import safe_open
+def read_edge_scores(path: Path) -> np.ndarray:
 
     try:
         with safe_open(str(path), "pt") as f:
@@ -560,78 +403,3 @@ def _read(path: Path) -> np.ndarray:
     except Exception as e:
         raise ValueError(f"{path}: unreadable edge scores ({e.__class__.__name__}); delete the folder to "
                          f"recompute") from None
-
-
-def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
-    """Per group (online RL, DPO), whether each pair with enough questions raises every one of ``metrics``; and
-    the question counts used and the pairs left out."""
-    up: dict[str, list[bool]] = {"online RL": [], "DPO": []}
-    used, left_out = [], []
-    for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
-        sub = t[t["model_after"].isin(methods)]
-        for pair in sub.pair.unique():
-            p = sub[sub.pair == pair].set_index("metric")
-            n = int(p.n.iloc[0])
-            if n < P.circuits.min_questions:
-                left_out.append(f"{pair} ({n})")
-                continue
-            used.append(n)
-            up[group].append(rises(p, *metrics))
-    return up, used, left_out
-
-
-def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
-    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read three ways: the
-    paper's metrics of the first score kind, the scale-free entropy, and (where computed) the paper's metrics of
-    exact-ablation scores; each decided from the paired bootstrap intervals of every pair (a rise = interval above
-    0). A pair with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim
-    with no online-RL or no DPO pair left is not testable."""
-    main = table[table.alpha == P.circuits.main_alpha]
-    first = main[main.score == P.circuits.scores[0]]
-    readings = [("online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
-                ("online RL raises the scale-free edge entropy, DPO does not", first, (SCALE_FREE[0],))]
-    if (main.score == "exact").any():
-        readings.append(("online RL raises edge intensity and entropy, DPO does not — exact-ablation scores",
-                         main[main.score == "exact"], ("intensity", "entropy")))
-    out = []
-    for claim, t, metrics in readings:
-        up, used, left_out = _group_rises(P, t, *metrics)
-        limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
-                 f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
-        rl, dpo = up["online RL"], up["DPO"]
-        out.append(Verdict(
-            claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
-            null="paired bootstrap interval of each pair's change containing 0",
-            decision=decide(bool(rl) and all(rl) and not any(dpo), bool(dpo) and any(dpo) and not any(rl),
-                            bool(rl) and bool(dpo)),
-            limit=limit, detail=f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs rise"))
-    return out
-
-
-def first_order_vs_exact(P: Params, table: pd.DataFrame) -> pd.DataFrame:
-    """Per pair and metric at the headline α: the change read from the first score kind and from exact ablation,
-    each with its bootstrap interval and direction (↑ / ↓ / · for an interval containing 0), and whether the
-    directions agree. Empty when exact scores were not computed."""
-    t = table[(table.alpha == P.circuits.main_alpha) & table.metric.isin(["intensity", "entropy", "kurtosis",
-                                                                           "diversity", *READINGS])]
-    kind = P.circuits.scores[0]
-    a, b = (t[t.score == k].set_index(["pair", "metric"]) for k in (kind, "exact"))
-    if b.empty:
-        return pd.DataFrame()
-    index = a.index.intersection(b.index)
-    a, b = a.loc[index], b.loc[index]
-    arrow = lambda d: np.where(d.delta_lo > 0, "↑", np.where(d.delta_hi < 0, "↓", "·"))
-    cells = lambda d: [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]" for r in d.itertuples()]
-    out = pd.DataFrame({f"Δ {kind}": cells(a), kind: arrow(a), "Δ exact": cells(b), "exact": arrow(b)}, index=index)
-    return out.assign(agree=out[kind] == out["exact"])
-
-
-def exact_agreement_findings(P: Params, table: pd.DataFrame) -> str:
-    """How often first-order and exact-ablation scores give the same direction of change, in words."""
-    cmp = first_order_vs_exact(P, table)
-    if cmp.empty:
-        return "Exact-ablation scores were not computed for the pairs (`circuits.exact_scores: none`)."
-    paper = cmp[cmp.index.get_level_values("metric").isin(["intensity", "entropy", "kurtosis"])]
-    return (f"- First-order ({P.circuits.scores[0]}) and exact-ablation scores give the same direction of change "
-            f"(up / down / interval containing 0) in **{int(cmp.agree.sum())} of {len(cmp)}** (pair, metric) cells, "
-            f"{int(paper.agree.sum())} of {len(paper)} for the paper's intensity, entropy and kurtosis.")

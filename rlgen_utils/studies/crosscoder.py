@@ -1,4 +1,7 @@
-"""Stages of notebook 03: the corpus, activations of several models on it, and crosscoders over them.
+"""Stages and tables of notebook 03: the corpus, activations of several models on it, crosscoders over them, and
+what the crosscoders' decoders say (NRN, MAS, latent scaling, decoder cosines, quality on held-out tokens). The nulls
+are :mod:`rlgen_utils.studies.nulls`, the instruments' own checks :mod:`rlgen_utils.studies.baselines`, the findings
+and verdicts :mod:`rlgen_utils.studies.crosscoder_claims`.
 
 Run-folder layout::
 
@@ -10,6 +13,7 @@ Models are named ``base`` or a post-training method (its final checkpoint, first
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,10 +30,9 @@ from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
-from ..run.rundir import NOISE_PREFIX, RunDir
+from ..run.rundir import RunDir
 from ..run.session import seed_everything
 from ..world import suite, tasks, words
-from .verdicts import Verdict, decide, detection_limit, power_file
 
 if TYPE_CHECKING:
     from ..run.types import Model
@@ -100,6 +103,16 @@ def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None
     return out
 
 
+def crosscoder_config(P: Params, n_models: int, d_model: int, n_latents: int | None = None, seed: int | None = None,
+                      sparsity: str | None = None) -> CrosscoderConfig:
+    """The one place a :class:`~rlgen_utils.method.crosscoder.CrosscoderConfig` is built from params: the crosscoder
+    section's sparsity, k, L1 penalty and dead-latent window, with width, seed and sparsity overridable."""
+    c = P.crosscoder
+    return CrosscoderConfig(n_models=n_models, d_model=d_model, n_latents=n_latents or c.n_latents,
+                            sparsity=sparsity or c.sparsity, k=c.k, l1_coeff=c.l1_coeff,
+                            dead_after_tokens=c.dead_after_tokens, seed=P.seed if seed is None else seed)
+
+
 def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = None,
                       source: tuple[str, ...] | None = None, n_latents: int | None = None,
                       seed: int | None = None, tag: str = "", train_seed: int | None = None,
@@ -120,8 +133,7 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     if is_done(out, key):
         return Crosscoder.load(out)
     store = ActivationStore(acts)
-    cfg = CrosscoderConfig(n_models=len(names), d_model=store.d_model, n_latents=n_latents, sparsity=c.sparsity,
-                           k=c.k, l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
+    cfg = crosscoder_config(P, len(names), store.d_model, n_latents, seed)
     seed_everything(seed)
     cc = Crosscoder(cfg)
     log = train_crosscoder(cc, store.batches(c.batch_size, seed=seed, columns=columns, split="train"), steps,
@@ -157,7 +169,6 @@ def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], source: tuple[str
 def crosscoder_dir(P: Params, names: tuple[str, ...], tag: str = "") -> Path:
     name = "-".join(names).replace("@", "at")
     if len(name) > 80:  # long trajectories: a readable prefix and a hash
-        import hashlib
         name = name[:60] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return RunDir(P).crosscoder(name + (f"-{tag}" if tag else ""))
 
@@ -170,11 +181,6 @@ def activation_info(acts: Path) -> dict:
     return ActivationStore(acts).info
 
 
-def alive(cc: Crosscoder):
-    """Latents that fired within the last ``dead_after_tokens`` training tokens."""
-    return cc.tokens_since_fired_L <= cc.cfg.dead_after_tokens
-
-
 def nrn_table(nrn_by_pair: dict, low: float, high: float) -> pd.DataFrame:
     """Counts of base-only / shared / tuned-only latents per pair."""
     return pd.DataFrame({name: latents.nrn_counts(v, low, high) for name, v in nrn_by_pair.items()}).T
@@ -182,7 +188,7 @@ def nrn_table(nrn_by_pair: dict, low: float, high: float) -> pd.DataFrame:
 
 def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float) -> pd.DataFrame:
     """Mean and quartiles of decoder cosine between each pair of models, over shared alive latents."""
-    keep = (latents.owner_L(cc.dec_norms_LM().detach(), specific_above) == -1) & alive(cc)
+    keep = (latents.owner_L(cc.dec_norms_LM().detach(), specific_above) == -1) & cc.alive_L()
     rows = []
     W = cc.W_dec_LMD.detach()
     for a in range(len(names)):
@@ -195,154 +201,6 @@ def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float
     return pd.DataFrame(rows)
 
 
-def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict,
-             owned: pd.DataFrame | None = None) -> str:
-    """What the crosscoders show, computed from their decoder norms (never written by hand); ``owned`` is
-    :func:`ownership` with the three-model nulls."""
-    C = P.crosscoder
-    live = alive(cc3)
-    own = latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
-    counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
-    lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
-             f"{counts}; shared {int((own == -1).sum())}."]
-    ex = owned_excess(owned, names) if owned is not None and NOISE_TRIO in owned else None
-    if ex is not None:
-        lines.append("- Against the three-model nulls (the same crosscoder over three identical copies of the base, "
-                     "and over the base with each tuned slot moved as far at random): " +
-                     ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".")
-    for pair, nrn in nrn_by_pair.items():
-        c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
-        lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
-                     f"{c['shared']} shared; median NRN {float(nrn.median()):.3f}.")
-    if NULL_PAIR in nrn_by_pair:
-        c = latents.nrn_counts(nrn_by_pair[NULL_PAIR], C.nrn_low, C.nrn_high)
-        lines.append(f"- Read every pair against the identical-copy null: {c['tuned-only']} tuned-only and "
-                     f"{c['base-only']} base-only latents appear between the base and an exact copy of itself, so a "
-                     f"real pair's count at or below these is not evidence of model-specific latents.")
-    for m in names[1:]:
-        if noise_pair_name(m) in nrn_by_pair and f"base–{m}" in nrn_by_pair:
-            real = latents.nrn_counts(nrn_by_pair[f"base–{m}"], C.nrn_low, C.nrn_high)
-            null = latents.nrn_counts(nrn_by_pair[noise_pair_name(m)], C.nrn_low, C.nrn_high)
-            lines.append(f"- base–{m} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
-                         f"{null['tuned-only']}, base-only {real['base-only']} vs {null['base-only']}, median NRN "
-                         f"{float(nrn_by_pair[f'base–{m}'].median()):.3f} vs "
-                         f"{float(nrn_by_pair[noise_pair_name(m)].median()):.3f}.")
-    shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
-    W = cc3.W_dec_LMD.detach()
-    cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
-    lines.append("- Shared latents' median decoder cosine with the base: " +
-                 ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
-    sft, rl = names[1], names[2]
-    n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
-    if ex is not None:   # read above the nulls, not raw
-        n_sft, n_rl = max(ex[sft][2], 0), max(ex[rl][2], 0)
-    verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
-               "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
-               f"neither {sft} nor {rl} owns more latents at this threshold")
-    lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
-                 f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
-    return "\n".join(lines)
-
-
-NULL_PAIR = "base–base copy (null)"
-
-
-def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
-    """The identical-model null of the pairwise view: a two-model crosscoder over the base and an exact copy of
-    it (the base's activations in both slots, read from the trio's collection), trained like the real pairs.
-    Any latent it calls base-only or tuned-only is produced by the method, not by post-training."""
-    return {NULL_PAIR: ensure_crosscoder(P, ("base", "base"), steps=P.crosscoder.pair_steps, source=trio,
-                                         tag="null-copy")}
-
-
-def noise_pair_name(tuned: str) -> str:
-    return f"base–noise like {tuned} (null)"
-
-
-def noise_seed(P: Params, tuned: str) -> int:
-    """The seed of ``tuned``'s random update: its own per model (stable across processes), so the nulls of two
-    tuned models move in independent directions (one seed would make them collinear)."""
-    import zlib
-    return P.seed + zlib.crc32(tuned.partition("@")[0].encode()) % 100_000
-
-
-def ensure_noise_model(P: Params, tuned: str) -> Path:
-    """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
-    once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
-    :func:`ensure_noise_walk`."""
-    from ..method.perturb import norm_matched_noise
-    run = RunDir(P)
-    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
-    if is_done(out, key):
-        return out
-    base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
-    _save_moved(P, base, norm_matched_noise(_state(base), _state(t), seed=noise_seed(P, tuned)), out)
-    mark_done(out, key, tuned=tuned)
-    return out
-
-
-def ensure_noise_walk(P: Params, method: str) -> list[Path]:
-    """The random-walk null of one method's checkpoints (``noise+<method>@1 … @N``): per tensor as far from the
-    base as each checkpoint and as far from the previous one, in random directions (:func:`rlgen_utils.method.
-    perturb.norm_matched_walk`). Checkpoints are loaded one at a time; keyed by the post-training stage."""
-    from ..method.perturb import norm_matched_walk
-    run = RunDir(P)
-    names = [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
-    outs = [run.model(NOISE_PREFIX + n) for n in names]
-    key = f"{stage_key(P, 'trained')}-{method}-walk-seed{noise_seed(P, method)}"
-    if all(is_done(o, key) for o in outs):
-        return outs
-    base = loading.load_model(run.model("base"), P.model.dtype)
-    ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
-    for name, out, moved in zip(names, outs, norm_matched_walk(_state(base), ckpts, seed=noise_seed(P, method))):
-        _save_moved(P, base, moved, out)
-        mark_done(out, key, tuned=name)
-    return outs
-
-
-def _state(model) -> dict[str, torch.Tensor]:
-    """A copy of a model's parameters by name (tied weights once): unchanged when the model is overwritten."""
-    return {k: v.detach().clone() for k, v in model.named_parameters()}
-
-
-def _save_moved(P: Params, model, moved: dict[str, torch.Tensor], out: Path) -> None:
-    """Save ``model``'s architecture and the base's tokenizer with every parameter set to ``moved``'s."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for k, v in moved.items():
-            params[k].copy_(v)
-    loading.save_model(model, loading.load_tokenizer(RunDir(P).model("base")), out)
-
-
-def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
-    """The base and each tuned model's random-update null (``noise+<model>``), in the trio's slots."""
-    return ("base", *(NOISE_PREFIX + m for m in trio[1:]))
-
-
-def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
-    """The random-update null of the pairwise view, per tuned model: a two-model crosscoder over the base and the
-    base moved as far as that model, at random (read from the null trio's collection), trained like the real
-    pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
-    for m in trio[1:]:
-        ensure_noise_model(P, m)
-    return {noise_pair_name(m): ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps,
-                                                  source=noise_trio(trio)) for m in trio[1:]}
-
-
-COPY_TRIO, NOISE_TRIO = "identical copies (null)", "random updates (null)"
-"""Labels of the three-model view's nulls (:func:`ensure_null_trios`)."""
-
-
-def ensure_null_trios(P: Params, trio: tuple[str, str, str]) -> dict[str, Crosscoder]:
-    """The three-model view's nulls, trained exactly like the real three-model crosscoder: the base's activations
-    in every slot (read from the trio's collection), and the base with each tuned model's slot holding the base
-    moved as far as that model at random. What they own is what the method, or any change of that size, makes."""
-    for m in trio[1:]:
-        ensure_noise_model(P, m)
-    return {COPY_TRIO: ensure_crosscoder(P, ("base",) * len(trio), source=trio, tag="null-copy"),
-            NOISE_TRIO: ensure_crosscoder(P, noise_trio(trio))}
-
-
 def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
     """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
     return {f"base–{m}": ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
@@ -351,7 +209,7 @@ def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
 
 def nrn_by_pair(pairs: dict) -> dict:
     """NRN of every alive latent of each two-model crosscoder."""
-    return {name: latents.nrn_L(cc.dec_norms_LM().detach())[alive(cc)] for name, cc in pairs.items()}
+    return {name: latents.nrn_L(cc.dec_norms_LM().detach())[cc.alive_L()] for name, cc in pairs.items()}
 
 
 def mas(cc: Crosscoder) -> torch.Tensor:
@@ -365,7 +223,7 @@ def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...], nulls: dict[str
     shared; with ``nulls`` (:func:`ensure_null_trios`) a column per null, its slots named after the real models."""
     ccs = {"crosscoder": cc, **(nulls or {})}
     cols = {label: latents.ownership_counts(c.dec_norms_LM().detach(), list(names), P.crosscoder.mas_specific_above,
-                                            alive=alive(c)).set_index("owner")["latents"] for label, c in ccs.items()}
+                                            alive=c.alive_L()).set_index("owner")["latents"] for label, c in ccs.items()}
     table = pd.DataFrame(cols)
     return table.rename_axis("owner").reset_index() if nulls else table["crosscoder"].rename("latents").reset_index()
 
@@ -382,7 +240,7 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
     β is fitted on ``n_batches`` batches of held-out texts' tokens (not trained on)."""
     from ..method.latent_scaling import betas_LM
     store = ActivationStore(ensure_activations(P, names))
-    live = alive(cc)
+    live = cc.alive_L()
     owner = latents.owner_L(cc.dec_norms_LM().detach(), P.crosscoder.mas_specific_above)
     it = store.batches(P.crosscoder.batch_size, seed=P.seed + 777, split="heldout")
     xs = [next(it) for _ in range(n_batches)]  # read once, fitted for every tuned model
@@ -412,197 +270,3 @@ def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataF
                             model_name=str(RunDir(P).model(name)))
         rows.append({"model": name, "sae-lens folder": str(out), "hook": f"blocks.{store.layer}.hook_resid_post"})
     return pd.DataFrame(rows)
-
-
-def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03), per_rate: int = 8,
-                    seeds: tuple[int, ...] = (0, 1), coef_rel: float = 0.25) -> pd.DataFrame:
-    """Recall of planted tuned-only features by a base–tuned pair crosscoder trained as notebook 03 trains its pairs
-    (``pair_steps``, ``n_latents``, ``k``, resampling), per planting rate (:mod:`rlgen_utils.method.detection`).
-    The pair is the base's own activations twice, features planted into the second copy with coefficient
-    ``coef_rel · √d_model · U(0.5, 1.5)`` (activations are scaled to mean squared norm d_model). Not cached."""
-    from ..method import detection
-    c = P.crosscoder
-    store = ActivationStore(ensure_activations(P, ("base", c.sft_method, c.rl_method)))
-    rows = []
-    for seed in seeds:
-        planting = detection.Planting.random(list(rates), per_rate, store.d_model, coef_rel * store.d_model ** 0.5,
-                                             seed=1000 + seed)
-        cfg = CrosscoderConfig(n_models=2, d_model=store.d_model, n_latents=c.n_latents, sparsity=c.sparsity, k=c.k,
-                               l1_coeff=c.l1_coeff, dead_after_tokens=c.dead_after_tokens, seed=seed)
-        seed_everything(seed)
-        cc = Crosscoder(cfg)
-        base = store.batches(c.batch_size, seed=seed, columns=[0], split="train")
-        train_crosscoder(cc, detection.planted_batches(base, planting, seed), c.pair_steps, lr=c.lr,
-                         resample_every=c.resample_every)
-        found = detection.recovered_F(cc.W_dec_LMD, alive(cc), planting, nrn_high=c.nrn_high)
-        rows += [{"seed": seed, "rate": r, "found": f, "planted": n}
-                 for r, (f, n) in detection.recall_by_rate(found, planting).items()]
-    df = pd.DataFrame(rows).groupby("rate")[["found", "planted"]].sum().reset_index()
-    return df.assign(recall=df.found / df.planted)
-
-
-def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None
-             ) -> list[Verdict]:
-    """The paper's ownership claim — SFT adds many model-specific latents, RL few — decided from the pair
-    crosscoders' tuned-only counts, each minus the larger of its two nulls (the identical copy and the base moved
-    as far at random); "none" is read against the detection limit of ``docs/detection_power.md``. With ``owned``
-    (:func:`ownership` with the three-model nulls) the same claim read from the three-model crosscoder's MAS."""
-    C = P.crosscoder
-    sft, rl = names[1], names[2]
-    tuned = {k: int(latents.nrn_counts(v, C.nrn_low, C.nrn_high)["tuned-only"]) for k, v in nrn_by_pair.items()}
-    copy = tuned.get(NULL_PAIR, 0)
-    excess = {m: tuned[f"base–{m}"] - max(copy, tuned.get(noise_pair_name(m), 0)) for m in (sft, rl)}
-    nulls = ", ".join(f"random update like {m} {tuned[noise_pair_name(m)]}" for m in (sft, rl)
-                      if noise_pair_name(m) in tuned)
-    return [Verdict(
-        claim=f"{sft} adds more model-specific latents than {rl}", notebook="03_crosscoder",
-        estimate=float(excess[sft] - excess[rl]), interval=None,
-        null=f"tuned-only latents of the identical copy {copy}" + (f", {nulls}" if nulls else ""),
-        decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
-        limit=detection_limit(power_file(P)),
-        detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
-               f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}"),
-        *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
-
-
-def owned_excess(owned: pd.DataFrame, names: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
-    """Per tuned model of the three-model view: latents it owns, the most its slot owns in any null, and the
-    excess (owned − that null)."""
-    t = owned.set_index("owner")
-    nulls = [c for c in t.columns if c != "crosscoder"]
-    out = {}
-    for m in names[1:]:
-        real, null = int(t.at[m, "crosscoder"]), max(int(t.at[m, c]) for c in nulls)  # pyright: ignore[reportArgumentType]
-        out[m] = (real, null, real - null)
-    return out
-
-
-def _three_model_verdict(P: Params, names: tuple[str, ...], owned: pd.DataFrame) -> Verdict:
-    """The ownership claim read from the three-model crosscoder's MAS, each tuned model's count minus the larger
-    of what its slot owns in the identical-copy and the random-update three-model nulls."""
-    sft, rl = names[1], names[2]
-    ex = owned_excess(owned, names)
-    (s_real, s_null, s_ex), (r_real, r_null, r_ex) = ex[sft], ex[rl]
-    return Verdict(
-        claim=f"{sft} owns more latents than {rl} in the three-model crosscoder (MAS)", notebook="03_crosscoder",
-        estimate=float(s_ex - r_ex), interval=None,
-        null=f"three-model nulls (identical copies, random updates): at most {s_null} in {sft}'s slot, {r_null} in "
-             f"{rl}'s",
-        decision=decide(s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0), True),
-        limit=detection_limit(power_file(P)),
-        detail=f"owned (MAS > {P.crosscoder.mas_specific_above}) {sft} {s_real}, {rl} {r_real}; above the larger "
-               f"null {sft} {s_ex:+d}, {rl} {r_ex:+d}")
-
-
-def l1_params(P: Params, l1_coeff: float) -> Params:
-    """``P`` with the paper's L1 crosscoder at penalty ``l1_coeff`` (same width, steps and corpus)."""
-    return P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"sparsity": "l1", "l1_coeff": l1_coeff})})
-
-
-def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, str, str] | None = None,
-                        nu_max: float = 0.3) -> pd.DataFrame:
-    """The paper's L1 crosscoder beside BatchTopK on the same pairs: for each sparsity (BatchTopK at
-    ``crosscoder.k``, L1 at every ``l1_coeffs``) and pair (base–SFT, base–RL, base–base copy), held-out FVU of the
-    tuned slot, mean L0 and the tuned-only / base-only counts. Where L1 yields tuned-only latents that BatchTopK at
-    a matched L0 and FVU does not — and that the identical copy also shows — they are the sparsity artifacts of
-    Minder et al. 2025; latent scaling tells (the last column: tuned-only latents whose decoder direction explains
-    the base's activations and reconstruction error less than ``nu_max`` times as much as the tuned model's).
-    Pair crosscoders are keyed and cached like notebook 03's."""
-    C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
-    rows = []
-    batchtopk = P.model_copy(update={"crosscoder": C.model_copy(update={"sparsity": "batchtopk"})})
-    for label, Q in [(f"batchtopk k={C.k}", batchtopk), *[(f"l1 λ={c:g}", l1_params(P, c)) for c in l1_coeffs]]:
-        # notebook 03's own pairs when the setting is the params' own; else folders of their own
-        tag = "" if Q.crosscoder == C else f"sparsity-{Q.crosscoder.sparsity}-{Q.crosscoder.l1_coeff:g}"
-        for pair in (("base", trio[1]), ("base", trio[2]), ("base", "base")):
-            copy = pair == ("base", "base")
-            cc = ensure_crosscoder(Q, pair, steps=C.pair_steps, source=trio,
-                                   tag="-".join(t for t in (tag, "null-copy" if copy else "") if t))
-            q = quality(Q, cc, pair, source=trio)
-            nrn = latents.nrn_L(cc.dec_norms_LM().detach())
-            counts = latents.nrn_counts(nrn[alive(cc)], C.nrn_low, C.nrn_high)
-            tuned_only = alive(cc) & (nrn > C.nrn_high)
-            rows.append({"sparsity": label, "pair": "base–base copy (null)" if copy else f"base–{pair[1]}",
-                         "held-out FVU (tuned slot)": float(q["held-out FVU"].iloc[1]),
-                         "mean L0": float(q["mean L0"].iloc[0]), "alive": int(alive(cc).sum()),
-                         "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"]),
-                         f"tuned-only confirmed by latent scaling (ν < {nu_max})":
-                             int((tuned_only & pair_scaling(Q, cc, pair, trio).specific_L(0, 1, nu_max)).sum())})
-    return pd.DataFrame(rows)
-
-
-def pair_scaling(P: Params, cc: Crosscoder, pair: tuple[str, str], source: tuple[str, ...], n_batches: int = 16):
-    """Latent scaling (:mod:`rlgen_utils.method.latent_scaling`) of a pair crosscoder, the tuned slot's decoder
-    directions fitted on ``n_batches`` batches of held-out tokens of the pair's columns in ``source``."""
-    from ..method.latent_scaling import betas_LM
-    it = ActivationStore(ensure_activations(P, source)).batches(
-        P.crosscoder.batch_size, seed=P.seed + 777, columns=[source.index(n) for n in pair], split="heldout")
-    return betas_LM(cc, [next(it) for _ in range(n_batches)], tuned=1)
-
-
-def matched_l1(table: pd.DataFrame, by: str = "mean L0") -> str:
-    """The L1 setting whose ``by`` (``"mean L0"`` or ``"held-out FVU (tuned slot)"``) over the real pairs is
-    closest to BatchTopK's (ties: the lower FVU)."""
-    fvu = "held-out FVU (tuned slot)"
-    real = table[~table.pair.str.contains("null")]
-    g = real.groupby("sparsity")[list(dict.fromkeys(["mean L0", fvu, by]))].mean()
-    ref = g.loc[[s for s in g.index if s.startswith("batchtopk")][0], by]
-    l1 = g[g.index.str.startswith("l1")]
-    return str(l1.assign(gap=(l1[by] - ref).abs()).sort_values(["gap", fvu]).index[0])
-
-
-SAE_BASELINE = "sae-lens"
-"""Folder tag of the base's sae-lens SAE (``crosscoders/base-sae-lens/``)."""
-
-
-def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> Path:
-    """The standard per-model baseline beside the crosscoder: a sae-lens BatchTopK SAE trained with sae-lens's own
-    trainer on the base's activations of the corpus's training texts (``crosscoder.n_latents`` wide, ``k``,
-    ``steps``, ``lr``, batch size as the crosscoder's), saved as a sae-lens inference model (JumpReLU with the
-    learnt threshold) that ``sae_lens.SAE.load_from_disk`` opens. Keyed by the crosscoder section and the
-    activations."""
-    from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
-    from sae_lens.config import SAETrainerConfig
-
-    from ..run.artifacts import atomic_dir
-    C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
-    acts = ensure_activations(P, trio)
-    out, key = crosscoder_dir(P, ("base",), SAE_BASELINE), f"{stage_key(P, 'crosscoder')}-{acts.name}-{SAE_BASELINE}"
-    if is_done(out, key):
-        return out
-    seed_everything(P.seed)
-    store = ActivationStore(acts)
-    data = (x[:, 0] for x in store.batches(C.batch_size, seed=P.seed, columns=[0], split="train"))
-    sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=store.d_model, d_sae=C.n_latents, k=C.k))
-    cfg = SAETrainerConfig(total_training_samples=C.batch_size * C.steps, train_batch_size_samples=C.batch_size,
-                           lr=C.lr, lr_end=C.lr, n_batches_for_norm_estimate=1, logger=LoggingConfig(log_to_wandb=False))
-    trained = SAETrainer(cfg=cfg, sae=sae, data_provider=data).fit()
-    with atomic_dir(out) as tmp:
-        trained.save_inference_model(str(tmp))
-    mark_done(out, key, names=["base"], trainer="sae_lens.SAETrainer")
-    return out
-
-
-def sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> pd.DataFrame:
-    """How far each model moved off the base's own dictionary: held-out FVU and mean L0 of the base's sae-lens SAE
-    (:func:`ensure_sae_baseline`) on every model's activations of the same held-out tokens (every token read
-    once). A tuned model whose FVU rises above the base's uses directions the base's dictionary lacks."""
-    from sae_lens import SAE
-    C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
-    sae = SAE.load_from_disk(str(ensure_sae_baseline(P, trio)))
-    it = ActivationStore(ensure_activations(P, trio)).batches(C.batch_size, seed=P.seed + 12345, split="heldout",
-                                                             epochs=1)
-    resid, total, l0, n = torch.zeros(len(trio)), torch.zeros(len(trio)), torch.zeros(len(trio)), 0
-    with torch.no_grad():
-        for x_BMD in it:
-            for m in range(len(trio)):
-                f_BL = sae.encode(x_BMD[:, m])
-                resid[m] += (x_BMD[:, m] - sae.decode(f_BL)).pow(2).sum()
-                total[m] += (x_BMD[:, m] - x_BMD[:, m].mean(0)).pow(2).sum()
-                l0[m] += (f_BL > 0).float().sum(-1).sum()
-            n += x_BMD.shape[0]
-    return pd.DataFrame([{"model": name, "held-out FVU (base's SAE)": float(resid[m] / total[m]),
-                          "mean L0": float(l0[m] / max(n, 1))} for m, name in enumerate(trio)])

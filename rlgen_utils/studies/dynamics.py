@@ -14,8 +14,7 @@ import pandas as pd
 
 from ..method import overlap
 from ..run.config import Params
-from . import crosscoder
-from .verdicts import Verdict, decide
+from . import crosscoder, nulls
 
 if TYPE_CHECKING:
     from ..method.crosscoder import Crosscoder
@@ -76,7 +75,7 @@ def ensure_walk_null(P: Params, seed: int) -> Crosscoder:
     checkpoint and as far from the previous checkpoint (:func:`rlgen_utils.method.perturb.norm_matched_walk`).
     Overlaps it shows follow from how far and how steadily the weights moved, not from what was learnt."""
     for m in paradigms(P):
-        crosscoder.ensure_noise_walk(P, m)
+        nulls.ensure_noise_walk(P, m)
     return _ensure(P, walk_names(P), seed=seed, tag=f"null-walk-seed{seed}")
 
 
@@ -104,13 +103,13 @@ def method_sets(P: Params, cc: Crosscoder, method: str) -> list[set[int]]:
     names = trajectory_names(P)
     cols = [names.index(n) for n in checkpoint_names(P, method)]
     spec = overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, P.dynamics.ranking)
-    return overlap.top_k_sets(spec, P.dynamics.top_k, crosscoder.alive(cc))
+    return overlap.top_k_sets(spec, P.dynamics.top_k, cc.alive_L())
 
 
 def method_nrn_CL(P: Params, cc: Crosscoder, method: str):
     names = trajectory_names(P)
     cols = [names.index(n) for n in checkpoint_names(P, method)]
-    return overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, crosscoder.alive(cc)]
+    return overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, cols, "nrn")[:, cc.alive_L()]
 
 
 def paradigms(P: Params) -> tuple[str, str]:
@@ -168,7 +167,7 @@ def pairwise_sets(P: Params, method: str) -> list[set]:
     out = []
     for c, cc in enumerate(ccs):
         spec = overlap.specificity_CL(cc.dec_norms_LM().detach(), 0, [1], "nrn")
-        top = overlap.top_k_sets(spec, D.top_k, crosscoder.alive(cc))[0]
+        top = overlap.top_k_sets(spec, D.top_k, cc.alive_L())[0]
         mapping = overlap.match_latents(cc.W_dec_LMD.detach()[:, 1], final.W_dec_LMD.detach()[:, 1],
                                          D.match_threshold)
         out.append(overlap.map_into(top, mapping, f"checkpoint-{c + 1}"))
@@ -183,126 +182,3 @@ def pairwise_table(P: Params) -> pd.DataFrame:
         for k, (f, n) in enumerate(zip(overlap.first_vs_last(sets), nb), start=1):
             rows.append({"method": method, "checkpoint": k, "first_vs_last (matched)": f, "neighbour (matched)": n})
     return pd.DataFrame(rows)
-
-
-def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None) -> str:
-    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds, and
-    next to its own random walk's (same distances and steps, random directions)."""
-    s = summary(table).set_index("method").to_dict("index")
-    (f_lo, f_hi), (b_lo, b_hi) = null_range(null, "first"), null_range(null, "neighbour")
-    lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
-             f"neighbour overlap {b_lo:.2f}–{b_hi:.2f}."]
-    for m in (P.crosscoder.sft_method, P.crosscoder.rl_method):
-        fvl, nb = float(s[m]["overlap with final (ckpts 1..N-1)"]), float(s[m]["neighbour overlap"])
-        side = lambda v, lo, hi: "inside" if lo <= v <= hi else ("above" if v > hi else "below")
-        lines.append(f"- {m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), neighbour "
-                     f"{nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not evidence of dynamics.")
-        if walk is not None and not walk.empty:
-            w_f, w_n = (seed_range(walk, f"random walk like {m}", c)[0] for c in ("first", "neighbour"))
-            lines.append(f"  - its random walk (as far and as steady, random directions): overlap with final "
-                         f"{w_f:.2f}, neighbour {w_n:.2f}.")
-    return "\n".join(lines)
-
-
-def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None,
-             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None) -> str:
-    """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
-    An ordering between the paradigms counts as resolved when the [min, max] ranges over crosscoder seeds do not
-    overlap; with the identical-copy ``null`` the typed verdicts (:func:`verdicts`) follow, which also ask that the
-    paradigm's value lie beyond the null's range."""
-    s = summary(table).set_index("method").to_dict("index")
-    sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
-    ranges = {(col, m): seed_range(table, m, col)[1:] for col in CLAIM_COLUMNS for m in (sft, rl)}
-
-    def claim(col, text, holds):
-        (a_lo, a_hi), (b_lo, b_hi) = ranges[col, sft], ranges[col, rl]
-        separated = a_hi < b_lo or b_hi < a_lo
-        return (f"- {text} (ordering only): {'holds' if holds else 'does not hold'}, "
-                f"{'resolved (the seed ranges do not overlap)' if separated else 'not resolved (the seed ranges overlap)'}.")
-    fvl, nb = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
-    return "\n".join([
-        f"- Overlap of earlier checkpoints' top-{P.dynamics.top_k} with the final one: {sft} {s[sft][fvl]:.2f} "
-        f"{s[sft]['range']}, {rl} {s[rl][fvl]:.2f} {s[rl]['range']}; neighbour overlap: {sft} "
-        f"{s[sft][nb]:.2f} {s[sft]['range ']}, {rl} {s[rl][nb]:.2f} {s[rl]['range ']}.",
-        claim("first", f"{sft} stabilises earlier than {rl}", s[sft][fvl] > s[rl][fvl]),
-        claim("neighbour", f"{rl} keeps evolving more than {sft}", s[rl][nb] < s[sft][nb]),
-        f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
-        f"{s[sft]['tuned-only latents (final)']:.0f}, {rl} {s[rl]['tuned-only latents (final)']:.0f}.",
-        *([] if pair_table is None else [_agreement(P, s, pair_table)]),
-        *([] if null is None else [v.line() for v in verdicts(P, table, null, walk)])])
-
-
-def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
-    """Whether the pairwise (matched) cross-check points the same way as the trajectory crosscoder."""
-    sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
-    fvl_col, nb_col = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
-    g = {m: pair_table[pair_table.method == m] for m in (sft, rl)}
-    fvl = {m: g[m][g[m].checkpoint < g[m].checkpoint.max()]["first_vs_last (matched)"].mean() for m in g}
-    nb = {m: g[m]["neighbour (matched)"].mean() for m in g}
-    same_fvl = (fvl[sft] > fvl[rl]) == (s[sft][fvl_col] > s[rl][fvl_col])
-    same_nb = (nb[rl] < nb[sft]) == (s[rl][nb_col] < s[sft][nb_col])
-    return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
-            f"({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); neighbour {sft} {nb[sft]:.2f} "
-            f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")
-
-
-CLAIM_COLUMNS = {"first": ("first_vs_last", "fvl_lo", "fvl_hi"), "neighbour": ("neighbour", "nb_lo", "nb_hi")}
-"""Per dynamics claim, the overlap table's (mean, seed-min, seed-max) columns."""
-
-
-def seed_range(table: pd.DataFrame, method: str, claim: str) -> tuple[float, float, float]:
-    """Mean, and mean [min, max] over crosscoder seeds, of one claim's overlap for ``method``, over the
-    checkpoints the claim reads (overlap with the final one: checkpoints 1..N−1)."""
-    mean, lo, hi = CLAIM_COLUMNS[claim]
-    g = table[(table.method == method) & table[lo].notna()]
-    g = g[g.checkpoint < g.checkpoint.max()] if claim == "first" else g
-    return float(g[mean].mean()), float(g[lo].mean()), float(g[hi].mean())
-
-
-def null_range(null: pd.DataFrame, claim: str) -> tuple[float, float]:
-    """The identical-copy null's range of one claim's overlap: per checkpoint the min / max over its slots and
-    seeds, averaged over the checkpoints the claim reads."""
-    _, lo, hi = CLAIM_COLUMNS[claim]
-    n = null.groupby("checkpoint").agg(lo=(lo, "min"), hi=(hi, "max"))
-    n = n[n.index < n.index.max()] if claim == "first" else n
-    return float(n.lo.mean()), float(n.hi.mean())
-
-
-def walk_gap(walk: pd.DataFrame | None, P: Params, claim: str) -> float | None:
-    """The random-walk null's SFT − RL difference of one claim's overlap (None without the null)."""
-    if walk is None or walk.empty:
-        return None
-    sft, rl = paradigms(P)
-    return seed_range(walk, f"random walk like {sft}", claim)[0] - seed_range(walk, f"random walk like {rl}", claim)[0]
-
-
-def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None
-             ) -> list[Verdict]:
-    """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
-    paradigms do not overlap (else: not testable at this power); the paradigm's value must lie beyond the
-    identical-copy null's range in the claimed direction and, with the random-walk null (:func:`walk_table`), the
-    SFT − RL difference must exceed the one that two random walks of the same geometry show."""
-    sft, rl = paradigms(P)
-    seeds = P.dynamics.crosscoder_seeds
-    out = []
-    for claim, col, better in (
-            (f"{sft} stabilises early (its earlier checkpoints overlap its final one more than {rl}'s)", "first",
-             "higher"),
-            (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)", "neighbour", "lower")):
-        (a, a_lo, a_hi), (b, b_lo, b_hi) = seed_range(table, sft, col), seed_range(table, rl, col)
-        n_lo, n_hi = null_range(null, col)
-        gap = walk_gap(walk, P, col)
-        separated = a_hi < b_lo or b_hi < a_lo
-        # sft above rl and above what identical checkpoints give / rl below sft and below the null; and the
-        # difference beyond what the weights' geometry alone gives
-        seen = a > b and a > n_hi if better == "higher" else b < a and b < n_lo
-        seen = seen and (gap is None or a - b > gap)
-        out.append(Verdict(
-            claim=claim, notebook="04_feature_dynamics", estimate=a - b, interval=None,
-            null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}" +
-                 ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}"),
-            decision=decide(seen, b > a, separated),
-            limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
-                  f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})",
-            detail=f"{sft} {a:.2f}, {rl} {b:.2f}"))
-    return out

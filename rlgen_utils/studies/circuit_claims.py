@@ -1,0 +1,180 @@
+"""What notebook 05's edge metrics say about the paper's circuit claim — online RL raises edge intensity and
+entropy, DPO does not — as findings prose, robustness and agreement tables, and typed verdicts, all computed from
+:func:`rlgen_utils.studies.circuits.metric_table` (never written by hand)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..run.config import Params
+from .verdicts import Verdict, decide
+
+ONLINE_RL = ("grpo", "rloo", "sft_grpo")
+
+
+SCALE_FREE = ("entropy (scale-free)", "kurtosis of |W| (scale-free)")
+"""Metrics invariant to rescaling a model's scores (:mod:`rlgen_utils.method.circuit_metrics`): an entropy change
+that vanishes here was a change of scale, not of shape."""
+
+
+READINGS = (*SCALE_FREE, "intensity / loss")
+"""The scale-free metrics and intensity per unit of self-entropy loss (a confidence-free reading of intensity)."""
+
+
+OFFLINE = ("dpo", "sft_dpo")
+
+
+def rises(p: pd.DataFrame, *metrics: str) -> bool:
+    """Whether every one of ``metrics`` rose in one pair's rows (indexed by metric): interval above 0."""
+    return all(m in p.index and bool(p.loc[m].delta_lo > 0) for m in metrics)
+
+
+def findings(P: Params, table: pd.DataFrame) -> str:
+    """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)?"""
+    t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
+    if t.empty:
+        return "No pair had enough questions to compare (see the selection table)."
+    lines, pattern, shape, per_loss = [], {}, {}, {}
+    for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
+        sub = t[t["model_after"].isin(methods)]
+        for pair in sub.pair.unique():
+            p = sub[sub.pair == pair].set_index("metric")
+            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *READINGS)
+                                if m in p.index)
+            lines.append(f"- **{pair}** ({group}): {verdict}.")
+            pattern[pair] = (group, rises(p, "intensity", "entropy"))
+            shape[pair] = (group, rises(p, SCALE_FREE[0]))
+            per_loss[pair] = (group, rises(p, "intensity / loss"))
+    rl = [ok for g, ok in pattern.values() if g == "online RL"]
+    dpo = [ok for g, ok in pattern.values() if g == "DPO"]
+    if rl and dpo:
+        same = all(rl) and not any(dpo)
+        lines.append(f"\n**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises "
+                     f"intensity and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: "
+                     f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.")
+        rl_s = [ok for g, ok in shape.values() if g == "online RL"]
+        dpo_s = [ok for g, ok in shape.values() if g == "DPO"]
+        lines.append(f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
+                     f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
+                     f"that vanishes here was a change of scale, not of the distribution's shape.")
+        rl_l = [ok for g, ok in per_loss.values() if g == "online RL"]
+        dpo_l = [ok for g, ok in per_loss.values() if g == "DPO"]
+        lines.append(f"Per unit of self-entropy loss (the scores are its gradients, which shrink as a model grows "
+                     f"confident), intensity rises for {sum(rl_l)}/{len(rl_l)} online-RL pairs and "
+                     f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.")
+    return "\n".join(lines)
+
+
+def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
+    """Per pair and metric, over every (score kind, α): how many 95 % intervals say up (↑), down (↓) or
+    include zero (·)."""
+    t = table[table.metric.isin(["intensity", "entropy", "kurtosis", *READINGS])]
+    t = t.assign(up=t.delta_lo > 0, down=t.delta_hi < 0)
+    agg = t.groupby(["pair", "metric"], sort=False).agg(up=("up", "sum"), down=("down", "sum"), n=("up", "size"))
+    cell = [f"↑{up} ↓{down} ·{n - up - down}" for up, down, n in zip(agg["up"], agg["down"], agg["n"], strict=True)]
+    return agg.assign(cell=cell)["cell"].unstack("metric")
+
+
+def _direction(row: pd.Series) -> str:
+    if row.delta_lo > 0:
+        return f"up ({row.delta:+.2g}, CI excludes 0)"
+    if row.delta_hi < 0:
+        return f"down ({row.delta:+.2g}, CI excludes 0)"
+    return f"no clear change ({row.delta:+.2g})"
+
+
+def exact_findings(agree: dict) -> str:
+    """What the ablation check says, in words, with its numbers."""
+    if not agree.get("n_samples", 1):
+        return ("Exact ablation was not run on any question (`circuits.exact_n_samples: 0`): how well the "
+                "first-order scores track what removing an edge does is unmeasured for this model.")
+    per = agree["per_receiver"]
+    first = per.iloc[0]
+    return (f"- Rank agreement of first-order and exact scores: Spearman **{agree['overall_mean_scores']:.2f}** "
+            f"over edges (mean over questions), {agree['overall_per_sample']:.2f} per question, "
+            f"**{agree['overall_abs']:.2f}** for |score| (importance regardless of sign); per receiver "
+            f"{per.spearman.min():.2f}–{per.spearman.max():.2f}.\n"
+            f"- First-order scores into a receiver sum to at most {per['first-order sum'].abs().max():.1e} "
+            f"(scale invariance of the norm), while the exact effects of removing those edges sum to "
+            f"{per['exact sum'].abs().min():.2g}–{per['exact sum'].abs().max():.2g}.\n"
+            f"- The embedding's edge into the first block: first order {first['first-order mean |score|']:.2g} vs "
+            f"exact {first['exact mean |score|']:.2g}"
+            + (": first order misses most of what removing the whole input of a normalised block does. Read the "
+               "intensity/entropy/kurtosis changes above as changes in local sensitivities, not as exact edge "
+               "importances." if first["first-order mean |score|"] < 0.1 * first["exact mean |score|"]
+               else ": the same order of magnitude."))
+
+
+def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
+    """Per group (online RL, DPO), whether each pair with enough questions raises every one of ``metrics``; and
+    the question counts used and the pairs left out."""
+    up: dict[str, list[bool]] = {"online RL": [], "DPO": []}
+    used, left_out = [], []
+    for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
+        sub = t[t["model_after"].isin(methods)]
+        for pair in sub.pair.unique():
+            p = sub[sub.pair == pair].set_index("metric")
+            n = int(p.n.iloc[0])
+            if n < P.circuits.min_questions:
+                left_out.append(f"{pair} ({n})")
+                continue
+            used.append(n)
+            up[group].append(rises(p, *metrics))
+    return up, used, left_out
+
+
+def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
+    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read three ways: the
+    paper's metrics of the first score kind, the scale-free entropy, and (where computed) the paper's metrics of
+    exact-ablation scores; each decided from the paired bootstrap intervals of every pair (a rise = interval above
+    0). A pair with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim
+    with no online-RL or no DPO pair left is not testable."""
+    main = table[table.alpha == P.circuits.main_alpha]
+    first = main[main.score == P.circuits.scores[0]]
+    readings = [("online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
+                ("online RL raises the scale-free edge entropy, DPO does not", first, (SCALE_FREE[0],))]
+    if (main.score == "exact").any():
+        readings.append(("online RL raises edge intensity and entropy, DPO does not — exact-ablation scores",
+                         main[main.score == "exact"], ("intensity", "entropy")))
+    out = []
+    for claim, t, metrics in readings:
+        up, used, left_out = _group_rises(P, t, *metrics)
+        limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
+                 f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+        rl, dpo = up["online RL"], up["DPO"]
+        out.append(Verdict(
+            claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
+            null="paired bootstrap interval of each pair's change containing 0",
+            decision=decide(bool(rl) and all(rl) and not any(dpo), bool(dpo) and any(dpo) and not any(rl),
+                            bool(rl) and bool(dpo)),
+            limit=limit, detail=f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs rise"))
+    return out
+
+
+def first_order_vs_exact(P: Params, table: pd.DataFrame) -> pd.DataFrame:
+    """Per pair and metric at the headline α: the change read from the first score kind and from exact ablation,
+    each with its bootstrap interval and direction (↑ / ↓ / · for an interval containing 0), and whether the
+    directions agree. Empty when exact scores were not computed."""
+    t = table[(table.alpha == P.circuits.main_alpha) & table.metric.isin(["intensity", "entropy", "kurtosis",
+                                                                           "diversity", *READINGS])]
+    kind = P.circuits.scores[0]
+    a, b = (t[t.score == k].set_index(["pair", "metric"]) for k in (kind, "exact"))
+    if b.empty:
+        return pd.DataFrame()
+    index = a.index.intersection(b.index)
+    a, b = a.loc[index], b.loc[index]
+    arrow = lambda d: np.where(d.delta_lo > 0, "↑", np.where(d.delta_hi < 0, "↓", "·"))
+    cells = lambda d: [f"{r.delta:+.2g} [{r.delta_lo:+.2g}, {r.delta_hi:+.2g}]" for r in d.itertuples()]
+    out = pd.DataFrame({f"Δ {kind}": cells(a), kind: arrow(a), "Δ exact": cells(b), "exact": arrow(b)}, index=index)
+    return out.assign(agree=out[kind] == out["exact"])
+
+
+def exact_agreement_findings(P: Params, table: pd.DataFrame) -> str:
+    """How often first-order and exact-ablation scores give the same direction of change, in words."""
+    cmp = first_order_vs_exact(P, table)
+    if cmp.empty:
+        return "Exact-ablation scores were not computed for the pairs (`circuits.exact_scores: none`)."
+    paper = cmp[cmp.index.get_level_values("metric").isin(["intensity", "entropy", "kurtosis"])]
+    return (f"- First-order ({P.circuits.scores[0]}) and exact-ablation scores give the same direction of change "
+            f"(up / down / interval containing 0) in **{int(cmp.agree.sum())} of {len(cmp)}** (pair, metric) cells, "
+            f"{int(paper.agree.sum())} of {len(paper)} for the paper's intensity, entropy and kurtosis.")

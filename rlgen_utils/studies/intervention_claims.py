@@ -1,0 +1,130 @@
+"""What notebook 06's selection and edits say about the paper's generalization latents — compact, task-agnostic,
+causal — as tables, findings prose and typed verdicts, computed from the selection and the random-set control of
+:mod:`rlgen_utils.studies.interventions` (never written by hand)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..method import latent_edits
+from ..run.config import Params
+from .interventions import FeatureSelection
+from .verdicts import Verdict, decide
+
+
+def set_table(sel: FeatureSelection) -> pd.DataFrame:
+
+    """Per family: the selection half's target and control counts, the test half's RL-right/base-wrong count,
+    the set size and the best score and p-value."""
+    rows = [{"family": f, "select: RL-right/base-wrong": len(g["target"]), "select: control": len(g["control"]),
+             "test: RL-right/base-wrong": len(g["test"]),
+             "set size": len(sel.sets[f]) if f in sel.sets else None,
+             "max score": max(sel.scores[f]) if f in sel.scores else None,
+             "min p": min(sel.pvalues[f]) if f in sel.pvalues else None}
+            for f, g in sel.groups.items()]
+    columns = ["family", "select: RL-right/base-wrong", "select: control", "test: RL-right/base-wrong", "set size",
+               "max score", "min p"]
+    return pd.DataFrame(rows, columns=columns).set_index("family")
+
+
+def family_overlap(sel: FeatureSelection) -> tuple[np.ndarray, list[str]]:
+    """``[F, F]`` overlap of the families' latent sets, and the family names."""
+    return latent_edits.overlap_matrix({f: set(v) for f, v in sel.sets.items()}), list(sel.sets)
+
+
+def mean_overlap(sel: FeatureSelection) -> float:
+    """Mean off-diagonal overlap of the per-family sets (NaN with fewer than two non-empty sets)."""
+    m, _ = family_overlap(sel)
+    off = m[~np.eye(len(m), dtype=bool)] if len(m) > 1 else np.array([])
+    off = off[np.isfinite(off)]
+    return float(off.mean()) if off.size else float("nan")
+
+
+def selection_power(P: Params, sel: FeatureSelection) -> str:
+    """What the selection could detect: samples per family and whether one latent can pass the BH cut."""
+    I, m = P.interventions, sel.n_alive
+    if sel.rule == "paper":
+        return (f"paper rule (Score_k > {I.fraction:g} × the family's maximum on the selection half; no null: every "
+                f"family with a positive maximum keeps latents)")
+    reach = latent_edits.bh_reachable(I.n_perm, I.fdr, m)
+    return (f"contrast rule: permutation test ({I.n_perm} label permutations, smallest p {1 / (I.n_perm + 1):.1g}) "
+            f"with Benjamini–Hochberg at FDR {I.fdr:g} over {m} alive latents (one latent alone needs p ≤ "
+            f"{I.fdr / max(m, 1):.1g}: {'reachable' if reach else '**not reachable**: raise interventions.n_perm'})")
+
+
+def _share(x: float) -> str:
+    return f"{x:.0%}" if np.isfinite(x) else "n/a (fewer than two non-empty sets)"
+
+
+def causal_rows(P: Params, control: pd.DataFrame) -> list[bool]:
+    """Per row of the random-set control: did the edit move accuracy the claimed way (disable lowers, amplify
+    raises) at p ≤ ``interventions.alpha`` against the random sets?"""
+    return [bool(r["p (one-sided)"] <= P.interventions.alpha
+                 and (r["selected set"] < 0 if r["intervention"] == "disable" else r["selected set"] > 0))
+            for r in control.to_dict("records")]
+
+
+def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> str:
+    """Whether the organism shows a compact, task-agnostic, causal latent set, with the controls."""
+    I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
+    ok = all(identity.identical == identity.generations)
+    sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items())
+    lines = ["- Identity check (routed through the crosscoder, nothing changed): "
+             + ", ".join(f"{r.model} {r.identical}/{r.generations}" for r in identity.itertuples())
+             + (" generations identical." if ok else " — **not exact**: the edit path changes generations."),
+             f"- Selection ({selection_power(P, sel)}) on the selection half; RL-right/base-wrong / control "
+             f"samples per family: {sizes or 'none'}.",
+             f"- Families with ≥ {I.min_samples} samples in each group: {len(fams)} ({', '.join(fams) or 'none'}); "
+             f"kept per family: {', '.join(f'{f} {len(v)}' for f, v in sel.sets.items()) or 'none'}; "
+             f"{I.combine} of their sets: **{n} latents** of {alive} alive; mean pairwise overlap of the families' "
+             f"sets {_share(mean_overlap(sel))} (the paper: > 80 %)."]
+    if n == 0:
+        why = ("no family had enough samples in both groups: not testable at this pool size"
+               if not fams else "no latent's contrast passed the test in every family: none found at this power")
+        lines.append(f"\n**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.")
+        return "\n".join(lines)
+    causal = causal_rows(P, control)
+    for r in control.to_dict("records"):
+        lines.append(f"- {r['intervention']} on the test half's {r['scope']} samples: selected set "
+                     f"{100 * r['selected set']:+.1f} points; {I.n_random} frequency-matched random sets "
+                     f"{100 * r['random min']:+.1f} to {100 * r['random max']:+.1f} (mean "
+                     f"{100 * r['random mean']:+.1f}); p = {r['p (one-sided)']:.3f}.")
+    compact = n <= 0.1 * alive
+    shared = mean_overlap(sel) > 0.8
+    lines.append(f"\n**Verdict ({P.name}):** compact {'yes' if compact else 'no'} ({n}/{alive} alive latents); "
+                 f"task-agnostic {'yes' if shared else 'no'} (family sets overlap {_share(mean_overlap(sel))}); "
+                 f"causal beyond random sets {'yes' if causal and all(causal) else 'no'} (disabling must lower and "
+                 f"amplifying raise the test half's RL-right/base-wrong accuracy, each at p ≤ {I.alpha:g} against "
+                 f"{I.n_random} random sets of the same size and firing frequency).")
+    return "\n".join(lines)
+
+
+def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Verdict]:
+    """The paper's generalization-latent claims: a compact, task-agnostic set is selected (against the contrast's
+    permutation null with BH), and editing it moves the test half's RL-right/base-wrong accuracy beyond
+    frequency-matched random sets."""
+    I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
+    power = selection_power(P, sel)
+    reachable = sel.rule == "paper" or latent_edits.bh_reachable(I.n_perm, I.fdr, alive)
+    overlap_ = mean_overlap(sel)
+    sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items()) or "none"
+    found = n > 0 and n <= 0.1 * alive and bool(np.isfinite(overlap_) and overlap_ > 0.8)
+    out = [Verdict(
+        claim="a compact (≤ 10 % of alive latents), task-agnostic (family sets overlap > 80 %) latent set carries "
+              "RL's out-of-domain gains", notebook="06_interventions", estimate=float(n), interval=None,
+        null=("label-permutation test of the contrast (RL-right/base-wrong vs controls), BH-FDR "
+              f"{I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
+        decision=decide(found, False, bool(fams) and reachable),
+        limit=f"{power}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
+        detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
+    causal = causal_rows(P, control) if n else []
+    rand_p = [f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}"
+              for r in (control.to_dict("records") if n else [])]
+    out.append(Verdict(
+        claim="disabling the set in RL lowers, amplifying it in the base raises, RL-right/base-wrong accuracy",
+        notebook="06_interventions", estimate=float(sum(causal)), interval=None,
+        null=f"{I.n_random} random latent sets of the same size and firing frequency (smallest p {1 / (I.n_random + 1):.2g})",
+        decision=decide(bool(causal) and all(causal), False, bool(causal)),
+        limit="no set was selected, so nothing was edited" if not n else f"test-half samples, α = {I.alpha:g}",
+        detail="; ".join(rand_p) or "no edit ran"))
+    return out

@@ -1,0 +1,118 @@
+"""Null models of notebooks 03 and 04: what the crosscoder instruments report when post-training taught nothing.
+
+Two kinds, each trained exactly like the real crosscoders: **identical copies** (the base's activations in every
+slot) and **random updates** (the base moved per tensor as far as a tuned model, in a random direction:
+``noise+<model>`` model folders, :mod:`rlgen_utils.method.perturb`); for notebook 04 a **random walk** that keeps each
+checkpoint's distance from the base and its step from the previous checkpoint. A count at or below its null is not
+evidence of anything post-training did.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import torch
+
+from ..method.crosscoder import Crosscoder
+from ..method.perturb import norm_matched_noise, norm_matched_walk
+from ..models import loading
+from ..run.artifacts import is_done, mark_done
+from ..run.config import Params
+from ..run.keys import stage_key
+from ..run.rundir import NOISE_PREFIX, RunDir
+from .crosscoder import ensure_crosscoder
+
+NULL_PAIR = "base–base copy (null)"
+
+
+def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
+    """The identical-model null of the pairwise view: a two-model crosscoder over the base and an exact copy of
+    it (the base's activations in both slots, read from the trio's collection), trained like the real pairs.
+    Any latent it calls base-only or tuned-only is produced by the method, not by post-training."""
+    return {NULL_PAIR: ensure_crosscoder(P, ("base", "base"), steps=P.crosscoder.pair_steps, source=trio,
+                                         tag="null-copy")}
+
+
+def noise_pair_name(tuned: str) -> str:
+    return f"base–noise like {tuned} (null)"
+
+
+def noise_seed(P: Params, tuned: str) -> int:
+    """The seed of ``tuned``'s random update: its own per model (stable across processes), so the nulls of two
+    tuned models move in independent directions (one seed would make them collinear)."""
+    return P.seed + zlib.crc32(tuned.partition("@")[0].encode()) % 100_000
+
+
+def ensure_noise_model(P: Params, tuned: str) -> Path:
+    """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
+    once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
+    :func:`ensure_noise_walk`."""
+    run = RunDir(P)
+    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
+    if is_done(out, key):
+        return out
+    base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
+    _save_moved(P, base, norm_matched_noise(_state(base), _state(t), seed=noise_seed(P, tuned)), out)
+    mark_done(out, key, tuned=tuned)
+    return out
+
+
+def ensure_noise_walk(P: Params, method: str) -> list[Path]:
+    """The random-walk null of one method's checkpoints (``noise+<method>@1 … @N``): per tensor as far from the
+    base as each checkpoint and as far from the previous one, in random directions (:func:`rlgen_utils.method.
+    perturb.norm_matched_walk`). Checkpoints are loaded one at a time; keyed by the post-training stage."""
+    run = RunDir(P)
+    names = [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
+    outs = [run.model(NOISE_PREFIX + n) for n in names]
+    key = f"{stage_key(P, 'trained')}-{method}-walk-seed{noise_seed(P, method)}"
+    if all(is_done(o, key) for o in outs):
+        return outs
+    base = loading.load_model(run.model("base"), P.model.dtype)
+    ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
+    for name, out, moved in zip(names, outs, norm_matched_walk(_state(base), ckpts, seed=noise_seed(P, method))):
+        _save_moved(P, base, moved, out)
+        mark_done(out, key, tuned=name)
+    return outs
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    """A copy of a model's parameters by name (tied weights once): unchanged when the model is overwritten."""
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _save_moved(P: Params, model, moved: dict[str, torch.Tensor], out: Path) -> None:
+    """Save ``model``'s architecture and the base's tokenizer with every parameter set to ``moved``'s."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in moved.items():
+            params[k].copy_(v)
+    loading.save_model(model, loading.load_tokenizer(RunDir(P).model("base")), out)
+
+
+def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
+    """The base and each tuned model's random-update null (``noise+<model>``), in the trio's slots."""
+    return ("base", *(NOISE_PREFIX + m for m in trio[1:]))
+
+
+def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
+    """The random-update null of the pairwise view, per tuned model: a two-model crosscoder over the base and the
+    base moved as far as that model, at random (read from the null trio's collection), trained like the real
+    pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
+    for m in trio[1:]:
+        ensure_noise_model(P, m)
+    return {noise_pair_name(m): ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps,
+                                                  source=noise_trio(trio)) for m in trio[1:]}
+
+
+COPY_TRIO, NOISE_TRIO = "identical copies (null)", "random updates (null)"
+"""Labels of the three-model view's nulls (:func:`ensure_null_trios`)."""
+
+
+def ensure_null_trios(P: Params, trio: tuple[str, str, str]) -> dict[str, Crosscoder]:
+    """The three-model view's nulls, trained exactly like the real three-model crosscoder: the base's activations
+    in every slot (read from the trio's collection), and the base with each tuned model's slot holding the base
+    moved as far as that model at random. What they own is what the method, or any change of that size, makes."""
+    for m in trio[1:]:
+        ensure_noise_model(P, m)
+    return {COPY_TRIO: ensure_crosscoder(P, ("base",) * len(trio), source=trio, tag="null-copy"),
+            NOISE_TRIO: ensure_crosscoder(P, noise_trio(trio))}
