@@ -6,6 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 ONLY   ?=
+TEST_WORKERS ?= 2   # pytest-xdist workers: alone the suite keeps about one of two cores busy
 
 .PHONY: setup reproduce chromium smollm2 test sync lab bench clean-runs
 
@@ -49,7 +50,7 @@ $(SMOLLM2)/DONE.json: $(VENV)/.installed
 smollm2: $(SMOLLM2)/DONE.json
 
 test: setup chromium smollm2
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=12 tests
 
 sync: setup
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py

@@ -33,3 +33,49 @@ def _merge(dst: dict, src: dict) -> None:
             _merge(dst[k], v)
         else:
             dst[k] = v
+
+
+# ------------------------------------------------------------------------------------------ shared smoke runs
+# Two full smoke pipelines serve every test that only reads one: `smoke_run` (the runner with the report) for the
+# smoke tests, and `smoke_twin`, a second fresh run of the same params, for the determinism test and — as a copy,
+# so its notebook re-execution writes nowhere another test reads — the browser test. Both are session-scoped: the
+# modules that use them share the xdist group "smoke", so one worker computes each once.
+def smoke_params_file(folder: Path, **overrides) -> Path:
+    """smoke.yaml with ``run_root`` under ``folder`` (and top-level sections updated by ``overrides``)."""
+    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    raw["run_root"] = str(folder / "runs")
+    for section, values in overrides.items():
+        raw[section].update(values) if isinstance(values, dict) else raw.__setitem__(section, values)
+    path = folder / "smoke.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run_all(path: Path, *flags: str, timeout: int = 900):
+    import subprocess
+    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), *flags], cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Notebooks 01_train … 06_interventions executed by the runner (papermill) on smoke params, once per test
+    session, with the run report (HTML only); returns the params and 01_train's wall time."""
+    from rlgen_utils.run import config
+    folder = tmp_path_factory.mktemp("smoke")
+    path = smoke_params_file(folder)
+    r = _run_all(path, "--no-png", timeout=600)
+    (folder / "runner.log").write_text(r.stdout)
+    seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
+    return config.load_params(path), seconds
+
+
+@pytest.fixture(scope="session")
+def smoke_twin(tmp_path_factory):
+    """Every notebook again on the same params in a fresh run folder (no report): the params of that run."""
+    from rlgen_utils.run import config
+    path = smoke_params_file(tmp_path_factory.mktemp("twin"))
+    _run_all(path, "--no-report")
+    return config.load_params(path)

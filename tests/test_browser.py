@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import smoke_params_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares conftest's smoke runs
 
 
 def _chromium() -> str | None:
@@ -34,22 +35,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A smoke run of notebooks 01–03 (the runner), then JupyterLab serving a copy of notebooks/ with
-    ``RLGEN_PARAMS`` pointing at that run. Yields (url, token, params)."""
+def lab(tmp_path_factory, smoke_twin):
+    """A copy of the session's second smoke run (``smoke_twin``: notebooks 01–06, so nothing this test re-executes
+    writes where the determinism test reads), then JupyterLab serving a copy of notebooks/ with ``RLGEN_PARAMS``
+    pointing at that copy. Yields (url, token, params)."""
     if _chromium() is None:
         pytest.skip("no Chromium binary: `make test` installs Debian's chromium with apt when run as root; "
                     "here it is missing and could not be installed")
     pytest.importorskip("playwright.sync_api", reason="playwright is pinned in requirements.txt: run `make setup`")
     folder = tmp_path_factory.mktemp("browser")
-    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
-    raw["run_root"] = str(folder / "runs")
-    params = folder / "smoke.yaml"
-    params.write_text(yaml.safe_dump(raw))
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(params), "--only", "01_train",
-                        "02_evaluate", "03_crosscoder", "06_interventions", "--no-report"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    shutil.copytree(smoke_twin.run_dir, folder / "runs" / smoke_twin.name)
+    params = smoke_params_file(folder)
     served = folder / "notebooks"
     shutil.copytree(ROOT / "notebooks", served, ignore=shutil.ignore_patterns("*.py"))
     port, token = _free_port(), "rlgen-browser-test"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import yaml
+from conftest import smoke_params_file
 from safetensors.torch import load_file
 
 from rlgen_utils.method import circuit_metrics
@@ -20,31 +20,10 @@ from rlgen_utils.run.rundir import RunDir
 from rlgen_utils.studies import baselines, intervention_claims, nulls, train
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares conftest's smoke runs
 
 
-def _params_file(folder: Path, **overrides) -> Path:
-    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
-    raw["run_root"] = str(folder / "runs")
-    for section, values in overrides.items():
-        raw[section].update(values) if isinstance(values, dict) else raw.__setitem__(section, values)
-    path = folder / "smoke.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """Notebooks 01_train … 06_interventions executed by the runner (papermill) on smoke params, once for
-    this module; returns the params and 01_train's wall time."""
-    folder = tmp_path_factory.mktemp("smoke")
-    path = _params_file(folder)
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-png"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (folder / "runner.log").write_text(r.stdout)
-    seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
-    return config.load_params(path), seconds
+_params_file = smoke_params_file
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -475,18 +454,14 @@ def test_killed_during_evaluation_resumes_to_identical_scores(smoke_run, tmp_pat
     pd.testing.assert_frame_equal(resumed.reset_index(drop=True), reference.reset_index(drop=True))
 
 
-def test_two_fresh_runs_give_identical_metrics(smoke_run, tmp_path):
+def test_two_fresh_runs_give_identical_metrics(smoke_run, smoke_twin):
     """Every notebook again on the same params in a fresh run folder: the same numbers, bit for bit."""
     import pandas as pd
 
     from rlgen_utils.studies import circuits, crosscoder
     from rlgen_utils.studies import interventions as study
     P, _ = smoke_run
-    path = _params_file(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-report"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    P2 = config.load_params(path)
+    P2 = smoke_twin
     a, b = (pd.read_parquet(p.run_dir / "eval" / "per_sample.parquet") for p in (P, P2))
     pd.testing.assert_frame_equal(a, b)
     trio = ("base", "sft", "grpo")
