@@ -12,8 +12,9 @@ models    loading any Hugging Face causal LM or building the organism, batched g
           pretraining and post-training (trl)
 method    the science, free of run folders: activations and their store, the crosscoder, NRN/MAS,
           checkpoint overlap, edge attribution and circuit metrics, latent edits, bootstrap statistics
-studies   one module per notebook (``train`` … ``interventions``): ``ensure_*`` stages keyed and
-          cached in the run folder, the tables, and the computed findings
+studies   one stage module per notebook (``train`` … ``interventions``): ``ensure_*`` stages keyed
+          and cached in the run folder and the tables; beside each, modules of one job (nulls,
+          baselines, findings and verdicts in ``<stage>_claims``)
 viz       plotly figures and the ipywidgets inspector and explorer
 ========  =========================================================================================
 

@@ -237,3 +237,49 @@ def test_studies_import_only_earlier_notebooks_and_claims_only_from_results():
             elif name in STAGES and theirs == mine and dep not in STAGES:
                 wrong.append(f"the stage module {name} imports {dep}, which builds on it")
     assert not wrong, "\n".join(wrong)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Package modules ``path`` imports at run time — at its top or inside functions — leaving out imports under
+    ``if TYPE_CHECKING:`` (annotations only). ``from pkg import mod`` counts as importing ``pkg.mod``."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body for n in ast.walk(stmt)}
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    pkg = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    known = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for p in _modules()}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = pkg[: len(pkg) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out |= {f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    me = ".".join(parts).removesuffix(".__init__")
+    return {m for m in out if m in known and m != me}
+
+
+def test_the_package_has_no_import_circles():
+    """A circle hidden by a function-local import works until someone moves the import to the top (or imports the
+    modules in another order); the likely mistake after a move is a new one."""
+    graph = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): _runtime_imports(p)
+             for p in _modules()}
+    state: dict[str, int] = {}
+    circles: list[str] = []
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for dep in sorted(graph.get(m, ())):
+            if state.get(dep) == 1:
+                circles.append(" -> ".join([*trail[trail.index(dep):], dep]))
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not circles, "import circles:\n" + "\n".join(circles)

@@ -27,12 +27,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import ParamsError, one_line_error
+from .modelfiles import compare
+from .preregistration import load_preregistration
+from .rundir import RunDirError, check, repo_path
+
 METHODS = ("sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo")
 Method = Literal["sft", "grpo", "rloo", "dpo", "sft_grpo", "sft_dpo"]
-
-
-class ParamsError(ValueError):
-    """A params file that cannot be used; ``str(err)`` is one line naming the key."""
 
 
 class Strict(BaseModel):
@@ -491,7 +492,6 @@ class Params(Strict):
     @property
     def run_dir(self) -> Path:
         """This run's folder, absolute and checked to lie inside ``run_root`` (:mod:`rlgen_utils.run.rundir`)."""
-        from .rundir import check
         return check(self)
 
     def section_hash(self, *keys: str, ignore: tuple[str, ...] = ()) -> str:
@@ -503,18 +503,6 @@ class Params(Strict):
             dump[section].pop(sub, None)
         blob = json.dumps({k: dump[k] for k in ("seed",) + keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def one_line_error(path: Path, err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc, msg = [str(p) for p in e["loc"]], e["msg"].removeprefix("Value error, ")
-    if e["type"] == "value_error" and ": " in msg:  # a cross-field check names its own key first
-        field, msg = msg.split(": ", 1)
-        loc.append(field)
-    key = ".".join(loc) or "(top level)"
-    got = f" (got {e['input']!r})" if e["type"] not in ("missing", "value_error") and not isinstance(
-        e.get("input"), dict) else ""
-    return f"{path}: {key}: {msg}{got}"
 
 
 def load_params(path: str | Path, check_files: bool = True) -> Params:
@@ -543,7 +531,6 @@ def load_params(path: str | Path, check_files: bool = True) -> Params:
 
 
 def _check_run_dir(path: Path, p: Params) -> None:
-    from .rundir import RunDirError, check
     try:
         check(p)
     except RunDirError as e:
@@ -551,7 +538,6 @@ def _check_run_dir(path: Path, p: Params) -> None:
 
 
 def _check_files(path: Path, p: Params) -> None:
-    from .rundir import repo_path
     if not p.model.is_organism:
         model_dir = Path(p.model.name_or_path)
         if not (model_dir / "config.json").is_file():
@@ -561,7 +547,6 @@ def _check_files(path: Path, p: Params) -> None:
                               f"{model_dir} has none (use style: plain)")
         _check_trained_elsewhere(path, p, model_dir)
     if p.eval.preregistration:
-        from .preregistration import load_preregistration
         prereg = repo_path(p.eval.preregistration)
         if not prereg.is_file():
             raise ParamsError(f"{path}: eval.preregistration: file not found: {p.eval.preregistration}")
@@ -589,7 +574,6 @@ def _has_chat_template(folder: Path) -> bool:
 def _check_trained_elsewhere(path: Path, p: Params, base: Path) -> None:
     """Every model trained elsewhere is a model folder with the base's shape and tokenizer: a crosscoder reads
     the models token by token at one layer, and a circuit pair compares edge matrices of one graph."""
-    from .modelfiles import compare
     for method, folders in p.external_checkpoints.items():
         for folder in folders:
             if not (Path(folder) / "config.json").is_file():

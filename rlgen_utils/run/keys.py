@@ -32,6 +32,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .config import CrosscoderCfg, Params
+from .modelfiles import folder_digest
 
 _UPSTREAM = ("model", "tasks", "pretrain")
 _TRAINED = (*_UPSTREAM, "posttrain", "data", "eval")
@@ -74,7 +75,6 @@ def stage_key(P: Params, stage: str) -> str:
 
 def model_digest(P: Params) -> str:
     """Content hash of the base folder and of every folder named under ``models:`` (cached per process)."""
-    from .modelfiles import folder_digest
     folders = [P.model.name_or_path] + [f for m in sorted(P.external_checkpoints) for f in P.external_checkpoints[m]]
     return hashlib.sha256("".join(folder_digest(f) for f in folders).encode()).hexdigest()[:16]
 

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .artifacts import atomic_write_text
-from .config import Params
+from .artifacts import atomic_file, atomic_write_text
+from .config import Params, ParamsError, load_params
 from .rundir import RunDir, repo_path
+from .session import init
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,6 @@ def gather_parts(parts: dict[str, torch.Tensor], staging: Path) -> dict[str, tor
     writes ``staging/rank-<r>.safetensors`` atomically; rank 0 reads them all after a barrier."""
     from safetensors.torch import load_file, save_file
 
-    from .artifacts import atomic_file
     rank, n = world()
     if n == 1:
         return parts
@@ -122,8 +122,6 @@ def die_with_parent() -> None:
 def as_rank(params_path: str | Path, join: bool = True) -> Iterator[Params]:
     """A launched rank's life: die with the launcher, read the params (a bad file: one line), seed and thread as
     every process does, join the process group (``join``; trl's trainers join it themselves), leave it at the end."""
-    from .config import ParamsError, load_params
-    from .session import init
     die_with_parent()
     try:
         P = load_params(params_path)

@@ -28,7 +28,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Params
+from .artifacts import write_between_markers
+from .config import Params, load_params
+from .rundir import repo_path
 
 GIB = 1024**3
 
@@ -158,8 +160,6 @@ def render(P: Params, devices: int = 1, config_file: str | Path | None = None) -
 
 def transcript(params: str, devices: list[int], model_config: str | None = None) -> str:
     """The runner's ``--plan`` output at each device count, with its command lines, as a Markdown code block."""
-    from .config import load_params
-    from .rundir import repo_path
     P = load_params(repo_path(params), check_files=False)   # paths as written, relative to the repository
     cfg = f" --model-config {model_config}" if model_config else ""
     blocks = [f"$ .venv/bin/python -m rlgen_utils.run --params {params} --plan --devices {n}{cfg}\n"
@@ -173,7 +173,6 @@ def main(argv: list[str] | None = None) -> None:
     ``<!-- plan:begin -->`` and ``<!-- plan:end -->`` markers (``docs/PAPER_SCALE.md``)."""
     import argparse
 
-    from .artifacts import write_between_markers
     ap = argparse.ArgumentParser(prog="python -m rlgen_utils.run.plan", description="plans at several device counts")
     ap.add_argument("--params", required=True)
     ap.add_argument("--model-config", default=None)

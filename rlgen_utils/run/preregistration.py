@@ -23,7 +23,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import ParamsError, one_line_error
+from .errors import ParamsError, one_line_error
 
 Outcome = Literal["positive", "negative", "no_change", "not_negative", "not_positive"]
 TransferClass = Literal["in_domain", "shared_skill", "format_only", "far_control", "unclassified"]

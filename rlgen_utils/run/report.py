@@ -17,7 +17,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import Params
+from .artifacts import atomic_write_text, git_commit
+from .config import Params, load_params
+from .keys import params_hash
+from .rundir import REPO, RunDir
 
 PACKAGES = ("torch", "transformers", "trl", "nnsight", "sae-lens", "safetensors", "numpy", "pandas", "plotly",
             "kaleido", "papermill", "pydantic")
@@ -144,7 +147,6 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto;paddin
 def header(P: Params, params_path: Path, commit: str, pngs: bool, why: str) -> str:
     import yaml
 
-    from .keys import params_hash
     vers = versions()
     lines = [f"# rlgen run report: `{P.name}`", "",
              f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC} from `{params_path}` "
@@ -159,9 +161,6 @@ def header(P: Params, params_path: Path, commit: str, pngs: bool, why: str) -> s
 
 def build(params_path: str | Path, root: Path | None = None, pngs: bool = True) -> Path:
     """Write the report of the run of ``params_path`` and return its folder (``pngs=False``: HTML figures only)."""
-    from .artifacts import atomic_write_text, git_commit
-    from .config import load_params
-    from .rundir import REPO, RunDir
 
     root = root or REPO
     P = load_params(params_path)

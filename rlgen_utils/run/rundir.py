@@ -23,8 +23,10 @@ naming the key; ``load_params`` turns it into a one-line params error before any
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import Params
+if TYPE_CHECKING:
+    from .config import Params
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = (".git", ".ci", "benchmarks", "data", "docs", "notebooks", "params", "rlgen_utils", "tests")

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from .config import ParamsError, load_params
 from .lock import RunLocked, run_lock
+from .plan import render
+from .report import build
 from .rundir import REPO, RunDir
 from .session import remember
 
@@ -119,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         P = load_params(params_path, check_files=not args.plan)
         if args.plan:
-            from .plan import render
             print(render(P, args.devices or P.compute.processes, args.model_config))
             return 0
     except (ParamsError, ValueError) as e:
@@ -149,7 +150,6 @@ def _run(args: argparse.Namespace, params_path: Path, run: RunDir) -> int:
             return 1
         print(f"[rlgen] {nb.stem} done in {seconds:.1f} s", flush=True)
     if not args.no_report:
-        from .report import build
         out = build(params_path, REPO, pngs=not args.no_png)
         print(f"[rlgen] report: {out / 'report.html'} and {out / 'report.md'}", flush=True)
     return 0
