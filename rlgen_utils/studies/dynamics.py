@@ -145,15 +145,17 @@ def overlap_table(P: Params, ccs: dict) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """One number per paradigm for each claim: mean overlap of checkpoints 1..N−1 with the last ("stabilises
-    early" when high) and mean neighbour overlap ("keeps evolving" when low), with [min, max] over seeds."""
+    early" when high) and mean neighbour overlap ("keeps evolving" when low), with [min, max] over seeds. Columns:
+    ``overlap_with_final`` (checkpoints 1..N−1 against N), ``neighbour_overlap``, each with its ``*_range``, and
+    ``tuned_only_final`` (tuned-only latents at the last checkpoint)."""
     rows = []
     for method, g in table.groupby("method", sort=False):
         early = g[g.checkpoint < g.checkpoint.max()]
-        rows.append({"method": method, "overlap with final (ckpts 1..N-1)": early.first_vs_last.mean(),
-                     "range": f"[{early.fvl_lo.mean():.2f}, {early.fvl_hi.mean():.2f}]",
-                     "neighbour overlap": g.neighbour.mean(),
-                     "range ": f"[{g.nb_lo.mean():.2f}, {g.nb_hi.mean():.2f}]",
-                     "tuned-only latents (final)": g.tuned_only.iloc[-1]})
+        rows.append({"method": method, "overlap_with_final": early.first_vs_last.mean(),
+                     "overlap_with_final_range": f"[{early.fvl_lo.mean():.2f}, {early.fvl_hi.mean():.2f}]",
+                     "neighbour_overlap": g.neighbour.mean(),
+                     "neighbour_overlap_range": f"[{g.nb_lo.mean():.2f}, {g.nb_hi.mean():.2f}]",
+                     "tuned_only_final": g.tuned_only.iloc[-1]})
     return pd.DataFrame(rows)
 
 
@@ -180,5 +182,5 @@ def pairwise_table(P: Params) -> pd.DataFrame:
         sets = pairwise_sets(P, method)
         nb = [np.nan] + overlap.neighbour_overlap(sets)
         for k, (f, n) in enumerate(zip(overlap.first_vs_last(sets), nb), start=1):
-            rows.append({"method": method, "checkpoint": k, "first_vs_last (matched)": f, "neighbour (matched)": n})
+            rows.append({"method": method, "checkpoint": k, "first_vs_last_matched": f, "neighbour_matched": n})
     return pd.DataFrame(rows)

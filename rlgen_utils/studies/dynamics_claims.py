@@ -18,7 +18,7 @@ def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.D
     lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
              f"neighbour overlap {b_lo:.2f}–{b_hi:.2f}."]
     for m in (P.crosscoder.sft_method, P.crosscoder.rl_method):
-        fvl, nb = float(s[m]["overlap with final (ckpts 1..N-1)"]), float(s[m]["neighbour overlap"])
+        fvl, nb = float(s[m]["overlap_with_final"]), float(s[m]["neighbour_overlap"])
         side = lambda v, lo, hi: "inside" if lo <= v <= hi else ("above" if v > hi else "below")
         lines.append(f"- {m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), neighbour "
                      f"{nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not evidence of dynamics.")
@@ -44,15 +44,15 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
         separated = a_hi < b_lo or b_hi < a_lo
         return (f"- {text} (ordering only): {'holds' if holds else 'does not hold'}, "
                 f"{'resolved (the seed ranges do not overlap)' if separated else 'not resolved (the seed ranges overlap)'}.")
-    fvl, nb = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
+    fvl, nb = "overlap_with_final", "neighbour_overlap"
     return "\n".join([
         f"- Overlap of earlier checkpoints' top-{P.dynamics.top_k} with the final one: {sft} {s[sft][fvl]:.2f} "
-        f"{s[sft]['range']}, {rl} {s[rl][fvl]:.2f} {s[rl]['range']}; neighbour overlap: {sft} "
-        f"{s[sft][nb]:.2f} {s[sft]['range ']}, {rl} {s[rl][nb]:.2f} {s[rl]['range ']}.",
+        f"{s[sft][fvl + '_range']}, {rl} {s[rl][fvl]:.2f} {s[rl][fvl + '_range']}; neighbour overlap: {sft} "
+        f"{s[sft][nb]:.2f} {s[sft][nb + '_range']}, {rl} {s[rl][nb]:.2f} {s[rl][nb + '_range']}.",
         claim("first", f"{sft} stabilises earlier than {rl}", s[sft][fvl] > s[rl][fvl]),
         claim("neighbour", f"{rl} keeps evolving more than {sft}", s[rl][nb] < s[sft][nb]),
         f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
-        f"{s[sft]['tuned-only latents (final)']:.0f}, {rl} {s[rl]['tuned-only latents (final)']:.0f}.",
+        f"{s[sft]['tuned_only_final']:.0f}, {rl} {s[rl]['tuned_only_final']:.0f}.",
         *([] if pair_table is None else [_agreement(P, s, pair_table)]),
         *([] if null is None else [v.line() for v in verdicts(P, table, null, walk)])])
 
@@ -60,10 +60,10 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
 def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
     """Whether the pairwise (matched) cross-check points the same way as the trajectory crosscoder."""
     sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
-    fvl_col, nb_col = "overlap with final (ckpts 1..N-1)", "neighbour overlap"
+    fvl_col, nb_col = "overlap_with_final", "neighbour_overlap"
     g = {m: pair_table[pair_table.method == m] for m in (sft, rl)}
-    fvl = {m: g[m][g[m].checkpoint < g[m].checkpoint.max()]["first_vs_last (matched)"].mean() for m in g}
-    nb = {m: g[m]["neighbour (matched)"].mean() for m in g}
+    fvl = {m: g[m][g[m].checkpoint < g[m].checkpoint.max()]["first_vs_last_matched"].mean() for m in g}
+    nb = {m: g[m]["neighbour_matched"].mean() for m in g}
     same_fvl = (fvl[sft] > fvl[rl]) == (s[sft][fvl_col] > s[rl][fvl_col])
     same_nb = (nb[rl] < nb[sft]) == (s[rl][nb_col] < s[sft][nb_col])
     return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
