@@ -24,7 +24,8 @@ from common import ROOT, write_result  # (also puts the repo on sys.path)
 from rlgen_utils.method import activations
 from rlgen_utils.models import loading
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import crosscoder, train
+from rlgen_utils.studies import train
+from rlgen_utils.world import suite
 
 
 def setup(P):
@@ -37,7 +38,7 @@ def setup(P):
 
 def run_collect(P, n_texts: int, use_nnsight: bool, out: Path) -> tuple[float, int]:
     model, tok = setup(P)
-    texts = crosscoder.corpus(P)[:n_texts]
+    texts = suite.world(P).corpus(n_texts)
     t0 = time.perf_counter()
     c = P.crosscoder
     info = activations.collect([model], tok, texts, activations.middle_layer(model), out,

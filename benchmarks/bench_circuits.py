@@ -54,7 +54,7 @@ def main() -> None:
     P = config.load_params(args.params)
     session.init(P)
     tok, model = _model(P, args)
-    ex = suite.eval_families(P)[suite.in_domain_family(P)].examples[0]
+    ex = suite.world(P).eval_families()[suite.world(P).in_domain_family].examples[0]
     answer = ex.text[len(ex.prompt):]
     cut = circuits.t_cut(P.circuits.main_alpha, len(tok(answer, add_special_tokens=False).input_ids))
     batch, _ = next(circuits.batches(tok, [ex.prompt], [answer], cut, 1, P.seed))

@@ -33,7 +33,7 @@ def main() -> None:
     else:
         tok = loading.char_tokenizer()
         model = loading.organism_model(P.model.organism, tok, P.seed)
-    fam = suite.eval_families(P)[suite.in_domain_family(P)]
+    fam = suite.world(P).eval_families()[suite.world(P).in_domain_family]
     prompts = [e.prompt for e in fam.examples[: args.n]]
     budget = fam.max_new_tokens(tok, P.eval.max_new_tokens)
     t_batched, t_single = [], []

@@ -58,7 +58,7 @@ def rollout(P, repeats: int) -> dict:
     tok, model = smol(P)
     c = P.posttrain.grpo
     n_prompts = c.completions_per_step // c.num_generations
-    rows = posttrain.rl_rows(suite.train_examples(P)[:n_prompts], suite.train_kind(P))
+    rows = posttrain.rl_rows(suite.world(P).train_examples()[:n_prompts], suite.world(P).train_kind)
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
     trainer = posttrain.build_trainer("grpo", model, tok, rows, P.seed, P.posttrain, opt)
     prompts = [r["prompt"] for r in rows for _ in range(c.num_generations)]   # as trl's sampler repeats them
@@ -124,7 +124,7 @@ def crosscoder_flops(P, repeats: int, steps: int = 20) -> dict:
 def _questions(P, tok, n: int):
     from rlgen_utils.studies import circuits
     from rlgen_utils.world import suite
-    fam = suite.eval_families(P)[suite.in_domain_family(P)]
+    fam = suite.world(P).eval_families()[suite.world(P).in_domain_family]
     ex = list(fam.examples[:n])
     answers = [e.completion for e in ex]
     cut = circuits.t_cut(P.circuits.main_alpha, max(len(tok(a, add_special_tokens=False).input_ids) for a in answers))
@@ -162,9 +162,9 @@ def one(P, stage: str, size: int) -> dict:
     t0 = time.perf_counter()
     if stage == "collection":
         from rlgen_utils.method import activations
-        from rlgen_utils.studies import crosscoder
+        from rlgen_utils.world import suite
         tok, model = smol(P)
-        texts = crosscoder.corpus(P)[:size]
+        texts = suite.world(P).corpus(size)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d:
             activations.collect([model], tok, texts, activations.middle_layer(model), d,

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rlgen_utils.models import pretrain
 from rlgen_utils.run import config
-from rlgen_utils.world import suite, tasks
+from rlgen_utils.world import pretraining, suite, tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +64,7 @@ def test_test_split_is_disjoint_from_every_training_prompt(family):
     test = {e.prompt for e in tasks.sample_split(family, "test", 400, 0, cfg, allow_fewer=True)}
     post = {e.prompt for e in tasks.sample_split(family, "train", 300, 0, cfg, allow_fewer=True)}
     rng = random.Random(0)
-    pre = {pretrain.pretrain_example(rng, family, cfg).prompt for _ in range(1500)}
+    pre = {pretraining.pretrain_example(rng, family, cfg).prompt for _ in range(1500)}
     assert test, "no test prompts at all"
     assert not test & post, "a post-training prompt leaked into the test split"
     assert not test & pre, "a pretraining prompt leaked into the test split"
@@ -75,7 +74,7 @@ def test_fact_test_prompts_ask_facts_that_pretraining_teaches_in_other_words():
     cfg = config.TasksCfg(n_facts=40)
     test = tasks.sample_split("fact", "test", 100, 0, cfg, allow_fewer=True)
     rng = random.Random(0)
-    pre = [pretrain.pretrain_example(rng, "fact", cfg) for _ in range(1500)]
+    pre = [pretraining.pretrain_example(rng, "fact", cfg) for _ in range(1500)]
     name_of = lambda prompt: prompt.replace("colour of ", "").split("?")[0].split()[0]  # noqa: E731
     taught = {(name_of(ex.prompt), ex.answer) for ex in pre}
     for ex in test:
@@ -130,7 +129,7 @@ def _reference_answer(ex: tasks.Example, cfg) -> str:
 
 def _corpus(n=6000):
     P = config.load_params(ROOT / "params" / "default.yaml")
-    return P, pretrain.corpus_sample(n, 0, P.pretrain, P.tasks)
+    return P, pretraining.corpus_sample(n, 0, P.pretrain, P.tasks)
 
 
 def test_sloppy_procedure_reaches_the_shared_skill_families_and_not_the_far_controls():
@@ -158,7 +157,7 @@ def test_sft_style_is_rare_in_the_pretraining_corpus():
     P, corpus = _corpus(20_000)
     share = sum(tasks.is_teacher_style(ex.text) for ex in corpus) / len(corpus)
     assert 0 < share <= 0.01, f"SFT's teacher style must be rare but present in pretraining: {share:.4f}"
-    sft = suite.train_examples(P)
+    sft = suite.world(P).train_examples()
     assert all(tasks.is_teacher_style(e.completion) and tasks.is_correct(e.completion, e.answer) for e in sft)
     assert all(e.answer == _reference_answer(e, P.tasks) for e in sft), "teacher solutions must be correct"
 

@@ -15,39 +15,12 @@ from typing import TYPE_CHECKING
 
 from ..run.artifacts import atomic_dir, read_json, write_json
 from ..run.progress import progress
-from ..world import tasks
+from ..world.pretraining import mixture, pretrain_example
 from .checkpoint import load_optimizer, save_optimizer
 
 if TYPE_CHECKING:
     from ..run.config import TasksCfg
     from ..run.types import Model, Tokenizer
-
-
-def mixture(in_domain_weight: float, family_weights: dict[str, float] | None = None) -> tuple[list[str], list[float]]:
-    """Families and their weights in the pretraining mixture: the in-domain family at ``in_domain_weight``, named
-    families at ``family_weights`` (``pretrain.family_weights``), the rest at 1."""
-    family_weights = family_weights or {}
-    unknown = sorted(set(family_weights) - set(tasks.FAMILIES))
-    if unknown or any(w < 0 for w in family_weights.values()):
-        raise ValueError(f"pretrain.family_weights: {unknown or 'negative weight'} (families: {list(tasks.FAMILIES)})")
-    names = list(tasks.FAMILIES)
-    return names, [in_domain_weight if tasks.FAMILIES[n].role == tasks.IN_DOMAIN else family_weights.get(n, 1.0)
-                   for n in names]
-
-
-def pretrain_example(rng: random.Random, family: str, tcfg: TasksCfg) -> tasks.Example:
-    """One training-split example of ``family`` as the pretraining corpus has it (:func:`tasks.pretrain_version`)."""
-    while True:
-        ex = tasks.FAMILIES[family].generate(rng, tcfg)
-        if tasks.split_of(ex.prompt, tcfg.test_fraction) == "train":
-            return tasks.pretrain_version(rng, ex, tcfg)
-
-
-def corpus_sample(n: int, seed: int, pcfg, tcfg: TasksCfg) -> list[tasks.Example]:
-    """``n`` examples drawn as the pretraining batches draw them (for measuring what the corpus contains)."""
-    rng = random.Random(f"corpus/{seed}")
-    names, weights = mixture(pcfg.in_domain_weight, pcfg.family_weights)
-    return [pretrain_example(rng, rng.choices(names, weights)[0], tcfg) for _ in range(n)]
 
 
 def encode_chars(text: str, tokenizer: Tokenizer) -> list[int]:

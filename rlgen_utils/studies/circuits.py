@@ -95,7 +95,7 @@ def select(rows_a: pd.DataFrame, rows_b: pd.DataFrame, n: int, beta: float, gamm
 
 
 def _in_domain_rows(P: Params, scores: pd.DataFrame, name: str, tokenizer: Tokenizer) -> pd.DataFrame:
-    fam = suite.in_domain_family(P)
+    fam = suite.world(P).in_domain_family
     seed = evaluate.BASE_SEED if name == "base" else P.train_seeds[0]
     df = scores[(scores.method == name) & (scores.seed == seed) & scores.final & (scores.family == fam)]
     df = df.sort_values("sample").reset_index(drop=True)

@@ -14,7 +14,6 @@ Models are named ``base`` or a post-training method (its final checkpoint, first
 from __future__ import annotations
 
 import hashlib
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,45 +24,17 @@ from ..method import activations, latents
 from ..method.activations import ActivationStore
 from ..method.crosscoder import TRAINER_VERSION, Crosscoder, CrosscoderConfig, fvu_M
 from ..method.crosscoder import train as train_crosscoder
-from ..models import loading, pretrain
+from ..models import loading
 from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
-from ..world import suite, tasks, words
+from ..world import suite
 
 if TYPE_CHECKING:
     from ..run.types import Model
-
-
-def corpus(P: Params) -> list[str]:
-    """Texts the models read: in-domain gold solutions and the general pretraining mixture, mixed by
-    ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half general web text). Task world: the
-    in-domain texts are correct solutions in the corpus's own style on training-split prompts, not SFT's teacher
-    texts (which would favour the model trained on them)."""
-    c = P.crosscoder
-    n_in = round(c.n_texts * c.in_domain_fraction)
-    if P.data.word_world:   # worked solutions of training-split problems drawn apart from SFT's (another seed)
-        in_dom = suite.render(P, words.sample(words.IN_DOMAIN_FAMILY, "train", max(1, n_in), P.seed + 3, P.tasks))
-    else:
-        in_dom = (suite.train_examples(P) if P.data.train_file else
-                  tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks))
-    texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
-    rng = random.Random(f"corpus/{P.seed}")
-    names, weights = pretrain.mixture(1.0)
-    if P.data.task_world:
-        texts += [pretrain.pretrain_example(rng, rng.choices(names, weights)[0], P.tasks).text
-                  for _ in range(c.n_texts - n_in)]
-    else:  # a real model: every family's questions stand in for general text (the word world's training split)
-        pool = [e.text for name in words.FAMILIES if P.data.word_world
-                for e in suite.render(P, words.sample(name, "train", 100, P.seed + 3, P.tasks))]
-        pool += [e.text for f in suite.eval_families(P).values() if f.kind != "words" for e in f.examples]
-        rng.shuffle(pool)
-        texts += [pool[i % len(pool)] for i in range(c.n_texts - n_in)]
-    random.Random(P.seed).shuffle(texts)
-    return texts
 
 
 def layer_of(P: Params, model: Model) -> int:
@@ -95,8 +66,8 @@ def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None
     loaded = [loading.load_model(p, P.model.dtype) for p in paths]
     tok = loading.load_tokenizer(paths[0])
     c = P.crosscoder
-    info = activations.collect(loaded, tok, corpus(P)[:n_texts], layer_of(P, loaded[0]), out, batch_size=c.collect_batch_size,
-                               shard_tokens=c.shard_tokens, max_len=c.max_len)
+    info = activations.collect(loaded, tok, suite.world(P).corpus(n_texts), layer_of(P, loaded[0]), out,
+                               batch_size=c.collect_batch_size, shard_tokens=c.shard_tokens, max_len=c.max_len)
     if launch.is_main():
         mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
     launch.barrier()

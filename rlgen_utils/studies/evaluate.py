@@ -91,7 +91,7 @@ def ensure_scores(P: Params, all_checkpoints: bool = True):
     if todo and launch.should_launch(P):
         launch.run_stage(P, ["evaluate", *([] if all_checkpoints else ["--finals"])])
     elif todo:
-        families = suite.eval_families(P)
+        families = suite.world(P).eval_families()
         for i in progress([i for i in todo if launch.mine(i)], desc="evaluate", disable=not launch.is_main()):
             write_parquet(score_model(P, refs[i], families), root / refs[i].cache_name, key)
         launch.barrier()
@@ -155,7 +155,7 @@ def table1(df, P, contrasts: tuple[tuple[str, str], ...] = (("grpo", "sft"), ("s
     cell = acc.assign(cell=[f"{r.accuracy:.3f} [{r.lo:.3f}, {r.hi:.3f}]" for r in acc.itertuples()])
     wide = cell.pivot(index="method", columns="family", values="cell")
     order = ["base"] + [m for m in P.posttrain.methods if m in wide.index]
-    wide = wide.loc[order, list(suite.eval_families(P))]
+    wide = wide.loc[order, list(suite.world(P).eval_families())]
     deltas = [delta_long(df, a, b) for a, b in contrasts if {a, b} <= set(df.method)]
     if deltas:
         d = pd.concat(deltas)
@@ -195,7 +195,7 @@ def right_wrong_sets(df: pd.DataFrame, tuned: str, roles: tuple[str, ...] = ("oo
 # ----------------------------------------------------------------------------------- selection pools (Study A)
 def selection_families(P: Params) -> list[str]:
     """The families Study A selects generalization latents on: ``interventions.families`` or every ood_select."""
-    fams = suite.eval_families(P)
+    fams = suite.world(P).eval_families()
     chosen = P.interventions.families or [n for n, f in fams.items() if f.role == "ood_select"]
     unknown = [f for f in chosen if f not in fams]
     if unknown:
@@ -206,7 +206,7 @@ def selection_families(P: Params) -> list[str]:
 def pool_families(P: Params) -> dict[str, suite.EvalFamily]:
     """Every family with ``interventions.pool_per_family`` test prompts (task world; local files keep their size)."""
     n = max(P.interventions.pool_per_family, P.interventions.n_eval)
-    return suite.eval_families(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})}))
+    return suite.world(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})})).eval_families()
 
 
 def pool_key(P: Params) -> str:
@@ -268,7 +268,7 @@ def format_table(P: Params, df: pd.DataFrame) -> pd.DataFrame:
     """Per family and final model (seeds pooled): accuracy, the share of answers written with a chain and the
     ``####`` marker, and the share whose final answer is unparseable — answer-format discipline told apart from
     skill (a model can gain by answering in the right form without computing better)."""
-    fams = suite.eval_families(P)
+    fams = suite.world(P).eval_families()
     fin = df[df.final]
     rows = []
     for (method, family), g in fin.groupby(["method", "family"], sort=False):
@@ -290,7 +290,7 @@ def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") ->
     """A plain statement of what this run shows, computed from the intervals (never written by hand)."""
     if not {rl, sft} <= set(df.method):
         return f"This run has no {rl} and {sft} models to compare."
-    in_dom = suite.in_domain_family(P)
+    in_dom = suite.world(P).in_domain_family
     pooled = pool_by_role(df[df.role != "in_domain"])
     lines = []
     for m in (sft, rl):
@@ -317,7 +317,7 @@ def contrasts_by_class(P: Params, df: pd.DataFrame, methods: tuple[str, ...] = (
                        ) -> pd.DataFrame:
     """Each method's change over the base with the families of each transfer class pooled (every sample of every
     family once), hierarchical intervals over seeds and samples."""
-    classes = {n: f.transfer or "unclassified" for n, f in suite.eval_families(P).items()}
+    classes = {n: f.transfer or "unclassified" for n, f in suite.world(P).eval_families().items()}
     pooled = df.assign(sample=df.family + "/" + df["sample"].astype(str), family=df.family.map(classes))
     parts = [delta_long(pooled, m, "base") for m in methods if m in set(df.method)]
     if {"grpo", "sft"} <= set(df.method):

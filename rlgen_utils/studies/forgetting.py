@@ -47,7 +47,7 @@ def sweep_refs(P: Params) -> list[evaluate.ModelRef]:
 
 def ensure_sweep_scores(P: Params) -> pd.DataFrame:
     """Per-sample test scores of the sweep's extra models (same columns as :func:`evaluate.ensure_scores`)."""
-    key, families, parts = evaluate.eval_key(P), suite.eval_families(P), []
+    key, families, parts = evaluate.eval_key(P), suite.world(P).eval_families(), []
     for ref in progress(sweep_refs(P), desc="evaluate sweep"):
         path = RunDir(P).eval / "sweep" / ref.cache_name
         df = read_parquet(path, key)
@@ -65,7 +65,7 @@ def ensure_base_samples(P: Params) -> dict[str, list[str]]:
         return read_json(path)["samples"]
     base = train.base_dir(P)
     tok, model = loading.load_tokenizer(base), loading.load_model(base, P.model.dtype)
-    prompts = [e.prompt for e in suite.curve_examples(P)]
+    prompts = [e.prompt for e in suite.world(P).curve_examples()]
     comps = generation.generate(model, tok, prompts, P.eval.max_new_tokens, P.eval.batch_size, do_sample=True,
                                 seed=P.seed)
     samples = {"prompts": prompts, "completions": comps}
@@ -99,7 +99,7 @@ def ensure_movement(P: Params) -> pd.DataFrame:
 def accuracy_changes(P: Params, scores: pd.DataFrame) -> pd.DataFrame:
     """Per (method, seed, checkpoint): in-domain and out-of-domain accuracy (OOD families' samples pooled) minus
     the base's."""
-    in_dom = suite.in_domain_family(P)
+    in_dom = suite.world(P).in_domain_family
     kind = np.where(scores.family == in_dom, "in_domain", np.where(scores.role == "in_domain", "other", "ood"))
     acc = scores.assign(kind=kind).groupby(["method", "seed", "checkpoint", "kind"]).correct.mean().unstack("kind")
     base = acc.xs("base", level="method").iloc[0]
@@ -143,8 +143,8 @@ def ensure_validation(P: Params) -> pd.DataFrame:
     """In-domain validation accuracy (training-split prompts no method trains on) of every SFT learning rate
     and of the RL method, first training seed: what a learning rate is chosen by."""
     key, seed, rows = evaluate.eval_key(P), P.train_seeds[0], []
-    examples = suite.validation_examples(P, P.eval.n_per_family)
-    verify = suite.eval_families(P)[suite.in_domain_family(P)].verify
+    examples = suite.world(P).validation_examples(P.eval.n_per_family)
+    verify = suite.world(P).eval_families()[suite.world(P).in_domain_family].verify
     models = {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
     if "sft" in P.posttrain.methods:
         models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))

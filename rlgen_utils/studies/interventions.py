@@ -422,7 +422,7 @@ def random_control(P: Params, results: pd.DataFrame) -> pd.DataFrame:
 def dose_response(P: Params, results: pd.DataFrame) -> pd.DataFrame:
     """Pooled accuracy per dose factor and model, on RL-right/base-wrong samples, selection families, in-domain."""
 
-    indom = f"all:{suite.in_domain_family(P)}"
+    indom = f"all:{suite.world(P).in_domain_family}"
     sel_sets = [f"all:{f}" for f in selection_families(P)]
     rows = []
     if not results.condition.str.startswith("dose").any():   # nothing selected: no edit was run

@@ -26,7 +26,7 @@ def load(P: Params) -> Preregistration | None:
 
 def class_table(P: Params, prereg: Preregistration) -> pd.DataFrame:
     """Per evaluation family: the class the world declares and the class the pre-registration expected."""
-    fams = suite.eval_families(P)
+    fams = suite.world(P).eval_families()
     rows = [{"family": n, "role": f.role, "declared class": f.transfer or "unclassified",
              "pre-registered class": prereg.families.get(n, "(missing)")} for n, f in fams.items()]
     df = pd.DataFrame(rows)
@@ -40,7 +40,7 @@ def _pooled(df: pd.DataFrame, families: list[str], label: str) -> pd.DataFrame:
 
 def outcome_table(P: Params, prereg: Preregistration, scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (expectation, family or pooled class): expected outcome, measured Δ [lo, hi], matched."""
-    known = set(suite.eval_families(P))
+    known = set(suite.world(P).eval_families())
     rows = []
     for i, e in enumerate(prereg.expectations):
         a, b = e.contrast

@@ -19,7 +19,7 @@ from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir, checkpoint_dirs
 from ..run.session import seed_everything
-from ..world import suite, tasks
+from ..world import pretraining, suite, tasks
 from ..world.tasks import Example
 
 
@@ -56,12 +56,12 @@ def evaluate_model(P: Params, model_dir: Path, sampled: bool = True) -> dict:
     """Greedy accuracy on every evaluation family, accuracy on the curve prompts (``in_domain_curve``), and
     pass@k / mean sampled accuracy in-domain (``in_domain_pass@k``, ``in_domain_sampled_mean``)."""
     tok, model = loading.load_tokenizer(model_dir), loading.load_model(model_dir, P.model.dtype)
-    e, fams = P.eval, suite.eval_families(P)
+    e, fams = P.eval, suite.world(P).eval_families()
     out = {name: generation.accuracy(model, tok, list(f.examples), e.max_new_tokens, e.batch_size, f.verify)
            if f.scoring == "generate" else scoring.accuracy(model, tok, f, e.max_new_tokens, e.batch_size)
            for name, f in fams.items()}
-    in_dom = fams[suite.in_domain_family(P)]
-    out["in_domain_curve"] = generation.accuracy(model, tok, suite.curve_examples(P), e.max_new_tokens,
+    in_dom = fams[suite.world(P).in_domain_family]
+    out["in_domain_curve"] = generation.accuracy(model, tok, suite.world(P).curve_examples(), e.max_new_tokens,
                                                e.batch_size, in_dom.verify)
     if sampled:
         scores = generation.sampled_scores(model, tok, list(in_dom.examples[: e.curve_n]), e.pass_k,
@@ -84,12 +84,12 @@ def start_dir(P: Params, method: str, seed: int) -> Path:
 
 
 def method_rows(P: Params, method: str, start: Path, seed: int) -> list[dict]:
-    examples = suite.train_examples(P)
+    examples = suite.world(P).train_examples()
     algorithm = posttrain.ALGORITHM[method]
     if algorithm == "sft":
         return posttrain.sft_rows(examples)
     if algorithm in ("grpo", "rloo"):
-        return posttrain.rl_rows(examples, suite.train_kind(P))
+        return posttrain.rl_rows(examples, suite.world(P).train_kind)
     return _dpo_pairs(P, method, start, examples, seed)
 
 
@@ -98,7 +98,7 @@ def _dpo_pairs(P: Params, method: str, start: Path, examples: list[Example], see
     if path.is_file() and read_json(path)["key"] == key:
         return read_json(path)["rows"]
     rows = posttrain.dpo_rows(loading.load_model(start, P.model.dtype), loading.load_tokenizer(start), examples,
-                              P.posttrain.dpo, P.eval.max_new_tokens, seed, suite.train_kind(P))
+                              P.posttrain.dpo, P.eval.max_new_tokens, seed, suite.world(P).train_kind)
     if not rows:
         raise RuntimeError(f"{method}: the starting model answered every prompt right; no DPO pairs to train on")
     write_json(path, {"key": key, "rows": rows, "provenance": provenance()})
@@ -138,7 +138,7 @@ def train_here(P: Params, method: str, seed: int, sft_lr: float | None = None) -
     """Train in this process (one rank of a launch, or the only process)."""
     Q, folder = _target(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)
-    curve, verify = suite.curve_examples(P), suite.eval_families(P)[suite.in_domain_family(P)].verify
+    curve, verify = suite.world(P).curve_examples(), suite.world(P).eval_families()[suite.world(P).in_domain_family].verify
     return posttrain.train_method(method, start, folder, method_rows(Q, method, start, seed), Q,
                                   stage_key(Q, "trained"), seed, curve, verify)
 
@@ -190,13 +190,13 @@ def family_table(P: Params) -> pd.DataFrame:
     """One row per evaluation family: role, chance level, an example prompt and gold completion, test size."""
     return pd.DataFrame([{"family": name, "role": f.role, "class": f.transfer, "chance": round(f.chance, 3),
                           "prompt": f.examples[0].prompt, "gold completion": f.examples[0].completion,
-                          "n_test": len(f.examples)} for name, f in suite.eval_families(P).items()])
+                          "n_test": len(f.examples)} for name, f in suite.world(P).eval_families().items()])
 
 
 def in_domain_summary(P: Params, scores: dict) -> pd.DataFrame:
     """Greedy accuracy, pass@k and mean sampled accuracy in-domain: room for post-training and RL's signal."""
     k = P.eval.pass_k
-    return pd.DataFrame([{"family": suite.in_domain_family(P), "greedy": scores[suite.in_domain_family(P)],
+    return pd.DataFrame([{"family": suite.world(P).in_domain_family, "greedy": scores[suite.world(P).in_domain_family],
                           f"pass@{k} (sampled)": scores[f"in_domain_pass@{k}"],
                           "mean sampled accuracy": scores["in_domain_sampled_mean"]}])
 
@@ -207,7 +207,7 @@ def corpus_table(P: Params, n: int = 20_000) -> pd.DataFrame:
     for the whole corpus. Empty for a model pretrained elsewhere."""
     if not P.model.is_organism or P.pretrain is None:
         return pd.DataFrame()
-    ex = pretrain.corpus_sample(n, P.seed, P.pretrain, P.tasks)
+    ex = pretraining.corpus_sample(n, P.seed, P.pretrain, P.tasks)
     df = pd.DataFrame({"family": [e.family for e in ex], "sloppy": [tasks.is_sloppy(e) for e in ex],
                        "chained": [e.family != "arith" and tasks.uses_chain(e.completion) for e in ex],
                        "teacher style": [tasks.is_teacher_style(e.text) for e in ex]})
@@ -227,7 +227,7 @@ and to forget. The world and pretraining are calibrated on the base alone to mee
 def base_table(P: Params, scores: dict) -> pd.DataFrame:
     """The base model's greedy accuracy per family next to chance, with the headroom check for OOD families."""
     lo, hi = HEADROOM
-    rows, fams = [], suite.eval_families(P)
+    rows, fams = [], suite.world(P).eval_families()
     mixed = any(f.scoring != "generate" for f in fams.values())   # say which scoring made each accuracy
     for name, f in fams.items():
         acc = scores[name]

@@ -1,24 +1,29 @@
 """What a run trains on and is evaluated on: the task world (or its version in words), local benchmark files.
 
-* :func:`train_examples` — the in-domain post-training prompts, the same for every method: the task world's
+:func:`world` gives the run's :class:`World`, which reads the data mode from params once (``data.train_file``,
+``data.word_world``, ``data.task_world``) and owns everything that depends on it:
+
+* :meth:`World.train_examples` — the in-domain post-training prompts, the same for every method: the task world's
   ``arith`` train split, the word world's ``story`` train split, or ``data.train_file`` (JSONL of
-  ``{problem, solution, answer}``) for real models.
-* :func:`eval_families` — every evaluation family with its role, chance level, test examples, how it is scored
-  (generation, or the log-likelihood of each choice) and its exact verifier: the task world's families
-  (``data.task_world``) or the word world's (``data.word_world``), plus each ``data.benchmarks`` file.
+  ``{problem, solution, answer}``) for real models; validation and worked-example prompts beside them.
+* :meth:`World.eval_families` — every evaluation family with its role, chance level, test examples, how it is scored
+  (generation, or the log-likelihood of each choice) and its exact verifier: the task world's families or the word
+  world's, plus each ``data.benchmarks`` file.
+* :meth:`World.corpus` — the texts the crosscoders read.
 
 Every example leaves this module rendered in the run's prompt format (:func:`prompt_format`,
 :mod:`rlgen_utils.world.prompting`), so every later stage reads the same prompts.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..run.config import Params
-from . import local_data, prompting, tasks, words
+from . import local_data, pretraining, prompting, tasks, words
 
 if TYPE_CHECKING:
     from ..run.types import Tokenizer
@@ -97,61 +102,6 @@ def parse(kind: str, completion: str, choices: tuple[str, ...] = ()) -> str:
     return {"math": local_data.math_answer, "words": words.stated_answer}.get(kind, tasks.parse_answer)(completion)
 
 
-def in_domain_family(P: Params) -> str:
-    named = [b.name for b in P.data.benchmarks if b.role == tasks.IN_DOMAIN]
-    return named[0] if named else (words.IN_DOMAIN_FAMILY if P.data.word_world else "arith")
-
-
-def train_examples(P: Params) -> list[tasks.Example]:
-    """The in-domain post-training prompts — the same for every method — with the gold solutions SFT imitates and
-    DPO prefers: the task world's *teacher* solutions (``posttrain.sft_style: teacher``, rare in pretraining) or
-    its pretraining-style ones; the word world's worked steps; a ``data.train_file``'s own solutions. Rendered in
-    the run's prompt format (targets included)."""
-    if P.data.train_file or P.data.word_world:
-        return render(P, _in_domain_pool(P)[: P.posttrain.n_train_prompts])
-    examples = tasks.sample_split("arith", "train", P.posttrain.n_train_prompts, P.seed, P.tasks)
-    if P.posttrain.sft_style == "teacher":
-        return [tasks.Example(e.family, e.prompt, tasks.teacher_completion(e), e.answer) for e in examples]
-    return examples
-
-
-def _in_domain_pool(P: Params, extra: int = 0) -> list[tasks.Example]:
-    """Unrendered in-domain training-split problems of a real-model run: the train file's rows in order, or the
-    word world's ``story`` train split (``n_train_prompts + extra`` of them)."""
-    if P.data.train_file:
-        return local_data.load_train_file(P.data.train_file, in_domain_family(P))
-    return words.sample(words.IN_DOMAIN_FAMILY, "train", P.posttrain.n_train_prompts + extra, P.seed, P.tasks)
-
-
-def validation_examples(P: Params, n: int) -> list[tasks.Example]:
-    """In-domain prompts for choosing learning rates: training-split prompts that no method trains on (never
-    the test split, which reports results)."""
-    if P.data.train_file or P.data.word_world:
-        rows = _in_domain_pool(P, n)
-        return render(P, rows[P.posttrain.n_train_prompts: P.posttrain.n_train_prompts + n])
-    trained = {e.prompt for e in train_examples(P)}
-    pool = tasks.sample_split("arith", "train", n + len(trained), P.seed + 7, P.tasks)
-    return [e for e in pool if e.prompt not in trained][:n]
-
-
-def shot_examples(P: Params) -> tuple[tasks.Example, ...]:
-    """The ``model.prompt.n_shots`` worked examples shown before math questions: in-domain training-split problems
-    that no method trains on and validation never reads (the train file's last rows; word-world problems of
-    their own seed)."""
-    n = P.model.prompt.n_shots
-    if not n or not (P.data.train_file or P.data.word_world):
-        return ()
-    if P.data.train_file:
-        rows = local_data.load_train_file(P.data.train_file, in_domain_family(P))
-        if len(rows) < P.posttrain.n_train_prompts + n:
-            raise ValueError(f"model.prompt.n_shots: {P.data.train_file} has {len(rows)} rows, fewer than "
-                             f"posttrain.n_train_prompts + n_shots")
-        return tuple(rows[-n:])
-    used = {e.question for e in _in_domain_pool(P, P.eval.n_per_family)}   # training and validation
-    pool = words.sample(words.IN_DOMAIN_FAMILY, "train", n + len(used), P.seed + 11, P.tasks)
-    return tuple([e for e in pool if e.question not in used][:n])
-
-
 _FORMATS: dict[str, prompting.Format] = {}
 
 
@@ -167,7 +117,7 @@ def prompt_format(P: Params) -> prompting.Format:
 
             from ..run.rundir import RunDir
             tok = AutoTokenizer.from_pretrained(str(RunDir(P).base()), local_files_only=True)
-        _FORMATS[key] = prompting.Format.from_cfg(P.model.prompt_style, P.model.prompt, shot_examples(P), tok)
+        _FORMATS[key] = prompting.Format.from_cfg(P.model.prompt_style, P.model.prompt, world(P).shot_examples(), tok)
     return _FORMATS[key]
 
 
@@ -177,47 +127,164 @@ def render(P: Params, examples: list[tasks.Example]) -> list[tasks.Example]:
     return [fmt.render(e) for e in examples]
 
 
-def train_kind(P: Params) -> str:
-    """Which verifier scores the training prompts (the GRPO/RLOO reward and DPO's wrong samples)."""
-    return "math" if P.data.train_file or P.data.word_world else "task"
-
-
-def curve_examples(P: Params) -> list[tasks.Example]:
-    """Held-out in-domain prompts scored after every post-training segment for the training curves."""
-    if in_domain_family(P) == "arith":
-        return tasks.sample_split("arith", "test", P.eval.curve_n, P.seed + 1, P.tasks)
-    return list(eval_families(P)[in_domain_family(P)].examples[: P.eval.curve_n])
-
-
 _FAMILIES: dict[str, dict[str, EvalFamily]] = {}
 
 
-def eval_families(P: Params) -> dict[str, EvalFamily]:
-    """Every evaluation family of this run, task world first, in a fixed order (built once per process and
-    params: sampling the test sets takes seconds; local files are re-read when they change)."""
-    stamp = [(b.path, Path(b.path).stat().st_mtime_ns) for b in P.data.benchmarks if Path(b.path).is_file()]
-    key = P.section_hash("tasks", "data", "eval") + repr(stamp)
-    if key not in _FAMILIES:
-        _FAMILIES[key] = _build_families(P)
-    return dict(_FAMILIES[key])
+InDomain = Literal["task", "words", "file"]
+"""Where the in-domain post-training prompts come from: the organism's ``arith`` train split, the word world's
+``story`` train split (``data.word_world``), or ``data.train_file``."""
 
 
-def _build_families(P: Params) -> dict[str, EvalFamily]:
-    out: dict[str, EvalFamily] = {}
-    fmt = prompt_format(P)
-    if P.data.task_world:
-        for name, fam in tasks.FAMILIES.items():
-            ex = tasks.sample_split(name, "test", P.eval.n_per_family, P.seed, P.tasks, allow_fewer=True)
-            out[name] = EvalFamily(name, fam.role, fam.chance, tuple(ex), "task", fam.transfer)
-    if P.data.word_world:
-        for name, wf in words.FAMILIES.items():
-            ex = words.sample(name, "test", P.eval.n_per_family, P.seed, P.tasks)
-            out[name] = EvalFamily(name, wf.role, 0.0, tuple(fmt.render(e) for e in ex), "words", wf.transfer)
-    for b in P.data.benchmarks:
-        ex = local_data.load_jsonl(b.path, b.kind, b.name)[: b.limit]
-        chance = sum(1 / len(e.choices) for e in ex) / len(ex) if b.kind == "multiple_choice" else 0.0
-        transfer = tasks.IN_DOMAIN if b.role == tasks.IN_DOMAIN else b.transfer
-        cloze = tuple(fmt.cloze(e) for e in ex) if b.scoring != "generate" else ()
-        out[b.name] = EvalFamily(b.name, b.role, chance, tuple(fmt.render(e) for e in ex), b.kind, transfer,
-                                 b.scoring, cloze)
-    return out
+@dataclass(frozen=True)
+class World:
+    """The run's world, decided once from ``P.data``: where in-domain prompts come from, which evaluation families
+    exist, and the texts the crosscoders read. Every stage asks it (:func:`world`) instead of reading the data
+    flags itself.
+
+    * :meth:`train_examples` — the in-domain post-training prompts, the same for every method.
+    * :meth:`eval_families` — every evaluation family with its role, chance, test examples, scoring and verifier.
+    * :meth:`corpus` — the crosscoder corpus: in-domain solutions and general text.
+    """
+    P: Params
+    in_domain: InDomain
+    task_families: bool   # the organism's eleven families (``data.task_world``)
+    word_families: bool   # the word world's families (``data.word_world``)
+
+    @classmethod
+    def of(cls, P: Params) -> World:
+        d = P.data
+        return cls(P, "file" if d.train_file else "words" if d.word_world else "task", d.task_world, d.word_world)
+
+    @property
+    def real_lm(self) -> bool:
+        """A world for a real tokenizer (words or files): prompts rendered, answers read by the math verifier."""
+        return self.in_domain != "task"
+
+    @property
+    def in_domain_family(self) -> str:
+        named = [b.name for b in self.P.data.benchmarks if b.role == tasks.IN_DOMAIN]
+        return named[0] if named else (words.IN_DOMAIN_FAMILY if self.in_domain == "words" else "arith")
+
+    @property
+    def train_kind(self) -> str:
+        """Which verifier scores the training prompts (the GRPO/RLOO reward and DPO's wrong samples)."""
+        return "math" if self.real_lm else "task"
+
+    def train_examples(self) -> list[tasks.Example]:
+        """The in-domain post-training prompts — the same for every method — with the gold solutions SFT imitates
+        and DPO prefers: the task world's *teacher* solutions (``posttrain.sft_style: teacher``, rare in
+        pretraining) or its pretraining-style ones; the word world's worked steps; a ``data.train_file``'s own
+        solutions. Rendered in the run's prompt format (targets included)."""
+        P = self.P
+        if self.real_lm:
+            return render(P, self._in_domain_pool()[: P.posttrain.n_train_prompts])
+        examples = tasks.sample_split("arith", "train", P.posttrain.n_train_prompts, P.seed, P.tasks)
+        if P.posttrain.sft_style == "teacher":
+            return [tasks.Example(e.family, e.prompt, tasks.teacher_completion(e), e.answer) for e in examples]
+        return examples
+
+    def _in_domain_pool(self, extra: int = 0) -> list[tasks.Example]:
+        """Unrendered in-domain training-split problems of a real-model run: the train file's rows in order, or
+        the word world's ``story`` train split (``n_train_prompts + extra`` of them)."""
+        P = self.P
+        if self.in_domain == "file":
+            return local_data.load_train_file(str(P.data.train_file), self.in_domain_family)
+        return words.sample(words.IN_DOMAIN_FAMILY, "train", P.posttrain.n_train_prompts + extra, P.seed, P.tasks)
+
+    def validation_examples(self, n: int) -> list[tasks.Example]:
+        """In-domain prompts for choosing learning rates: training-split prompts that no method trains on (never
+        the test split, which reports results)."""
+        P = self.P
+        if self.real_lm:
+            rows = self._in_domain_pool(n)
+            return render(P, rows[P.posttrain.n_train_prompts: P.posttrain.n_train_prompts + n])
+        trained = {e.prompt for e in self.train_examples()}
+        pool = tasks.sample_split("arith", "train", n + len(trained), P.seed + 7, P.tasks)
+        return [e for e in pool if e.prompt not in trained][:n]
+
+    def shot_examples(self) -> tuple[tasks.Example, ...]:
+        """The ``model.prompt.n_shots`` worked examples shown before math questions: in-domain training-split
+        problems that no method trains on and validation never reads (the train file's last rows; word-world
+        problems of their own seed)."""
+        P, n = self.P, self.P.model.prompt.n_shots
+        if not n or not self.real_lm:
+            return ()
+        if self.in_domain == "file":
+            rows = self._in_domain_pool()
+            if len(rows) < P.posttrain.n_train_prompts + n:
+                raise ValueError(f"model.prompt.n_shots: {P.data.train_file} has {len(rows)} rows, fewer than "
+                                 f"posttrain.n_train_prompts + n_shots")
+            return tuple(rows[-n:])
+        used = {e.question for e in self._in_domain_pool(P.eval.n_per_family)}   # training and validation
+        pool = words.sample(words.IN_DOMAIN_FAMILY, "train", n + len(used), P.seed + 11, P.tasks)
+        return tuple([e for e in pool if e.question not in used][:n])
+
+    def curve_examples(self) -> list[tasks.Example]:
+        """Held-out in-domain prompts scored after every post-training segment for the training curves."""
+        P = self.P
+        if self.in_domain_family == "arith":
+            return tasks.sample_split("arith", "test", P.eval.curve_n, P.seed + 1, P.tasks)
+        return list(self.eval_families()[self.in_domain_family].examples[: P.eval.curve_n])
+
+    def eval_families(self) -> dict[str, EvalFamily]:
+        """Every evaluation family of this run, task world first, in a fixed order (built once per process and
+        params: sampling the test sets takes seconds; local files are re-read when they change)."""
+        P = self.P
+        stamp = [(b.path, Path(b.path).stat().st_mtime_ns) for b in P.data.benchmarks if Path(b.path).is_file()]
+        key = P.section_hash("tasks", "data", "eval") + repr(stamp)
+        if key not in _FAMILIES:
+            _FAMILIES[key] = self._build_families()
+        return dict(_FAMILIES[key])
+
+    def _build_families(self) -> dict[str, EvalFamily]:
+        P, out = self.P, {}
+        fmt = prompt_format(P)
+        if self.task_families:
+            for name, fam in tasks.FAMILIES.items():
+                ex = tasks.sample_split(name, "test", P.eval.n_per_family, P.seed, P.tasks, allow_fewer=True)
+                out[name] = EvalFamily(name, fam.role, fam.chance, tuple(ex), "task", fam.transfer)
+        if self.word_families:
+            for name, wf in words.FAMILIES.items():
+                ex = words.sample(name, "test", P.eval.n_per_family, P.seed, P.tasks)
+                out[name] = EvalFamily(name, wf.role, 0.0, tuple(fmt.render(e) for e in ex), "words", wf.transfer)
+        for b in P.data.benchmarks:
+            ex = local_data.load_jsonl(b.path, b.kind, b.name)[: b.limit]
+            chance = sum(1 / len(e.choices) for e in ex) / len(ex) if b.kind == "multiple_choice" else 0.0
+            transfer = tasks.IN_DOMAIN if b.role == tasks.IN_DOMAIN else b.transfer
+            cloze = tuple(fmt.cloze(e) for e in ex) if b.scoring != "generate" else ()
+            out[b.name] = EvalFamily(b.name, b.role, chance, tuple(fmt.render(e) for e in ex), b.kind, transfer,
+                                     b.scoring, cloze)
+        return out
+
+    def corpus(self, n_texts: int | None = None) -> list[str]:
+        """Texts the crosscoders read (its first ``n_texts`` when given): in-domain gold solutions and the general
+        pretraining mixture, mixed by ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half
+        general web text). Task world: the in-domain texts are correct solutions in the corpus's own style on
+        training-split prompts, not SFT's teacher texts (which would favour the model trained on them)."""
+        P, c = self.P, self.P.crosscoder
+        n_in = round(c.n_texts * c.in_domain_fraction)
+        if self.in_domain == "words":   # worked solutions of training-split problems drawn apart from SFT's
+            in_dom = render(P, words.sample(words.IN_DOMAIN_FAMILY, "train", max(1, n_in), P.seed + 3, P.tasks))
+        elif self.in_domain == "file":
+            in_dom = self.train_examples()
+        else:
+            in_dom = tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks)
+        texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
+        rng = random.Random(f"corpus/{P.seed}")
+        names, weights = pretraining.mixture(1.0)
+        if self.task_families:
+            texts += [pretraining.pretrain_example(rng, rng.choices(names, weights)[0], P.tasks).text
+                      for _ in range(c.n_texts - n_in)]
+        else:  # a real model: every family's questions stand in for general text (the word world's training split)
+            pool = [e.text for name in words.FAMILIES if self.word_families
+                    for e in render(P, words.sample(name, "train", 100, P.seed + 3, P.tasks))]
+            pool += [e.text for f in self.eval_families().values() if f.kind != "words" for e in f.examples]
+            rng.shuffle(pool)
+            texts += [pool[i % len(pool)] for i in range(c.n_texts - n_in)]
+        random.Random(P.seed).shuffle(texts)
+        return texts[:n_texts]
+
+
+def world(P: Params) -> World:
+    """The run's :class:`World` (cheap: it holds the params and the data mode; the families are cached)."""
+    return World.of(P)
