@@ -1,9 +1,11 @@
-"""No run name or path in params can make a run write outside its run root (rlgen_utils.run.rundir)."""
+"""No run name or path in params can make a run write outside its run root (rlgen_utils.run.rundir); model names
+read and write through one typed id (rlgen_utils.run.modelid)."""
 import os
 
 import pytest
 
 from rlgen_utils.run import config
+from rlgen_utils.run.modelid import ModelId, checkpoint_names, noise_name
 from rlgen_utils.run.rundir import REPO, RunDir
 
 
@@ -76,3 +78,28 @@ def test_notebooks_open_the_given_params_then_the_env_then_the_last_run_then_smo
     made.unlink()
     monkeypatch.delenv("RLGEN_PARAMS")
     assert session.resolve_params_path(None)[1].startswith("no run made yet"), "a vanished last run falls back"
+
+
+@pytest.mark.parametrize("name, parsed", [("sft", ModelId("sft")), ("sft_grpo@3", ModelId("sft_grpo", 3)),
+                                          ("noise+grpo", ModelId("grpo", null=True)),
+                                          ("noise+sft@2", ModelId("sft", 2, null=True))])
+def test_a_model_name_reads_and_writes_back_the_same(name, parsed):
+    assert ModelId.parse(name) == parsed and str(parsed) == name
+    assert parsed.noise.tuned == ModelId(parsed.method, parsed.checkpoint)
+
+
+@pytest.mark.parametrize("bad", ["", "sft@", "sft@x", "noise+", "sft@0", "noise+base"])
+def test_a_malformed_model_name_is_one_error_naming_it(bad):
+    with pytest.raises(ValueError):
+        ModelId.parse(bad)
+
+
+def test_named_models_resolve_to_the_same_folders_as_before(write_params):
+    """The folders a name resolves to are part of every run folder already written: the typed id must not move
+    them (``sft@2`` the second checkpoint, ``noise+sft@2`` under ``nulls/noise+sftat2``)."""
+    P = config.load_params(write_params())
+    run = RunDir(P)
+    assert run.model("sft@2") == run.checkpoints("sft", P.train_seeds[0])[1]
+    assert run.model("sft") == run.checkpoints("sft", P.train_seeds[0])[-1]
+    assert run.model("noise+sft@2") == run.path / "nulls" / "noise+sftat2" / f"seed-{P.train_seeds[0]}"
+    assert checkpoint_names("grpo", 3) == ["grpo@1", "grpo@2", "grpo@3"] and noise_name("grpo@3") == "noise+grpo@3"

@@ -25,6 +25,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .modelid import ModelId
+
 if TYPE_CHECKING:
     from .config import Params
 
@@ -33,8 +35,6 @@ SOURCE_DIRS = (".git", ".ci", "benchmarks", "data", "docs", "notebooks", "params
 """Folders of the repository that hold tracked sources: no run root may lie inside them."""
 
 
-NOISE_PREFIX = "noise+"
-"""``noise+<model>``: the base plus a random update with ``<model>``'s per-tensor norm (``method/perturb.py``)."""
 
 
 def repo_path(name: str | Path) -> Path:
@@ -117,17 +117,17 @@ class RunDir:
         keys to change."""
         if name == "base":
             return self.base()
-        if name.startswith(NOISE_PREFIX):     # the norm-matched random-update null of a model (notebook 03)
-            tuned = name[len(NOISE_PREFIX):]
-            self.model(tuned, train_seed)      # the tuned model must be one these params train
+        m = ModelId.parse(name)
+        if m.null:     # the norm-matched random-update null of a model (notebook 03)
+            self.model(str(m.tuned), train_seed)      # the tuned model must be one these params train
             seed = self.P.train_seeds[0] if train_seed is None else train_seed
-            return self.path / "nulls" / f"{NOISE_PREFIX}{tuned.replace('@', 'at')}" / f"seed-{seed}"
-        method, _, ckpt = name.partition("@")
+            return self.path / "nulls" / name.replace("@", "at") / f"seed-{seed}"
+        method, ckpt = m.method, m.checkpoint
         if method not in self.P.posttrain.methods:
             raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "
                              f"(set crosscoder.sft_method / crosscoder.rl_method to trained methods)")
         ckpts = self.checkpoints(method, self.P.train_seeds[0] if train_seed is None else train_seed)
-        return ckpts[int(ckpt) - 1] if ckpt else ckpts[-1]
+        return ckpts[ckpt - 1] if ckpt else ckpts[-1]
 
     # ---------------------------------------------------------------------------------------- notebooks 02–06
     @property

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..method import overlap
+from ..run import modelid
 from ..run.config import Params
+from ..run.modelid import noise_name
 from . import crosscoder, nulls
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def checkpoint_names(P: Params, method: str) -> list[str]:
-    return [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
+    return modelid.checkpoint_names(method, P.posttrain.n_checkpoints)
 
 
 def trajectory_names(P: Params) -> tuple[str, ...]:
@@ -65,8 +67,7 @@ def null_table(P: Params) -> pd.DataFrame:
 
 def walk_names(P: Params) -> tuple[str, ...]:
     """The random-walk null's slots: the base, then every checkpoint's place on its method's random walk."""
-    from ..run.rundir import NOISE_PREFIX
-    return ("base", *(NOISE_PREFIX + n for n in trajectory_names(P)[1:]))
+    return ("base", *(noise_name(n) for n in trajectory_names(P)[1:]))
 
 
 def ensure_walk_null(P: Params, seed: int) -> Crosscoder:

@@ -19,7 +19,8 @@ from ..models import loading
 from ..run.artifacts import is_done, mark_done
 from ..run.config import Params
 from ..run.keys import stage_key
-from ..run.rundir import NOISE_PREFIX, RunDir
+from ..run.modelid import ModelId, checkpoint_names, noise_name
+from ..run.rundir import RunDir
 from .crosscoder import ensure_crosscoder
 
 NULL_PAIR = "base–base copy (null)"
@@ -40,7 +41,7 @@ def noise_pair_name(tuned: str) -> str:
 def noise_seed(P: Params, tuned: str) -> int:
     """The seed of ``tuned``'s random update: its own per model (stable across processes), so the nulls of two
     tuned models move in independent directions (one seed would make them collinear)."""
-    return P.seed + zlib.crc32(tuned.partition("@")[0].encode()) % 100_000
+    return P.seed + zlib.crc32(ModelId.parse(tuned).method.encode()) % 100_000
 
 
 def ensure_noise_model(P: Params, tuned: str) -> Path:
@@ -48,7 +49,7 @@ def ensure_noise_model(P: Params, tuned: str) -> Path:
     once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
     :func:`ensure_noise_walk`."""
     run = RunDir(P)
-    out, key = run.model(NOISE_PREFIX + tuned), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
+    out, key = run.model(noise_name(tuned)), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
     if is_done(out, key):
         return out
     base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
@@ -62,8 +63,8 @@ def ensure_noise_walk(P: Params, method: str) -> list[Path]:
     base as each checkpoint and as far from the previous one, in random directions (:func:`rlgen_utils.method.
     perturb.norm_matched_walk`). Checkpoints are loaded one at a time; keyed by the post-training stage."""
     run = RunDir(P)
-    names = [f"{method}@{k}" for k in range(1, P.posttrain.n_checkpoints + 1)]
-    outs = [run.model(NOISE_PREFIX + n) for n in names]
+    names = checkpoint_names(method, P.posttrain.n_checkpoints)
+    outs = [run.model(noise_name(n)) for n in names]
     key = f"{stage_key(P, 'trained')}-{method}-walk-seed{noise_seed(P, method)}"
     if all(is_done(o, key) for o in outs):
         return outs
@@ -91,7 +92,7 @@ def _save_moved(P: Params, model, moved: dict[str, torch.Tensor], out: Path) -> 
 
 def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
     """The base and each tuned model's random-update null (``noise+<model>``), in the trio's slots."""
-    return ("base", *(NOISE_PREFIX + m for m in trio[1:]))
+    return ("base", *(noise_name(m) for m in trio[1:]))
 
 
 def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
@@ -100,7 +101,7 @@ def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
     pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
     for m in trio[1:]:
         ensure_noise_model(P, m)
-    return {noise_pair_name(m): ensure_crosscoder(P, ("base", NOISE_PREFIX + m), steps=P.crosscoder.pair_steps,
+    return {noise_pair_name(m): ensure_crosscoder(P, ("base", noise_name(m)), steps=P.crosscoder.pair_steps,
                                                   source=noise_trio(trio)) for m in trio[1:]}
 
 
