@@ -8,6 +8,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one torch thread each, here and in every run they start
+    # (rlgen_utils.run.session.THREADS_ENV), else spin-waiting OpenMP threads oversubscribe the cores
+    os.environ.setdefault("RLGEN_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+    torch.set_num_threads(int(os.environ["RLGEN_THREADS"]))
 # runs made by the tests must not become the run a person's JupyterLab opens (rlgen_utils.run.session)
 os.environ["RLGEN_STATE"] = str(Path(os.environ.get("PYTEST_STATE_DIR", "/tmp")) / f"rlgen-test-state-{os.getpid()}")
 

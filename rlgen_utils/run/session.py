@@ -33,8 +33,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+THREADS_ENV = "RLGEN_THREADS"
+"""Overrides the params' ``threads`` for this process and its children: for running several runs side by side (the
+test suite's parallel workers set 1 each, so two workers do not oversubscribe two cores; OpenMP threads that
+outnumber the cores spin-wait, and a smoke notebook then took minutes instead of seconds). Numbers depend on the
+thread count only through float reduction order; the same setting gives the same numbers."""
+
+
 def set_threads(n: int) -> None:
+    """Torch threads for this process: ``$RLGEN_THREADS`` if set, else ``n`` (0 = the library's default)."""
     import torch
+    n = int(os.environ.get(THREADS_ENV) or n)
     if n > 0:
         torch.set_num_threads(n)
 
