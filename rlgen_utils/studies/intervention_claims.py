@@ -13,7 +13,6 @@ from .verdicts import Verdict, decide
 
 
 def set_table(sel: FeatureSelection) -> pd.DataFrame:
-
     """Per family: the selection half's target and control counts, the test half's RL-right/base-wrong count,
     the set size and the best score and p-value."""
     rows = [{"family": f, "select: RL-right/base-wrong": len(g["target"]), "select: control": len(g["control"]),
