@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..run import launch
 from ..run.artifacts import atomic_file, atomic_write_text, read_json, write_json
 from ..run.progress import progress
 
@@ -138,7 +139,6 @@ def collect(models_: list, tokenizer: Tokenizer, texts: list[str], layer: int, o
     """Collect layer-``layer`` activations of every model on ``texts`` into ``out_dir/shard-*.safetensors``.
     Resumable: shards already on disk (written atomically) are skipped. In a rank of ``accelerate launch`` this
     rank writes its share of the shards (:func:`rlgen_utils.run.launch.mine`) and rank 0 the index."""
-    from ..run import launch
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = shard_plan(tokenizer, texts, batch_size, shard_tokens, max_len)

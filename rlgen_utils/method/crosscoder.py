@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ..run.artifacts import atomic_dir
 from ..run.progress import progress
 
 if TYPE_CHECKING:
@@ -244,7 +245,6 @@ class Crosscoder(nn.Module):
     def save(self, folder: str | Path) -> None:
         from safetensors.torch import save_file
 
-        from ..run.artifacts import atomic_dir
         with atomic_dir(folder) as tmp:
             save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
                       str(tmp / "crosscoder.safetensors"))

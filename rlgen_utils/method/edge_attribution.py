@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .activations import submodule
+from .activations import decoder_layers_path, submodule
 
 if TYPE_CHECKING:
     from ..run.types import LM, Model, Tokenizer
@@ -63,7 +63,6 @@ _FINAL_NORMS = ("norm", "ln_f", "final_layernorm")
 
 def adapter_for(model: Model) -> Adapter:
     """The adapter of a loaded HF causal LM, found from its module names (error naming what is missing)."""
-    from .activations import decoder_layers_path
 
     layers = decoder_layers_path(model)
     mods = dict(model.named_modules())

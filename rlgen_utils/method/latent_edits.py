@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .activations import submodule
+from .activations import resid_hook, submodule
 from .crosscoder import Crosscoder
 
 if TYPE_CHECKING:
@@ -306,7 +306,6 @@ def latent_trace(model: Model, tokenizer: Tokenizer, text: str, cc: Crosscoder, 
                  latents: list[int],
                  layers_path: str, layer: int, encode: str = "replicate") -> tuple[list[str], torch.Tensor]:
     """Tokens of ``text`` and the activations ``[T, len(latents)]`` of the given latents along it."""
-    from .activations import resid_hook
 
     enc = tokenizer(text, return_tensors="pt")
     h = resid_hook(model, layers_path, layer, enc["input_ids"], enc["attention_mask"])[0]

@@ -11,6 +11,8 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..run.artifacts import atomic_dir
+
 if TYPE_CHECKING:
     from ..run.types import Model, Tokenizer
 
@@ -108,7 +110,6 @@ def _check_weights(path: Path) -> None:
 
 def save_model(model: Model, tokenizer: Tokenizer, path: str | Path) -> None:
     """``save_pretrained`` (safetensors) for model and tokenizer, written to a temp folder then renamed."""
-    from ..run.artifacts import atomic_dir
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

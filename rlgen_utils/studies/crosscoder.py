@@ -24,6 +24,8 @@ from ..method import activations, latents
 from ..method.activations import ActivationStore
 from ..method.crosscoder import TRAINER_VERSION, Crosscoder, CrosscoderConfig, fvu_M
 from ..method.crosscoder import train as train_crosscoder
+from ..method.latent_scaling import betas_LM
+from ..method.sae_export import export_sae_lens
 from ..models import loading
 from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
@@ -209,7 +211,6 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
     """Per tuned model: alive latents it owns by decoder norm (MAS), those specific to it by latent scaling
     against the base (both β ratios below ``nu_max``; :mod:`rlgen_utils.method.latent_scaling`), and both.
     β is fitted on ``n_batches`` batches of held-out texts' tokens (not trained on)."""
-    from ..method.latent_scaling import betas_LM
     store = ActivationStore(ensure_activations(P, names))
     live = cc.alive_L()
     owner = latents.owner_L(cc.dec_norms_LM().detach(), P.crosscoder.mas_specific_above)
@@ -231,7 +232,6 @@ def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataF
     """Every model's slice of the crosscoder over ``names`` as a sae-lens SAE on the model's raw residual stream
     (:mod:`rlgen_utils.method.sae_export`), under ``crosscoders/<names>/sae_lens/<model>/``. Written once per
     trained crosscoder (retraining replaces the crosscoder's folder, exports included)."""
-    from ..method.sae_export import export_sae_lens
     store = ActivationStore(ensure_activations(P, names))
     rows = []
     for m, name in enumerate(names):

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..run.artifacts import write_json
 from ..run.config import Params
-from ..run.rundir import RunDir
+from ..run.rundir import REPO, RunDir
 
 Decision = Literal["reproduced", "not reproduced", "not testable at this power"]
 DECISIONS: tuple[Decision, ...] = ("reproduced", "not reproduced", "not testable at this power")
@@ -83,7 +83,6 @@ def power_file(P) -> Path | None:
     """The detection-power table that applies to run ``P``: ``docs/detection_power-<name>.json`` if measured for
     it, else the organism's ``docs/detection_power.json`` for an organism run (same dimensions), else None — the
     organism's power says nothing about another model's crosscoders."""
-    from ..run.rundir import REPO
     own = REPO / "docs" / f"detection_power-{P.name}.json"
     if own.is_file():
         return own

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..run.config import Params
+from ..run.rundir import RunDir
 from . import local_data, pretraining, prompting, tasks, words
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ def prompt_format(P: Params) -> prompting.Format:
         if P.model.prompt_style == "chat":
             from transformers import AutoTokenizer
 
-            from ..run.rundir import RunDir
             tok = AutoTokenizer.from_pretrained(str(RunDir(P).base()), local_files_only=True)
         _FORMATS[key] = prompting.Format.from_cfg(P.model.prompt_style, P.model.prompt, world(P).shot_examples(), tok)
     return _FORMATS[key]
