@@ -6,7 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 ONLY   ?=
-TEST_WORKERS ?= 2   # pytest-xdist workers: alone the suite keeps about one of two cores busy
+# pytest-xdist workers (alone the suite kept about one of two cores busy); loadfile keeps each test module, and so
+# its module-scoped fixtures, on one worker
+TEST_WORKERS ?= 2
 
 .PHONY: setup reproduce chromium smollm2 test sync lab bench clean-runs
 
@@ -50,7 +52,7 @@ $(SMOLLM2)/DONE.json: $(VENV)/.installed
 smollm2: $(SMOLLM2)/DONE.json
 
 test: setup chromium smollm2
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=12 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12 tests
 
 sync: setup
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py

@@ -45,8 +45,10 @@ def _merge(dst: dict, src: dict) -> None:
 # ------------------------------------------------------------------------------------------ shared smoke runs
 # Two full smoke pipelines serve every test that only reads one: `smoke_run` (the runner with the report) for the
 # smoke tests, and `smoke_twin`, a second fresh run of the same params, for the determinism test and — as a copy,
-# so its notebook re-execution writes nowhere another test reads — the browser test. Both are session-scoped: the
-# modules that use them share the xdist group "smoke", so one worker computes each once.
+# so its notebook re-execution writes nowhere another test reads — the browser test. Each is built once per test
+# session even across xdist workers: the first worker to need it builds it under a file lock in the session's shared
+# temporary folder, the others wait and read it (pytest-xdist's documented pattern; its `loadgroup` scheduling does
+# not group tests under pytest 9, whose nodes no longer keep the `_nodeid` it rewrites).
 def smoke_params_file(folder: Path, **overrides) -> Path:
     """smoke.yaml with ``run_root`` under ``folder`` (and top-level sections updated by ``overrides``)."""
     raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
@@ -58,12 +60,25 @@ def smoke_params_file(folder: Path, **overrides) -> Path:
     return path
 
 
-def _run_all(path: Path, *flags: str, timeout: int = 900):
+def _built_once(tmp_path_factory, name: str, *flags: str) -> Path:
+    """A folder holding a finished runner call on smoke params (``smoke.yaml``, ``runs/``, ``runner.log``), built
+    by one process of this test session; a failed build leaves no marker, so the next asker rebuilds (and fails)."""
     import subprocess
-    r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), *flags], cwd=ROOT,
-                       capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r
+
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root   # shared by the session's workers
+    folder = root / f"shared-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "DONE").is_file():
+            folder.mkdir(exist_ok=True)
+            path = smoke_params_file(folder)
+            r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), *flags], cwd=ROOT,
+                               capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            (folder / "runner.log").write_text(r.stdout)
+            (folder / "DONE").write_text("")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -71,18 +86,14 @@ def smoke_run(tmp_path_factory):
     """Notebooks 01_train … 06_interventions executed by the runner (papermill) on smoke params, once per test
     session, with the run report (HTML only); returns the params and 01_train's wall time."""
     from rlgen_utils.run import config
-    folder = tmp_path_factory.mktemp("smoke")
-    path = smoke_params_file(folder)
-    r = _run_all(path, "--no-png", timeout=600)
-    (folder / "runner.log").write_text(r.stdout)
-    seconds = float(r.stdout.split("[rlgen] 01_train done in ")[1].split(" s")[0])
-    return config.load_params(path), seconds
+    folder = _built_once(tmp_path_factory, "smoke", "--no-png")
+    log = (folder / "runner.log").read_text()
+    seconds = float(log.split("[rlgen] 01_train done in ")[1].split(" s")[0])
+    return config.load_params(folder / "smoke.yaml"), seconds
 
 
 @pytest.fixture(scope="session")
 def smoke_twin(tmp_path_factory):
     """Every notebook again on the same params in a fresh run folder (no report): the params of that run."""
     from rlgen_utils.run import config
-    path = smoke_params_file(tmp_path_factory.mktemp("twin"))
-    _run_all(path, "--no-report")
-    return config.load_params(path)
+    return config.load_params(_built_once(tmp_path_factory, "twin", "--no-report") / "smoke.yaml")

@@ -19,8 +19,6 @@ from rlgen_utils.run.keys import stage_key
 from rlgen_utils.run.rundir import RunDir
 from rlgen_utils.studies import evaluate, train
 
-pytestmark = pytest.mark.xdist_group("bring_your_own")  # its module fixture is built once, on one worker
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

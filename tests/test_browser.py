@@ -21,7 +21,7 @@ from conftest import smoke_params_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares conftest's smoke runs
+pytestmark = pytest.mark.slow
 
 
 def _chromium() -> str | None:

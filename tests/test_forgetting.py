@@ -41,7 +41,7 @@ def _scores():
 
 
 def test_accuracy_changes_are_against_the_base(monkeypatch):
-    monkeypatch.setattr(forgetting.suite, "in_domain_family", lambda P: "arith")
+    monkeypatch.setattr(forgetting.suite, "world", lambda P: SimpleNamespace(in_domain_family="arith"))
     d = forgetting.accuracy_changes(None, _scores()).set_index("method")
     assert d.loc["sft", "Δ in-domain"] == 1.0 and d.loc["sft", "Δ OOD"] == -0.5
     assert d.loc["grpo", "Δ in-domain"] == 0.5 and d.loc["grpo", "Δ OOD"] == 0.0
@@ -60,7 +60,7 @@ def test_pool_contrasts_partition_the_pool():
 def _families(monkeypatch):
     fams = {"arith": suite.EvalFamily("arith", "in_domain", 0.0, (), "task", "in_domain"),
             "cmp": suite.EvalFamily("cmp", "ood_select", 0.0, (), "task", "format_only")}
-    monkeypatch.setattr(suite, "eval_families", lambda P: fams)
+    monkeypatch.setattr(suite, "world", lambda P: SimpleNamespace(eval_families=lambda: fams, in_domain_family="arith"))
 
 
 def test_format_table_counts_chains_and_unparseable_answers(monkeypatch):

@@ -12,8 +12,6 @@ from rlgen_utils.models import generation, loading
 from rlgen_utils.run import config
 from rlgen_utils.studies import interventions
 
-pytestmark = pytest.mark.xdist_group("interventions")  # its module fixture is built once, on one worker
-
 PROMPTS = ["12+3+4=", "5*7-2=", "Is 12 > 7? ", "sort: 9 4 7 =", "3+4=", "81-9+2="]
 
 

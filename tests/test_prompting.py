@@ -18,8 +18,6 @@ from rlgen_utils.world import local_data, prompting, words
 from rlgen_utils.world.suite import EvalFamily
 from rlgen_utils.world.tasks import Example
 
-pytestmark = pytest.mark.xdist_group("prompting")  # its module fixture is built once, on one worker
-
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 SMOL = ROOT / smollm2.DEFAULT_OUT

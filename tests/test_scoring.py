@@ -44,7 +44,7 @@ def test_paired_delta_and_table_shape(monkeypatch):
     d = evaluate.delta_long(DF, "grpo", "sft").set_index("family")
     assert d.loc["cmp", "delta"] == pytest.approx(1.0) and d.loc["cmp", "excludes_zero"]
     assert d.loc["arith", "delta"] == pytest.approx(0.25)
-    monkeypatch.setattr(evaluate.suite, "eval_families", lambda _P: {"arith": None, "cmp": None})
+    monkeypatch.setattr(evaluate.suite, "world", lambda _P: SimpleNamespace(eval_families=lambda: {"arith": None, "cmp": None}))
     P = SimpleNamespace(posttrain=SimpleNamespace(methods=["sft", "grpo"]))
     t = evaluate.table1(DF, P)
     assert list(t.index[:3]) == ["base", "sft", "grpo"] and "grpo − sft" in t.index

@@ -10,8 +10,6 @@ import torch
 
 from rlgen_utils.models import loading, smollm2
 
-pytestmark = pytest.mark.xdist_group("smollm2")  # its module fixture is built once, on one worker
-
 FOLDER = Path(__file__).resolve().parents[1] / smollm2.DEFAULT_OUT
 
 

@@ -20,7 +20,7 @@ from rlgen_utils.run.rundir import RunDir
 from rlgen_utils.studies import baselines, intervention_claims, nulls, train
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares conftest's smoke runs
+pytestmark = pytest.mark.slow
 
 
 _params_file = smoke_params_file
