@@ -19,14 +19,14 @@ from common import write_result  # also puts the repo on sys.path
 
 from rlgen_utils.method import activations
 from rlgen_utils.method.crosscoder import Crosscoder, train
-from rlgen_utils.run import config, session
+from rlgen_utils.run import config, keys, session
 from rlgen_utils.studies import crosscoder
 
 
 def data(P, n_batches: int):
     C = P.crosscoder
     trio = ("base", C.sft_method, C.rl_method)
-    acts = P.run_dir / "acts" / f"{crosscoder.acts_key(P, trio)}-ts{P.train_seeds[0]}"   # ensure_activations' folder
+    acts = P.run_dir / "acts" / keys.activations_key(P, trio, P.train_seeds[0])   # ensure_activations' folder
     if (acts / "DONE.json").is_file():
         it = activations.batches(acts, C.batch_size, seed=0)
         return [next(it) for _ in range(n_batches)], str(acts)

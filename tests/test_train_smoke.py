@@ -115,9 +115,9 @@ def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smo
     store = ActivationStore(crosscoder.ensure_activations(P, names, n_texts=P.dynamics.n_texts))
     docs = torch.cat([store.shard(i)["doc"] for i in range(len(store.index))])
     assert P.dynamics.n_texts < P.crosscoder.n_texts and set(docs.tolist()) == set(range(P.dynamics.n_texts))
-    whole = crosscoder.acts_key(P, names)
-    assert not [f for f in (P.run_dir / "acts").iterdir() if f.name.startswith(whole) and not f.name.endswith(
-        f"-n{P.dynamics.n_texts}")], "a trajectory collection over the whole corpus was made"
+    whole = keys.activations_key(P, names, P.train_seeds[0])
+    assert not (P.run_dir / "acts" / whole).exists(), "a trajectory collection over the whole corpus was made"
+    assert (P.run_dir / "acts" / keys.activations_key(P, names, P.train_seeds[0], P.dynamics.n_texts)).is_dir()
     null = dynamics.null_table(P)
     assert set(null.method) == {"null (sft slots)", "null (grpo slots)"}
     assert (null.fvl_lo <= null.fvl_hi).all() and null.tuned_only.max() == 0, "identical slots own no latent"

@@ -17,7 +17,7 @@ from ..method.crosscoder import train as train_crosscoder
 from ..method.latent_scaling import betas_LM
 from ..run.artifacts import atomic_dir, is_done, mark_done
 from ..run.config import Params
-from ..run.keys import stage_key
+from ..run.keys import sae_baseline_key
 from ..run.session import seed_everything
 from .crosscoder import crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
 
@@ -121,7 +121,7 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> 
     C = P.crosscoder
     trio = trio or ("base", C.sft_method, C.rl_method)
     acts = ensure_activations(P, trio)
-    out, key = crosscoder_dir(P, ("base",), SAE_BASELINE), f"{stage_key(P, 'crosscoder')}-{acts.name}-{SAE_BASELINE}"
+    out, key = crosscoder_dir(P, ("base",), SAE_BASELINE), sae_baseline_key(P, acts.name, SAE_BASELINE)
     if is_done(out, key):
         return out
     seed_everything(P.seed)

@@ -30,7 +30,7 @@ from ..models import loading
 from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
-from ..run.keys import stage_key
+from ..run.keys import activations_key, crosscoder_key
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
 from ..world import suite
@@ -43,18 +43,13 @@ def layer_of(P: Params, model: Model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 
-def acts_key(P: Params, names: tuple[str, ...]) -> str:
-    """Key of an activation collection: the models and the corpus fields only (not crosscoder training)."""
-    return stage_key(P, "activations") + "-" + "-".join(names).replace("@", "at")
-
-
 def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None = None,
                        n_texts: int | None = None) -> Path:
     """Activations of the named models (post-trained with ``train_seed``) on the corpus, or on its first
     ``n_texts`` texts (resumable, keyed)."""
     ts = P.train_seeds[0] if train_seed is None else train_seed
     n_texts = None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts   # the whole corpus: one key
-    key = f"{acts_key(P, names)}-ts{ts}" + (f"-n{n_texts}" if n_texts else "")
+    key = activations_key(P, names, ts, n_texts)
     out = RunDir(P).acts(key)
     paths = [RunDir(P).model(n, ts) for n in names]   # every name checked before anything is loaded
     if is_done(out, key):
@@ -101,7 +96,7 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     source = source or names
     acts = ensure_activations(P, source, train_seed, n_texts)
     columns = [source.index(n) for n in names]
-    key = f"{stage_key(P, 'crosscoder')}-{acts.name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{TRAINER_VERSION}"
+    key = crosscoder_key(P, acts.name, names, steps, n_latents, seed, TRAINER_VERSION)
     out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)

@@ -18,7 +18,7 @@ from ..method.perturb import norm_matched_noise, norm_matched_walk
 from ..models import loading
 from ..run.artifacts import is_done, mark_done
 from ..run.config import Params
-from ..run.keys import stage_key
+from ..run.keys import noise_model_key, noise_walk_key
 from ..run.modelid import ModelId, checkpoint_names, noise_name
 from ..run.rundir import RunDir
 from .crosscoder import ensure_crosscoder
@@ -49,7 +49,7 @@ def ensure_noise_model(P: Params, tuned: str) -> Path:
     once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
     :func:`ensure_noise_walk`."""
     run = RunDir(P)
-    out, key = run.model(noise_name(tuned)), f"{stage_key(P, 'trained')}-{tuned}-seed{noise_seed(P, tuned)}"
+    out, key = run.model(noise_name(tuned)), noise_model_key(P, tuned, noise_seed(P, tuned))
     if is_done(out, key):
         return out
     base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
@@ -65,7 +65,7 @@ def ensure_noise_walk(P: Params, method: str) -> list[Path]:
     run = RunDir(P)
     names = checkpoint_names(method, P.posttrain.n_checkpoints)
     outs = [run.model(noise_name(n)) for n in names]
-    key = f"{stage_key(P, 'trained')}-{method}-walk-seed{noise_seed(P, method)}"
+    key = noise_walk_key(P, method, noise_seed(P, method))
     if all(is_done(o, key) for o in outs):
         return outs
     base = loading.load_model(run.model("base"), P.model.dtype)
