@@ -23,9 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-_params_file = smoke_params_file
-
-
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
@@ -293,7 +290,7 @@ def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):
 
 def test_same_seed_gives_identical_checkpoint_weights(smoke_run, tmp_path):
     P, _ = smoke_run
-    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo", "dpo"]}))
+    Q = config.load_params(smoke_params_file(tmp_path, posttrain={"methods": ["sft", "grpo", "dpo"]}))
     train.ensure_posttrained(Q)
     _assert_same_weights(train.base_dir(P), train.base_dir(Q))
     for m in Q.posttrain.methods:
@@ -304,7 +301,7 @@ def test_same_seed_gives_identical_checkpoint_weights(smoke_run, tmp_path):
 def test_training_seeds_give_separate_reproducible_runs(smoke_run, tmp_path):
     """A second training seed trains into its own folders; the first seed's checkpoints stay those of P."""
     P, _ = smoke_run
-    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft"], "seeds": [P.seed, 7]}))
+    Q = config.load_params(smoke_params_file(tmp_path, posttrain={"methods": ["sft"], "seeds": [P.seed, 7]}))
     train.ensure_posttrained(Q)
     _assert_same_weights(RunDir(P).checkpoints("sft", P.seed)[-1], RunDir(Q).checkpoints("sft", P.seed)[-1])
     a, b = (_weights(RunDir(Q).checkpoints("sft", s)[-1]) for s in (P.seed, 7))
@@ -314,7 +311,7 @@ def test_training_seeds_give_separate_reproducible_runs(smoke_run, tmp_path):
 def test_trajectories_cover_every_training_seed(smoke_run, tmp_path):
     from rlgen_utils.studies import dynamics
     P, _ = smoke_run
-    Q = config.load_params(_params_file(tmp_path, posttrain={"methods": ["sft", "grpo"], "seeds": [0, 3]},
+    Q = config.load_params(smoke_params_file(tmp_path, posttrain={"methods": ["sft", "grpo"], "seeds": [0, 3]},
                                         dynamics={"crosscoder_seeds": [0]}))
     train.ensure_posttrained(Q)
     ccs = dynamics.ensure_all(Q)
@@ -327,7 +324,7 @@ def test_trajectories_cover_every_training_seed(smoke_run, tmp_path):
 
 def test_killed_during_post_training_resumes_to_the_same_weights(smoke_run, tmp_path):
     P, _ = smoke_run
-    path = _params_file(tmp_path, posttrain={"methods": ["grpo"], "sft_sweep": []})
+    path = smoke_params_file(tmp_path, posttrain={"methods": ["grpo"], "sft_sweep": []})
     Q = config.load_params(path)
     marker = RunDir(Q).checkpoints("grpo", Q.seed)[1] / "DONE.json"
     code = ("from rlgen_utils.run import config, session; from rlgen_utils.studies import train; "
@@ -355,7 +352,7 @@ def _copy_run(P, tmp_path, **overrides):
     """A copy of the smoke run folder under ``tmp_path`` and params pointing at it."""
     import shutil
     shutil.copytree(P.run_dir, tmp_path / "runs" / P.name)
-    path = _params_file(tmp_path, **overrides)
+    path = smoke_params_file(tmp_path, **overrides)
     P2 = config.load_params(path)
     session.init(P2)
     return P2, path
