@@ -18,6 +18,7 @@ from rlgen_utils.studies import (
     results,
     verdicts,
 )
+from rlgen_utils.studies.crosscoder import PairKey
 from rlgen_utils.studies.verdicts import Verdict, decide
 
 
@@ -41,8 +42,8 @@ def _nrn(n_tuned: int, n: int = 100) -> torch.Tensor:
 
 
 def _pairs(sft: int, rl: int, copy: int, noise_sft: int, noise_rl: int) -> dict:
-    return {"base–sft": _nrn(sft), "base–grpo": _nrn(rl), nulls.NULL_PAIR: _nrn(copy),
-            nulls.noise_pair_name("sft"): _nrn(noise_sft), nulls.noise_pair_name("grpo"): _nrn(noise_rl)}
+    return {PairKey("sft"): _nrn(sft), PairKey("grpo"): _nrn(rl), nulls.NULL_PAIR: _nrn(copy),
+            nulls.noise_pair("sft"): _nrn(noise_sft), nulls.noise_pair("grpo"): _nrn(noise_rl)}
 
 
 @pytest.mark.parametrize("counts,expected", [
@@ -226,3 +227,12 @@ def test_the_organisms_detection_power_is_not_read_for_another_model(write_param
     real = organism.model_copy(update={"name": "some-real-lm", "model": organism.model.model_copy(
         update={"name_or_path": "/models/x", "prompt": organism.model.prompt.model_copy(update={"style": "plain"})})})
     assert verdicts.power_file(real) is None and "unmeasured for this model" in verdicts.detection_limit(None)
+
+
+def test_pair_keys_are_values_whose_labels_are_the_tables_and_prose():
+    """Pair dicts are keyed by PairKey, not by prose; the labels (what tables, figures and findings show, and what
+    verdict files written before the typed key hold) stay the same."""
+    assert [str(k) for k in (PairKey("sft"), nulls.NULL_PAIR, nulls.noise_pair("grpo"))] == [
+        "base–sft", "base–base copy (null)", "base–noise like grpo (null)"]
+    assert PairKey("sft") == PairKey("sft") and PairKey("sft") != nulls.noise_pair("sft")
+    assert {PairKey("sft"): 1}[PairKey("sft")] == 1

@@ -19,7 +19,7 @@ from ..run.artifacts import atomic_dir, is_done, mark_done
 from ..run.config import Params
 from ..run.keys import sae_baseline_key
 from ..run.session import seed_everything
-from .crosscoder import crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
+from .crosscoder import PairKey, crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
 
 
 def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03), per_rate: int = 8,
@@ -76,7 +76,7 @@ def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str
             nrn = latents.nrn_L(cc.dec_norms_LM().detach())
             counts = latents.nrn_counts(nrn[cc.alive_L()], C.nrn_low, C.nrn_high)
             tuned_only = cc.alive_L() & (nrn > C.nrn_high)
-            rows.append({"sparsity": label, "pair": "base–base copy (null)" if copy else f"base–{pair[1]}",
+            rows.append({"sparsity": label, "pair": str(PairKey("base", "copy") if copy else PairKey(pair[1])),
                          "held-out FVU (tuned slot)": float(q["held-out FVU"].iloc[1]),
                          "mean L0": float(q["mean L0"].iloc[0]), "alive": int(cc.alive_L().sum()),
                          "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"]),

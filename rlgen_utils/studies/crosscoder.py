@@ -14,8 +14,9 @@ Models are named ``base`` or a post-training method (its final checkpoint, first
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import torch
@@ -37,6 +38,20 @@ from ..world import suite
 
 if TYPE_CHECKING:
     from ..run.types import Model
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """One two-model crosscoder of the pairwise view: the base against ``tuned``, or a null — ``"copy"`` (the base
+    against an exact copy of itself) or ``"noise"`` (against the base moved as far as ``tuned``, at random). Dicts
+    of pairs are keyed by it; ``str`` is the label tables, figures and prose show."""
+    tuned: str
+    null: Literal["", "copy", "noise"] = ""
+
+    def __str__(self) -> str:
+        if self.null == "copy":
+            return "base–base copy (null)"
+        return f"base–noise like {self.tuned} (null)" if self.null == "noise" else f"base–{self.tuned}"
 
 
 def layer_of(P: Params, model: Model) -> int:
@@ -151,7 +166,7 @@ def activation_info(acts: Path) -> dict:
 
 def nrn_table(nrn_by_pair: dict, low: float, high: float) -> pd.DataFrame:
     """Counts of base-only / shared / tuned-only latents per pair."""
-    return pd.DataFrame({name: latents.nrn_counts(v, low, high) for name, v in nrn_by_pair.items()}).T
+    return pd.DataFrame({str(pair): latents.nrn_counts(v, low, high) for pair, v in nrn_by_pair.items()}).T
 
 
 def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float) -> pd.DataFrame:
@@ -171,7 +186,7 @@ def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float
 
 def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
     """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
-    return {f"base–{m}": ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
+    return {PairKey(m): ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
             for m in trio[1:]}
 
 

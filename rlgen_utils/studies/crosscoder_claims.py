@@ -7,7 +7,8 @@ import pandas as pd
 from ..method import latents
 from ..method.crosscoder import Crosscoder
 from ..run.config import Params
-from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair_name
+from .crosscoder import PairKey
+from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair
 from .verdicts import Verdict, decide, detection_limit, power_file
 
 
@@ -36,13 +37,13 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
                      f"{c['base-only']} base-only latents appear between the base and an exact copy of itself, so a "
                      f"real pair's count at or below these is not evidence of model-specific latents.")
     for m in names[1:]:
-        if noise_pair_name(m) in nrn_by_pair and f"base–{m}" in nrn_by_pair:
-            real = latents.nrn_counts(nrn_by_pair[f"base–{m}"], C.nrn_low, C.nrn_high)
-            null = latents.nrn_counts(nrn_by_pair[noise_pair_name(m)], C.nrn_low, C.nrn_high)
-            lines.append(f"- base–{m} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
+        if noise_pair(m) in nrn_by_pair and PairKey(m) in nrn_by_pair:
+            real = latents.nrn_counts(nrn_by_pair[PairKey(m)], C.nrn_low, C.nrn_high)
+            null = latents.nrn_counts(nrn_by_pair[noise_pair(m)], C.nrn_low, C.nrn_high)
+            lines.append(f"- {PairKey(m)} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
                          f"{null['tuned-only']}, base-only {real['base-only']} vs {null['base-only']}, median NRN "
-                         f"{float(nrn_by_pair[f'base–{m}'].median()):.3f} vs "
-                         f"{float(nrn_by_pair[noise_pair_name(m)].median()):.3f}.")
+                         f"{float(nrn_by_pair[PairKey(m)].median()):.3f} vs "
+                         f"{float(nrn_by_pair[noise_pair(m)].median()):.3f}.")
     shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
     W = cc3.W_dec_LMD.detach()
     cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
@@ -70,16 +71,16 @@ def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.Dat
     sft, rl = names[1], names[2]
     tuned = {k: int(latents.nrn_counts(v, C.nrn_low, C.nrn_high)["tuned-only"]) for k, v in nrn_by_pair.items()}
     copy = tuned.get(NULL_PAIR, 0)
-    excess = {m: tuned[f"base–{m}"] - max(copy, tuned.get(noise_pair_name(m), 0)) for m in (sft, rl)}
-    nulls = ", ".join(f"random update like {m} {tuned[noise_pair_name(m)]}" for m in (sft, rl)
-                      if noise_pair_name(m) in tuned)
+    excess = {m: tuned[PairKey(m)] - max(copy, tuned.get(noise_pair(m), 0)) for m in (sft, rl)}
+    nulls = ", ".join(f"random update like {m} {tuned[noise_pair(m)]}" for m in (sft, rl)
+                      if noise_pair(m) in tuned)
     return [Verdict(
         claim=f"{sft} adds more model-specific latents than {rl}", notebook="03_crosscoder",
         estimate=float(excess[sft] - excess[rl]), interval=None,
         null=f"tuned-only latents of the identical copy {copy}" + (f", {nulls}" if nulls else ""),
         decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
         limit=detection_limit(power_file(P)),
-        detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[f'base–{sft}']}, {rl} {tuned[f'base–{rl}']}; above "
+        detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[PairKey(sft)]}, {rl} {tuned[PairKey(rl)]}; above "
                f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}"),
         *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
 

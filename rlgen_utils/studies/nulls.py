@@ -21,9 +21,9 @@ from ..run.config import Params
 from ..run.keys import noise_model_key, noise_walk_key
 from ..run.modelid import ModelId, checkpoint_names, noise_name
 from ..run.rundir import RunDir
-from .crosscoder import ensure_crosscoder
+from .crosscoder import PairKey, ensure_crosscoder
 
-NULL_PAIR = "base–base copy (null)"
+NULL_PAIR = PairKey("base", "copy")
 
 
 def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
@@ -34,8 +34,9 @@ def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
                                          tag="null-copy")}
 
 
-def noise_pair_name(tuned: str) -> str:
-    return f"base–noise like {tuned} (null)"
+def noise_pair(tuned: str) -> PairKey:
+    """The random-update null pair of ``tuned``."""
+    return PairKey(tuned, "noise")
 
 
 def noise_seed(P: Params, tuned: str) -> int:
@@ -101,7 +102,7 @@ def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
     pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
     for m in trio[1:]:
         ensure_noise_model(P, m)
-    return {noise_pair_name(m): ensure_crosscoder(P, ("base", noise_name(m)), steps=P.crosscoder.pair_steps,
+    return {noise_pair(m): ensure_crosscoder(P, ("base", noise_name(m)), steps=P.crosscoder.pair_steps,
                                                   source=noise_trio(trio)) for m in trio[1:]}
 
 

@@ -64,12 +64,13 @@ def deltas(delta_df: pd.DataFrame, title: str):
 
 
 def nrn_histograms(nrn_by_pair: dict, low: float, high: float):
-    """NRN histograms side by side (e.g. base–SFT and base–RL), with the class thresholds marked."""
+    """NRN histograms side by side (e.g. base–SFT and base–RL), with the class thresholds marked; pairs are labelled
+    by ``str`` of their keys."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    fig = make_subplots(1, len(nrn_by_pair), subplot_titles=list(nrn_by_pair), shared_yaxes=True)
+    fig = make_subplots(1, len(nrn_by_pair), subplot_titles=[str(p) for p in nrn_by_pair], shared_yaxes=True)
     for i, (name, nrn) in enumerate(nrn_by_pair.items(), start=1):
-        fig.add_trace(go.Histogram(x=nrn.tolist(), xbins={"start": 0, "end": 1.0001, "size": 0.025}, name=name,
+        fig.add_trace(go.Histogram(x=nrn.tolist(), xbins={"start": 0, "end": 1.0001, "size": 0.025}, name=str(name),
                                    showlegend=False), 1, i)
         for t in (low, high):
             fig.add_vline(x=t, line_dash="dot", row=1, col=i)  # pyright: ignore[reportArgumentType]  (plotly's stub says str)
