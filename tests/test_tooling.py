@@ -18,13 +18,18 @@ ALLOWED = {"run": set(), "world": {"run"}, "models": {"run", "world"}, "method":
 RUN_DRIVERS = {"runner.py", "report.py", "session.py", "__main__.py"}
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(absolute module, imported names) of every import in ``path`` (relative imports resolved)."""
+def _imports(path: Path, runtime_only: bool = False) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) of every import in ``path`` (relative imports resolved); with
+    ``runtime_only``, leaving out imports under ``if TYPE_CHECKING:`` (annotations only)."""
     tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if runtime_only and isinstance(node, ast.If)
+            and "TYPE_CHECKING" in ast.unparse(node.test) for stmt in node.body for n in ast.walk(stmt)}
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     pkg = parts[:-1]
     out = []
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom):
             base = pkg[: len(pkg) - node.level + 1] if node.level else []
             mod = ".".join(base + ([node.module] if node.module else []))
@@ -240,25 +245,12 @@ def test_studies_import_only_earlier_notebooks_and_claims_only_from_results():
 
 
 def _runtime_imports(path: Path) -> set[str]:
-    """Package modules ``path`` imports at run time — at its top or inside functions — leaving out imports under
-    ``if TYPE_CHECKING:`` (annotations only). ``from pkg import mod`` counts as importing ``pkg.mod``."""
-    tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-            for stmt in node.body for n in ast.walk(stmt)}
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    pkg = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    """Package modules ``path`` imports at run time — at its top or inside functions, not under TYPE_CHECKING;
+    ``from pkg import mod`` counts as importing ``pkg.mod``."""
     known = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for p in _modules()}
-    out = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.ImportFrom):
-            base = pkg[: len(pkg) - node.level + 1] if node.level else []
-            mod = ".".join(base + ([node.module] if node.module else []))
-            out |= {f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names}
-        elif isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-    me = ".".join(parts).removesuffix(".__init__")
+    me = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    out = {f"{mod}.{n}" if f"{mod}.{n}" in known else mod for mod, names in _imports(path, runtime_only=True)
+           for n in (names or [""])}
     return {m for m in out if m in known and m != me}
 
 

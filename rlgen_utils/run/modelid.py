@@ -50,9 +50,6 @@ class ModelId:
         return replace(self, null=True)
 
 
-BASE = ModelId("base")
-
-
 def checkpoint_names(method: str, n: int) -> list[str]:
     """The names of a method's checkpoints 1 … ``n`` (``sft@1 … sft@n``)."""
     return [str(ModelId(method, k)) for k in range(1, n + 1)]

@@ -15,7 +15,6 @@ import pandas as pd
 from ..method import overlap
 from ..run import modelid
 from ..run.config import Params
-from ..run.modelid import noise_name
 from . import crosscoder, nulls
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ def null_table(P: Params) -> pd.DataFrame:
 
 def walk_names(P: Params) -> tuple[str, ...]:
     """The random-walk null's slots: the base, then every checkpoint's place on its method's random walk."""
-    return ("base", *(noise_name(n) for n in trajectory_names(P)[1:]))
+    return ("base", *(modelid.noise_name(n) for n in trajectory_names(P)[1:]))
 
 
 def ensure_walk_null(P: Params, seed: int) -> Crosscoder:

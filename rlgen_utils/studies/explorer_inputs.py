@@ -29,6 +29,6 @@ def prompts(P: Params, pool: pd.DataFrame, sel: FeatureSelection, per_family: in
     for fam, ids in sel.right_wrong.items():
         for i in ids[:per_family]:
             out[f"{fam} #{i} (RL right, base wrong)"] = rl.loc[(fam, i)]
-    indom = pool_families(P)[suite.world(P).in_domain_family].examples[:per_family]
-    out.update({f"{suite.world(P).in_domain_family} #{i}": e.prompt for i, e in enumerate(indom)})
+    fam = suite.world(P).in_domain_family
+    out.update({f"{fam} #{i}": e.prompt for i, e in enumerate(pool_families(P)[fam].examples[:per_family])})
     return out

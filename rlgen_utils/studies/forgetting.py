@@ -143,8 +143,8 @@ def ensure_validation(P: Params) -> pd.DataFrame:
     """In-domain validation accuracy (training-split prompts no method trains on) of every SFT learning rate
     and of the RL method, first training seed: what a learning rate is chosen by."""
     key, seed, rows = evaluate.eval_key(P), P.train_seeds[0], []
-    examples = suite.world(P).validation_examples(P.eval.n_per_family)
-    verify = suite.world(P).eval_families()[suite.world(P).in_domain_family].verify
+    world = suite.world(P)
+    examples, verify = world.validation_examples(P.eval.n_per_family), world.in_domain_eval().verify
     models = {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
     if "sft" in P.posttrain.methods:
         models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))

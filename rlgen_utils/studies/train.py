@@ -56,12 +56,13 @@ def evaluate_model(P: Params, model_dir: Path, sampled: bool = True) -> dict:
     """Greedy accuracy on every evaluation family, accuracy on the curve prompts (``in_domain_curve``), and
     pass@k / mean sampled accuracy in-domain (``in_domain_pass@k``, ``in_domain_sampled_mean``)."""
     tok, model = loading.load_tokenizer(model_dir), loading.load_model(model_dir, P.model.dtype)
-    e, fams = P.eval, suite.world(P).eval_families()
+    e, world = P.eval, suite.world(P)
+    fams = world.eval_families()
     out = {name: generation.accuracy(model, tok, list(f.examples), e.max_new_tokens, e.batch_size, f.verify)
            if f.scoring == "generate" else scoring.accuracy(model, tok, f, e.max_new_tokens, e.batch_size)
            for name, f in fams.items()}
-    in_dom = fams[suite.world(P).in_domain_family]
-    out["in_domain_curve"] = generation.accuracy(model, tok, suite.world(P).curve_examples(), e.max_new_tokens,
+    in_dom = fams[world.in_domain_family]
+    out["in_domain_curve"] = generation.accuracy(model, tok, world.curve_examples(), e.max_new_tokens,
                                                e.batch_size, in_dom.verify)
     if sampled:
         scores = generation.sampled_scores(model, tok, list(in_dom.examples[: e.curve_n]), e.pass_k,
@@ -138,7 +139,8 @@ def train_here(P: Params, method: str, seed: int, sft_lr: float | None = None) -
     """Train in this process (one rank of a launch, or the only process)."""
     Q, folder = _target(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)
-    curve, verify = suite.world(P).curve_examples(), suite.world(P).eval_families()[suite.world(P).in_domain_family].verify
+    world = suite.world(P)
+    curve, verify = world.curve_examples(), world.in_domain_eval().verify
     return posttrain.train_method(method, start, folder, method_rows(Q, method, start, seed), Q,
                                   stage_key(Q, "trained"), seed, curve, verify)
 
@@ -195,8 +197,8 @@ def family_table(P: Params) -> pd.DataFrame:
 
 def in_domain_summary(P: Params, scores: dict) -> pd.DataFrame:
     """Greedy accuracy, pass@k and mean sampled accuracy in-domain: room for post-training and RL's signal."""
-    k = P.eval.pass_k
-    return pd.DataFrame([{"family": suite.world(P).in_domain_family, "greedy": scores[suite.world(P).in_domain_family],
+    k, fam = P.eval.pass_k, suite.world(P).in_domain_family
+    return pd.DataFrame([{"family": fam, "greedy": scores[fam],
                           f"pass@{k} (sampled)": scores[f"in_domain_pass@{k}"],
                           "mean sampled accuracy": scores["in_domain_sampled_mean"]}])
 

@@ -148,12 +148,17 @@ class World:
     P: Params
     in_domain: InDomain
     task_families: bool   # the organism's eleven families (``data.task_world``)
-    word_families: bool   # the word world's families (``data.word_world``)
 
     @classmethod
     def of(cls, P: Params) -> World:
         d = P.data
-        return cls(P, "file" if d.train_file else "words" if d.word_world else "task", d.task_world, d.word_world)
+        return cls(P, "file" if d.train_file else "words" if d.word_world else "task", d.task_world)
+
+    @property
+    def word_families(self) -> bool:
+        """The word world's families: exactly when its in-domain family trains (params refuse a train file beside
+        the word world)."""
+        return self.in_domain == "words"
 
     @property
     def real_lm(self) -> bool:
@@ -164,6 +169,10 @@ class World:
     def in_domain_family(self) -> str:
         named = [b.name for b in self.P.data.benchmarks if b.role == tasks.IN_DOMAIN]
         return named[0] if named else (words.IN_DOMAIN_FAMILY if self.in_domain == "words" else "arith")
+
+    def in_domain_eval(self) -> EvalFamily:
+        """The in-domain evaluation family (its test examples and verifier)."""
+        return self.eval_families()[self.in_domain_family]
 
     @property
     def train_kind(self) -> str:
@@ -224,7 +233,7 @@ class World:
         P = self.P
         if self.in_domain_family == "arith":
             return tasks.sample_split("arith", "test", P.eval.curve_n, P.seed + 1, P.tasks)
-        return list(self.eval_families()[self.in_domain_family].examples[: P.eval.curve_n])
+        return list(self.in_domain_eval().examples[: P.eval.curve_n])
 
     def eval_families(self) -> dict[str, EvalFamily]:
         """Every evaluation family of this run, task world first, in a fixed order (built once per process and
