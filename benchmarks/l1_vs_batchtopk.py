@@ -20,8 +20,7 @@ from pathlib import Path
 from common import ROOT  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import baselines
-from rlgen_utils.studies.results import markdown_table
+from rlgen_utils.studies import baselines, render
 
 
 def main() -> None:
@@ -43,7 +42,7 @@ def main() -> None:
              f"Written by `benchmarks/l1_vs_batchtopk.py` (commit {commit}, params `{P.name}`, {seconds:.0f} s). Pair "
              f"crosscoders as in notebook 03: {c.n_latents} latents, {c.pair_steps} steps, resampling every "
              f"{c.resample_every} steps; held-out FVU and L0 on every tenth corpus text; tuned-only = NRN > "
-             f"{c.nrn_high}.", "", markdown_table(table, ".3f", index=False), ""]
+             f"{c.nrn_high}.", "", render.table(table, ".3f", index=False), ""]
     for what, by in (("L0", "mean L0"), ("FVU", "held-out FVU (tuned slot)")):
         matched = baselines.matched_l1(table, by)
         m = table[table.sparsity == matched].set_index("pair")

@@ -19,8 +19,7 @@ from pathlib import Path
 from common import ROOT  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
-from rlgen_utils.studies import baselines, crosscoder
-from rlgen_utils.studies.results import markdown_table
+from rlgen_utils.studies import baselines, crosscoder, render
 
 
 def main() -> None:
@@ -45,7 +44,7 @@ def main() -> None:
         f"Written by `benchmarks/sae_baseline.py` (commit {commit}, params `{P.name}`, {seconds:.0f} s; the SAE is "
         f"trained once and cached in the run folder). sae-lens BatchTopK SAE, {c.n_latents} latents, k = {c.k}, "
         f"{c.steps} steps of {c.batch_size} tokens on the base's activations of the corpus's training texts; FVU "
-        "on every tenth (held-out) text, the same tokens for every model.", "", markdown_table(table, ".4f", index=False), "",
+        "on every tenth (held-out) text, the same tokens for every model.", "", render.table(table, ".4f", index=False), "",
         "Relative to the base: " + ", ".join(f"{m} ×{v / base_fvu:.2f}" for m, v in
                                               zip(table.model[1:], table["held-out FVU (base's SAE)"][1:]))
         + " (FVU of the base's dictionary on that model ÷ on the base)."])

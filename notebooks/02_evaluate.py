@@ -31,9 +31,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from IPython.display import Markdown
-
-from rlgen_utils.studies import evaluate, forgetting, prereg, start, train
+from rlgen_utils.studies import evaluate, findings, forgetting, prereg, render, start, train
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -69,7 +67,7 @@ evaluate.table1(scores, P)
 # training seeds every interval of a difference is hierarchical: seeds, then paired samples (docs/METHOD.md §C).
 
 # %%
-Markdown(evaluate.findings(P, scores))
+render.show(findings.record(P, evaluate.findings(P, scores)))
 
 # %%
 plots.deltas(evaluate.contrasts_by_role(scores), "Change over the base, families of each role pooled")
@@ -109,7 +107,7 @@ prereg.class_table(P, prereg_file) if prereg_file else "no pre-registration name
 
 # %%
 outcomes = prereg.outcome_table(P, prereg_file, scores) if prereg_file else None
-Markdown(prereg.summary(outcomes)) if outcomes is not None else None
+render.show(findings.record(P, prereg.summary(outcomes))) if outcomes is not None else None
 
 # %%
 outcomes.drop(columns=["delta", "lo", "hi"], errors="ignore") if outcomes is not None else None
@@ -131,7 +129,7 @@ plots.kl_vs_forgetting(moved, fits)
 fits
 
 # %%
-Markdown(forgetting.matched_findings(P, moved, fits))
+render.show(findings.record(P, forgetting.matched_findings(P, moved, fits)))
 
 # %%
 moved[moved.final].round(4)

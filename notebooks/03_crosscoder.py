@@ -33,9 +33,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from IPython.display import Markdown
-
-from rlgen_utils.studies import crosscoder, crosscoder_claims, nulls, start, verdicts
+from rlgen_utils.studies import crosscoder, crosscoder_claims, findings, nulls, render, start, verdicts
 from rlgen_utils.viz import plots
 from rlgen_utils.viz.inspector import FeatureInspector
 
@@ -132,7 +130,7 @@ crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 # Computed from the decoder norms above:
 
 # %%
-Markdown(crosscoder_claims.findings(P, cc3, TRIO, nrn, owned))
+render.show(findings.record(P, crosscoder_claims.findings(P, cc3, TRIO, nrn, owned)))
 
 # %% [markdown]
 # ## Verdicts

@@ -34,9 +34,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from IPython.display import Markdown
-
-from rlgen_utils.studies import dynamics, dynamics_claims, start, verdicts
+from rlgen_utils.studies import dynamics, dynamics_claims, findings, render, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -92,7 +90,7 @@ walk = dynamics.walk_table(P)
 dynamics.summary(walk) if not walk.empty else "random-walk null skipped (dynamics.walk_seeds: [])"
 
 # %%
-Markdown(dynamics_claims.null_findings(P, table, null, walk))
+render.show(findings.record(P, dynamics_claims.null_findings(P, table, null, walk)))
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
@@ -120,7 +118,7 @@ pairs
 # and the random walks):
 
 # %%
-Markdown(dynamics_claims.findings(P, table, pairs, null, walk))
+render.show(findings.record(P, dynamics_claims.findings(P, table, pairs, null, walk)))
 
 # %% [markdown]
 # ## Verdicts

@@ -43,9 +43,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from IPython.display import Markdown
-
-from rlgen_utils.studies import circuit_claims, circuits, circuits_exact, evaluate, start, verdicts
+from rlgen_utils.studies import circuit_claims, circuits, circuits_exact, evaluate, findings, render, start, verdicts
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -69,7 +67,7 @@ table = circuits.metric_table(P, folders)
 circuits.headline(P, table)
 
 # %%
-Markdown(circuit_claims.findings(P, table))
+render.show(findings.record(P, circuit_claims.findings(P, table)))
 
 # %% [markdown]
 # ## Verdicts
@@ -118,7 +116,7 @@ agree["per_receiver"]
 plots.first_order_vs_exact(first_KRS, exact_KRS, eg.mask_RS.numpy(), eg.edge_names())
 
 # %%
-Markdown(circuit_claims.exact_findings(agree))
+render.show(findings.record(P, circuit_claims.exact_findings(agree)))
 
 # %% [markdown]
 # ## The paper's metrics from exact ablation
@@ -134,4 +132,4 @@ circuits.headline(P, table, score="exact")
 circuit_claims.first_order_vs_exact(P, table)
 
 # %%
-Markdown(circuit_claims.exact_agreement_findings(P, table))
+render.show(findings.record(P, circuit_claims.exact_agreement_findings(P, table)))

@@ -44,9 +44,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from IPython.display import Markdown
-
-from rlgen_utils.studies import explorer_inputs, intervention_claims, start, verdicts
+from rlgen_utils.studies import explorer_inputs, findings, intervention_claims, render, start, verdicts
 from rlgen_utils.studies import interventions as study
 from rlgen_utils.viz import plots
 
@@ -104,7 +102,7 @@ plots.dose_curves(study.dose_response(P, results))
 # ## Findings
 
 # %%
-Markdown(intervention_claims.findings(P, sel, control, study.identity_check(results)))
+render.show(findings.record(P, intervention_claims.findings(P, sel, control, study.identity_check(results))))
 
 # %% [markdown]
 # ## Verdicts

@@ -7,7 +7,7 @@ import torch
 from rlgen_utils.method import activations, circuit_metrics, edge_attribution
 from rlgen_utils.models import loading
 from rlgen_utils.run import config
-from rlgen_utils.studies import circuit_claims, circuits, circuits_exact
+from rlgen_utils.studies import circuit_claims, circuits, circuits_exact, render
 
 
 def llama(n_layers=2, eps=1e-5):
@@ -273,11 +273,15 @@ def test_findings_verdict_follows_the_intervals(write_params):
     up, flat = (0.1, 0.3), (-0.1, 0.2)
     rows = [("sft → sft_grpo", "sft_grpo", m, *up) for m in ("intensity", "entropy", "kurtosis")]
     rows += [("sft → sft_dpo", "sft_dpo", m, *flat) for m in ("intensity", "entropy", "kurtosis")]
-    text = circuit_claims.findings(P, _table(rows))
+    found = circuit_claims.findings(P, _table(rows))
+    assert found.value("reproduced") is True
+    assert (found.value("rl_pairs_rising"), found.value("rl_pairs"), found.value("dpo_pairs_rising")) == (1, 1, 0)
+    text = render.markdown(found)
     assert "**reproduced**" in text and "1/1 online-RL pairs and 0/1 DPO pairs" in text
     rows[3] = ("sft → sft_dpo", "sft_dpo", "intensity", *up)
     rows[4] = ("sft → sft_dpo", "sft_dpo", "entropy", *up)
-    assert "**not reproduced**" in circuit_claims.findings(P, _table(rows))
+    found = circuit_claims.findings(P, _table(rows))
+    assert found.value("reproduced") is False and "**not reproduced**" in render.markdown(found)
     rob = circuit_claims.robustness(P, _table(rows))
     assert rob.loc["sft → sft_grpo", "intensity"] == "↑1 ↓0 ·0" and rob.loc["sft → sft_grpo", "kurtosis"] == "↑1 ↓0 ·0"
 
@@ -286,7 +290,7 @@ def test_tables_and_findings_survive_pairs_without_questions(write_params):
     P = config.load_params(write_params())
     empty = circuits._metric_table(P, {})
     assert empty.empty and "metric" in empty.columns
-    assert "No pair had enough questions" in circuit_claims.findings(P, empty)
+    assert "No pair had enough questions" in render.markdown(circuit_claims.findings(P, empty))
     assert list(circuits.headline(P, empty).columns) == list(circuit_metrics.METRICS)
 
 
@@ -356,5 +360,5 @@ def test_exact_findings_say_when_no_question_was_ablated():
     n = 2 * g.n_layers + 1
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         agree = circuits_exact.agreement(np.zeros((0, n, n)), np.zeros((0, n, n)), g)
-    text = circuit_claims.exact_findings(agree)
+    text = render.markdown(circuit_claims.exact_findings(agree))
     assert "not run" in text and "nan" not in text, "no ablated question must not read as a Spearman of nan"

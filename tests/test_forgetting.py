@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rlgen_utils.run.preregistration import Expectation, Preregistration
-from rlgen_utils.studies import evaluate, forgetting, prereg
+from rlgen_utils.studies import evaluate, forgetting, prereg, render
 from rlgen_utils.world import suite
 
 
@@ -79,7 +79,8 @@ def test_outcome_table_checks_each_family_and_the_pooled_class(monkeypatch):
     t = prereg.outcome_table(None, pre, _scores())
     assert t.matched.tolist()[:2] == [True, True] and t.matched.tolist()[2] is None
     assert t.scope.tolist()[:2] == ["arith", "cmp"]
-    assert "2 of 2" in prereg.summary(t)
+    found = prereg.summary(t)
+    assert (found.value("matched"), found.value("checked")) == (2, 2) and "2 of 2" in render.markdown(found)
     table = prereg.class_table(None, pre)
     assert table.agree.all()
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rlgen_utils.studies import results
+from rlgen_utils.studies import render, results
 
 
 def test_markdown_table_formats_floats_and_escapes_pipes():
     df = pd.DataFrame({"a": [0.12345, float("nan")], "b": ["x|y", None]}, index=pd.Index(["r1", "r2"], name="row"))
-    assert results.markdown_table(df).splitlines() == ["| row | a | b |", "|---|---|---|", "| r1 | 0.123 | x\\|y |",
+    assert render.table(df).splitlines() == ["| row | a | b |", "|---|---|---|", "| r1 | 0.123 | x\\|y |",
                                             "| r2 |  |  |"]
 
 
@@ -47,7 +47,7 @@ def test_claims_flag_writes_the_claims_block(tmp_path, monkeypatch):
     f = tmp_path / "front.md"
     f.write_text("intro\n<!-- claims:begin -->\nold\n<!-- claims:end -->\nlinks\n")
     monkeypatch.setattr(results, "load_params", lambda path: path)
-    monkeypatch.setattr(results, "render", lambda one, many, timings: "the whole results block")
+    monkeypatch.setattr(results, "results_page", lambda one, many, timings: "the whole results block")
     monkeypatch.setattr(results, "verdict_section", lambda P: f"claims of {P}")
     assert results.main(["--params", "RUN.yaml", "--claims", str(f)]) == 0
     assert f.read_text() == "intro\n<!-- claims:begin -->\nclaims of RUN.yaml\n<!-- claims:end -->\nlinks\n"

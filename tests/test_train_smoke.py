@@ -17,7 +17,7 @@ from rlgen_utils.method import circuit_metrics
 from rlgen_utils.models import posttrain
 from rlgen_utils.run import config, keys, session
 from rlgen_utils.run.rundir import RunDir
-from rlgen_utils.studies import baselines, intervention_claims, nulls, train
+from rlgen_utils.studies import baselines, findings, intervention_claims, nulls, render, train
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -94,6 +94,9 @@ def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
     md = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in executed["cells"]
                  for o in c.get("outputs", []))
     assert "identical-copy null" in md, "the findings must read the pairs against the null"
+    recorded = findings.load_all(P, "03_crosscoder")
+    assert [f.topic for f in recorded] == ["crosscoders"] and render.markdown(recorded[0]) in md, \
+        "the notebook shows what it recorded, through the one renderer"
 
 
 def test_feature_dynamics_notebook_uses_one_latent_space_per_crosscoder_seed(smoke_run):
@@ -180,7 +183,8 @@ def test_every_edit_condition_runs_on_a_given_selection(smoke_run):
     control = study.random_control(P2, results)
     assert list(control.intervention) == ["disable", "amplify"] and len(control.random.iloc[0]) == 2
     assert len(study.dose_response(P2, results)) == 2 * 2 * 3
-    assert "causal beyond random sets" in intervention_claims.findings(P2, sel, control, study.identity_check(results))
+    found = intervention_claims.findings(P2, sel, control, study.identity_check(results))
+    assert "causal beyond random sets" in render.markdown(found) and found.value("identity_exact") is True
 
 
 def test_contrast_selection_runs_on_the_smoke_models(smoke_run):

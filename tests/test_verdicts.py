@@ -15,6 +15,7 @@ from rlgen_utils.studies import (
     dynamics_claims,
     intervention_claims,
     nulls,
+    render,
     results,
     verdicts,
 )
@@ -192,7 +193,8 @@ def test_first_order_and_exact_directions_are_compared_cell_by_cell(P):
     assert cmp["agree"].tolist() == [True, False, False], cmp
     assert cmp.loc[("base → grpo", "entropy"), "exact"] == "↑" and cmp.loc[("base → grpo", "entropy"),
                                                                            P.circuits.scores[0]] == "·"
-    assert "1 of 3" in circuit_claims.exact_agreement_findings(P, table)
+    found = circuit_claims.exact_agreement_findings(P, table)
+    assert (found.value("cells_agreeing"), found.value("cells")) == (1, 3) and "1 of 3" in render.markdown(found)
     assert circuit_claims.first_order_vs_exact(P, table[table.score != "exact"]).empty
 
 

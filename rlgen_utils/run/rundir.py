@@ -12,6 +12,7 @@ Layout (each stage's module documents its own files)::
         circuits/<key>/            selections, edge scores, metrics          notebook 05
         interventions/<key>/       pool, selection, conditions               notebook 06
         verdicts/<notebook>.json   typed verdicts of notebooks 03–06 (the README's claims table)
+        findings/<notebook>.<topic>.json   typed findings paragraphs of notebooks 02–06 (docs/RESULTS.md)
         notebooks/                 the executed notebooks                    report/   the run report
 
 **Containment.** A run writes only inside its own folder, and that folder lies directly inside the run root:
@@ -150,6 +151,11 @@ class RunDir:
     def verdicts(self) -> Path:
         """``verdicts/<notebook>.json``: each notebook's typed verdicts (:mod:`rlgen_utils.studies.verdicts`)."""
         return self.path / "verdicts"
+
+    @property
+    def findings(self) -> Path:
+        """``findings/<notebook>.<topic>.json``: each notebook's typed findings (:mod:`rlgen_utils.studies.findings`)."""
+        return self.path / "findings"
 
     # ---------------------------------------------------------------------------------------- runner
     @property

@@ -8,16 +8,19 @@
 ``baselines``               03: detection power, the L1 crosscoder, the sae-lens SAE baseline
 ``circuits_exact``          05: exact ablation of every edge, against the first-order scores
 ``explorer_inputs``         06: the latent sets and prompts the intervention explorer offers
-``<stage>_claims``          03–06: findings prose and typed verdicts (``crosscoder_claims`` …)
+``<stage>_claims``          03–06: typed findings and verdicts (``crosscoder_claims`` …)
 ``verdicts``                the typed verdict and its decision rule, shared by every claims module
+``findings``                the typed findings paragraph (statements with their values), recorded per run
+``render``                  the one renderer: findings, verdicts and tables as Markdown
 ``results``                 the generated results pages, from finished run folders
 ``train_method``,           what each rank of an ``accelerate launch`` runs (one method's training; one
 ``shard_stage``             shard of a stage)
 ==========================  =============================================================================
 
 **Import rule** (``tests/test_tooling.py`` checks it): a module imports studies of its own notebook or of earlier
-ones, and ``verdicts``; a stage module never imports its notebook's other modules (they build on it); a claims
-module is imported by ``results`` alone; ``results``, ``train_method`` and ``shard_stage`` sit above everything.
+ones, and the shared ``verdicts``, ``findings`` and ``render``; a stage module never imports its notebook's other
+modules (they build on it); a claims module is imported by ``results`` alone; ``results``, ``train_method`` and
+``shard_stage`` sit above everything.
 :func:`start` is every notebook's first call.
 """
 from ..run.session import start

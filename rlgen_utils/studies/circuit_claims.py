@@ -1,5 +1,5 @@
 """What notebook 05's edge metrics say about the paper's circuit claim — online RL raises edge intensity and
-entropy, DPO does not — as findings prose, robustness and agreement tables, and typed verdicts, all computed from
+entropy, DPO does not — as typed findings, robustness and agreement tables, and typed verdicts, all computed from
 :func:`rlgen_utils.studies.circuits.metric_table` (never written by hand)."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..run.config import Params
+from .findings import Finding, Findings
 from .verdicts import Verdict, decide
 
 ONLINE_RL = ("grpo", "rloo", "sft_grpo")
@@ -29,19 +30,21 @@ def rises(p: pd.DataFrame, *metrics: str) -> bool:
     return all(m in p.index and bool(p.loc[m].delta_lo > 0) for m in metrics)
 
 
-def findings(P: Params, table: pd.DataFrame) -> str:
+def findings(P: Params, table: pd.DataFrame) -> Findings:
     """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)?"""
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
     if t.empty:
-        return "No pair had enough questions to compare (see the selection table)."
-    lines, pattern, shape, per_loss = [], {}, {}, {}
+        return Findings("05_circuits", "edge_metrics",
+                        (Finding("No pair had enough questions to compare (see the selection table).", style="line"),))
+    items, pattern, shape, per_loss = [], {}, {}, {}
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
         for pair in sub.pair.unique():
             p = sub[sub.pair == pair].set_index("metric")
-            verdict = ", ".join(f"{m} {_direction(p.loc[m])}" for m in ("intensity", "entropy", "kurtosis", *READINGS)
-                                if m in p.index)
-            lines.append(f"- **{pair}** ({group}): {verdict}.")
+            shown = [m for m in ("intensity", "entropy", "kurtosis", *READINGS) if m in p.index]
+            items.append(Finding(f"**{pair}** ({group}): " + ", ".join(f"{m} {_direction(p.loc[m])}" for m in shown) + ".",
+                                 {"pair": str(pair), "group": group,
+                                  **{f"delta_{_ident(m)}": float(p.loc[m].delta) for m in shown}}))
             pattern[pair] = (group, rises(p, "intensity", "entropy"))
             shape[pair] = (group, rises(p, SCALE_FREE[0]))
             per_loss[pair] = (group, rises(p, "intensity / loss"))
@@ -49,20 +52,32 @@ def findings(P: Params, table: pd.DataFrame) -> str:
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
         same = all(rl) and not any(dpo)
-        lines.append(f"\n**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises "
-                     f"intensity and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: "
-                     f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.")
+        items.append(Finding(
+            f"**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises intensity "
+            f"and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: {sum(rl)}/{len(rl)} "
+            f"online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.",
+            {"reproduced": same, "rl_pairs_rising": sum(rl), "rl_pairs": len(rl), "dpo_pairs_rising": sum(dpo),
+             "dpo_pairs": len(dpo)}, style="paragraph"))
         rl_s = [ok for g, ok in shape.values() if g == "online RL"]
         dpo_s = [ok for g, ok in shape.values() if g == "DPO"]
-        lines.append(f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
-                     f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
-                     f"that vanishes here was a change of scale, not of the distribution's shape.")
+        items.append(Finding(
+            f"Read without the scale (per-sample |W| / mean |W|, shared bins): the entropy rises for "
+            f"{sum(rl_s)}/{len(rl_s)} online-RL pairs and {sum(dpo_s)}/{len(dpo_s)} DPO pairs, so an entropy rise "
+            f"that vanishes here was a change of scale, not of the distribution's shape.",
+            {"rl_pairs_scale_free_rising": sum(rl_s), "dpo_pairs_scale_free_rising": sum(dpo_s)}, style="line"))
         rl_l = [ok for g, ok in per_loss.values() if g == "online RL"]
         dpo_l = [ok for g, ok in per_loss.values() if g == "DPO"]
-        lines.append(f"Per unit of self-entropy loss (the scores are its gradients, which shrink as a model grows "
-                     f"confident), intensity rises for {sum(rl_l)}/{len(rl_l)} online-RL pairs and "
-                     f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.")
-    return "\n".join(lines)
+        items.append(Finding(
+            f"Per unit of self-entropy loss (the scores are its gradients, which shrink as a model grows "
+            f"confident), intensity rises for {sum(rl_l)}/{len(rl_l)} online-RL pairs and "
+            f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.",
+            {"rl_pairs_per_loss_rising": sum(rl_l), "dpo_pairs_per_loss_rising": sum(dpo_l)}, style="line"))
+    return Findings("05_circuits", "edge_metrics", tuple(items))
+
+
+def _ident(metric: str) -> str:
+    """A metric's name as part of an identifier (``intensity / loss`` → ``intensity_loss``)."""
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in metric).split())
 
 
 def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:
@@ -83,26 +98,31 @@ def _direction(row: pd.Series) -> str:
     return f"no clear change ({row.delta:+.2g})"
 
 
-def exact_findings(agree: dict) -> str:
+def exact_findings(agree: dict) -> Findings:
     """What the ablation check says, in words, with its numbers."""
     if not agree.get("n_samples", 1):
-        return ("Exact ablation was not run on any question (`circuits.exact_n_samples: 0`): how well the "
-                "first-order scores track what removing an edge does is unmeasured for this model.")
+        return Findings("05_circuits", "exact_ablation", (Finding(
+            "Exact ablation was not run on any question (`circuits.exact_n_samples: 0`): how well the first-order "
+            "scores track what removing an edge does is unmeasured for this model.", style="line"),))
     per = agree["per_receiver"]
     first = per.iloc[0]
-    return (f"- Rank agreement of first-order and exact scores: Spearman **{agree['overall_mean_scores']:.2f}** "
-            f"over edges (mean over questions), {agree['overall_per_sample']:.2f} per question, "
-            f"**{agree['overall_abs']:.2f}** for |score| (importance regardless of sign); per receiver "
-            f"{per.spearman.min():.2f}–{per.spearman.max():.2f}.\n"
-            f"- First-order scores into a receiver sum to at most {per['first-order sum'].abs().max():.1e} "
-            f"(scale invariance of the norm), while the exact effects of removing those edges sum to "
-            f"{per['exact sum'].abs().min():.2g}–{per['exact sum'].abs().max():.2g}.\n"
-            f"- The embedding's edge into the first block: first order {first['first-order mean |score|']:.2g} vs "
-            f"exact {first['exact mean |score|']:.2g}"
-            + (": first order misses most of what removing the whole input of a normalised block does. Read the "
-               "intensity/entropy/kurtosis changes above as changes in local sensitivities, not as exact edge "
-               "importances." if first["first-order mean |score|"] < 0.1 * first["exact mean |score|"]
-               else ": the same order of magnitude."))
+    fo, ex = float(first["first-order mean |score|"]), float(first["exact mean |score|"])
+    return Findings("05_circuits", "exact_ablation", (
+        Finding(f"Rank agreement of first-order and exact scores: Spearman **{agree['overall_mean_scores']:.2f}** "
+                f"over edges (mean over questions), {agree['overall_per_sample']:.2f} per question, "
+                f"**{agree['overall_abs']:.2f}** for |score| (importance regardless of sign); per receiver "
+                f"{per.spearman.min():.2f}–{per.spearman.max():.2f}.",
+                {"spearman": float(agree["overall_mean_scores"]), "spearman_per_question":
+                 float(agree["overall_per_sample"]), "spearman_abs": float(agree["overall_abs"])}),
+        Finding(f"First-order scores into a receiver sum to at most {per['first-order sum'].abs().max():.1e} "
+                f"(scale invariance of the norm), while the exact effects of removing those edges sum to "
+                f"{per['exact sum'].abs().min():.2g}–{per['exact sum'].abs().max():.2g}.",
+                {"first_order_sum_max": float(per["first-order sum"].abs().max())}),
+        Finding(f"The embedding's edge into the first block: first order {fo:.2g} vs exact {ex:.2g}"
+                + (": first order misses most of what removing the whole input of a normalised block does. Read the "
+                   "intensity/entropy/kurtosis changes above as changes in local sensitivities, not as exact edge "
+                   "importances." if fo < 0.1 * ex else ": the same order of magnitude."),
+                {"embedding_first_order": fo, "embedding_exact": ex})))
 
 
 def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
@@ -169,12 +189,16 @@ def first_order_vs_exact(P: Params, table: pd.DataFrame) -> pd.DataFrame:
     return out.assign(agree=out[kind] == out["exact"])
 
 
-def exact_agreement_findings(P: Params, table: pd.DataFrame) -> str:
+def exact_agreement_findings(P: Params, table: pd.DataFrame) -> Findings:
     """How often first-order and exact-ablation scores give the same direction of change, in words."""
     cmp = first_order_vs_exact(P, table)
     if cmp.empty:
-        return "Exact-ablation scores were not computed for the pairs (`circuits.exact_scores: none`)."
+        return Findings("05_circuits", "exact_agreement", (Finding(
+            "Exact-ablation scores were not computed for the pairs (`circuits.exact_scores: none`).", style="line"),))
     paper = cmp[cmp.index.get_level_values("metric").isin(["intensity", "entropy", "kurtosis"])]
-    return (f"- First-order ({P.circuits.scores[0]}) and exact-ablation scores give the same direction of change "
-            f"(up / down / interval containing 0) in **{int(cmp.agree.sum())} of {len(cmp)}** (pair, metric) cells, "
-            f"{int(paper.agree.sum())} of {len(paper)} for the paper's intensity, entropy and kurtosis.")
+    return Findings("05_circuits", "exact_agreement", (Finding(
+        f"First-order ({P.circuits.scores[0]}) and exact-ablation scores give the same direction of change "
+        f"(up / down / interval containing 0) in **{int(cmp.agree.sum())} of {len(cmp)}** (pair, metric) cells, "
+        f"{int(paper.agree.sum())} of {len(paper)} for the paper's intensity, entropy and kurtosis.",
+        {"cells_agreeing": int(cmp.agree.sum()), "cells": len(cmp), "paper_cells_agreeing": int(paper.agree.sum()),
+         "paper_cells": len(paper)}),))

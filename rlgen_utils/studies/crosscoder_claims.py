@@ -1,4 +1,4 @@
-"""What notebook 03's crosscoders show, as findings prose and typed verdicts, computed from their decoder norms
+"""What notebook 03's crosscoders show, as typed findings and verdicts, computed from their decoder norms
 against the nulls of :mod:`rlgen_utils.studies.nulls` (never written by hand)."""
 from __future__ import annotations
 
@@ -8,47 +8,59 @@ from ..method import latents
 from ..method.crosscoder import Crosscoder
 from ..run.config import Params
 from .crosscoder import PairKey
+from .findings import Finding, Findings
 from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair
 from .verdicts import Verdict, decide, detection_limit, power_file
 
 
 def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict,
-             owned: pd.DataFrame | None = None) -> str:
+             owned: pd.DataFrame | None = None) -> Findings:
     """What the crosscoders show, computed from their decoder norms (never written by hand); ``owned`` is
     :func:`ownership` with the three-model nulls."""
     C = P.crosscoder
     live = cc3.alive_L()
     own = latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
-    counts = ", ".join(f"{n} {int((own == i).sum())}" for i, n in enumerate(names))
-    lines = [f"- Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) by "
-             f"{counts}; shared {int((own == -1).sum())}."]
+    owned_by = {n: int((own == i).sum()) for i, n in enumerate(names)}
+    counts = ", ".join(f"{n} {c}" for n, c in owned_by.items())
+    items = [Finding(f"Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) "
+                     f"by {counts}; shared {int((own == -1).sum())}.",
+                     {"alive": int(live.sum()), "shared": int((own == -1).sum()),
+                      **{f"owned_{_ident(n)}": c for n, c in owned_by.items()}})]
     ex = owned_excess(owned, names) if owned is not None and NOISE_TRIO in owned else None
     if ex is not None:
-        lines.append("- Against the three-model nulls (the same crosscoder over three identical copies of the base, "
-                     "and over the base with each tuned slot moved as far at random): " +
-                     ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".")
+        items.append(Finding(
+            "Against the three-model nulls (the same crosscoder over three identical copies of the base, and over "
+            "the base with each tuned slot moved as far at random): " +
+            ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".",
+            {f"owned_above_null_{_ident(m)}": e for m, (_, _, e) in ex.items()}))
     for pair, nrn in nrn_by_pair.items():
         c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
-        lines.append(f"- {pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} base-only, "
-                     f"{c['shared']} shared; median NRN {float(nrn.median()):.3f}.")
+        items.append(Finding(f"{pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} "
+                             f"base-only, {c['shared']} shared; median NRN {float(nrn.median()):.3f}.",
+                             {"pair": str(pair), "tuned_only": int(c["tuned-only"]), "base_only": int(c["base-only"]),
+                              "shared": int(c["shared"]), "median_nrn": float(nrn.median())}))
     if NULL_PAIR in nrn_by_pair:
         c = latents.nrn_counts(nrn_by_pair[NULL_PAIR], C.nrn_low, C.nrn_high)
-        lines.append(f"- Read every pair against the identical-copy null: {c['tuned-only']} tuned-only and "
-                     f"{c['base-only']} base-only latents appear between the base and an exact copy of itself, so a "
-                     f"real pair's count at or below these is not evidence of model-specific latents.")
+        items.append(Finding(
+            f"Read every pair against the identical-copy null: {c['tuned-only']} tuned-only and {c['base-only']} "
+            f"base-only latents appear between the base and an exact copy of itself, so a real pair's count at or "
+            f"below these is not evidence of model-specific latents.",
+            {"null_tuned_only": int(c["tuned-only"]), "null_base_only": int(c["base-only"])}))
     for m in names[1:]:
         if noise_pair(m) in nrn_by_pair and PairKey(m) in nrn_by_pair:
             real = latents.nrn_counts(nrn_by_pair[PairKey(m)], C.nrn_low, C.nrn_high)
             null = latents.nrn_counts(nrn_by_pair[noise_pair(m)], C.nrn_low, C.nrn_high)
-            lines.append(f"- {PairKey(m)} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
-                         f"{null['tuned-only']}, base-only {real['base-only']} vs {null['base-only']}, median NRN "
-                         f"{float(nrn_by_pair[PairKey(m)].median()):.3f} vs "
-                         f"{float(nrn_by_pair[noise_pair(m)].median()):.3f}.")
+            items.append(Finding(
+                f"{PairKey(m)} against the base moved as far at random: tuned-only {real['tuned-only']} vs "
+                f"{null['tuned-only']}, base-only {real['base-only']} vs {null['base-only']}, median NRN "
+                f"{float(nrn_by_pair[PairKey(m)].median()):.3f} vs {float(nrn_by_pair[noise_pair(m)].median()):.3f}.",
+                {"model": m, "tuned_only": int(real["tuned-only"]), "random_update_tuned_only": int(null["tuned-only"])}))
     shared = (latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above) == -1) & live
     W = cc3.W_dec_LMD.detach()
     cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
-    lines.append("- Shared latents' median decoder cosine with the base: " +
-                 ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".")
+    items.append(Finding("Shared latents' median decoder cosine with the base: " +
+                         ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".",
+                         {f"shared_cosine_{_ident(n)}": v for n, v in cos.items()}))
     sft, rl = names[1], names[2]
     n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
     if ex is not None:   # read above the nulls, not raw
@@ -56,9 +68,15 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     verdict = ("as in the paper, SFT has more model-specific latents than RL" if n_sft > n_rl else
                "unlike the paper, SFT does not have more model-specific latents than RL" if n_sft < n_rl else
                f"neither {sft} nor {rl} owns more latents at this threshold")
-    lines.append(f"- So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
-                 f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).")
-    return "\n".join(lines)
+    items.append(Finding(f"So {verdict}; {'RL' if cos[rl] > cos[sft] else 'SFT'} keeps the base's feature directions "
+                         f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).",
+                         {"sft_owns_more": n_sft > n_rl, "rl_keeps_directions": cos[rl] > cos[sft]}))
+    return Findings("03_crosscoder", "crosscoders", tuple(items))
+
+
+def _ident(name: str) -> str:
+    """A model name as part of an identifier (``sft_grpo`` stays, ``noise+sft`` becomes ``noise_sft``)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
 def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None

@@ -1,5 +1,5 @@
 """What notebook 04's trajectories say about the paper's dynamics claims — SFT stabilises early, RL keeps
-evolving — read against the identical-copy and random-walk nulls, as findings prose and typed verdicts computed from
+evolving — read against the identical-copy and random-walk nulls, as typed findings and verdicts computed from
 :func:`rlgen_utils.studies.dynamics.overlap_table` (never written by hand)."""
 from __future__ import annotations
 
@@ -7,30 +7,38 @@ import pandas as pd
 
 from ..run.config import Params
 from .dynamics import paradigms, summary
+from .findings import Finding, Findings
 from .verdicts import Verdict, decide
 
 
-def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None) -> str:
+def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None
+                  ) -> Findings:
     """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds, and
     next to its own random walk's (same distances and steps, random directions)."""
     s = summary(table).set_index("method").to_dict("index")
     (f_lo, f_hi), (b_lo, b_hi) = null_range(null, "first"), null_range(null, "neighbour")
-    lines = [f"- Identical-copy null (every checkpoint slot holds the base): overlap with final {f_lo:.2f}–{f_hi:.2f}, "
-             f"neighbour overlap {b_lo:.2f}–{b_hi:.2f}."]
+    items = [Finding(f"Identical-copy null (every checkpoint slot holds the base): overlap with final "
+                     f"{f_lo:.2f}–{f_hi:.2f}, neighbour overlap {b_lo:.2f}–{b_hi:.2f}.",
+                     {"null_first_lo": f_lo, "null_first_hi": f_hi, "null_neighbour_lo": b_lo,
+                      "null_neighbour_hi": b_hi})]
     for m in (P.crosscoder.sft_method, P.crosscoder.rl_method):
         fvl, nb = float(s[m]["overlap_with_final"]), float(s[m]["neighbour_overlap"])
         side = lambda v, lo, hi: "inside" if lo <= v <= hi else ("above" if v > hi else "below")
-        lines.append(f"- {m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), neighbour "
-                     f"{nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not evidence of dynamics.")
+        items.append(Finding(f"{m}: overlap with final {fvl:.2f} ({side(fvl, f_lo, f_hi)} the null's range), "
+                             f"neighbour {nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not "
+                             f"evidence of dynamics.",
+                             {"model": m, "overlap_with_final": fvl, "neighbour_overlap": nb}))
         if walk is not None and not walk.empty:
             w_f, w_n = (seed_range(walk, f"random walk like {m}", c)[0] for c in ("first", "neighbour"))
-            lines.append(f"  - its random walk (as far and as steady, random directions): overlap with final "
-                         f"{w_f:.2f}, neighbour {w_n:.2f}.")
-    return "\n".join(lines)
+            items.append(Finding(f"its random walk (as far and as steady, random directions): overlap with final "
+                                 f"{w_f:.2f}, neighbour {w_n:.2f}.",
+                                 {"model": m, "walk_overlap_with_final": w_f, "walk_neighbour_overlap": w_n},
+                                 style="sub"))
+    return Findings("04_feature_dynamics", "nulls", tuple(items))
 
 
 def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None,
-             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None) -> str:
+             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None) -> Findings:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
     An ordering between the paradigms counts as resolved when the [min, max] ranges over crosscoder seeds do not
     overlap; with the identical-copy ``null`` the typed verdicts (:func:`verdicts`) follow, which also ask that the
@@ -42,22 +50,28 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
     def claim(col, text, holds):
         (a_lo, a_hi), (b_lo, b_hi) = ranges[col, sft], ranges[col, rl]
         separated = a_hi < b_lo or b_hi < a_lo
-        return (f"- {text} (ordering only): {'holds' if holds else 'does not hold'}, "
-                f"{'resolved (the seed ranges do not overlap)' if separated else 'not resolved (the seed ranges overlap)'}.")
+        resolved = ("resolved (the seed ranges do not overlap)" if separated else
+                    "not resolved (the seed ranges overlap)")
+        return Finding(f"{text} (ordering only): {'holds' if holds else 'does not hold'}, {resolved}.",
+                       {f"{col}_holds": bool(holds), f"{col}_resolved": separated})
     fvl, nb = "overlap_with_final", "neighbour_overlap"
-    return "\n".join([
-        f"- Overlap of earlier checkpoints' top-{P.dynamics.top_k} with the final one: {sft} {s[sft][fvl]:.2f} "
-        f"{s[sft][fvl + '_range']}, {rl} {s[rl][fvl]:.2f} {s[rl][fvl + '_range']}; neighbour overlap: {sft} "
-        f"{s[sft][nb]:.2f} {s[sft][nb + '_range']}, {rl} {s[rl][nb]:.2f} {s[rl][nb + '_range']}.",
+    return Findings("04_feature_dynamics", "trajectories", (
+        Finding(f"Overlap of earlier checkpoints' top-{P.dynamics.top_k} with the final one: {sft} {s[sft][fvl]:.2f} "
+                f"{s[sft][fvl + '_range']}, {rl} {s[rl][fvl]:.2f} {s[rl][fvl + '_range']}; neighbour overlap: {sft} "
+                f"{s[sft][nb]:.2f} {s[sft][nb + '_range']}, {rl} {s[rl][nb]:.2f} {s[rl][nb + '_range']}.",
+                {"sft_overlap_with_final": float(s[sft][fvl]), "rl_overlap_with_final": float(s[rl][fvl]),
+                 "sft_neighbour_overlap": float(s[sft][nb]), "rl_neighbour_overlap": float(s[rl][nb])}),
         claim("first", f"{sft} stabilises earlier than {rl}", s[sft][fvl] > s[rl][fvl]),
         claim("neighbour", f"{rl} keeps evolving more than {sft}", s[rl][nb] < s[sft][nb]),
-        f"- Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
-        f"{s[sft]['tuned_only_final']:.0f}, {rl} {s[rl]['tuned_only_final']:.0f}.",
+        Finding(f"Tuned-only latents (NRN > {P.dynamics.tuned_threshold}) at the final checkpoint: {sft} "
+                f"{s[sft]['tuned_only_final']:.0f}, {rl} {s[rl]['tuned_only_final']:.0f}.",
+                {"sft_tuned_only_final": float(s[sft]["tuned_only_final"]),
+                 "rl_tuned_only_final": float(s[rl]["tuned_only_final"])}),
         *([] if pair_table is None else [_agreement(P, s, pair_table)]),
-        *([] if null is None else [v.line() for v in verdicts(P, table, null, walk)])])
+        *([] if null is None else verdicts(P, table, null, walk))))
 
 
-def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
+def _agreement(P: Params, s, pair_table: pd.DataFrame) -> Finding:
     """Whether the pairwise (matched) cross-check points the same way as the trajectory crosscoder."""
     sft, rl = P.crosscoder.sft_method, P.crosscoder.rl_method
     fvl_col, nb_col = "overlap_with_final", "neighbour_overlap"
@@ -66,9 +80,10 @@ def _agreement(P: Params, s, pair_table: pd.DataFrame) -> str:
     nb = {m: g[m]["neighbour_matched"].mean() for m in g}
     same_fvl = (fvl[sft] > fvl[rl]) == (s[sft][fvl_col] > s[rl][fvl_col])
     same_nb = (nb[rl] < nb[sft]) == (s[rl][nb_col] < s[sft][nb_col])
-    return (f"- Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} {fvl[rl]:.2f} "
-            f"({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); neighbour {sft} {nb[sft]:.2f} "
-            f"vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).")
+    return Finding(f"Pairwise cross-check (matched latents): overlap with final {sft} {fvl[sft]:.2f} vs {rl} "
+                   f"{fvl[rl]:.2f} ({'agrees' if same_fvl else 'disagrees'} with the trajectory crosscoder); "
+                   f"neighbour {sft} {nb[sft]:.2f} vs {rl} {nb[rl]:.2f} ({'agrees' if same_nb else 'disagrees'}).",
+                   {"pairwise_first_agrees": bool(same_fvl), "pairwise_neighbour_agrees": bool(same_nb)})
 
 
 CLAIM_COLUMNS = {"first": ("first_vs_last", "fvl_lo", "fvl_hi"), "neighbour": ("neighbour", "nb_lo", "nb_hi")}

@@ -30,6 +30,7 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite, tasks
 from . import train
+from .findings import Finding, Findings, Value
 
 BASE_SEED = -1
 
@@ -286,22 +287,26 @@ def pool_by_role(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(family=df.role + " (mean)", sample=df.family + "/" + df["sample"].astype(str))
 
 
-def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") -> str:
+def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") -> Findings:
     """A plain statement of what this run shows, computed from the intervals (never written by hand)."""
     if not {rl, sft} <= set(df.method):
-        return f"This run has no {rl} and {sft} models to compare."
+        return Findings("02_evaluate", "behaviour",
+                        (Finding(f"This run has no {rl} and {sft} models to compare.", style="line"),))
     in_dom = suite.world(P).in_domain_family
     pooled = pool_by_role(df[df.role != "in_domain"])
-    lines = []
+    items = []
     for m in (sft, rl):
         d_in = delta_long(df[df.family == in_dom], m, "base").iloc[0]
         d_ood = delta_long(pooled, m, "base").set_index("family")
         parts = [f"in-domain ({in_dom}) {_fmt(d_in)}"]
+        values: dict[str, Value] = {"model": m, "in_domain": float(d_in["delta"])}
         for role in ("ood_select", "ood_heldout"):
             key = f"{role} (mean)"
             if key in d_ood.index:
-                parts.append(f"{role.replace('_', ' ')} {_fmt(d_ood.loc[key])}")
-        lines.append(f"- **{m} − base**: " + "; ".join(parts))
+                row = d_ood.to_dict("index")[key]
+                parts.append(f"{role.replace('_', ' ')} {_fmt(row)}")
+                values[role] = float(row["delta"])
+        items.append(Finding(f"**{m} − base**: " + "; ".join(parts), values))
     d = delta_long(pooled, rl, sft).set_index("family")
     if "ood_select (mean)" in d.index:
         r = d.to_dict("index")["ood_select (mean)"]
@@ -309,8 +314,9 @@ def findings(P: Params, df: pd.DataFrame, rl: str = "grpo", sft: str = "sft") ->
         verdict = ("RL keeps more out-of-domain accuracy than SFT" if lo > 0 else
                    "SFT keeps more out-of-domain accuracy than RL" if hi < 0 else
                    "RL and SFT do not differ out of domain at this sample size")
-        lines.append(f"- **{rl} − {sft}** on the OOD selection families: {_fmt(r)} → {verdict}.")
-    return "\n".join(lines)
+        items.append(Finding(f"**{rl} − {sft}** on the OOD selection families: {_fmt(r)} → {verdict}.",
+                             {"rl_minus_sft_ood_select": float(r["delta"]), "lo": float(lo), "hi": float(hi)}))
+    return Findings("02_evaluate", "behaviour", tuple(items))
 
 
 def contrasts_by_class(P: Params, df: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo", "rloo", "dpo"),

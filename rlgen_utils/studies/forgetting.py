@@ -34,6 +34,7 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
 from . import evaluate, train
+from .findings import Finding, Findings
 
 TOLERANCES = (1e-6, 1e-5, 1e-4)
 
@@ -191,13 +192,15 @@ def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame) -> pd.
     return out
 
 
-def matched_findings(P: Params, table: pd.DataFrame, fits: pd.DataFrame) -> str:
+def matched_findings(P: Params, table: pd.DataFrame, fits: pd.DataFrame) -> Findings:
     """Plain statements from the fits: R² per method and pooled, and SFT's predicted ΔOOD at RL's final KL."""
-    rl, lines = P.crosscoder.rl_method, []
+    rl, items = P.crosscoder.rl_method, []
     for r in fits.to_dict("records"):
         if np.isfinite(float(r["r2"])):
-            lines.append(f"- **{r['models']}**: ΔOOD = {r['intercept']:+.3f} {r['slope']:+.3f} · KL, R² = {r['r2']:.2f} "
-                         f"({r['n']} models)")
+            items.append(Finding(f"**{r['models']}**: ΔOOD = {r['intercept']:+.3f} {r['slope']:+.3f} · KL, R² = "
+                                 f"{r['r2']:.2f} ({r['n']} models)",
+                                 {"models": str(r["models"]), "intercept": float(r["intercept"]),
+                                  "slope": float(r["slope"]), "r2": float(r["r2"]), "n": int(r["n"])}))
     f = {str(r["models"]): r for r in fits.to_dict("records")}
     final_rl = table[(table.method == rl) & table.final]
     sft = f.get("sft")
@@ -208,7 +211,9 @@ def matched_findings(P: Params, table: pd.DataFrame, fits: pd.DataFrame) -> str:
         verdict = ("RL forgets less than SFT would at the same KL: the paradigm matters beyond KL" if got > pred + band
                    else "RL forgets more than SFT would at the same KL" if got < pred - band
                    else "at matched KL, RL and SFT forget alike: KL, not the paradigm, accounts for the difference")
-        lines.append(f"- At {rl}'s final KL ({kl:.4f} nats/token) SFT's line predicts ΔOOD {pred:+.3f} (± {band:.3f}, "
-                     f"twice its residual SD, an extrapolation if no SFT model is that close to the base); {rl} "
-                     f"measured {got:+.3f}: {verdict}.")
-    return "\n".join(lines) or "Too few models for a fit."
+        items.append(Finding(f"At {rl}'s final KL ({kl:.4f} nats/token) SFT's line predicts ΔOOD {pred:+.3f} (± "
+                             f"{band:.3f}, twice its residual SD, an extrapolation if no SFT model is that close to "
+                             f"the base); {rl} measured {got:+.3f}: {verdict}.",
+                             {"rl_kl": kl, "sft_predicted": pred, "band": band, "rl_measured": got}))
+    return Findings("02_evaluate", "forgetting_vs_kl",
+                    tuple(items) or (Finding("Too few models for a fit.", style="line"),))

@@ -1,5 +1,5 @@
 """What notebook 06's selection and edits say about the paper's generalization latents — compact, task-agnostic,
-causal — as tables, findings prose and typed verdicts, computed from the selection and the random-set control of
+causal — as tables, typed findings and verdicts, computed from the selection and the random-set control of
 :mod:`rlgen_utils.studies.interventions` (never written by hand)."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..method import latent_edits
 from ..run.config import Params
+from .findings import Finding, Findings
 from .interventions import FeatureSelection
 from .verdicts import Verdict, decide
 
@@ -63,39 +64,48 @@ def causal_rows(P: Params, control: pd.DataFrame) -> list[bool]:
             for r in control.to_dict("records")]
 
 
-def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> str:
+def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: pd.DataFrame) -> Findings:
     """Whether the organism shows a compact, task-agnostic, causal latent set, with the controls."""
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
     ok = all(identity.identical == identity.generations)
     sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items())
-    lines = ["- Identity check (routed through the crosscoder, nothing changed): "
-             + ", ".join(f"{r.model} {r.identical}/{r.generations}" for r in identity.itertuples())
-             + (" generations identical." if ok else " — **not exact**: the edit path changes generations."),
-             f"- Selection ({selection_power(P, sel)}) on the selection half; RL-right/base-wrong / control "
-             f"samples per family: {sizes or 'none'}.",
-             f"- Families with ≥ {I.min_samples} samples in each group: {len(fams)} ({', '.join(fams) or 'none'}); "
-             f"kept per family: {', '.join(f'{f} {len(v)}' for f, v in sel.sets.items()) or 'none'}; "
-             f"{I.combine} of their sets: **{n} latents** of {alive} alive; mean pairwise overlap of the families' "
-             f"sets {_share(mean_overlap(sel))} (the paper: > 80 %)."]
+    items = [Finding("Identity check (routed through the crosscoder, nothing changed): "
+                     + ", ".join(f"{r.model} {r.identical}/{r.generations}" for r in identity.itertuples())
+                     + (" generations identical." if ok else " — **not exact**: the edit path changes generations."),
+                     {"identity_exact": bool(ok)}),
+             Finding(f"Selection ({selection_power(P, sel)}) on the selection half; RL-right/base-wrong / control "
+                     f"samples per family: {sizes or 'none'}.",
+                     {f"targets_{f}": len(g["target"]) for f, g in sel.groups.items() if f.isidentifier()}),
+             Finding(f"Families with ≥ {I.min_samples} samples in each group: {len(fams)} ({', '.join(fams) or 'none'}); "
+                     f"kept per family: {', '.join(f'{f} {len(v)}' for f, v in sel.sets.items()) or 'none'}; "
+                     f"{I.combine} of their sets: **{n} latents** of {alive} alive; mean pairwise overlap of the "
+                     f"families' sets {_share(mean_overlap(sel))} (the paper: > 80 %).",
+                     {"families": len(fams), "selected": n, "alive": alive, "mean_overlap": mean_overlap(sel)})]
     if n == 0:
         why = ("no family had enough samples in both groups: not testable at this pool size"
                if not fams else "no latent's contrast passed the test in every family: none found at this power")
-        lines.append(f"\n**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.")
-        return "\n".join(lines)
+        items.append(Finding(f"**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.",
+                             {"compact": False, "task_agnostic": False, "causal": False}, style="paragraph"))
+        return Findings("06_interventions", "latent_set", tuple(items))
     causal = causal_rows(P, control)
     for r in control.to_dict("records"):
-        lines.append(f"- {r['intervention']} on the test half's {r['scope']} samples: selected set "
-                     f"{100 * r['selected set']:+.1f} points; {I.n_random} frequency-matched random sets "
-                     f"{100 * r['random min']:+.1f} to {100 * r['random max']:+.1f} (mean "
-                     f"{100 * r['random mean']:+.1f}); p = {r['p (one-sided)']:.3f}.")
+        items.append(Finding(f"{r['intervention']} on the test half's {r['scope']} samples: selected set "
+                             f"{100 * r['selected set']:+.1f} points; {I.n_random} frequency-matched random sets "
+                             f"{100 * r['random min']:+.1f} to {100 * r['random max']:+.1f} (mean "
+                             f"{100 * r['random mean']:+.1f}); p = {r['p (one-sided)']:.3f}.",
+                             {"intervention": r["intervention"], "scope": r["scope"],
+                              "selected_set": float(r["selected set"]), "p": float(r["p (one-sided)"])}))
     compact = n <= 0.1 * alive
     shared = mean_overlap(sel) > 0.8
-    lines.append(f"\n**Verdict ({P.name}):** compact {'yes' if compact else 'no'} ({n}/{alive} alive latents); "
-                 f"task-agnostic {'yes' if shared else 'no'} (family sets overlap {_share(mean_overlap(sel))}); "
-                 f"causal beyond random sets {'yes' if causal and all(causal) else 'no'} (disabling must lower and "
-                 f"amplifying raise the test half's RL-right/base-wrong accuracy, each at p ≤ {I.alpha:g} against "
-                 f"{I.n_random} random sets of the same size and firing frequency).")
-    return "\n".join(lines)
+    is_causal = bool(causal) and all(causal)
+    items.append(Finding(
+        f"**Verdict ({P.name}):** compact {'yes' if compact else 'no'} ({n}/{alive} alive latents); task-agnostic "
+        f"{'yes' if shared else 'no'} (family sets overlap {_share(mean_overlap(sel))}); causal beyond random sets "
+        f"{'yes' if is_causal else 'no'} (disabling must lower and amplifying raise the test half's "
+        f"RL-right/base-wrong accuracy, each at p ≤ {I.alpha:g} against {I.n_random} random sets of the same size "
+        f"and firing frequency).",
+        {"compact": bool(compact), "task_agnostic": bool(shared), "causal": is_causal}, style="paragraph"))
+    return Findings("06_interventions", "latent_set", tuple(items))
 
 
 def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Verdict]:

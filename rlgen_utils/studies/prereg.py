@@ -15,6 +15,7 @@ from ..run.preregistration import Preregistration, load_preregistration, matches
 from ..run.rundir import REPO
 from ..world import suite
 from . import evaluate
+from .findings import Finding, Findings
 
 
 def load(P: Params) -> Preregistration | None:
@@ -67,14 +68,16 @@ def outcome_table(P: Params, prereg: Preregistration, scores: pd.DataFrame) -> p
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame) -> str:
+def summary(table: pd.DataFrame) -> Findings:
     """How many rows matched, and which did not (pooled rows named first)."""
     checked = table[table.matched.notna()]
     if checked.empty:
-        return "No pre-registered expectation could be checked on this run."
+        return Findings("02_evaluate", "preregistration",
+                        (Finding("No pre-registered expectation could be checked on this run.", style="line"),))
     ok = checked.matched.astype(bool)
-    missed = checked[~ok]
-    lines = [f"{int(ok.sum())} of {len(checked)} pre-registered outcomes matched."]
-    for r in missed.itertuples():
-        lines.append(f"- did **not** match: {r.contrast} on {r.scope}: expected {r.expected}, measured {r.measured}")
-    return "\n".join(lines)
+    items = [Finding(f"{int(ok.sum())} of {len(checked)} pre-registered outcomes matched.",
+                     {"matched": int(ok.sum()), "checked": len(checked)}, style="line")]
+    for r in checked[~ok].itertuples():
+        items.append(Finding(f"did **not** match: {r.contrast} on {r.scope}: expected {r.expected}, measured "
+                             f"{r.measured}", {"row": int(r[1]), "scope": str(r.scope)}))
+    return Findings("02_evaluate", "preregistration", tuple(items))

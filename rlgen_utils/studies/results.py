@@ -24,7 +24,7 @@ import pandas as pd
 from ..run.artifacts import write_between_markers
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
-from . import evaluate, forgetting, prereg, train, verdicts
+from . import evaluate, findings, forgetting, prereg, render, train, verdicts
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -36,25 +36,13 @@ def _finished(P: Params) -> pd.DataFrame:
     return evaluate.ensure_scores(P)  # reads the cached per-model scores
 
 
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = True) -> str:
-    """A Markdown table (pandas' own needs the ``tabulate`` package, which rlgen does not install)."""
-    df = df.reset_index() if index else df
-    def fmt(v) -> str:
-        if isinstance(v, float):
-            return "" if pd.isna(v) else format(v, floatfmt)
-        return "" if v is None else str(v).replace("|", "\\|")
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _cell(r) -> str:
     return f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
 
 
 def base_section(P: Params) -> str:
     t = train.base_table(P, train.ensure_base_eval(P)).set_index("family")
-    return "**Base model, greedy accuracy per family** (one run):\n\n" + markdown_table(t)
+    return "**Base model, greedy accuracy per family** (one run):\n\n" + render.table(t)
 
 
 def class_section(P: Params, scores: pd.DataFrame) -> str:
@@ -62,14 +50,14 @@ def class_section(P: Params, scores: pd.DataFrame) -> str:
     d = d.assign(cell=[_cell(r) for r in d.itertuples()]).pivot(index="family", columns="contrast", values="cell")
     n = len(P.train_seeds)
     return (f"**Change over the base per transfer class** ({n} training seed{'s' * (n > 1)}, 95 % intervals "
-            f"hierarchical over seeds and samples):\n\n" + markdown_table(d))
+            f"hierarchical over seeds and samples):\n\n" + render.table(d))
 
 
 def fit_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
     fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n"]].set_index("models")
     return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL):\n\n"
-            + markdown_table(fits) + "\n\n" + forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
+            + render.table(fits) + "\n\n" + render.markdown(forgetting.matched_findings(P, moved, forgetting.kl_fits(moved))))
 
 
 def sweep_section(P: Params, scores: pd.DataFrame) -> str:
@@ -77,13 +65,13 @@ def sweep_section(P: Params, scores: pd.DataFrame) -> str:
     sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model").drop(columns="lr")
     fin = moved[moved.final].groupby("method")[[c for c in moved.columns if c.startswith("changed")]].mean()
     return ("**SFT learning-rate sweep** (first seed; `chosen by validation` = best in-domain validation accuracy):"
-            "\n\n" + markdown_table(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
-            + markdown_table(fin, ".3f"))
+            "\n\n" + render.table(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
+            + render.table(fin, ".3f"))
 
 
 def pool_section(P: Params) -> str:
     return (f"**Study A's pools** ({P.interventions.pool_per_family} test prompts per selection family, base vs "
-            f"{P.crosscoder.rl_method}):\n\n" + markdown_table(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
+            f"{P.crosscoder.rl_method}):\n\n" + render.table(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
 
 
 def prereg_section(P: Params, scores: pd.DataFrame) -> str:
@@ -93,7 +81,7 @@ def prereg_section(P: Params, scores: pd.DataFrame) -> str:
     t = prereg.outcome_table(P, pre, scores)
     cols = ["#", "contrast", "applies_to", "scope", "expected", "measured", "matched"]
     return (f"**Pre-registration** (`{P.eval.preregistration}`, {pre.written}), row by row:\n\n"
-            + prereg.summary(t) + "\n\n" + markdown_table(t[cols], index=False))
+            + render.markdown(prereg.summary(t)) + "\n\n" + render.table(t[cols], index=False))
 
 
 def timing_section(paths: list[str]) -> str:
@@ -107,7 +95,7 @@ def timing_section(paths: list[str]) -> str:
     return ("**Wall time in seconds** (`benchmarks/bench_study.py`, 2 cores; `calibration` is 20 fp32 1024² matmuls "
             "on the same machine, recorded to compare machines — only roughly: not all of a notebook's time is matmul):"
             "\n\n"
-            + markdown_table(pd.DataFrame(rows), ".0f", index=False))
+            + render.table(pd.DataFrame(rows), ".0f", index=False))
 
 
 def verdict_section(P: Params) -> str:
@@ -119,7 +107,7 @@ def verdict_section(P: Params) -> str:
     t = t.assign(notebook=t.notebook.str.split("_").str[0], decision="**" + t.decision + "**").rename(
         columns={"claim": "claim (the paper)"})
     return (f"**The papers' mechanistic claims on `{P.name}`** (decided by each notebook from its numbers against "
-            f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + markdown_table(t, index=False))
+            f"its null; `rlgen_utils/studies/verdicts.py`):\n\n" + render.table(t, index=False))
 
 
 MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamics": "Feature dynamics (notebook 04)",
@@ -127,17 +115,17 @@ MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamic
 
 
 def notebook_findings(P: Params) -> str:
-    """The findings paragraphs (Markdown outputs) of the executed notebooks 03–06 of a run, as they printed them."""
+    """The findings paragraphs notebooks 03–06 of a run recorded (``findings/``), rendered as the notebooks show
+    them."""
     parts = []
     for stem, title in MECHANISTIC.items():
-        path = RunDir(P).notebooks / f"{stem}.ipynb"
-        if not path.is_file():
-            continue
-        cells = json.loads(path.read_text())["cells"]
-        texts = ["".join(o["data"]["text/markdown"]) for c in cells for o in c.get("outputs", [])
-                 if "text/markdown" in o.get("data", {})]
-        if texts:
-            parts.append(f"**{title}**, as the executed notebook states it:\n\n" + "\n\n".join(texts))
+        recorded = findings.load_all(P, stem)
+        if recorded:
+            parts.append(f"**{title}**, as the executed notebook states it:\n\n"
+                         + "\n\n".join(render.markdown(f) for f in recorded))
+        elif (RunDir(P).notebooks / f"{stem}.ipynb").is_file():
+            parts.append(f"**{title}**: the executed notebook recorded no findings (`findings/{stem}.*.json`); "
+                         f"re-run it with this code.")
     return "\n\n".join(parts)
 
 
@@ -149,10 +137,10 @@ def family_section(P: Params, scores: pd.DataFrame) -> str:
         d = evaluate.delta_long(scores, m, "base").set_index("family")
         base[f"{m} − base"] = [_cell(r) for r in d.loc[base.index].itertuples()]
     return (f"**Per family** (base accuracy; change of each final model over the base, 95 % paired intervals over "
-            f"the {P.eval.n_per_family} test questions):\n\n" + markdown_table(base))
+            f"the {P.eval.n_per_family} test questions):\n\n" + render.table(base))
 
 
-def render_real(P: Params, timings: list[str]) -> str:
+def real_page(P: Params, timings: list[str]) -> str:
     """The README section of a real pretrained LM's run: base and changes per family and per transfer class, the
     claims table, pools, timing."""
     s = _finished(P)
@@ -162,7 +150,7 @@ def render_real(P: Params, timings: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def render(one: Params, many: Params | None, timings: list[str]) -> str:
+def results_page(one: Params, many: Params | None, timings: list[str]) -> str:
     s1 = _finished(one)
     parts = [verdict_section(one), base_section(one), class_section(one, s1)]
     if many is not None:
@@ -190,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --params (the organism's section) or --real (a real LM's section)")
     if a.write or not a.claims:
         if a.real:
-            text, tag = render_real(load_params(a.real), a.timing), "real"
+            text, tag = real_page(load_params(a.real), a.timing), "real"
         else:
-            text, tag = render(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing), "results"
+            text, tag = results_page(load_params(a.params), load_params(a.seeds) if a.seeds else None, a.timing), "results"
         if a.write:
             write_between_markers(Path(a.write), text, tag)
         else:

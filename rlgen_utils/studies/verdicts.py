@@ -44,9 +44,6 @@ class Verdict:
         if self.decision not in DECISIONS:
             raise ValueError(f"decision {self.decision!r} is not one of {DECISIONS}")
 
-    def line(self) -> str:
-        return f"- **{self.claim}**: **{self.decision}** — {self.detail} (null: {self.null}; limit: {self.limit})."
-
     @classmethod
     def from_json(cls, d: dict) -> "Verdict":
         iv = d.get("interval")
