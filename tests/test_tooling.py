@@ -275,3 +275,38 @@ def test_the_package_has_no_import_circles():
         if m not in state:
             visit(m, [m])
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def _late_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level module) of every import inside a function of ``path`` (relative ones as ``.``)."""
+    out = []
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            for n in ast.walk(fn):
+                if isinstance(n, ast.ImportFrom):
+                    out.append((n.lineno, "." if n.level else (n.module or "").split(".")[0]))
+                elif isinstance(n, ast.Import):
+                    out += [(n.lineno, a.name.split(".")[0]) for a in n.names]
+    return out
+
+
+def test_imports_are_at_the_top_unless_a_measured_cost_keeps_them_late():
+    """The rule of ``rlgen_utils/run/imports.py``: a library imported inside a function is one of its ``LAZY``
+    libraries (each measured in ``docs/import_cost.md``), and the module says so in a comment; the standard
+    library, numpy, pandas and rlgen's own modules are imported at the top (the launch entry points excepted)."""
+    from rlgen_utils.run.imports import LAZY
+    wrong = []
+    for path in _modules():
+        late = _late_imports(path)
+        rel = path.relative_to(ROOT)
+        for line, mod in late:
+            if mod == ".":
+                if rel.stem not in {"train_method", "shard_stage"}:
+                    wrong.append(f"{rel}:{line}: a package import inside a function")
+            elif mod not in LAZY:
+                wrong.append(f"{rel}:{line}: {mod} imported inside a function (not in run/imports.LAZY)")
+        if late and "rlgen_utils.run.imports" not in path.read_text() and rel.name != "imports.py":
+            wrong.append(f"{rel}: imports late without a comment naming rlgen_utils.run.imports")
+    assert not wrong, "\n".join(wrong)
+    doc = (ROOT / "docs" / "import_cost.md").read_text()
+    assert all(f"`{lib}`" in doc for lib in LAZY), "every LAZY library's cost is measured in docs/import_cost.md"

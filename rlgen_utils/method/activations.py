@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ..run import launch
 from ..run.artifacts import atomic_file, atomic_write_text, read_json, write_json
@@ -30,6 +31,8 @@ from ..run.progress import progress
 
 if TYPE_CHECKING:
     from ..run.types import LM, Model, Tokenizer
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): nnsight
 
 
 def decoder_layers_path(model: Model) -> str:
@@ -185,7 +188,6 @@ def _name(shard: int) -> str:
 
 
 def _flush(buf: list[dict], out_dir: Path, shard: int) -> None:
-    from safetensors.torch import save_file
     tensors = {k: torch.cat([b[k] for b in buf]).contiguous() for k in buf[0]}
     with atomic_file(out_dir / _name(shard)) as tmp:
         save_file(tensors, str(tmp))
@@ -193,13 +195,11 @@ def _flush(buf: list[dict], out_dir: Path, shard: int) -> None:
 
 def norm_scales(shard_path: str | Path) -> torch.Tensor:
     """Per-model scale making E‖scale · x_m‖² = d_model on this shard."""
-    from safetensors.torch import load_file
     x_NMD = load_file(str(shard_path))["acts_NMD"]
     return (x_NMD.shape[-1] / x_NMD.pow(2).sum(-1).mean(0)).sqrt()
 
 
 def load_shard(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
     try:
         return load_file(str(path))
     except Exception as e:

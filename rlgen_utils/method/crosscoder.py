@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..run.artifacts import atomic_dir
@@ -243,7 +244,6 @@ class Crosscoder(nn.Module):
 
     # -------------------------------------------------------------------------------------------- saving
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
 
         with atomic_dir(folder) as tmp:
             save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
@@ -252,7 +252,6 @@ class Crosscoder(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path) -> "Crosscoder":
-        from safetensors.torch import load_file
         folder = Path(folder)
         for name in ("config.json", "crosscoder.safetensors"):
             if not (folder / name).is_file():

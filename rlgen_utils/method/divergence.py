@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     import torch
 
@@ -34,7 +36,6 @@ def pack(tokenizer: Tokenizer, prompts: list[str], completions: list[str]):
     """Right-padded ``(input_ids_BS, attention_mask_BS, target_mask_BS)``; ``target_mask`` marks the positions
     whose *next* token is a completion token (the end-of-sequence token included). Prompt and completion are
     tokenised separately, so a tokenizer cannot merge tokens across their boundary."""
-    import torch
 
     rows, starts = [], []
     for p, c in zip(prompts, completions):
@@ -56,7 +57,6 @@ def pack(tokenizer: Tokenizer, prompts: list[str], completions: list[str]):
 def completion_kl(base: Model, model: Model, tokenizer: Tokenizer, prompts: list[str], completions: list[str],
                   batch_size: int = 64) -> list[float]:
     """Per pair: the mean over its completion tokens of KL(π_base ‖ π) (nats per token)."""
-    import torch
 
     out: list[float] = []
     for i in range(0, len(prompts), batch_size):
@@ -71,7 +71,6 @@ def completion_kl(base: Model, model: Model, tokenizer: Tokenizer, prompts: list
 
 def changed_fraction(base: Model, model: Model, tolerances: tuple[float, ...] = (1e-6, 1e-5, 1e-4)) -> dict[float, float]:
     """Share of parameter entries with |θ − θ_base| > tol, for each tolerance (tied weights counted once)."""
-    import torch
 
     ref = dict(base.named_parameters())
     moved = dict.fromkeys(tolerances, 0)

@@ -9,6 +9,7 @@ Legend: ``L`` latents, ``M`` models.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 
@@ -44,7 +45,6 @@ def alive_L(dec_norms_LM: torch.Tensor, tokens_since_fired_L: torch.Tensor, dead
 
 def ownership_counts(dec_norms_LM: torch.Tensor, names: list[str], specific_above: float, alive: torch.Tensor | None = None):
     """How many (alive) latents each model owns, and how many are shared, under ``specific_above``."""
-    import pandas as pd
     own = owner_L(dec_norms_LM, specific_above)
     if alive is not None:
         own = own[alive]
@@ -54,6 +54,5 @@ def ownership_counts(dec_norms_LM: torch.Tensor, names: list[str], specific_abov
 
 
 def nrn_counts(nrn: torch.Tensor, low: float, high: float):
-    import pandas as pd
     classes = nrn_class_L(nrn, low, high)
     return pd.Series(classes).value_counts().reindex(["base-only", "shared", "tuned-only"], fill_value=0)

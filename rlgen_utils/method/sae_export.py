@@ -20,6 +20,8 @@ import torch
 from ..run.artifacts import atomic_dir
 from .crosscoder import Crosscoder
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): sae_lens
+
 
 def slice_weights(cc: Crosscoder, m: int, scale: float) -> dict[str, torch.Tensor]:
     """``W_enc [D, L]``, ``b_enc [L]``, ``W_dec [L, D]``, ``b_dec [D]``, ``threshold [L]`` of model ``m``'s slice

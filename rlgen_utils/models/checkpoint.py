@@ -14,6 +14,8 @@ from ..run.artifacts import read_json, write_json
 if TYPE_CHECKING:
     import torch
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): safetensors, torch
+
 
 def save_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None:
     import torch

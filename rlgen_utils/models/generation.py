@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from ..run.types import Model, Tokenizer
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): torch
+
 
 def generate(model: Model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
              batch_size: int = 128,

@@ -11,10 +11,18 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import tokenizers
+from tokenizers import decoders, pre_tokenizers, processors
+from tokenizers.models import WordLevel
+
 from ..run.artifacts import atomic_dir
 
 if TYPE_CHECKING:
     from ..run.types import Model, Tokenizer
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): safetensors, torch, transformers
+
+
 
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -24,8 +32,6 @@ ORGANISM_CHARS = string.digits + string.ascii_lowercase + " +-=,:?#()>.\n"
 def device() -> str:
     """``"cuda"`` where a GPU is visible (paper-scale runs; ``cuda:<local rank>`` in a rank of ``accelerate
     launch``), else ``"cpu"``."""
-    import os
-
     import torch
     if not torch.cuda.is_available():
         return "cpu"
@@ -35,12 +41,10 @@ def device() -> str:
 def char_tokenizer():
     """A character-level ``PreTrainedTokenizerFast``: one id per character of ``ORGANISM_CHARS``, ``<bos>``
     prepended by the post-processor, left padding (what batched generation needs)."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
     vocab = {t: i for i, t in enumerate([PAD, BOS, EOS, *ORGANISM_CHARS])}
-    tok = Tokenizer(WordLevel(vocab=vocab, unk_token=PAD))
+    tok = tokenizers.Tokenizer(WordLevel(vocab=vocab, unk_token=PAD))
     tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A $B",

@@ -20,6 +20,7 @@ trl 1.16 has no PPO trainer; none is written here.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
     from ..run.config import Params
     from ..run.types import Model, Tokenizer
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): datasets, torch, transformers, trl
 
 
 STARTS_FROM = {"sft": "base", "grpo": "base", "rloo": "base", "dpo": "base", "sft_grpo": "sft", "sft_dpo": "sft"}
@@ -62,7 +65,6 @@ class Segment:
 
 def segments(rows: list[dict], epochs: int, n_checkpoints: int, seed: int) -> list[Segment]:
     """``epochs`` passes over ``rows`` (each pass shuffled by ``seed``), cut into ``n_checkpoints`` equal parts."""
-    import random
     stream = []
     for e in range(epochs):
         order = list(range(len(rows)))

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..run.config import TasksCfg
     from ..run.types import Model, Tokenizer
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): safetensors, torch
+
 
 def encode_chars(text: str, tokenizer: Tokenizer) -> list[int]:
     vocab = tokenizer.get_vocab()

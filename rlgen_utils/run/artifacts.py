@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 if TYPE_CHECKING:
     import pandas as pd
+
+
 
 MARKER = "DONE.json"
 _PROVENANCE: dict = {}
@@ -25,7 +31,6 @@ _PROVENANCE: dict = {}
 
 def git_commit(root: str | Path | None = None) -> str:
     """HEAD's commit, with ``+dirty`` when tracked files differ from it (``unknown`` outside git)."""
-    import subprocess
     root = root or Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -45,7 +50,6 @@ def set_provenance(params_hash: str, commit: str | None = None) -> None:
 
 def provenance() -> dict:
     """The params hash and commit set by :func:`set_provenance` (``pipeline.init``), and the time of writing."""
-    from datetime import datetime
     return {**_PROVENANCE, "written": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
@@ -109,8 +113,6 @@ def mark_done(path: str | Path, key: str, **info) -> None:
 # ------------------------------------------------------------------------------------------------ tables
 def write_parquet(df: pd.DataFrame, path: str | Path, key: str) -> None:
     """Write a table atomically with its key and provenance in the Parquet schema metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rlgen_key": key.encode(),
@@ -122,7 +124,6 @@ def write_parquet(df: pd.DataFrame, path: str | Path, key: str) -> None:
 def read_parquet(path: str | Path, key: str) -> pd.DataFrame | None:
     """The table at ``path`` if it was written with ``key``; None when missing or stale. A truncated or foreign
     file is a ValueError naming it (never read as a result)."""
-    import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.is_file():

@@ -24,7 +24,9 @@ passed through line by line (progress lines included), and a failed launch raise
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,8 @@ from .session import init
 
 if TYPE_CHECKING:
     import torch
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): safetensors, torch
 
 
 def world() -> tuple[int, int]:
@@ -108,8 +112,6 @@ def die_with_parent() -> None:
     """Linux: have the kernel kill this rank when its parent (torchrun's agent) dies. torchrun starts each rank in
     a session of its own, so a ``kill -9`` of the launch would otherwise leave the ranks training on, writing
     checkpoints beside the next launch's."""
-    import ctypes
-    import signal
     if not sys.platform.startswith("linux") or world()[1] == 1:
         return
     pr_set_pdeathsig = 1

@@ -13,6 +13,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): transformers
+
 SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "n_layer", "n_embd")
 
 

@@ -24,6 +24,7 @@ shrink with ``--devices``; their time does.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,6 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m rlgen_utils.run.plan --params P --model-config C --devices 1 8 [--write docs/PAPER_SCALE.md]``: the plan at
     each device count, as the runner's ``--plan`` prints it; ``--write`` puts it between the file's
     ``<!-- plan:begin -->`` and ``<!-- plan:end -->`` markers (``docs/PAPER_SCALE.md``)."""
-    import argparse
 
     ap = argparse.ArgumentParser(prog="python -m rlgen_utils.run.plan", description="plans at several device counts")
     ap.add_argument("--params", required=True)

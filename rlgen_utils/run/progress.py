@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 
 
@@ -60,5 +62,4 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, initial
         return iterable
     if os.environ.get("RLGEN_PROGRESS") == "lines":
         return _lines(iterable, desc, total, float(os.environ.get("RLGEN_PROGRESS_EVERY", "10")), initial)
-    from tqdm.auto import tqdm
     return tqdm(iterable, desc=desc, total=total, initial=initial)

@@ -11,16 +11,27 @@ Progress-bar and explorer widgets are left out (they need a live kernel: open th
 """
 from __future__ import annotations
 
+import argparse
 import html
 import json
+import shutil
 import sys
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import yaml
 
 from .artifacts import atomic_write_text, git_commit
 from .config import Params, load_params
 from .keys import params_hash
 from .rundir import REPO, RunDir
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): kaleido, mistune
+
+
 
 PACKAGES = ("torch", "transformers", "trl", "nnsight", "sae-lens", "safetensors", "numpy", "pandas", "plotly",
             "kaleido", "papermill", "pydantic")
@@ -29,7 +40,6 @@ PLOTLY = "application/vnd.plotly.v1+json"
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
     out = {"python": sys.version.split()[0]}
     for p in PACKAGES:
         try:
@@ -41,7 +51,6 @@ def versions() -> dict[str, str]:
 
 def png_available() -> tuple[bool, str]:
     """Whether plotly can write PNGs here (kaleido + a Chromium binary), and why not."""
-    import shutil
     try:
         import kaleido  # noqa: F401
     except ImportError:
@@ -85,8 +94,6 @@ class Report:
         self.md.append("```\n" + text.rstrip() + "\n```")
 
     def figure(self, spec: dict):
-        import plotly.graph_objects as go
-        import plotly.io as pio
         fig = go.Figure(spec)
         self.n_fig += 1
         anchor = f"fig{self.n_fig}"
@@ -104,7 +111,6 @@ class Report:
     def write_pngs(self) -> None:
         """Every figure's PNG in one Chromium session (one ``write_image`` per figure starts a browser each
         time: ~3 s a figure)."""
-        import plotly.io as pio
         if self.pending:
             figs, paths, heights = zip(*self.pending)
             pio.write_images(list(figs), [str(p) for p in paths], width=1000, height=list(heights))
@@ -145,7 +151,6 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto;paddin
 
 
 def header(P: Params, params_path: Path, commit: str, pngs: bool, why: str) -> str:
-    import yaml
 
     vers = versions()
     lines = [f"# rlgen run report: `{P.name}`", "",
@@ -186,7 +191,6 @@ def build(params_path: str | Path, root: Path | None = None, pngs: bool = True) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     ap = argparse.ArgumentParser(description="Build the run report from the executed notebooks.")
     ap.add_argument("--params", required=True)
     ap.add_argument("--no-png", action="store_true", help="skip the static PNG figures")

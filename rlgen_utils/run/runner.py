@@ -32,6 +32,8 @@ from .report import build
 from .rundir import REPO, RunDir
 from .session import remember
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): nbformat, papermill
+
 KERNEL = "rlgen"
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from .artifacts import set_provenance
 from .config import Params, load_params
 from .keys import params_hash
 from .rundir import REPO
+
+# imported inside functions, for their import cost (rlgen_utils.run.imports): datasets, torch, transformers
 
 FALLBACK = "params/smoke.yaml"
 
@@ -26,7 +31,6 @@ def last_params_file() -> Path:
 
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
     import torch
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -51,8 +55,6 @@ def set_threads(n: int) -> None:
 def quiet_libraries() -> None:
     """Silence per-call progress bars and warnings of datasets/transformers (trl builds a dataset every
     segment); rlgen's own loops keep their progress lines."""
-    import warnings
-
     import datasets
     import transformers
     warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")

@@ -21,6 +21,8 @@ from ..run.keys import sae_baseline_key
 from ..run.session import seed_everything
 from .crosscoder import PairKey, crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): sae_lens
+
 
 def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03), per_rate: int = 8,
                     seeds: tuple[int, ...] = (0, 1), coef_rel: float = 0.25) -> pd.DataFrame:

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     edges.add_argument("--pair", required=True, help="before,after, e.g. base,grpo")
     args = ap.parse_args(argv)
     with launch.as_rank(args.params) as P:
+        # each branch imports its study late (rlgen_utils.run.imports): params are refused before torch loads,
+        # and a rank loads only the stage it runs
         if args.stage == "activations":
             from . import crosscoder
             crosscoder.ensure_activations(P, tuple(args.names.split(",")), args.train_seed, args.n_texts)

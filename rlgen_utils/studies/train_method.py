@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     with launch.as_rank(args.params, join=False) as P:   # trl's trainer joins the process group
         if args.method not in P.posttrain.methods:
             raise SystemExit(f"--method: {args.method!r} is not one of posttrain.methods {P.posttrain.methods}")
-        from . import train
+        from . import train  # late (rlgen_utils.run.imports): a bad params file is refused before torch loads
         train.train_here(P, args.method, args.seed, args.sft_lr)
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+import ipywidgets as w
+
 from ..method import latent_edits
 
 if TYPE_CHECKING:
     import torch
+
+
 
 
 class InterventionExplorer:
@@ -24,7 +28,6 @@ class InterventionExplorer:
         self._build()
 
     def _build(self):
-        import ipywidgets as w
         self.latent_set = w.Dropdown(options=list(self.sets), description="latents")
         self.model = w.ToggleButtons(options=["base", "rl"], value="base", description="model")
         self.factor = w.FloatSlider(value=self.setup.P.interventions.amplify, min=0.0, max=10.0, step=0.5,

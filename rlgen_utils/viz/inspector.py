@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import ipywidgets as w
 import torch
 
 from ..method import latents
@@ -18,6 +19,8 @@ from ..method.activations import ActivationStore
 if TYPE_CHECKING:
     from ..method.crosscoder import Crosscoder
     from ..run.types import Tokenizer
+
+
 
 
 class FeatureInspector:
@@ -73,7 +76,6 @@ class FeatureInspector:
 
     # ------------------------------------------------------------------------------------------- widgets
     def _build(self):
-        import ipywidgets as w
         self.order = w.Dropdown(options=["index"] + [f"MAS {n}" for n in self.names], value="index",
                                 description="sort by")
         self.rank = w.BoundedIntText(value=0, min=0, max=self.norms_LM.shape[0] - 1, description="rank")

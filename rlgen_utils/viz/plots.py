@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 if TYPE_CHECKING:
     import numpy as np
@@ -11,7 +15,6 @@ if TYPE_CHECKING:
 
 
 def pretrain_loss(log: list[dict]):
-    import plotly.express as px
     fig = px.line(x=[r["step"] for r in log], y=[r["loss"] for r in log], labels={"x": "step", "y": "loss"},
                   title="Pretraining loss (all families, packed)")
     return fig.update_layout(height=320)
@@ -19,8 +22,6 @@ def pretrain_loss(log: list[dict]):
 
 def training_curves(logs: dict[str, list[dict]], start_acc: dict[str, float]):
     """Three panels: training loss, mean reward (online RL), held-out in-domain accuracy per checkpoint."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     fig = make_subplots(1, 3, subplot_titles=("training loss", "mean reward (GRPO / RLOO)",
                                               "in-domain accuracy per checkpoint"))
@@ -44,7 +45,6 @@ def training_curves(logs: dict[str, list[dict]], start_acc: dict[str, float]):
 
 def checkpoint_curves(curves: pd.DataFrame, methods: tuple[str, ...] = ("sft", "grpo")):
     """Accuracy vs checkpoint, one panel per role (in-domain, OOD selection, OOD held-out), families averaged."""
-    import plotly.express as px
     c = curves[curves.method.isin(methods)].groupby(["method", "checkpoint", "role"], as_index=False)[
         "accuracy"].mean()
     fig = px.line(c, x="checkpoint", y="accuracy", color="method", facet_col="role", markers=True,
@@ -54,7 +54,6 @@ def checkpoint_curves(curves: pd.DataFrame, methods: tuple[str, ...] = ("sft", "
 
 def deltas(delta_df: pd.DataFrame, title: str):
     """Forest plot: one row per family, the change and its 95 % interval."""
-    import plotly.graph_objects as go
     d = delta_df.iloc[::-1]
     fig = go.Figure(go.Scatter(x=d.delta, y=d.family + "  ·  " + d.contrast, mode="markers",
                                error_x={"type": "data", "symmetric": False, "array": d.hi - d.delta,
@@ -66,8 +65,6 @@ def deltas(delta_df: pd.DataFrame, title: str):
 def nrn_histograms(nrn_by_pair: dict, low: float, high: float):
     """NRN histograms side by side (e.g. base–SFT and base–RL), with the class thresholds marked; pairs are labelled
     by ``str`` of their keys."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     fig = make_subplots(1, len(nrn_by_pair), subplot_titles=[str(p) for p in nrn_by_pair], shared_yaxes=True)
     for i, (name, nrn) in enumerate(nrn_by_pair.items(), start=1):
         fig.add_trace(go.Histogram(x=nrn.tolist(), xbins={"start": 0, "end": 1.0001, "size": 0.025}, name=str(name),
@@ -81,7 +78,6 @@ def nrn_histograms(nrn_by_pair: dict, low: float, high: float):
 
 def mas_distributions(mas_LM: torch.Tensor, names: list[str], threshold: float):
     """Per model: the distribution of its MAS over latents."""
-    import plotly.graph_objects as go
     fig = go.Figure()
     for i, n in enumerate(names):
         fig.add_trace(go.Histogram(x=mas_LM[:, i].tolist(), name=n, opacity=0.6,
@@ -93,8 +89,6 @@ def mas_distributions(mas_LM: torch.Tensor, names: list[str], threshold: float):
 
 def training_log(log: list[dict], names: list[str]):
     """Crosscoder training: per-model FVU and L0 over steps."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     fig = make_subplots(1, 2, subplot_titles=("FVU per model", "mean L0"))
     steps = [r["step"] for r in log]
     for i, n in enumerate(names):
@@ -106,8 +100,6 @@ def training_log(log: list[dict], names: list[str]):
 
 def overlap_heatmaps(matrices: dict[str, np.ndarray]):
     """Jaccard overlap of top-K sets between checkpoints, one heatmap per paradigm."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     fig = make_subplots(1, len(matrices), subplot_titles=list(matrices))
     for i, (_name, m) in enumerate(matrices.items(), start=1):
         ticks = [str(k + 1) for k in range(len(m))]
@@ -120,8 +112,6 @@ def overlap_heatmaps(matrices: dict[str, np.ndarray]):
 
 def overlap_curves(table: pd.DataFrame):
     """First-vs-last and neighbour overlap per checkpoint, with [min, max] over crosscoder seeds."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     fig = make_subplots(1, 2, subplot_titles=("overlap with the final checkpoint", "overlap with the previous one"))
     for method, g in table.groupby("method", sort=False):
         for col, (y, lo, hi) in enumerate([("first_vs_last", "fvl_lo", "fvl_hi"), ("neighbour", "nb_lo", "nb_hi")], 1):
@@ -134,7 +124,6 @@ def overlap_curves(table: pd.DataFrame):
 
 def nrn_violins(nrn_by_method: dict[str, torch.Tensor]):
     """Distribution of NRN (against the base) per checkpoint, per paradigm."""
-    import plotly.graph_objects as go
     fig = go.Figure()
     for method, nrn_CL in nrn_by_method.items():
         for k, row in enumerate(nrn_CL, start=1):
@@ -145,8 +134,6 @@ def nrn_violins(nrn_by_method: dict[str, torch.Tensor]):
 
 def edge_change_heatmaps(changes: dict[str, "object"], senders: list[str], receivers: list[str]):
     """Relative change of mean |edge score| (after vs before), one receiver × sender heatmap per pair."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     cols = min(3, max(1, len(changes)))
     rows = -(-len(changes) // cols) if changes else 1
     fig = make_subplots(rows, cols, subplot_titles=list(changes))
@@ -160,7 +147,6 @@ def edge_change_heatmaps(changes: dict[str, "object"], senders: list[str], recei
 
 def metric_vs_alpha(table: pd.DataFrame, metric: str, score: str):
     """One metric before and after, per pair, across the truncation fractions α (bootstrap intervals)."""
-    import plotly.graph_objects as go
     t = table[(table.metric == metric) & (table.score == score)]
     fig = go.Figure()
     for pair, g in t.groupby("pair", sort=False):
@@ -174,14 +160,12 @@ def metric_vs_alpha(table: pd.DataFrame, metric: str, score: str):
 
 def node_entropy_bars(df: pd.DataFrame):
     """Entropy of each sender's outgoing edge scores, before vs after, per pair."""
-    import plotly.express as px
     return px.bar(df, x="sender", y="entropy", color="model", barmode="group", facet_col="pair", facet_col_wrap=3,
                   height=320 * max(1, -(-df.pair.nunique() // 3)), title="Per-node entropy of outgoing edge scores")
 
 
 def first_order_vs_exact(first_KRS: np.ndarray, exact_KRS: np.ndarray, mask_RS: np.ndarray, edge_names: list[str]):
     """Mean first-order score vs mean exact-ablation effect per edge."""
-    import plotly.graph_objects as go
     f, e = first_KRS[:, mask_RS].mean(0), exact_KRS[:, mask_RS].mean(0)
     fig = go.Figure(go.Scatter(x=e, y=f, mode="markers", text=edge_names, hovertemplate="%{text}<br>exact %{x:.3g}"
                                                                                         "<br>first order %{y:.3g}"))
@@ -191,7 +175,6 @@ def first_order_vs_exact(first_KRS: np.ndarray, exact_KRS: np.ndarray, mask_RS: 
 
 def random_control(control: pd.DataFrame):
     """Each intervention's effect with the selected set (star) against the random sets of the same size (dots)."""
-    import plotly.graph_objects as go
     fig = go.Figure()
     for r in control.to_dict("records"):
         label = f"{r['intervention']}<br>{r['scope']}"
@@ -206,7 +189,6 @@ def random_control(control: pd.DataFrame):
 
 def dose_curves(dose: pd.DataFrame):
     """Accuracy against the factor on the selected latents, per model and scope (bootstrap intervals)."""
-    import plotly.express as px
     fig = px.line(dose, x="factor", y="accuracy", color="model", facet_col="scope", markers=True,
                   error_y=dose.hi - dose.accuracy, error_y_minus=dose.accuracy - dose.lo, height=340)
     fig.add_vline(x=1.0, line_dash="dot")
@@ -214,7 +196,6 @@ def dose_curves(dose: pd.DataFrame):
 
 
 def family_overlap(matrix: np.ndarray, names: list[str]):
-    import plotly.graph_objects as go
     fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, zmin=0, zmax=1, colorscale="Viridis"))
     return fig.update_layout(height=340, width=420, title="Overlap of families' latent sets (share of the smaller)")
 
@@ -222,7 +203,6 @@ def family_overlap(matrix: np.ndarray, names: list[str]):
 def score_curves(scores: dict[str, list[float]], fraction: float | None = None):
     """Each family's latent scores sorted, as a share of its maximum (top 100); with ``fraction`` the paper's
     selection threshold is drawn (the contrast rule selects by p-value instead)."""
-    import plotly.graph_objects as go
     fig = go.Figure()
     for fam, s in scores.items():
         top = max(s) or 1.0
@@ -237,8 +217,6 @@ def score_curves(scores: dict[str, list[float]], fraction: float | None = None):
 
 def kl_vs_forgetting(table: pd.DataFrame, fits: pd.DataFrame):
     """ΔOOD against KL(π_base ‖ π), one marker per model (checkpoints and seeds), each method's fitted line."""
-    import numpy as np
-    import plotly.graph_objects as go
     fig = go.Figure()
     group = [("sft" if str(m).startswith("sft-lr") else str(m)) for m in table.method]
     f = {str(r["models"]): r for r in fits.to_dict("records")}

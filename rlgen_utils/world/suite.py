@@ -29,6 +29,8 @@ from . import local_data, pretraining, prompting, tasks, words
 if TYPE_CHECKING:
     from ..run.types import Tokenizer
 
+# imported inside functions, for their import cost (rlgen_utils.run.imports): transformers
+
 
 @dataclass(frozen=True)
 class EvalFamily:
