@@ -33,14 +33,16 @@ WHAT_RLGEN_IMPORTS = {"plotly": "plotly.graph_objects", "safetensors": "safetens
                       "transformers": "transformers.AutoModelForCausalLM", "trl": "trl.GRPOTrainer"}
 
 
-def timed(code: str, repeats: int) -> float:
-    """Median seconds of ``python -c code`` in fresh interpreters, less an empty interpreter's start."""
-    def once(c: str) -> float:
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", c], check=True, cwd=ROOT, capture_output=True)
-        return time.perf_counter() - t
+def once(code: str) -> float:
+    """Seconds of ``python -c code`` in a fresh interpreter."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+    return time.perf_counter() - t
+
+
+def timed(code: str, repeats: int, empty: float) -> float:
+    """Median seconds of ``python -c code`` over ``repeats`` fresh interpreters, less ``empty`` (an empty one's)."""
     once(code)   # warm the file-system cache
-    empty = statistics.median(once("pass") for _ in range(repeats))
     return max(statistics.median(once(code) for _ in range(repeats)) - empty, 0.0)
 
 
@@ -57,9 +59,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--write", default=None)
     a = ap.parse_args()
-    libs = {lib: round(timed(statement(lib), a.repeats), 3) for lib in LAZY}
-    entries = {m: {"alone": round(timed(f"import {m}", a.repeats), 3),
-                   "with torch": round(timed(f"import {m}; import torch", a.repeats), 3)} for m in ENTRY_POINTS}
+    empty = statistics.median(once("pass") for _ in range(a.repeats))
+    libs = {lib: round(timed(statement(lib), a.repeats, empty), 3) for lib in LAZY}
+    entries = {m: {"alone": round(timed(f"import {m}", a.repeats, empty), 3),
+                   "with torch": round(timed(f"import {m}; import torch", a.repeats, empty), 3)} for m in ENTRY_POINTS}
     result = {"repeats": a.repeats, "python": sys.version.split()[0], "libraries_s": libs, "entry_points_s": entries}
     write_result("imports", "cost", result)
     if a.write:

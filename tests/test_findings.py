@@ -19,12 +19,12 @@ def _verdict() -> Verdict:
 
 
 def _paragraph() -> Findings:
-    return findings.of("04_feature_dynamics", "trajectories",
-                       Finding("x overlaps **0.50**", {"x_overlap": 0.5}),
-                       Finding("its walk 0.20", {"walk": 0.2}, style="sub"),
-                       Finding("**Verdict:** holds", {"holds": True}, style="paragraph"),
-                       Finding("read with care.", style="line"),
-                       _verdict())
+    return Findings("04_feature_dynamics", "trajectories", (
+        Finding("x overlaps **0.50**", {"x_overlap": 0.5}),
+        Finding("its walk 0.20", {"walk": 0.2}, style="sub"),
+        Finding("**Verdict:** holds", {"holds": True}, style="paragraph"),
+        Finding("read with care.", style="line"),
+        _verdict()))
 
 
 def test_each_style_renders_as_the_notebooks_printed_it():
@@ -34,12 +34,17 @@ def test_each_style_renders_as_the_notebooks_printed_it():
     assert render.markdown([_verdict()]) == render.markdown(_verdict()) == render.verdict_line(_verdict())
 
 
+def test_value_names_are_identifiers_made_from_model_and_metric_names():
+    assert [findings.ident(n) for n in ("sft_grpo", "noise+sft", "intensity / loss", "kurtosis of |W| (scale-free)")] \
+        == ["sft_grpo", "noise_sft", "intensity_loss", "kurtosis_of_W_scale_free"]
+
+
 def test_values_are_read_by_name_not_parsed_from_prose():
     f = _paragraph()
     assert f.value("x_overlap") == 0.5 and f.value("holds") is True and f.verdicts == [_verdict()]
     with pytest.raises(KeyError):
         f.value("missing")
-    twice = findings.of("02_evaluate", "behaviour", Finding("a", {"n": 1}), Finding("b", {"n": 2}))
+    twice = Findings("02_evaluate", "behaviour", (Finding("a", {"n": 1}), Finding("b", {"n": 2})))
     with pytest.raises(ValueError, match="2 statements"):
         twice.value("n")
 
@@ -56,14 +61,14 @@ def test_bad_styles_topics_and_value_names_are_refused():
 
 
 def test_recorded_findings_come_back_equal_in_topic_order(P):
-    later = findings.of("04_feature_dynamics", "nulls", Finding("copies 0.1", {"lo": 0.1}))
+    later = Findings("04_feature_dynamics", "nulls", (Finding("copies 0.1", {"lo": 0.1}),))
     assert findings.record(P, _paragraph()) == _paragraph()
     findings.record(P, later)
-    findings.record(P, findings.of("03_crosscoder", "crosscoders", Finding("n 3", {"n": 3})))
+    findings.record(P, Findings("03_crosscoder", "crosscoders", (Finding("n 3", {"n": 3}),)))
     back = findings.load_all(P, "04_feature_dynamics")
     assert back == [later, _paragraph()], "topics sort as the notebook's cells come (nulls, then trajectories)"
     assert [f.notebook for f in findings.load_all(P)] == ["03_crosscoder", "04_feature_dynamics",
                                                           "04_feature_dynamics"]
-    again = findings.of("04_feature_dynamics", "nulls", Finding("copies 0.2", {"lo": 0.2}))
+    again = Findings("04_feature_dynamics", "nulls", (Finding("copies 0.2", {"lo": 0.2}),))
     findings.record(P, again)
     assert findings.load_all(P, "04_feature_dynamics")[0] == again, "re-running a cell replaces its paragraph"

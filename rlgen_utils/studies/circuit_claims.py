@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..run.config import Params
-from .findings import Finding, Findings
+from .findings import Finding, Findings, ident
 from .verdicts import Verdict, decide
 
 ONLINE_RL = ("grpo", "rloo", "sft_grpo")
@@ -44,7 +44,7 @@ def findings(P: Params, table: pd.DataFrame) -> Findings:
             shown = [m for m in ("intensity", "entropy", "kurtosis", *READINGS) if m in p.index]
             items.append(Finding(f"**{pair}** ({group}): " + ", ".join(f"{m} {_direction(p.loc[m])}" for m in shown) + ".",
                                  {"pair": str(pair), "group": group,
-                                  **{f"delta_{_ident(m)}": float(p.loc[m].delta) for m in shown}}))
+                                  **{f"delta_{ident(m)}": float(p.loc[m].delta) for m in shown}}))
             pattern[pair] = (group, rises(p, "intensity", "entropy"))
             shape[pair] = (group, rises(p, SCALE_FREE[0]))
             per_loss[pair] = (group, rises(p, "intensity / loss"))
@@ -73,11 +73,6 @@ def findings(P: Params, table: pd.DataFrame) -> Findings:
             f"{sum(dpo_l)}/{len(dpo_l)} DPO pairs.",
             {"rl_pairs_per_loss_rising": sum(rl_l), "dpo_pairs_per_loss_rising": sum(dpo_l)}, style="line"))
     return Findings("05_circuits", "edge_metrics", tuple(items))
-
-
-def _ident(metric: str) -> str:
-    """A metric's name as part of an identifier (``intensity / loss`` → ``intensity_loss``)."""
-    return "_".join("".join(ch if ch.isalnum() else " " for ch in metric).split())
 
 
 def robustness(P: Params, table: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from ..method import latents
 from ..method.crosscoder import Crosscoder
 from ..run.config import Params
 from .crosscoder import PairKey
-from .findings import Finding, Findings
+from .findings import Finding, Findings, ident
 from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair
 from .verdicts import Verdict, decide, detection_limit, power_file
 
@@ -25,14 +25,14 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     items = [Finding(f"Three-model crosscoder, {int(live.sum())} alive latents: owned (MAS > {C.mas_specific_above}) "
                      f"by {counts}; shared {int((own == -1).sum())}.",
                      {"alive": int(live.sum()), "shared": int((own == -1).sum()),
-                      **{f"owned_{_ident(n)}": c for n, c in owned_by.items()}})]
+                      **{f"owned_{ident(n)}": c for n, c in owned_by.items()}})]
     ex = owned_excess(owned, names) if owned is not None and NOISE_TRIO in owned else None
     if ex is not None:
         items.append(Finding(
             "Against the three-model nulls (the same crosscoder over three identical copies of the base, and over "
             "the base with each tuned slot moved as far at random): " +
             ", ".join(f"{m} owns {r} vs {n} at most in a null ({e:+d})" for m, (r, n, e) in ex.items()) + ".",
-            {f"owned_above_null_{_ident(m)}": e for m, (_, _, e) in ex.items()}))
+            {f"owned_above_null_{ident(m)}": e for m, (_, _, e) in ex.items()}))
     for pair, nrn in nrn_by_pair.items():
         c = latents.nrn_counts(nrn, C.nrn_low, C.nrn_high)
         items.append(Finding(f"{pair}: {c['tuned-only']} tuned-only (NRN > {C.nrn_high}), {c['base-only']} "
@@ -60,7 +60,7 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     cos = {n: float(latents.decoder_cosine_L(W, 0, i)[shared].median()) for i, n in enumerate(names) if i}
     items.append(Finding("Shared latents' median decoder cosine with the base: " +
                          ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".",
-                         {f"shared_cosine_{_ident(n)}": v for n, v in cos.items()}))
+                         {f"shared_cosine_{ident(n)}": v for n, v in cos.items()}))
     sft, rl = names[1], names[2]
     n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
     if ex is not None:   # read above the nulls, not raw
@@ -72,11 +72,6 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
                          f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).",
                          {"sft_owns_more": n_sft > n_rl, "rl_keeps_directions": cos[rl] > cos[sft]}))
     return Findings("03_crosscoder", "crosscoders", tuple(items))
-
-
-def _ident(name: str) -> str:
-    """A model name as part of an identifier (``sft_grpo`` stays, ``noise+sft`` becomes ``noise_sft``)."""
-    return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
 def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None

@@ -89,9 +89,10 @@ class Findings:
         return cls(notebook=d["notebook"], topic=d["topic"], items=items)
 
 
-def of(notebook: str, topic: str, *items: Item) -> Findings:
-    """``Findings(notebook, topic, items)``, the items given one by one."""
-    return Findings(notebook, topic, tuple(items))
+def ident(name: str) -> str:
+    """A model's or metric's name as part of a value name: ``noise+sft`` → ``noise_sft``, ``intensity / loss`` →
+    ``intensity_loss``."""
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in name).split())
 
 
 def path(P: Params, f: Findings) -> Path:
