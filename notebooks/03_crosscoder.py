@@ -39,7 +39,7 @@ from rlgen_utils.viz.inspector import FeatureInspector
 
 P = start(params_path)
 C = P.crosscoder
-TRIO = ("base", C.sft_method, C.rl_method)
+TRIO = crosscoder.trio(P)
 print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   latents: {C.n_latents}")
 
 # %% [markdown]

@@ -39,7 +39,8 @@ from rlgen_utils.viz import plots
 
 P = start(params_path)
 D = P.dynamics
-print(f"models: {dynamics.trajectory_names(P)}\ntop-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}; "
+print(f"models: {', '.join(dynamics.trajectory_names(P))}\n"
+      f"top-K {D.top_k} by {D.ranking}; crosscoder seeds {D.crosscoder_seeds}; "
       f"texts: the corpus's first {D.n_texts or P.crosscoder.n_texts} of {P.crosscoder.n_texts}")
 
 # %% [markdown]

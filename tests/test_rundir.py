@@ -1,11 +1,13 @@
 """No run name or path in params can make a run write outside its run root (rlgen_utils.run.rundir); model names
 read and write through one typed id (rlgen_utils.run.modelid)."""
+import copy
+import json
 import os
 
 import pytest
 
 from rlgen_utils.run import config
-from rlgen_utils.run.modelid import ModelId, checkpoint_names, noise_name
+from rlgen_utils.run.modelid import BASE, ModelId, checkpoint_ids, ids, slug
 from rlgen_utils.run.rundir import REPO, RunDir
 
 
@@ -80,12 +82,27 @@ def test_notebooks_open_the_given_params_then_the_env_then_the_last_run_then_smo
     assert session.resolve_params_path(None)[1].startswith("no run made yet"), "a vanished last run falls back"
 
 
-@pytest.mark.parametrize("name, parsed", [("sft", ModelId("sft")), ("sft_grpo@3", ModelId("sft_grpo", 3)),
-                                          ("noise+grpo", ModelId("grpo", null=True)),
-                                          ("noise+sft@2", ModelId("sft", 2, null=True))])
-def test_a_model_name_reads_and_writes_back_the_same(name, parsed):
-    assert ModelId.parse(name) == parsed and str(parsed) == name
-    assert parsed.noise.tuned == ModelId(parsed.method, parsed.checkpoint)
+@pytest.mark.parametrize("name, fields", [("base", ("base", None, False)), ("sft", ("sft", None, False)),
+                                          ("sft_grpo@3", ("sft_grpo", 3, False)), ("noise+grpo", ("grpo", None, True)),
+                                          ("noise+sft@2", ("sft", 2, True))])
+def test_a_model_name_reads_and_writes_back_the_same(name, fields):
+    m = ModelId.parse(name)
+    assert (m.method, m.checkpoint, m.null) == fields and str(ModelId(*fields)) == name
+    assert m.method == "base" or (m.noise.tuned == ModelId(m.method, m.checkpoint) and not m.noise.tuned.null)
+    assert ModelId.parse(m) is m, "an id passes through parse unchanged"
+
+
+def test_an_id_is_its_name_in_tables_keys_and_json():
+    """Folders, keys, Parquet columns and JSON files hold names; an id must compare, hash, serialise and copy as
+    its name so a table read back indexes like the ids that wrote it."""
+    m = ModelId("sft", 3)
+    assert m == "sft@3" and {m: 1}["sft@3"] == 1 and ("base", "sft@3").index(m) == 1
+    assert json.loads(json.dumps({"names": [BASE, m]})) == {"names": ["base", "sft@3"]}
+    assert copy.deepcopy(m).checkpoint == 3 and repr(m) == "ModelId('sft', 3)"
+    assert ids(["base", "noise+sft@3"]) == (BASE, m.noise) and isinstance(ids(["sft"])[0], ModelId)
+    assert m.slug == "sftat3" and slug((BASE, m.noise)) == "base-noise+sftat3"
+    with pytest.raises(ValueError, match="bare method"):
+        ModelId("sft@3")
 
 
 @pytest.mark.parametrize("bad", ["", "sft@", "sft@x", "noise+", "sft@0", "noise+base"])
@@ -102,4 +119,4 @@ def test_named_models_resolve_to_the_same_folders_as_before(write_params):
     assert run.model("sft@2") == run.checkpoints("sft", P.train_seeds[0])[1]
     assert run.model("sft") == run.checkpoints("sft", P.train_seeds[0])[-1]
     assert run.model("noise+sft@2") == run.path / "nulls" / "noise+sftat2" / f"seed-{P.train_seeds[0]}"
-    assert checkpoint_names("grpo", 3) == ["grpo@1", "grpo@2", "grpo@3"] and noise_name("grpo@3") == "noise+grpo@3"
+    assert checkpoint_ids("grpo", 3) == ["grpo@1", "grpo@2", "grpo@3"] and ModelId("grpo", 3).noise == "noise+grpo@3"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from .config import CrosscoderCfg, Params
 from .modelfiles import folder_digest
+from .modelid import ModelId, slug
 
 _UPSTREAM = ("model", "tasks", "pretrain")
 _TRAINED = (*_UPSTREAM, "posttrain", "data", "eval")
@@ -88,14 +89,14 @@ def params_hash(P: Params) -> str:
 # Keys of artifacts that several inputs name besides the params: the models read, the activation collection a
 # crosscoder trains on, its width, steps, seed and trainer version, a null's seed. Every one is joined here, so a
 # key is never spelled twice (the strings are those of existing run folders: changing one retrains that stage).
-def activations_key(P: Params, names: tuple[str, ...], train_seed: int, n_texts: int | None = None) -> str:
+def activations_key(P: Params, names: tuple[ModelId, ...], train_seed: int, n_texts: int | None = None) -> str:
     """An activation collection: the models (``@`` spelled ``at``), their training seed and, for a corpus
     prefix, ``n_texts``."""
-    key = stage_key(P, "activations") + "-" + "-".join(names).replace("@", "at") + f"-ts{train_seed}"
+    key = stage_key(P, "activations") + "-" + slug(names) + f"-ts{train_seed}"
     return key + (f"-n{n_texts}" if n_texts else "")
 
 
-def crosscoder_key(P: Params, acts_name: str, names: tuple[str, ...], steps: int, n_latents: int, seed: int,
+def crosscoder_key(P: Params, acts_name: str, names: tuple[ModelId, ...], steps: int, n_latents: int, seed: int,
                    trainer_version: str) -> str:
     """A crosscoder over ``names`` trained on the collection ``acts_name``."""
     return f"{stage_key(P, 'crosscoder')}-{acts_name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{trainer_version}"
@@ -106,7 +107,7 @@ def sae_baseline_key(P: Params, acts_name: str, tag: str) -> str:
     return f"{stage_key(P, 'crosscoder')}-{acts_name}-{tag}"
 
 
-def noise_model_key(P: Params, tuned: str, seed: int) -> str:
+def noise_model_key(P: Params, tuned: ModelId, seed: int) -> str:
     """A random-update null model of ``tuned`` (keyed by post-training: it is as far from the base as ``tuned``)."""
     return f"{stage_key(P, 'trained')}-{tuned}-seed{seed}"
 

@@ -111,18 +111,19 @@ class RunDir:
             return [Path(f) for f in self.P.external_checkpoints[method]]
         return checkpoint_dirs(self.method(method, seed), self.P.posttrain.n_checkpoints)
 
-    def model(self, name: str, train_seed: int | None = None) -> Path:
-        """Folder of a named model: ``base``, a method (its final checkpoint), ``<method>@<k>`` (checkpoint k) or
-        ``noise+<model>`` (its random-update null, written by notebook 03), post-trained with ``train_seed``
+    def model(self, name: ModelId | str, train_seed: int | None = None) -> Path:
+        """Folder of a model (:class:`~rlgen_utils.run.modelid.ModelId`, or its name): ``base``, a method (its final
+        checkpoint), ``<method>@<k>`` (checkpoint k) or ``noise+<model>`` (its random-update null, written by
+        notebook 03), post-trained with ``train_seed``
         (default the first training seed). A method that these params do not train is a ValueError naming the
         keys to change."""
-        if name == "base":
-            return self.base()
         m = ModelId.parse(name)
+        if m == "base":
+            return self.base()
         if m.null:     # the norm-matched random-update null of a model (notebook 03)
-            self.model(str(m.tuned), train_seed)      # the tuned model must be one these params train
+            self.model(m.tuned, train_seed)      # the tuned model must be one these params train
             seed = self.P.train_seeds[0] if train_seed is None else train_seed
-            return self.path / "nulls" / name.replace("@", "at") / f"seed-{seed}"
+            return self.path / "nulls" / m.slug / f"seed-{seed}"
         method, ckpt = m.method, m.checkpoint
         if method not in self.P.posttrain.methods:
             raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "

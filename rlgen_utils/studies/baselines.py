@@ -18,8 +18,10 @@ from ..method.latent_scaling import betas_LM
 from ..run.artifacts import atomic_dir, is_done, mark_done
 from ..run.config import Params
 from ..run.keys import sae_baseline_key
+from ..run.modelid import BASE, ModelId, ids
 from ..run.session import seed_everything
 from .crosscoder import PairKey, crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
+from .crosscoder import trio as study_trio
 
 # imported inside functions, for their import cost (rlgen_utils.run.imports): sae_lens
 
@@ -31,7 +33,7 @@ def detection_power(P: Params, rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0
     The pair is the base's own activations twice, features planted into the second copy with coefficient
     ``coef_rel · √d_model · U(0.5, 1.5)`` (activations are scaled to mean squared norm d_model). Not cached."""
     c = P.crosscoder
-    store = ActivationStore(ensure_activations(P, ("base", c.sft_method, c.rl_method)))
+    store = ActivationStore(ensure_activations(P, study_trio(P)))
     rows = []
     for seed in seeds:
         planting = detection.Planting.random(list(rates), per_rate, store.d_model, coef_rel * store.d_model ** 0.5,
@@ -54,7 +56,7 @@ def l1_params(P: Params, l1_coeff: float) -> Params:
     return P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"sparsity": "l1", "l1_coeff": l1_coeff})})
 
 
-def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, str, str] | None = None,
+def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str, ...] | None = None,
                         nu_max: float = 0.3) -> pd.DataFrame:
     """The paper's L1 crosscoder beside BatchTopK on the same pairs: for each sparsity (BatchTopK at
     ``crosscoder.k``, L1 at every ``l1_coeffs``) and pair (base–SFT, base–RL, base–base copy), held-out FVU of the
@@ -64,21 +66,21 @@ def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str
     the base's activations and reconstruction error less than ``nu_max`` times as much as the tuned model's).
     Pair crosscoders are keyed and cached like notebook 03's."""
     C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
+    trio = ids(trio) if trio else study_trio(P)   # the given names as ids, or the study's three
     rows = []
     batchtopk = P.model_copy(update={"crosscoder": C.model_copy(update={"sparsity": "batchtopk"})})
     for label, Q in [(f"batchtopk k={C.k}", batchtopk), *[(f"l1 λ={c:g}", l1_params(P, c)) for c in l1_coeffs]]:
         # notebook 03's own pairs when the setting is the params' own; else folders of their own
         tag = "" if Q.crosscoder == C else f"sparsity-{Q.crosscoder.sparsity}-{Q.crosscoder.l1_coeff:g}"
-        for pair in (("base", trio[1]), ("base", trio[2]), ("base", "base")):
-            copy = pair == ("base", "base")
+        for pair in ((BASE, trio[1]), (BASE, trio[2]), (BASE, BASE)):
+            copy = pair == (BASE, BASE)
             cc = ensure_crosscoder(Q, pair, steps=C.pair_steps, source=trio,
                                    tag="-".join(t for t in (tag, "null-copy" if copy else "") if t))
             q = quality(Q, cc, pair, source=trio)
             nrn = latents.nrn_L(cc.dec_norms_LM().detach())
             counts = latents.nrn_counts(nrn[cc.alive_L()], C.nrn_low, C.nrn_high)
             tuned_only = cc.alive_L() & (nrn > C.nrn_high)
-            rows.append({"sparsity": label, "pair": str(PairKey("base", "copy") if copy else PairKey(pair[1])),
+            rows.append({"sparsity": label, "pair": str(PairKey(BASE, "copy") if copy else PairKey(pair[1])),
                          "held-out FVU (tuned slot)": float(q["held-out FVU"].iloc[1]),
                          "mean L0": float(q["mean L0"].iloc[0]), "alive": int(cc.alive_L().sum()),
                          "tuned-only": int(counts["tuned-only"]), "base-only": int(counts["base-only"]),
@@ -87,7 +89,7 @@ def sparsity_comparison(P: Params, l1_coeffs: tuple[float, ...], trio: tuple[str
     return pd.DataFrame(rows)
 
 
-def pair_scaling(P: Params, cc: Crosscoder, pair: tuple[str, str], source: tuple[str, ...], n_batches: int = 16):
+def pair_scaling(P: Params, cc: Crosscoder, pair: tuple[ModelId, ModelId], source: tuple[ModelId, ...], n_batches: int = 16):
     """Latent scaling (:mod:`rlgen_utils.method.latent_scaling`) of a pair crosscoder, the tuned slot's decoder
     directions fitted on ``n_batches`` batches of held-out tokens of the pair's columns in ``source``."""
     it = ActivationStore(ensure_activations(P, source)).batches(
@@ -110,7 +112,7 @@ SAE_BASELINE = "sae-lens"
 """Folder tag of the base's sae-lens SAE (``crosscoders/base-sae-lens/``)."""
 
 
-def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> Path:
+def ensure_sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> Path:
     """The standard per-model baseline beside the crosscoder: a sae-lens BatchTopK SAE trained with sae-lens's own
     trainer on the base's activations of the corpus's training texts (``crosscoder.n_latents`` wide, ``k``,
     ``steps``, ``lr``, batch size as the crosscoder's), saved as a sae-lens inference model (JumpReLU with the
@@ -121,9 +123,9 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> 
     from sae_lens.config import SAETrainerConfig
 
     C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
+    trio = ids(trio) if trio else study_trio(P)   # the given names as ids, or the study's three
     acts = ensure_activations(P, trio)
-    out, key = crosscoder_dir(P, ("base",), SAE_BASELINE), sae_baseline_key(P, acts.name, SAE_BASELINE)
+    out, key = crosscoder_dir(P, (BASE,), SAE_BASELINE), sae_baseline_key(P, acts.name, SAE_BASELINE)
     if is_done(out, key):
         return out
     seed_everything(P.seed)
@@ -139,13 +141,13 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> 
     return out
 
 
-def sae_baseline(P: Params, trio: tuple[str, str, str] | None = None) -> pd.DataFrame:
+def sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> pd.DataFrame:
     """How far each model moved off the base's own dictionary: held-out FVU and mean L0 of the base's sae-lens SAE
     (:func:`ensure_sae_baseline`) on every model's activations of the same held-out tokens (every token read
     once). A tuned model whose FVU rises above the base's uses directions the base's dictionary lacks."""
     from sae_lens import SAE  # ~4 s at import: see ensure_sae_baseline
     C = P.crosscoder
-    trio = trio or ("base", C.sft_method, C.rl_method)
+    trio = ids(trio) if trio else study_trio(P)   # the given names as ids, or the study's three
     sae = SAE.load_from_disk(str(ensure_sae_baseline(P, trio)))
     it = ActivationStore(ensure_activations(P, trio)).batches(C.batch_size, seed=P.seed + 12345, split="heldout",
                                                              epochs=1)

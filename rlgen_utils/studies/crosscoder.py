@@ -8,8 +8,9 @@ Run-folder layout::
     acts/<key>-<models>-ts<training seed>/shard-*.safetensors, index.json, norm.json, DONE.json
     crosscoders/<models>[-<tag>]/crosscoder.safetensors, config.json, log.json, DONE.json (key inside)
 
-Models are named ``base`` or a post-training method (its final checkpoint, first training seed), or
-``<method>@<k>`` for checkpoint ``k``.
+Models are :class:`~rlgen_utils.run.modelid.ModelId` values (``base``, a post-training method's final checkpoint
+or ``<method>@<k>``), post-trained with the first training seed unless a ``train_seed`` is given; stages also take
+their names as text and read them with :func:`~rlgen_utils.run.modelid.ids`.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import activations_key, crosscoder_key
+from ..run.modelid import BASE, ModelId, ids, slug
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
 from ..world import suite
@@ -45,7 +47,7 @@ class PairKey:
     """One two-model crosscoder of the pairwise view: the base against ``tuned``, or a null — ``"copy"`` (the base
     against an exact copy of itself) or ``"noise"`` (against the base moved as far as ``tuned``, at random). Dicts
     of pairs are keyed by it; ``str`` is the label tables, figures and prose show."""
-    tuned: str
+    tuned: ModelId
     null: Literal["", "copy", "noise"] = ""
 
     def __str__(self) -> str:
@@ -54,15 +56,20 @@ class PairKey:
         return f"base–noise like {self.tuned} (null)" if self.null == "noise" else f"base–{self.tuned}"
 
 
+def trio(P: Params) -> tuple[ModelId, ModelId, ModelId]:
+    """The three models of Study A: the base, the SFT and the RL method (``crosscoder.sft_method / rl_method``)."""
+    return (BASE, ModelId(P.crosscoder.sft_method), ModelId(P.crosscoder.rl_method))
+
+
 def layer_of(P: Params, model: Model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 
-def ensure_activations(P: Params, names: tuple[str, ...], train_seed: int | None = None,
+def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | None = None,
                        n_texts: int | None = None) -> Path:
     """Activations of the named models (post-trained with ``train_seed``) on the corpus, or on its first
     ``n_texts`` texts (resumable, keyed)."""
-    ts = P.train_seeds[0] if train_seed is None else train_seed
+    names, ts = ids(names), P.train_seeds[0] if train_seed is None else train_seed
     n_texts = None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts   # the whole corpus: one key
     key = activations_key(P, names, ts, n_texts)
     out = RunDir(P).acts(key)
@@ -96,8 +103,8 @@ def crosscoder_config(P: Params, n_models: int, d_model: int, n_latents: int | N
                             dead_after_tokens=c.dead_after_tokens, seed=P.seed if seed is None else seed)
 
 
-def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = None,
-                      source: tuple[str, ...] | None = None, n_latents: int | None = None,
+def ensure_crosscoder(P: Params, names: tuple[ModelId, ...], steps: int | None = None,
+                      source: tuple[ModelId, ...] | None = None, n_latents: int | None = None,
                       seed: int | None = None, tag: str = "", train_seed: int | None = None,
                       n_texts: int | None = None) -> Crosscoder:
     """A crosscoder over the named models (keyed; reloaded when done). Activations come from ``source``'s
@@ -108,7 +115,8 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     c = P.crosscoder
     steps, n_latents = steps or c.steps, n_latents or c.n_latents
     seed = P.seed if seed is None else seed
-    source = source or names
+    names = ids(names)
+    source = ids(source or names)
     acts = ensure_activations(P, source, train_seed, n_texts)
     columns = [source.index(n) for n in names]
     key = crosscoder_key(P, acts.name, names, steps, n_latents, seed, TRAINER_VERSION)
@@ -128,10 +136,11 @@ def ensure_crosscoder(P: Params, names: tuple[str, ...], steps: int | None = Non
     return cc
 
 
-def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], source: tuple[str, ...] | None = None) -> pd.DataFrame:
+def quality(P: Params, cc: Crosscoder, names: tuple[ModelId, ...], source: tuple[ModelId, ...] | None = None) -> pd.DataFrame:
     """On held-out texts' tokens (never trained on): FVU per model, mean L0, and the fraction of latents that
     fire on none of them ("silent"); beside it the training-time dead fraction. Every held-out token is read once."""
-    source = source or names
+    names = ids(names)
+    source = ids(source or names)
     acts = ensure_activations(P, source)
     it = ActivationStore(acts).batches(P.crosscoder.batch_size, seed=P.seed + 12345,
                                        columns=[source.index(n) for n in names], split="heldout", epochs=1)
@@ -149,14 +158,14 @@ def quality(P: Params, cc: Crosscoder, names: tuple[str, ...], source: tuple[str
                           "silent on held-out": silent, "dead in training": dead} for i, n in enumerate(names)])
 
 
-def crosscoder_dir(P: Params, names: tuple[str, ...], tag: str = "") -> Path:
-    name = "-".join(names).replace("@", "at")
+def crosscoder_dir(P: Params, names: tuple[ModelId, ...], tag: str = "") -> Path:
+    name = slug(names)
     if len(name) > 80:  # long trajectories: a readable prefix and a hash
         name = name[:60] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return RunDir(P).crosscoder(name + (f"-{tag}" if tag else ""))
 
 
-def training_log(P: Params, names: tuple[str, ...], tag: str = "") -> list[dict]:
+def training_log(P: Params, names: tuple[ModelId, ...], tag: str = "") -> list[dict]:
     return read_json(crosscoder_dir(P, names, tag) / "log.json")["log"]
 
 
@@ -169,7 +178,7 @@ def nrn_table(nrn_by_pair: dict, low: float, high: float) -> pd.DataFrame:
     return pd.DataFrame({str(pair): latents.nrn_counts(v, low, high) for pair, v in nrn_by_pair.items()}).T
 
 
-def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float) -> pd.DataFrame:
+def shared_cosines(cc: Crosscoder, names: tuple[ModelId, ...], specific_above: float) -> pd.DataFrame:
     """Mean and quartiles of decoder cosine between each pair of models, over shared alive latents."""
     keep = (latents.owner_L(cc.dec_norms_LM().detach(), specific_above) == -1) & cc.alive_L()
     rows = []
@@ -184,9 +193,9 @@ def shared_cosines(cc: Crosscoder, names: tuple[str, ...], specific_above: float
     return pd.DataFrame(rows)
 
 
-def ensure_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
+def ensure_pairs(P: Params, trio: tuple[ModelId, ModelId, ModelId]) -> dict:
     """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
-    return {PairKey(m): ensure_crosscoder(P, ("base", m), steps=P.crosscoder.pair_steps, source=trio)
+    return {PairKey(m): ensure_crosscoder(P, (BASE, m), steps=P.crosscoder.pair_steps, source=trio)
             for m in trio[1:]}
 
 
@@ -200,7 +209,7 @@ def mas(cc: Crosscoder) -> torch.Tensor:
     return latents.mas_LM(cc.dec_norms_LM().detach())
 
 
-def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...], nulls: dict[str, Crosscoder] | None = None
+def ownership(P: Params, cc: Crosscoder, names: tuple[ModelId, ...], nulls: dict[str, Crosscoder] | None = None
               ) -> pd.DataFrame:
     """How many alive latents each model owns (MAS above ``crosscoder.mas_specific_above``), and how many are
     shared; with ``nulls`` (:func:`ensure_null_trios`) a column per null, its slots named after the real models."""
@@ -211,12 +220,12 @@ def ownership(P: Params, cc: Crosscoder, names: tuple[str, ...], nulls: dict[str
     return table.rename_axis("owner").reset_index() if nulls else table["crosscoder"].rename("latents").reset_index()
 
 
-def tokenizer(P: Params, name: str = "base"):
+def tokenizer(P: Params, name: ModelId | str = BASE):
     """The tokenizer of a named model (for the inspector's contexts)."""
     return loading.load_tokenizer(RunDir(P).model(name))
 
 
-def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches: int = 16,
+def latent_scaling(P: Params, cc: Crosscoder, names: tuple[ModelId, ...], n_batches: int = 16,
                    nu_max: float = 0.3) -> pd.DataFrame:
     """Per tuned model: alive latents it owns by decoder norm (MAS), those specific to it by latent scaling
     against the base (both β ratios below ``nu_max``; :mod:`rlgen_utils.method.latent_scaling`), and both.
@@ -238,14 +247,15 @@ def latent_scaling(P: Params, cc: Crosscoder, names: tuple[str, ...], n_batches:
     return pd.DataFrame(rows)
 
 
-def export_slices(P: Params, cc: Crosscoder, names: tuple[str, ...]) -> pd.DataFrame:
+def export_slices(P: Params, cc: Crosscoder, names: tuple[ModelId, ...]) -> pd.DataFrame:
     """Every model's slice of the crosscoder over ``names`` as a sae-lens SAE on the model's raw residual stream
     (:mod:`rlgen_utils.method.sae_export`), under ``crosscoders/<names>/sae_lens/<model>/``. Written once per
     trained crosscoder (retraining replaces the crosscoder's folder, exports included)."""
+    names = ids(names)
     store = ActivationStore(ensure_activations(P, names))
     rows = []
     for m, name in enumerate(names):
-        out = crosscoder_dir(P, names) / "sae_lens" / name.replace("@", "at")
+        out = crosscoder_dir(P, names) / "sae_lens" / name.slug
         if not (out / "cfg.json").is_file():
             export_sae_lens(cc, m, float(store.scale_M[m]), out, hook_name=f"blocks.{store.layer}.hook_resid_post",
                             model_name=str(RunDir(P).model(name)))

@@ -7,13 +7,14 @@ import pandas as pd
 from ..method import latents
 from ..method.crosscoder import Crosscoder
 from ..run.config import Params
+from ..run.modelid import ModelId
 from .crosscoder import PairKey
 from .findings import Finding, Findings, ident
 from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair
 from .verdicts import Verdict, decide, detection_limit, power_file
 
 
-def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: dict,
+def findings(P: Params, cc3: Crosscoder, names: tuple[ModelId, ...], nrn_by_pair: dict,
              owned: pd.DataFrame | None = None) -> Findings:
     """What the crosscoders show, computed from their decoder norms (never written by hand); ``owned`` is
     :func:`ownership` with the three-model nulls."""
@@ -74,7 +75,7 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[str, ...], nrn_by_pair: di
     return Findings("03_crosscoder", "crosscoders", tuple(items))
 
 
-def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None
+def verdicts(P: Params, names: tuple[ModelId, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None
              ) -> list[Verdict]:
     """The paper's ownership claim — SFT adds many model-specific latents, RL few — decided from the pair
     crosscoders' tuned-only counts, each minus the larger of its two nulls (the identical copy and the base moved
@@ -98,7 +99,7 @@ def verdicts(P: Params, names: tuple[str, ...], nrn_by_pair: dict, owned: pd.Dat
         *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
 
 
-def owned_excess(owned: pd.DataFrame, names: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+def owned_excess(owned: pd.DataFrame, names: tuple[ModelId, ...]) -> dict[str, tuple[int, int, int]]:
     """Per tuned model of the three-model view: latents it owns, the most its slot owns in any null, and the
     excess (owned − that null)."""
     t = owned.set_index("owner")
@@ -110,7 +111,7 @@ def owned_excess(owned: pd.DataFrame, names: tuple[str, ...]) -> dict[str, tuple
     return out
 
 
-def _three_model_verdict(P: Params, names: tuple[str, ...], owned: pd.DataFrame) -> Verdict:
+def _three_model_verdict(P: Params, names: tuple[ModelId, ...], owned: pd.DataFrame) -> Verdict:
     """The ownership claim read from the three-model crosscoder's MAS, each tuned model's count minus the larger
     of what its slot owns in the identical-copy and the random-update three-model nulls."""
     sft, rl = names[1], names[2]

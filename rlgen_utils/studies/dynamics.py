@@ -13,21 +13,21 @@ import numpy as np
 import pandas as pd
 
 from ..method import overlap
-from ..run import modelid
 from ..run.config import Params
+from ..run.modelid import BASE, ModelId, checkpoint_ids
 from . import crosscoder, nulls
 
 if TYPE_CHECKING:
     from ..method.crosscoder import Crosscoder
 
 
-def checkpoint_names(P: Params, method: str) -> list[str]:
-    return modelid.checkpoint_names(method, P.posttrain.n_checkpoints)
+def checkpoint_names(P: Params, method: str) -> list[ModelId]:
+    return checkpoint_ids(method, P.posttrain.n_checkpoints)
 
 
-def trajectory_names(P: Params) -> tuple[str, ...]:
+def trajectory_names(P: Params) -> tuple[ModelId, ...]:
     C = P.crosscoder
-    return ("base", *checkpoint_names(P, C.sft_method), *checkpoint_names(P, C.rl_method))
+    return (BASE, *checkpoint_names(P, C.sft_method), *checkpoint_names(P, C.rl_method))
 
 
 def ensure_trajectory(P: Params, seed: int, train_seed: int | None = None):
@@ -37,7 +37,7 @@ def ensure_trajectory(P: Params, seed: int, train_seed: int | None = None):
     return _ensure(P, trajectory_names(P), seed=seed, tag=trajectory_tag(seed, ts), train_seed=ts)
 
 
-def _ensure(P: Params, names: tuple[str, ...], steps: int | None = None, **kw) -> Crosscoder:
+def _ensure(P: Params, names: tuple[ModelId, ...], steps: int | None = None, **kw) -> Crosscoder:
     """:func:`crosscoder.ensure_crosscoder` with the dynamics section's width, steps (``steps`` for the pairwise
     ones) and texts: every crosscoder of notebook 04 reads the corpus's first ``dynamics.n_texts`` texts."""
     D = P.dynamics
@@ -54,7 +54,7 @@ def ensure_null(P: Params, seed: int) -> Crosscoder:
     activations in every checkpoint's slot, read from the trajectory collection. Its checkpoints differ in nothing,
     so whatever overlap their top-K sets show is the level a real paradigm must beat."""
     names = trajectory_names(P)
-    return _ensure(P, ("base",) * len(names), seed=seed, source=names, tag=f"null-copy-seed{seed}")
+    return _ensure(P, (BASE,) * len(names), seed=seed, source=names, tag=f"null-copy-seed{seed}")
 
 
 def null_table(P: Params) -> pd.DataFrame:
@@ -64,9 +64,9 @@ def null_table(P: Params) -> pd.DataFrame:
     return table.assign(method=[f"null ({m} slots)" for m in table.method])
 
 
-def walk_names(P: Params) -> tuple[str, ...]:
+def walk_names(P: Params) -> tuple[ModelId, ...]:
     """The random-walk null's slots: the base, then every checkpoint's place on its method's random walk."""
-    return ("base", *(modelid.noise_name(n) for n in trajectory_names(P)[1:]))
+    return (BASE, *(n.noise for n in trajectory_names(P)[1:]))
 
 
 def ensure_walk_null(P: Params, seed: int) -> Crosscoder:
@@ -164,7 +164,7 @@ def pairwise_sets(P: Params, method: str) -> list[set]:
     checkpoint's top-K by NRN mapped into the final checkpoint's crosscoder by decoder cosine."""
     D = P.dynamics
     names = trajectory_names(P)
-    ccs = [_ensure(P, ("base", n), steps=D.pair_steps, source=names, tag="pair") for n in checkpoint_names(P, method)]
+    ccs = [_ensure(P, (BASE, n), steps=D.pair_steps, source=names, tag="pair") for n in checkpoint_names(P, method)]
     final = ccs[-1]
     out = []
     for c, cc in enumerate(ccs):

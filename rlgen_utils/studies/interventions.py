@@ -37,6 +37,7 @@ from ..models import loading, scoring
 from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
+from ..run.modelid import ModelId
 from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite
@@ -55,8 +56,7 @@ def study_dir(P: Params) -> Path:
     return RunDir(P).interventions(key(P))
 
 
-def trio(P: Params) -> tuple[str, str, str]:
-    return ("base", P.crosscoder.sft_method, P.crosscoder.rl_method)
+trio = crosscoder.trio
 
 
 # ------------------------------------------------------------------------------------------------ families
@@ -97,7 +97,7 @@ def sample_groups(P: Params, pool: pd.DataFrame) -> dict[str, dict[str, list[int
 @dataclass
 class Bundle:
     """One model with its nnsight wrapper, crosscoder slot and activation scale."""
-    name: str
+    name: ModelId
     model: Any
     tok: Any
     lm: Any
@@ -122,13 +122,13 @@ class Setup:
 
     @cached_property
     def base(self) -> Bundle:
-        return self._bundle("base")
+        return self._bundle(self.names[0])
 
     @cached_property
     def rl(self) -> Bundle:
-        return self._bundle(self.P.crosscoder.rl_method)
+        return self._bundle(self.names[2])
 
-    def _bundle(self, name: str) -> Bundle:
+    def _bundle(self, name: ModelId) -> Bundle:
         path = RunDir(self.P).model(name)
         model, tok = loading.load_model(path, self.P.model.dtype), loading.load_tokenizer(path)
         slot = self.names.index(name)

@@ -19,41 +19,41 @@ from ..models import loading
 from ..run.artifacts import is_done, mark_done
 from ..run.config import Params
 from ..run.keys import noise_model_key, noise_walk_key
-from ..run.modelid import ModelId, checkpoint_names, noise_name
+from ..run.modelid import BASE, ModelId, checkpoint_ids, ids
 from ..run.rundir import RunDir
 from .crosscoder import PairKey, ensure_crosscoder
 
-NULL_PAIR = PairKey("base", "copy")
+NULL_PAIR = PairKey(BASE, "copy")
 
 
-def ensure_null_pair(P: Params, trio: tuple[str, str, str]) -> dict:
+def ensure_null_pair(P: Params, trio: tuple[ModelId, ModelId, ModelId]) -> dict:
     """The identical-model null of the pairwise view: a two-model crosscoder over the base and an exact copy of
     it (the base's activations in both slots, read from the trio's collection), trained like the real pairs.
     Any latent it calls base-only or tuned-only is produced by the method, not by post-training."""
-    return {NULL_PAIR: ensure_crosscoder(P, ("base", "base"), steps=P.crosscoder.pair_steps, source=trio,
+    return {NULL_PAIR: ensure_crosscoder(P, (BASE, BASE), steps=P.crosscoder.pair_steps, source=trio,
                                          tag="null-copy")}
 
 
-def noise_pair(tuned: str) -> PairKey:
+def noise_pair(tuned: ModelId | str) -> PairKey:
     """The random-update null pair of ``tuned``."""
-    return PairKey(tuned, "noise")
+    return PairKey(ModelId.parse(tuned), "noise")
 
 
-def noise_seed(P: Params, tuned: str) -> int:
+def noise_seed(P: Params, tuned: ModelId | str) -> int:
     """The seed of ``tuned``'s random update: its own per model (stable across processes), so the nulls of two
     tuned models move in independent directions (one seed would make them collinear)."""
     return P.seed + zlib.crc32(ModelId.parse(tuned).method.encode()) % 100_000
 
 
-def ensure_noise_model(P: Params, tuned: str) -> Path:
+def ensure_noise_model(P: Params, tuned: ModelId | str) -> Path:
     """The base plus a random update with ``tuned``'s per-tensor norm (:mod:`rlgen_utils.method.perturb`), saved
     once as a model folder (``noise+<tuned>``; keyed by the post-training stage). Checkpoints get theirs from
     :func:`ensure_noise_walk`."""
-    run = RunDir(P)
-    out, key = run.model(noise_name(tuned)), noise_model_key(P, tuned, noise_seed(P, tuned))
+    run, tuned = RunDir(P), ModelId.parse(tuned)
+    out, key = run.model(tuned.noise), noise_model_key(P, tuned, noise_seed(P, tuned))
     if is_done(out, key):
         return out
-    base, t = loading.load_model(run.model("base"), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
+    base, t = loading.load_model(run.model(BASE), P.model.dtype), loading.load_model(run.model(tuned), P.model.dtype)
     _save_moved(P, base, norm_matched_noise(_state(base), _state(t), seed=noise_seed(P, tuned)), out)
     mark_done(out, key, tuned=tuned)
     return out
@@ -64,12 +64,12 @@ def ensure_noise_walk(P: Params, method: str) -> list[Path]:
     base as each checkpoint and as far from the previous one, in random directions (:func:`rlgen_utils.method.
     perturb.norm_matched_walk`). Checkpoints are loaded one at a time; keyed by the post-training stage."""
     run = RunDir(P)
-    names = checkpoint_names(method, P.posttrain.n_checkpoints)
-    outs = [run.model(noise_name(n)) for n in names]
+    names = checkpoint_ids(method, P.posttrain.n_checkpoints)
+    outs = [run.model(n.noise) for n in names]
     key = noise_walk_key(P, method, noise_seed(P, method))
     if all(is_done(o, key) for o in outs):
         return outs
-    base = loading.load_model(run.model("base"), P.model.dtype)
+    base = loading.load_model(run.model(BASE), P.model.dtype)
     ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
     for name, out, moved in zip(names, outs, norm_matched_walk(_state(base), ckpts, seed=noise_seed(P, method))):
         _save_moved(P, base, moved, out)
@@ -88,33 +88,34 @@ def _save_moved(P: Params, model, moved: dict[str, torch.Tensor], out: Path) -> 
     with torch.no_grad():
         for k, v in moved.items():
             params[k].copy_(v)
-    loading.save_model(model, loading.load_tokenizer(RunDir(P).model("base")), out)
+    loading.save_model(model, loading.load_tokenizer(RunDir(P).model(BASE)), out)
 
 
-def noise_trio(trio: tuple[str, ...]) -> tuple[str, ...]:
+def noise_trio(trio: tuple[ModelId, ...]) -> tuple[ModelId, ...]:
     """The base and each tuned model's random-update null (``noise+<model>``), in the trio's slots."""
-    return ("base", *(noise_name(m) for m in trio[1:]))
+    return (BASE, *(m.noise for m in ids(trio)[1:]))
 
 
-def ensure_noise_pairs(P: Params, trio: tuple[str, str, str]) -> dict:
+def ensure_noise_pairs(P: Params, trio: tuple[ModelId, ModelId, ModelId]) -> dict:
     """The random-update null of the pairwise view, per tuned model: a two-model crosscoder over the base and the
     base moved as far as that model, at random (read from the null trio's collection), trained like the real
     pairs. Latents it calls tuned-only come from *any* change of that size, not from what post-training learnt."""
-    for m in trio[1:]:
+    tuned = ids(trio)[1:]
+    for m in tuned:
         ensure_noise_model(P, m)
-    return {noise_pair(m): ensure_crosscoder(P, ("base", noise_name(m)), steps=P.crosscoder.pair_steps,
-                                                  source=noise_trio(trio)) for m in trio[1:]}
+    return {noise_pair(m): ensure_crosscoder(P, (BASE, m.noise), steps=P.crosscoder.pair_steps,
+                                                  source=noise_trio(trio)) for m in tuned}
 
 
 COPY_TRIO, NOISE_TRIO = "identical copies (null)", "random updates (null)"
 """Labels of the three-model view's nulls (:func:`ensure_null_trios`)."""
 
 
-def ensure_null_trios(P: Params, trio: tuple[str, str, str]) -> dict[str, Crosscoder]:
+def ensure_null_trios(P: Params, trio: tuple[ModelId, ModelId, ModelId]) -> dict[str, Crosscoder]:
     """The three-model view's nulls, trained exactly like the real three-model crosscoder: the base's activations
     in every slot (read from the trio's collection), and the base with each tuned model's slot holding the base
     moved as far as that model at random. What they own is what the method, or any change of that size, makes."""
     for m in trio[1:]:
         ensure_noise_model(P, m)
-    return {COPY_TRIO: ensure_crosscoder(P, ("base",) * len(trio), source=trio, tag="null-copy"),
+    return {COPY_TRIO: ensure_crosscoder(P, (BASE,) * len(trio), source=trio, tag="null-copy"),
             NOISE_TRIO: ensure_crosscoder(P, noise_trio(trio))}
