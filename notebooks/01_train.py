@@ -106,10 +106,24 @@ train.in_domain_summary(P, base_scores)
 train.base_table(P, base_scores)
 
 # %% [markdown]
+# ## Which SFT: a learning rate and checkpoint chosen by in-domain validation
+#
+# No params value names SFT's learning rate. `posttrain.sft_sweep` is a grid (one of its rates is GRPO's); SFT
+# trains at every rate on the first training seed for `posttrain.sft.epochs` passes with warm-up and decay
+# (`posttrain.sft`), and every checkpoint is scored on the in-domain *validation* prompts (training-split prompts no
+# method trains on; the test sets stay unseen). The best (rate, checkpoint) — a tie goes to the smaller rate and the
+# earlier checkpoint — is the `sft` that notebooks 02–06 analyse, that the other training seeds train at, and that
+# SFT → GRPO / SFT → DPO start from. The other rates stay for notebook 02's matched-KL and matched-gain comparisons.
+
+# %%
+choice = train.ensure_sft_choice(P)
+train.sft_choice_table(P)
+
+# %% [markdown]
 # ## Post-training: SFT, GRPO, RLOO, DPO — and SFT → GRPO, SFT → DPO
 #
-# All methods start from the base (or, for the SFT → X pairs of Study B, from the final SFT model) and train for
-# the same number of epochs over **the same in-domain prompts**:
+# All methods start from the base (or, for the SFT → X pairs of Study B, from the chosen SFT model) and train on
+# **the same in-domain prompts** (SFT for its own number of passes, the others for `posttrain.epochs`):
 #
 # * **SFT** — cross-entropy on gold solutions (loss on the completion only), written in a *teacher* style that is
 #   rare in pretraining (`take 37, add 8: 45, sub 3: 42 ####42`; `posttrain.sft_style`), as a teacher's traces
@@ -139,14 +153,3 @@ train.posttrain_table(P, logs, base_scores)
 # checkpoint. Notebook 02 evaluates every model and checkpoint on every family with confidence intervals; this
 # notebook only checks that each paradigm learned the in-domain task.
 
-# %% [markdown]
-# ## SFT at several learning rates
-#
-# SFT's default learning rate is ten times GRPO's, so "SFT forgets, RL doesn't" could be "a bigger step forgets
-# more". `posttrain.sft_sweep` trains SFT at further rates (first training seed; one of them GRPO's), so notebook
-# 02 can compare SFT and RL at matched KL from the base or matched in-domain gain, and say which rate in-domain
-# *validation* accuracy would have chosen.
-
-# %%
-sweep = train.ensure_sft_sweep(P)
-{f"lr={lr:g}": str(path.relative_to(P.run_dir)) for lr, path in sweep.items()}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_all_six_notebooks_run_in_bfloat16(write_params):
     # SFT and GRPO only: every stage's bf16 path, without the six methods' cost (bf16 matmuls are slow on CPUs)
     path = write_params({"name": "smoke-bf16", "model": {"dtype": "bfloat16"},
-                         "posttrain": {"methods": ["sft", "grpo"], "sft_sweep": []}})
+                         "posttrain": {"methods": ["sft", "grpo"], "sft_sweep": [1.0e-3]}})
     r = subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--no-report"], cwd=ROOT,
                        capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

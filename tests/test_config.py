@@ -17,6 +17,8 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"posttrain": {"grpo": {"num_generations": 3, "completions_per_step": 8}}}, "posttrain.grpo.completions_per_step"),
     ({"tasks": {"min_ops": 3, "max_ops": 2}}, "tasks.max_ops"),
     ({"posttrain": {"sft_sweep": [1e-4, 1e-4]}}, "posttrain.sft_sweep"),
+    ({"posttrain": {"sft": {"lr": 1e-3}}}, "posttrain.sft.lr"),   # validation chooses SFT's rate; params cannot
+    ({"posttrain": {"sft_sweep": []}}, "posttrain.sft_sweep"),    # SFT trained here needs a grid to choose from
     ({"tasks": {"teacher_rate": 1.5}}, "tasks.teacher_rate"),
     ({"eval": {"preregistration": "prereg/nonexistent.yaml"}}, "eval.preregistration"),
     ({"model": {"organism": {"d_model": 30, "n_heads": 4}}}, "model.organism.n_heads"),

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rlgen_utils.run.preregistration import Expectation, Preregistration
-from rlgen_utils.studies import evaluate, forgetting, prereg, render
+from rlgen_utils.studies import evaluate, forgetting, prereg, render, train
 from rlgen_utils.world import suite
 
 
@@ -85,15 +85,20 @@ def test_outcome_table_checks_each_family_and_the_pooled_class(monkeypatch):
     assert table.agree.all()
 
 
-def test_sweep_table_chooses_one_rate_by_validation_and_a_tie_goes_to_the_smallest():
-    """The likely mistake: flagging every rate that ties for the best validation accuracy as "chosen"."""
-    post = SimpleNamespace(sft_sweep=[3e-5, 1e-4, 3e-4], sft=SimpleNamespace(lr=3e-4), grpo=SimpleNamespace(lr=3e-5))
+def test_validation_chooses_one_rate_and_checkpoint_and_a_tie_goes_to_the_smaller_and_earlier():
+    """The likely mistakes: taking the last checkpoint or the largest rate when validation ties, or flagging every
+    rate that ties as chosen."""
+    grid = pd.DataFrame({"lr": [3e-5, 3e-5, 1e-4, 1e-4, 3e-4, 3e-4], "checkpoint": [1, 2, 1, 2, 1, 2],
+                         "validation accuracy": [0.2, 0.3, 0.5, 0.5, 0.5, 0.4]})
+    assert train.choose(grid) == {"lr": 1e-4, "checkpoint": 1, "validation accuracy": 0.5}
+    assert train.choose(grid[grid.lr == 3e-5])["checkpoint"] == 2, "within a rate, the better checkpoint"
+    post = SimpleNamespace(sft_sweep=[3e-5, 1e-4, 3e-4], grpo=SimpleNamespace(lr=3e-5))
     P = SimpleNamespace(train_seeds=[0], posttrain=post, crosscoder=SimpleNamespace(rl_method="grpo"))
-    methods = ["sft-lr3e-05", "sft-lr0.0001", "sft", "grpo"]
+    methods = ["sft-lr3e-05", "sft", "sft-lr0.0003", "grpo"]
     moved = pd.DataFrame({"method": methods, "seed": 0, "final": True, "kl": [0.1, 0.2, 0.4, 0.02],
                           "Δ in-domain": [0.0, 0.1, 0.1, 0.3], "Δ OOD": [0.0, -0.1, -0.2, 0.0]})
     val = pd.DataFrame({"model": ["sft lr=3e-05", "sft lr=0.0001", "sft lr=0.0003", "grpo lr=3e-05"],
                         "validation accuracy": [0.2, 0.5, 0.5, 0.7]})
-    t = forgetting.sweep_table(P, moved, val).set_index("model")
+    t = forgetting.sweep_table(P, moved, val, chosen=1e-4).set_index("model")
     assert t["chosen by validation"].fillna(False).tolist() == [False, True, False, False]
-    assert t.loc["sft lr=0.0003", "in params"] and t.loc["grpo lr=3e-05", "KL"] == 0.02
+    assert t.loc["sft lr=0.0001", "KL"] == 0.2 and t.loc["grpo lr=3e-05", "KL"] == 0.02

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from rlgen_utils.run import config, launch
 
 ROOT = Path(__file__).resolve().parents[1]
-TWO = {"posttrain": {"methods": ["sft", "grpo"], "sft_sweep": []}}
+TWO = {"posttrain": {"methods": ["sft", "grpo"], "sft_sweep": [1.0e-3]}}
 
 
 def test_the_launch_command_names_the_engine_the_ranks_and_the_module(write_params):
@@ -59,8 +59,10 @@ def test_every_shipped_accelerate_config_is_yaml_an_engine_can_read():
 
 
 def _train(params: Path, method: str) -> subprocess.Popen:
+    """Train one method (SFT at its grid's one rate, 1e-3) in a process of its own."""
     code = ("import sys; from rlgen_utils.run import config, session; from rlgen_utils.studies import train; "
-            "P = config.load_params(sys.argv[1]); session.init(P); train.train_one(P, sys.argv[2], 0)")
+            "P = config.load_params(sys.argv[1]); session.init(P); "
+            "train.train_one(P, sys.argv[2], 0, 1e-3 if sys.argv[2] == 'sft' else None)")
     return subprocess.Popen([sys.executable, "-c", code, str(params), method], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -81,7 +83,7 @@ def test_two_processes_in_micro_batches_finish_resume_after_a_kill_and_match_one
         assert p.returncode == 0, out[-4000:]
     # two ranks: kill the whole launch once the second SFT checkpoint is written, then run again
     proc = _train(two, "sft")
-    marker = config.load_params(two).run_dir / "posttrain" / "sft" / "seed-0" / "checkpoint-2" / "DONE.json"
+    marker = config.load_params(two).run_dir / "posttrain" / "sft-lr0.001" / "seed-0" / "checkpoint-2" / "DONE.json"
     t0 = time.time()
     while not marker.is_file() and proc.poll() is None and time.time() - t0 < 600:
         time.sleep(0.2)
@@ -100,7 +102,7 @@ def test_two_processes_in_micro_batches_finish_resume_after_a_kill_and_match_one
     # (an update of ~lr wherever a gradient component is tiny) carry that float32 rounding into every tensor, so
     # the runs agree as one training, not bit for bit: measured, their difference is 0.4–0.6 % of the update
     base = load_file(str(config.load_params(two).run_dir / "base" / "model.safetensors"))
-    a, b = _final(one, "sft"), _final(two, "sft")
+    a, b = _final(one, "sft-lr0.001"), _final(two, "sft-lr0.001")
     apart = sum(((a[k] - b[k]) ** 2).sum() for k in a) ** 0.5
     update = sum(((a[k] - base[k]) ** 2).sum() for k in a) ** 0.5
     assert update > 0 and apart / update < 0.02, \

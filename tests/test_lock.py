@@ -53,7 +53,7 @@ def test_a_second_runner_waits_and_says_so_once(tmp_path):
 
 @pytest.mark.slow
 def test_two_runners_started_together_leave_one_complete_run_folder(write_params):
-    path = write_params({"posttrain": {"methods": ["sft", "grpo"], "sft_sweep": []}})
+    path = write_params({"posttrain": {"methods": ["sft", "grpo"], "sft_sweep": [1.0e-3]}})
     cmd = [sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "01_train", "--no-report"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
@@ -61,7 +61,7 @@ def test_two_runners_started_together_leave_one_complete_run_folder(write_params
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     assert sum("waiting for it to finish" in o for o in outs) == 1, "exactly one of the two must have waited"
     run = path.parent / "runs" / "smoke"
-    for m in ("sft", "grpo"):
+    for m in ("sft-lr0.001", "grpo"):   # sft: its grid's one rate
         ckpt = run / "posttrain" / m / "seed-0" / "checkpoint-5"
         assert (ckpt / "DONE.json").is_file() and (ckpt / "model.safetensors").is_file()
     # the loop's opening line (0/5) is always printed; later lines only every 10 s, so a fast machine may skip 1/5

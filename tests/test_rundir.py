@@ -42,6 +42,7 @@ def test_a_symlinked_run_folder_that_points_elsewhere_is_refused(write_params, t
 def test_every_path_of_a_run_lies_inside_its_folder(write_params):
     P = config.load_params(write_params({"name": "ok.run-1"}))
     run = RunDir(P)
+    _choose(run, 1e-3, 2)
     assert run.path.parent == run.path.parent.resolve() and run.path.name == "ok.run-1"
     for p in (run.organism_base, run.pretrain("k"), run.pretrain_log, run.base_eval, run.method("sft", 0),
               *run.checkpoints("sft", 0), run.eval, run.acts("k"), run.crosscoder("x"), run.circuits("k"),
@@ -116,7 +117,27 @@ def test_named_models_resolve_to_the_same_folders_as_before(write_params):
     them (``sft@2`` the second checkpoint, ``noise+sft@2`` under ``nulls/noise+sftat2``)."""
     P = config.load_params(write_params())
     run = RunDir(P)
+    _choose(run, 1e-3, P.posttrain.n_checkpoints)
     assert run.model("sft@2") == run.checkpoints("sft", P.train_seeds[0])[1]
     assert run.model("sft") == run.checkpoints("sft", P.train_seeds[0])[-1]
     assert run.model("noise+sft@2") == run.path / "nulls" / "noise+sftat2" / f"seed-{P.train_seeds[0]}"
     assert checkpoint_ids("grpo", 3) == ["grpo@1", "grpo@2", "grpo@3"] and ModelId("grpo", 3).noise == "noise+grpo@3"
+
+
+def _choose(run: RunDir, lr: float, checkpoint: int) -> None:
+    """Write notebook 01's SFT choice as ``train.ensure_sft_choice`` does."""
+    run.sft_choice_path.parent.mkdir(parents=True, exist_ok=True)
+    run.sft_choice_path.write_text(json.dumps({"lr": lr, "checkpoint": checkpoint}))
+
+
+def test_sft_is_the_rate_and_checkpoint_validation_chose_and_nothing_before_the_choice(write_params):
+    """``sft`` names no folder of its own: it is the grid run validation chose, at the chosen checkpoint; asked for
+    before notebook 01 chose, it is one error saying so (never a silent default rate)."""
+    P = config.load_params(write_params())
+    run, seed = RunDir(P), P.train_seeds[0]
+    with pytest.raises(FileNotFoundError, match="chosen by in-domain validation"):
+        run.model("sft")
+    _choose(run, 1e-4, 2)
+    assert run.method("sft", seed) == run.path / "posttrain" / "sft-lr0.0001" / f"seed-{seed}"
+    assert run.model("sft") == run.model("sft@2") == run.checkpoints("sft-lr0.0001", seed)[1]
+    assert run.final_checkpoint("sft") == 2 and run.final_checkpoint("grpo") == P.posttrain.n_checkpoints

@@ -75,8 +75,10 @@ def test_evaluate_notebook_writes_per_sample_scores_and_selection_sets(smoke_run
         assert len(ids) == len(set(ids)) == P.interventions.pool_per_family, f"{fam}: the four sets partition the pool"
     moved = json.loads((P.run_dir / "eval" / "movement" / "sft" / f"seed-{P.seed}" / "checkpoint-5.json").read_text())
     assert moved["kl"] > 0 and moved["changed"]["1e-06"] > 0, "SFT moves the model (smoke GRPO may not: no reward)"
-    sweep = P.run_dir / "eval" / "sweep" / "sft-lr0.0001" / f"seed-{P.seed}" / "checkpoint-5.parquet"
-    assert sweep.is_file(), "the SFT sweep's extra model is scored"
+    chosen = RunDir(P).sft_choice()["lr"]
+    other = [lr for lr in P.posttrain.sft_sweep if lr != chosen]
+    assert len(other) == 1 and list((P.run_dir / "eval" / "sweep" / train.sweep_name(other[0])).glob("seed-*/*.parquet")), \
+        "the SFT grid's other rate is scored"
 
 
 def test_crosscoder_notebook_trains_and_saves_reloadable_crosscoders(smoke_run):
@@ -279,7 +281,9 @@ def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smo
             assert changed == signal, f"{m}: weights changed={changed} but mixed-reward groups={signal}"
         else:
             assert changed, f"{m} did not change its starting model"
-    assert train.start_dir(P, "sft_grpo", P.seed) == RunDir(P).checkpoints("sft", P.seed)[-1]
+    assert train.start_dir(P, "sft_grpo", P.seed) == RunDir(P).model("sft", P.seed), "SFT → X starts from the chosen"
+    c = RunDir(P).sft_choice()
+    assert (c["lr"], c["checkpoint"]) == tuple(train.choose(train.sft_validation(P)).values())[:2]
 
 
 def test_rerun_with_unchanged_params_trains_nothing(smoke_run, monkeypatch):

@@ -101,6 +101,41 @@ def dpo_rows(model: Model, tokenizer: Tokenizer, examples: list[tasks.Example], 
     return rows
 
 
+def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
+    """The learning-rate multiplier at optimizer step ``step`` (0-based) of a ``total``-step run: a linear
+    warm-up over the first ``warmup`` share of steps, then ``constant``, ``linear`` decay to 0 or ``cosine``
+    decay to 0 over the rest (as transformers' schedules, but over the whole run rather than one segment)."""
+    w = round(warmup * total)
+    if step < w:
+        return step / w
+    progress = (step - w) / max(1, total - w)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+def segment_steps(algorithm: str, segs: list[Segment], pcfg) -> list[int]:
+    """Optimizer steps of each segment (one per global batch)."""
+    if algorithm in ("grpo", "rloo"):
+        c = getattr(pcfg, algorithm)
+        return [math.ceil(len(s.rows) * c.num_generations / c.completions_per_step) for s in segs]
+    size = pcfg.sft.batch_size if algorithm == "sft" else pcfg.dpo.batch_size
+    return [math.ceil(len(s.rows) / size) for s in segs]
+
+
+def _schedule(optimizer: torch.optim.Optimizer, lr: float, offset: int, total: int, cfg):
+    """A scheduler for one segment that continues the whole run's schedule from step ``offset``: every segment
+    (and a resumed one) sets the same rate at the same global step."""
+    import torch
+
+    for group in optimizer.param_groups:   # the base rate, whatever the previous segment left in the groups
+        group["lr"] = group["initial_lr"] = lr
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(offset + s, total, cfg.warmup, cfg.schedule))
+
+
 def _common_args(seed: int, lr: float, batch_size: int, max_steps: int, micro_batches: int = 1) -> dict:
     """trl arguments shared by every method; ``batch_size`` is global: under ``accelerate launch`` each of the
     ranks takes an equal slice, fed in ``micro_batches`` gradient-accumulation steps (params check that it
@@ -116,9 +151,12 @@ def _common_args(seed: int, lr: float, batch_size: int, max_steps: int, micro_ba
 
 def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: list[dict], seed: int,
                   pcfg, optimizer: torch.optim.Optimizer,
-                  ref_model: Model | None = None, reward=answer_reward, micro_batches: int = 1):
+                  ref_model: Model | None = None, reward=answer_reward, micro_batches: int = 1,
+                  lr: float | None = None, steps_done: int = 0, steps_total: int = 0):
     """A trl trainer for one segment; the optimizer is ours so its moments carry across segments.
-    ``micro_batches`` (``compute.micro_batches``) splits each global batch into gradient-accumulation steps."""
+    ``micro_batches`` (``compute.micro_batches``) splits each global batch into gradient-accumulation steps.
+    SFT trains at ``lr`` (one rate of ``posttrain.sft_sweep``) on ``posttrain.sft``'s schedule, continued from
+    step ``steps_done`` of ``steps_total``."""
     from datasets import Dataset
 
     ds = Dataset.from_list(seg_rows)
@@ -126,10 +164,13 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
     if algorithm == "sft":
         from trl import SFTConfig, SFTTrainer
         c = pcfg.sft
-        args = SFTConfig(**_common_args(seed, c.lr, c.batch_size, math.ceil(n / c.batch_size), micro_batches),
+        if lr is None:
+            raise ValueError("sft: a learning rate from posttrain.sft_sweep is required")
+        steps = math.ceil(n / c.batch_size)
+        args = SFTConfig(**_common_args(seed, lr, c.batch_size, steps, micro_batches),
                          completion_only_loss=True, max_length=256, packing=False)
         return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-                          optimizers=(optimizer, None))
+                          optimizers=(optimizer, _schedule(optimizer, lr, steps_done, steps_total or steps, c)))
     if algorithm in ("grpo", "rloo"):
         c = getattr(pcfg, algorithm)
         steps = math.ceil(n * c.num_generations / c.completions_per_step)
@@ -158,16 +199,20 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
 
 def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params: Params, key: str,
                  seed: int, curve_examples: list[tasks.Example] | None = None,
-                 curve_verify: Callable[[str, tasks.Example], bool] = generation.exact) -> Path:
+                 curve_verify: Callable[[str, tasks.Example], bool] = generation.exact,
+                 sft_lr: float | None = None) -> Path:
     """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
     resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily with
-    ``curve_verify`` after each segment for the training curves."""
+    ``curve_verify`` after each segment for the training curves. SFT trains at ``sft_lr``, for
+    ``posttrain.sft.epochs`` passes (default ``posttrain.epochs``)."""
     import torch
 
     quiet_libraries()
     pcfg = params.posttrain
     algorithm = ALGORITHM[method]
-    segs = segments(rows, pcfg.epochs, pcfg.n_checkpoints, seed)
+    epochs = (pcfg.sft.epochs or pcfg.epochs) if algorithm == "sft" else pcfg.epochs
+    segs = segments(rows, epochs, pcfg.n_checkpoints, seed)
+    steps = segment_steps(algorithm, segs, pcfg)
     ckpts = checkpoint_dirs(method_dir, pcfg.n_checkpoints)
     todo = [s for s in segs if not is_done(ckpts[s.index], key)]
     if not todo:
@@ -176,14 +221,18 @@ def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict
     ref_model = loading.load_model(start_dir, params.model.dtype) if algorithm == "dpo" else None
     first = todo[0].index
     model = loading.load_model(ckpts[first - 1] if first else start_dir, params.model.dtype)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=_lr(pcfg, algorithm), weight_decay=0.0)
+    lr = sft_lr if algorithm == "sft" else _lr(pcfg, algorithm)
+    if lr is None:
+        raise ValueError(f"{method}: SFT trains at one rate of posttrain.sft_sweep; none was given")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     if first:
         load_optimizer(optimizer, ckpts[first - 1])
     for seg in progress(todo, desc=f"{method} seed {seed}", initial=first, total=len(segs),
                         disable=not launch.is_main()):
         seed_everything(seg.seed)
         trainer = build_trainer(algorithm, model, tokenizer, seg.rows, seg.seed, pcfg, optimizer, ref_model,
-                                micro_batches=params.compute.micro_batches)
+                                micro_batches=params.compute.micro_batches, lr=lr,
+                                steps_done=sum(steps[:seg.index]), steps_total=sum(steps))
         _quiet(trainer)
         trainer.train()
         model.eval()

@@ -130,8 +130,22 @@ class PretrainCfg(Strict):
 
 
 class SFTCfg(Strict):
-    lr: float = Field(default=5e-4, gt=0, lt=1)
+    """SFT's optimiser settings. Its learning rate is not here: in-domain validation chooses it (and the checkpoint)
+    from ``posttrain.sft_sweep`` (:func:`rlgen_utils.studies.train.ensure_sft_choice`)."""
     batch_size: int = Field(default=16, ge=1)
+    epochs: int | None = Field(default=None, ge=1, description="SFT's passes over the training prompts (default "
+                               "posttrain.epochs): imitation of an off-policy style needs more passes than RL")
+    warmup: float = Field(default=0.0, ge=0, lt=1, description="share of SFT's optimizer steps warmed up linearly")
+    schedule: Literal["constant", "linear", "cosine"] = Field(default="constant", description="SFT's learning-rate "
+                                                             "decay over the whole run (every segment together)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_rate(cls, data):
+        if isinstance(data, dict) and "lr" in data:
+            raise ValueError("lr: SFT's learning rate is chosen by in-domain validation; list candidate rates in "
+                             "posttrain.sft_sweep instead")
+        return data
 
 
 class OnlineRLCfg(Strict):
@@ -167,8 +181,9 @@ class PosttrainCfg(Strict):
     n_checkpoints: int = Field(default=5, ge=1, le=50)
     sft_style: Literal["teacher", "pretraining"] = Field(default="teacher", description="task world: SFT/DPO gold "
                                                          "in the teacher style (rare in pretraining) or the corpus's")
-    sft_sweep: list[float] = Field(default=[], description="extra SFT learning rates trained on the first seed, "
-                                   "for comparing SFT and RL at matched KL / in-domain gain")
+    sft_sweep: list[float] = Field(default=[], description="SFT's learning-rate grid, trained on the first seed: "
+                                   "in-domain validation picks the rate and checkpoint that is `sft`; the others "
+                                   "serve the matched-KL and matched-gain comparisons")
     sft: SFTCfg = Field(default_factory=SFTCfg)
     grpo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
     rloo: OnlineRLCfg = Field(default_factory=OnlineRLCfg)
@@ -427,6 +442,9 @@ class Params(Strict):
             raise ValueError("pretrain: is required when model.name_or_path is 'organism'")
         self._check_trained_elsewhere()
         self._check_divisible_batches()
+        if "sft" in self.posttrain.methods and "sft" not in self.models and not self.posttrain.sft_sweep:
+            raise ValueError("posttrain.sft_sweep: list SFT's candidate learning rates (one or more): in-domain "
+                             "validation chooses the SFT model from them")
         known = {"base", *self.posttrain.methods}
         for i, pair in enumerate(self.circuits.pairs or []):
             for name in pair:

@@ -16,6 +16,7 @@ trained        model, tasks, pretrain, posttrain, data, eval                    
                (post-training checkpoints *and* their evaluation: the curves
                inside training read the eval section, so both share one key)
 activations    trained − eval + the crosscoder's corpus fields                   crosscoder training fields
+               (and SFT's grid, which chooses the sft model)
 crosscoder     crosscoder (+ the activation key and the model names, see
                ``studies.crosscoder``)
 circuits       trained + circuits                                                circuits.pairs
@@ -37,7 +38,11 @@ from .modelid import ModelId, slug
 
 _UPSTREAM = ("model", "tasks", "pretrain")
 _TRAINED = (*_UPSTREAM, "posttrain", "data", "eval")
-_LISTS = ("posttrain.methods", "posttrain.seeds", "posttrain.sft_sweep", "eval.preregistration")
+_AFTER = ("posttrain.methods", "posttrain.seeds", "eval.preregistration")
+_LISTS = (*_AFTER, "posttrain.sft_sweep")
+# Adding a rate to SFT's grid retrains nothing (each SFT run is keyed by its own rate), but it may change which
+# run validation chooses as `sft`: the stages that read `sft` (activations, circuits, interventions) keep the grid
+# in their key; notebook 02's scores name the choice itself (studies.evaluate.eval_key).
 
 CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens", "collect_batch_size")
 """Crosscoder fields that change the activations collected (the rest only change crosscoder training)."""
@@ -54,11 +59,11 @@ STAGES: dict[str, StageKey] = {
     "base_eval": StageKey((*_UPSTREAM, "data", "eval"), ("eval.preregistration",)),
     "trained": StageKey(_TRAINED, _LISTS),
     "activations": StageKey((*_UPSTREAM, "posttrain", "data", "crosscoder"),
-                            _LISTS + tuple(f"crosscoder.{f}" for f in CrosscoderCfg.model_fields
+                            _AFTER + tuple(f"crosscoder.{f}" for f in CrosscoderCfg.model_fields
                                            if f not in CORPUS_FIELDS)),
     "crosscoder": StageKey(("crosscoder",)),
-    "circuits": StageKey((*_TRAINED, "circuits"), (*_LISTS, "circuits.pairs")),
-    "interventions": StageKey((*_TRAINED, "crosscoder", "interventions"), _LISTS),
+    "circuits": StageKey((*_TRAINED, "circuits"), (*_AFTER, "circuits.pairs")),
+    "interventions": StageKey((*_TRAINED, "crosscoder", "interventions"), _AFTER),
     "families": StageKey(("tasks", "data", "eval"), ("eval.preregistration",)),
 }
 

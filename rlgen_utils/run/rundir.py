@@ -6,6 +6,7 @@ Layout (each stage's module documents its own files)::
         base/                      the organism's base model (a local HF model is used where it is)
         pretrain/<key>/step-*/     resumable pretraining checkpoints        pretrain_log.json, base_eval.json
         posttrain/<method>/seed-<s>/checkpoint-{1..N}/                      notebook 01
+        posttrain/sft-lr<rate>/…   SFT's grid; posttrain/sft/choice.json the rate and checkpoint that are sft
         eval/                      per-model score Parquets, per_sample.parquet, pools.json, movement/   notebook 02
         acts/<key>/                activation shards                         notebook 03
         crosscoders/<models>/      crosscoders                               notebooks 03, 04
@@ -23,6 +24,7 @@ naming the key; ``load_params`` turns it into a one-line params error before any
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,11 @@ SOURCE_DIRS = (".git", ".ci", "benchmarks", "data", "docs", "notebooks", "params
 def repo_path(name: str | Path) -> Path:
     """A path named in params: absolute as written, else relative to the repository."""
     return Path(name) if Path(name).is_absolute() else REPO / name
+
+
+def sft_run_name(lr: float) -> str:
+    """The folder name of SFT trained at ``lr`` (one rate of ``posttrain.sft_sweep``): ``sft-lr0.001``."""
+    return f"sft-lr{lr:g}"
 
 
 def checkpoint_dirs(method_dir: Path, n: int) -> list[Path]:
@@ -102,7 +109,28 @@ class RunDir:
         return self.path / "base_eval.json"
 
     def method(self, method: str, seed: int) -> Path:
+        """Folder of one (method, training seed); ``sft`` is the run of the learning rate that in-domain
+        validation chose (:attr:`sft_choice_path`), ``sft-lr<rate>`` any rate of the grid."""
+        if method == "sft" and method not in self.P.models:
+            method = sft_run_name(self.sft_choice()["lr"])
         return self.path / "posttrain" / method / f"seed-{seed}"
+
+    @property
+    def sft_choice_path(self) -> Path:
+        return self.path / "posttrain" / "sft" / "choice.json"
+
+    def sft_choice(self) -> dict:
+        """The SFT learning rate and checkpoint chosen by in-domain validation (written by notebook 01)."""
+        if not self.sft_choice_path.is_file():
+            raise FileNotFoundError(f"{self.sft_choice_path}: SFT's learning rate and checkpoint are chosen by "
+                                    f"in-domain validation in notebook 01; run it first")
+        return json.loads(self.sft_choice_path.read_text())
+
+    def final_checkpoint(self, method: str) -> int:
+        """Which checkpoint (1 … N) stands for ``method``: the last, or for ``sft`` the one validation chose."""
+        if method == "sft" and method not in self.P.models:
+            return int(self.sft_choice()["checkpoint"])
+        return self.P.posttrain.n_checkpoints
 
     def checkpoints(self, method: str, seed: int) -> list[Path]:
         """``checkpoint-1 … checkpoint-N`` of one (method, training seed), whether trained yet or not; for a method
@@ -111,13 +139,21 @@ class RunDir:
             return [Path(f) for f in self.P.external_checkpoints[method]]
         return checkpoint_dirs(self.method(method, seed), self.P.posttrain.n_checkpoints)
 
+    def check_model(self, name: ModelId | str) -> ModelId:
+        """``name`` as an id, if these params make that model; else a ValueError naming the keys to change."""
+        m = ModelId.parse(name)
+        if m != "base" and m.method not in self.P.posttrain.methods:
+            raise ValueError(f"model {name!r}: method {m.method!r} is not in posttrain.methods "
+                             f"(set crosscoder.sft_method / crosscoder.rl_method to trained methods)")
+        return m
+
     def model(self, name: ModelId | str, train_seed: int | None = None) -> Path:
         """Folder of a model (:class:`~rlgen_utils.run.modelid.ModelId`, or its name): ``base``, a method (its final
         checkpoint), ``<method>@<k>`` (checkpoint k) or ``noise+<model>`` (its random-update null, written by
         notebook 03), post-trained with ``train_seed``
         (default the first training seed). A method that these params do not train is a ValueError naming the
         keys to change."""
-        m = ModelId.parse(name)
+        m = self.check_model(name)
         if m == "base":
             return self.base()
         if m.null:     # the norm-matched random-update null of a model (notebook 03)
@@ -125,11 +161,8 @@ class RunDir:
             seed = self.P.train_seeds[0] if train_seed is None else train_seed
             return self.path / "nulls" / m.slug / f"seed-{seed}"
         method, ckpt = m.method, m.checkpoint
-        if method not in self.P.posttrain.methods:
-            raise ValueError(f"model {name!r}: method {method!r} is not in posttrain.methods "
-                             f"(set crosscoder.sft_method / crosscoder.rl_method to trained methods)")
         ckpts = self.checkpoints(method, self.P.train_seeds[0] if train_seed is None else train_seed)
-        return ckpts[ckpt - 1] if ckpt else ckpts[-1]
+        return ckpts[(ckpt or self.final_checkpoint(method)) - 1]
 
     # ---------------------------------------------------------------------------------------- notebooks 02–06
     @property

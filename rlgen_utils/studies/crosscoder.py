@@ -73,7 +73,9 @@ def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | 
     n_texts = None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts   # the whole corpus: one key
     key = activations_key(P, names, ts, n_texts)
     out = RunDir(P).acts(key)
-    paths = [RunDir(P).model(n, ts) for n in names]   # every name checked before anything is loaded
+    for n in names:   # every name checked before anything is resolved or loaded
+        RunDir(P).check_model(n)
+    paths = [RunDir(P).model(n, ts) for n in names]
     if is_done(out, key):
         return out
     if launch.should_launch(P):   # the shards dealt over compute.processes ranks

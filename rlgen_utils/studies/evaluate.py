@@ -50,19 +50,24 @@ class ModelRef:
 
 def model_refs(P: Params, all_checkpoints: bool = True) -> list[ModelRef]:
     """The base, then every (method, seed) checkpoint (or only the final ones)."""
-    n = P.posttrain.n_checkpoints
     refs = [ModelRef("base", BASE_SEED, 0, True, train.base_dir(P))]
     for m in P.posttrain.methods:
+        final = RunDir(P).final_checkpoint(m)   # sft: the checkpoint validation chose
         for s in P.train_seeds:
             for k, path in enumerate(RunDir(P).checkpoints(m, s), start=1):
-                if all_checkpoints or k == n:
-                    refs.append(ModelRef(m, s, k, k == n, path))
+                if all_checkpoints or k == final:
+                    refs.append(ModelRef(m, s, k, k == final, path))
     return refs
 
 
 def eval_key(P: Params) -> str:
-    """Scores depend on exactly what the checkpoints depend on (the ``trained`` key)."""
-    return stage_key(P, "trained")
+    """Scores depend on exactly what the checkpoints depend on: the ``trained`` key and, where SFT is trained
+    here, which rate and checkpoint of its grid validation chose."""
+    key = stage_key(P, "trained")
+    if "sft" in P.posttrain.methods and "sft" not in P.models:
+        c = RunDir(P).sft_choice()
+        key += f"-sft-lr{c['lr']:g}-ck{c['checkpoint']}"
+    return key
 
 
 def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily]) -> pd.DataFrame:

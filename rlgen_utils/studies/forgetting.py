@@ -1,8 +1,8 @@
 """Notebook 02, second half: how far each method moved the model, and whether that — not the paradigm —
 predicts forgetting (Shenfeld et al. 2025, "RL's Razor"; docs/METHOD.md §A1).
 
-For every checkpoint of every method and training seed, and for the final model of every SFT learning rate in
-``posttrain.sft_sweep``:
+For every checkpoint of every method and training seed, and for every other SFT learning rate in
+``posttrain.sft_sweep`` (at the checkpoint validation prefers for it):
 
 * **KL** — forward KL(π_base ‖ π) per completion token on held-out in-domain prompts, with completions the base
   sampled itself (:func:`rlgen_utils.method.divergence.completion_kl`);
@@ -13,8 +13,9 @@ For every checkpoint of every method and training seed, and for the final model 
 Then a least-squares line ΔOOD = a + b · KL per method and over all models, with R²: if forgetting follows KL
 whatever the paradigm, the pooled fit explains it as well as the per-method fits do. SFT's learning-rate sweep
 gives SFT models at several KLs, so SFT and RL can be compared at matched KL and at matched in-domain gain; the
-sweep's in-domain *validation* accuracy (training-split prompts no method trains on) says which rate a researcher
-would have chosen without looking at the test sets.
+sweep's in-domain *validation* accuracy (training-split prompts no method trains on) is what chose the rate and
+checkpoint that is ``sft`` (notebook 01, :func:`rlgen_utils.studies.train.ensure_sft_choice`), without looking at
+the test sets.
 
     eval/movement/base_samples.json              the base's sampled completions (the KL's y ~ π_base)
     eval/movement/<model>.json                   KL and changed fractions of one model
@@ -40,10 +41,12 @@ TOLERANCES = (1e-6, 1e-5, 1e-4)
 
 
 def sweep_refs(P: Params) -> list[evaluate.ModelRef]:
-    """The sweep's final models that are not already a trained method (the main SFT rate is ``sft``)."""
-    seed, n = P.train_seeds[0], P.posttrain.n_checkpoints
-    return [evaluate.ModelRef(train.sweep_name(lr), seed, n, True, path)
-            for lr, path in train.sweep_dirs(P).items() if lr != P.posttrain.sft.lr]
+    """The grid's other SFT rates, each at the checkpoint validation prefers for it (the chosen rate is ``sft``)."""
+    if "sft" not in P.posttrain.methods or "sft" in P.models:
+        return []
+    seed, chosen = P.train_seeds[0], RunDir(P).sft_choice()["lr"]
+    return [evaluate.ModelRef(train.sweep_name(lr), seed, int(path.name.rsplit("-", 1)[1]), True, path)
+            for lr, path in train.sweep_dirs(P).items() if lr != chosen]
 
 
 def ensure_sweep_scores(P: Params) -> pd.DataFrame:
@@ -143,45 +146,35 @@ def kl_fits(table: pd.DataFrame) -> pd.DataFrame:
 def ensure_validation(P: Params) -> pd.DataFrame:
     """In-domain validation accuracy (training-split prompts no method trains on) of every SFT learning rate
     and of the RL method, first training seed: what a learning rate is chosen by."""
-    key, seed, rows = evaluate.eval_key(P), P.train_seeds[0], []
-    world = suite.world(P)
-    examples, verify = world.validation_examples(P.eval.n_per_family), world.in_domain_eval().verify
-    models = {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
-    if "sft" in P.posttrain.methods:
-        models.setdefault(f"sft lr={P.posttrain.sft.lr:g}", RunDir(P).model("sft", seed))
+    seed, rows = P.train_seeds[0], []
+    models = {} if "sft" in P.models else {f"sft lr={lr:g}": path for lr, path in train.sweep_dirs(P).items()}
     rl = P.crosscoder.rl_method
     if rl in P.posttrain.methods:
         models[f"{rl} lr={getattr(P.posttrain, rl).lr:g}"] = RunDir(P).model(rl, seed)
     for name, path in models.items():
-        cache = RunDir(P).eval / "validation" / f"{name.replace(' ', '_')}.json"
-        if not (cache.is_file() and read_json(cache)["key"] == key):
-            tok, model = loading.load_tokenizer(path), loading.load_model(path, P.model.dtype)
-            comps = generation.generate(model, tok, [e.prompt for e in examples], P.eval.max_new_tokens,
-                                        P.eval.batch_size)
-            ok = generation.correctness(comps, examples, verify)
-            write_json(cache, {"key": key, "correct": ok, "provenance": provenance()})
-        ci = stats.bootstrap_ci(read_json(cache)["correct"])
-        rows.append({"model": name, "validation accuracy": ci.mean, "lo": ci.lo, "hi": ci.hi, "n": len(examples)})
+        ci = stats.bootstrap_ci(train.validation_correct(P, path))
+        rows.append({"model": name, "validation accuracy": ci.mean, "lo": ci.lo, "hi": ci.hi,
+                     "n": P.eval.n_per_family})
     return pd.DataFrame(rows)
 
 
-def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
+def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame, chosen: float | None = None
+                ) -> pd.DataFrame:
     """Per SFT learning rate (and the RL method for reference): validation accuracy, KL, Δ in-domain, Δ OOD of
-    the final model (first seed); ``chosen`` marks the best validation accuracy among the SFT rates (a tie goes to
-    the smallest rate, the one that moves the model least)."""
+    the final model (first seed, each rate at its best checkpoint); ``chosen by validation`` marks the rate that
+    is ``sft`` (``chosen``, default notebook 01's choice: :func:`rlgen_utils.studies.train.ensure_sft_choice`)."""
     seed, rows = P.train_seeds[0], []
     final = table[table.final & (table.seed == seed)].set_index("method")
     val = validation.set_index("model")["validation accuracy"]
-    for lr in sorted({*P.posttrain.sft_sweep, P.posttrain.sft.lr}):
-        method = "sft" if lr == P.posttrain.sft.lr else train.sweep_name(lr)
+    chosen = train.ensure_sft_choice(P).get("lr") if chosen is None else chosen
+    for lr in sorted(P.posttrain.sft_sweep):
+        method = "sft" if lr == chosen else train.sweep_name(lr)
         if method in final.index:
             r = final.loc[method]
             rows.append({"model": f"sft lr={lr:g}", "lr": lr, "validation accuracy": val.get(f"sft lr={lr:g}"),
                          "KL": r.kl, "Δ in-domain": r["Δ in-domain"], "Δ OOD": r["Δ OOD"],
-                         "in params": lr == P.posttrain.sft.lr})
+                         "chosen by validation": lr == chosen})
     out = pd.DataFrame(rows)
-    if len(out):
-        out["chosen by validation"] = out.index == out["validation accuracy"].astype(float).idxmax()
     rl = P.crosscoder.rl_method
     if rl in final.index:
         r, name = final.loc[rl], f"{rl} lr={getattr(P.posttrain, rl).lr:g}"

@@ -8,6 +8,7 @@ by the params that make it and skipped when already done (paths: :class:`rlgen_u
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from ..run import launch
 from ..run.artifacts import is_done, mark_done, provenance, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
-from ..run.rundir import RunDir, checkpoint_dirs
+from ..run.rundir import RunDir, checkpoint_dirs, sft_run_name
 from ..run.session import seed_everything
 from ..world import pretraining, suite, tasks
 from ..world.tasks import Example
@@ -81,7 +82,20 @@ def ensure_base_eval(P: Params) -> dict:
 
 
 def start_dir(P: Params, method: str, seed: int) -> Path:
-    return ensure_base(P) if posttrain.STARTS_FROM[method] == "base" else RunDir(P).checkpoints("sft", seed)[-1]
+    """The model ``method`` starts from: the base, or the SFT model chosen by validation (``sft_grpo``, ``sft_dpo``)."""
+    return ensure_base(P) if posttrain.STARTS_FROM[method] == "base" else RunDir(P).model("sft", seed)
+
+
+def trained_key(P: Params, method: str, sft_lr: float | None = None) -> str:
+    """The key of one method's checkpoints: the ``trained`` stage key, SFT's learning rate for an SFT run, and the
+    chosen SFT model (rate and checkpoint) for a method that starts from it."""
+    key = stage_key(P, "trained")
+    if sft_lr is not None:
+        key += f"-lr{sft_lr:g}"
+    if posttrain.STARTS_FROM[method] == "sft" and "sft" not in P.models:
+        c = RunDir(P).sft_choice()
+        key += f"-from-sft-lr{c['lr']:g}-ck{c['checkpoint']}"
+    return key
 
 
 def method_rows(P: Params, method: str, start: Path, seed: int) -> list[dict]:
@@ -95,7 +109,7 @@ def method_rows(P: Params, method: str, start: Path, seed: int) -> list[dict]:
 
 
 def _dpo_pairs(P: Params, method: str, start: Path, examples: list[Example], seed: int) -> list[dict]:
-    path, key = RunDir(P).method(method, seed) / "pairs.json", stage_key(P, "trained")
+    path, key = RunDir(P).method(method, seed) / "pairs.json", trained_key(P, method)
     if path.is_file() and read_json(path)["key"] == key:
         return read_json(path)["rows"]
     rows = posttrain.dpo_rows(loading.load_model(start, P.model.dtype), loading.load_tokenizer(start), examples,
@@ -107,9 +121,12 @@ def _dpo_pairs(P: Params, method: str, start: Path, examples: list[Example], see
 
 
 def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
-    """Train every method in ``posttrain.methods`` for every training seed (SFT first, since SFT→X starts from
+    """Train every method in ``posttrain.methods`` for every training seed (SFT first: its learning-rate grid on
+    the first seed and the validation choice, then the chosen rate on the other seeds, since SFT→X starts from
     it); resumable. Returns the final checkpoint of each (method, seed)."""
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
+    if "sft" in P.posttrain.methods and "sft" not in P.models:
+        ensure_sft_choice(P)
     out = {}
     for seed in P.train_seeds:
         for m in order:
@@ -122,63 +139,130 @@ def train_one(P: Params, method: str, seed: int, sft_lr: float | None = None) ->
     """Train ``method`` for training seed ``seed`` (``sft_lr``: one rate of the SFT sweep), resumable: here, or
     with ``compute.processes`` > 1 under ``accelerate launch`` (:mod:`rlgen_utils.run.launch`). Returns the final
     checkpoint."""
-    Q, folder = _target(P, method, seed, sft_lr)
-    final = checkpoint_dirs(folder, P.posttrain.n_checkpoints)[-1]
-    if not launch.should_launch(P) or is_done(final, stage_key(Q, "trained")):
+    folder, lr = _target(P, method, seed, sft_lr)
+    final, key = checkpoint_dirs(folder, P.posttrain.n_checkpoints)[-1], trained_key(P, method, lr)
+    if not launch.should_launch(P) or is_done(final, key):
         return train_here(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)   # the base is pretrained here, once, before the ranks start
     if posttrain.ALGORITHM[method] == "dpo":
-        method_rows(Q, method, start, seed)   # and DPO's pairs are sampled once
-    launch.run(launch.command(P, launch.params_file(P), method, seed, sft_lr))
-    if not is_done(final, stage_key(Q, "trained")):
+        method_rows(P, method, start, seed)   # and DPO's pairs are sampled once
+    launch.run(launch.command(P, launch.params_file(P), method, seed, lr))
+    if not is_done(final, key):
         raise RuntimeError(f"{method} seed {seed}: the launch ended without its final checkpoint {final}")
     return final
 
 
 def train_here(P: Params, method: str, seed: int, sft_lr: float | None = None) -> Path:
     """Train in this process (one rank of a launch, or the only process)."""
-    Q, folder = _target(P, method, seed, sft_lr)
+    folder, lr = _target(P, method, seed, sft_lr)
     start = start_dir(P, method, seed)
     world = suite.world(P)
     curve, verify = world.curve_examples(), world.in_domain_eval().verify
-    return posttrain.train_method(method, start, folder, method_rows(Q, method, start, seed), Q,
-                                  stage_key(Q, "trained"), seed, curve, verify)
+    return posttrain.train_method(method, start, folder, method_rows(P, method, start, seed), P,
+                                  trained_key(P, method, lr), seed, curve, verify, sft_lr=lr)
 
 
-def _target(P: Params, method: str, seed: int, sft_lr: float | None) -> tuple[Params, Path]:
-    """The params a model trains under (the sweep's rate, if any) and its folder."""
-    if sft_lr is None:
-        return P, RunDir(P).method(method, seed)
-    return sweep_params(P, sft_lr), RunDir(P).method(sweep_name(sft_lr), seed)
+def _target(P: Params, method: str, seed: int, sft_lr: float | None) -> tuple[Path, float | None]:
+    """The folder a model trains into and, for SFT, its learning rate (``sft_lr``, or the validation choice)."""
+    if method != "sft":
+        return RunDir(P).method(method, seed), None
+    lr = RunDir(P).sft_choice()["lr"] if sft_lr is None else sft_lr
+    return RunDir(P).method(sweep_name(lr), seed), lr
 
 
-def sweep_params(P: Params, lr: float) -> Params:
-    """``P`` with SFT's learning rate set to ``lr`` (the sweep's models are keyed by these params)."""
-    pt = P.posttrain
-    return P.model_copy(update={"posttrain": pt.model_copy(update={"sft": pt.sft.model_copy(update={"lr": lr})})})
-
-
-def sweep_name(lr: float) -> str:
-    return f"sft-lr{lr:g}"
+sweep_name = sft_run_name
 
 
 def sweep_dirs(P: Params) -> dict[float, Path]:
-    """Final checkpoint of every SFT learning rate of ``posttrain.sft_sweep`` (first training seed); the rate
-    that ``posttrain.sft.lr`` already trains is that model, not a second copy."""
+    """The checkpoint of every SFT learning rate of ``posttrain.sft_sweep`` that validation would pick for it
+    (first training seed): the chosen rate's is the ``sft`` model itself."""
     seed, out = P.train_seeds[0], {}
     for lr in P.posttrain.sft_sweep:
-        main = lr == P.posttrain.sft.lr
-        out[lr] = RunDir(P).checkpoints("sft" if main else sweep_name(lr), seed)[-1]
+        ckpts = RunDir(P).checkpoints(sweep_name(lr), seed)
+        out[lr] = ckpts[_best_checkpoint(P, lr) - 1] if _choice_path(P).is_file() else ckpts[-1]
     return out
 
 
 def ensure_sft_sweep(P: Params) -> dict[float, Path]:
-    """Train SFT at every learning rate of ``posttrain.sft_sweep`` (first training seed), resumable; returns the
-    final checkpoints. The sweep lets SFT and RL be compared at matched KL or matched in-domain gain."""
-    for lr in P.posttrain.sft_sweep:
-        if lr != P.posttrain.sft.lr:
-            train_one(P, "sft", P.train_seeds[0], lr)
+    """Train SFT at every learning rate of ``posttrain.sft_sweep`` (first training seed), resumable, and choose
+    ``sft`` among them by in-domain validation (:func:`ensure_sft_choice`); returns each rate's best checkpoint.
+    The other rates let SFT and RL be compared at matched KL or matched in-domain gain."""
+    ensure_sft_choice(P)
     return sweep_dirs(P)
+
+
+# ------------------------------------------------------------------------- SFT chosen by in-domain validation
+def validation_correct(P: Params, path: Path) -> list[bool]:
+    """Per validation prompt (training-split in-domain prompts no method trains on; never the test split),
+    whether the model at ``path`` answers it right; cached per model folder under ``eval/validation/``."""
+    key = stage_key(P, "trained")
+    name = "_".join(path.parts[-3:]) + "-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    cache = RunDir(P).eval / "validation" / f"{name}.json"
+    if cache.is_file() and read_json(cache)["key"] == key:
+        return read_json(cache)["correct"]
+    world = suite.world(P)
+    examples, verify = world.validation_examples(P.eval.n_per_family), world.in_domain_eval().verify
+    tok, model = loading.load_tokenizer(path), loading.load_model(path, P.model.dtype)
+    comps = generation.generate(model, tok, [e.prompt for e in examples], P.eval.max_new_tokens, P.eval.batch_size)
+    ok = generation.correctness(comps, examples, verify)
+    write_json(cache, {"key": key, "path": str(path), "correct": ok, "provenance": provenance()})
+    return ok
+
+
+def _choice_path(P: Params) -> Path:
+    return RunDir(P).sft_choice_path
+
+
+def sft_validation(P: Params) -> pd.DataFrame:
+    """In-domain validation accuracy of every (SFT learning rate, checkpoint) of the grid, first training seed."""
+    seed, rows = P.train_seeds[0], []
+    for lr in P.posttrain.sft_sweep:
+        for k, path in enumerate(RunDir(P).checkpoints(sweep_name(lr), seed), start=1):
+            ok = validation_correct(P, path)
+            rows.append({"lr": lr, "checkpoint": k, "validation accuracy": sum(ok) / max(1, len(ok)), "n": len(ok)})
+    return pd.DataFrame(rows)
+
+
+def choose(table: pd.DataFrame) -> dict:
+    """The best validation accuracy of the grid; a tie goes to the smaller rate, then the earlier checkpoint
+    (the model that moved least)."""
+    best = table.sort_values(["validation accuracy", "lr", "checkpoint"], ascending=[False, True, True]).iloc[0]
+    return {"lr": float(best["lr"]), "checkpoint": int(best["checkpoint"]),
+            "validation accuracy": float(best["validation accuracy"])}
+
+
+def ensure_sft_choice(P: Params) -> dict:
+    """Train SFT at every rate of ``posttrain.sft_sweep`` on the first training seed, score every checkpoint on
+    the in-domain validation prompts, and record the best (rate, checkpoint) as the ``sft`` model every notebook
+    analyses (``posttrain/sft/choice.json``). No params value names the rate: the grid is all params give."""
+    if "sft" not in P.posttrain.methods or "sft" in P.models:   # no SFT here, or one trained elsewhere as it is
+        return {}
+    path, key = _choice_path(P), stage_key(P, "trained") + "-" + ",".join(f"{lr:g}" for lr in P.posttrain.sft_sweep)
+    if path.is_file() and read_json(path)["key"] == key:
+        return read_json(path)
+    for lr in P.posttrain.sft_sweep:
+        train_one(P, "sft", P.train_seeds[0], lr)
+    table = sft_validation(P)
+    choice = {"key": key, **choose(table), "table": table.to_dict("records"), "provenance": provenance()}
+    write_json(path, choice)
+    return choice
+
+
+def sft_choice_table(P: Params) -> pd.DataFrame:
+    """The grid's validation accuracy, one row per rate and one column per checkpoint, with the choice marked."""
+    c = ensure_sft_choice(P)
+    if not c:
+        return pd.DataFrame()
+    table = pd.DataFrame(c["table"]).pivot(index="lr", columns="checkpoint", values="validation accuracy")
+    table.columns = [f"checkpoint {k}" for k in table.columns]
+    table["chosen"] = [f"checkpoint {c['checkpoint']}" if lr == c["lr"] else "" for lr in table.index]
+    return table.reset_index()
+
+
+def _best_checkpoint(P: Params, lr: float) -> int:
+    """The checkpoint validation prefers within one rate of the grid."""
+    table = pd.DataFrame(read_json(_choice_path(P))["table"])
+    return choose(table[table.lr == lr])["checkpoint"]
 
 
 def training_logs(P: Params, seed: int | None = None) -> dict[str, list[dict]]:
