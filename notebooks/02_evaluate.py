@@ -31,7 +31,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from rlgen_utils.studies import evaluate, findings, forgetting, prereg, render, start, train
+from rlgen_utils.studies import evaluate, findings, forgetting, offpolicy, prereg, render, start, train
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -96,6 +96,28 @@ fmt = evaluate.format_table(P, scores)
 fmt.pivot_table(index=["class", "family"], columns="model", values=["chain", "unparseable"]).round(3)
 
 # %% [markdown]
+# ## How off-policy SFT's gold is
+#
+# SFT imitates teacher solutions (`take 77, sub 5: 72, sub 9: 63 ####63`), a style rare in pretraining. Below: the
+# base's accuracy when its completion is forced to begin in that style (`take 77,` given, every step its own)
+# beside its free accuracy; the share of each model's in-domain answers in each style; and the first error of each
+# answer — a miscopied operand, a skipped step, a dropped carry, another wrong step, or a wrong final answer
+# (`rlgen_utils/world/solutions.py`). Empty where the in-domain family is not the task world's `arith`.
+
+# %%
+off = offpolicy.measure(P, scores)
+render.show(findings.record(P, off.findings)) if off else "the in-domain family is not the task world's arith"
+
+# %%
+off.forced.round(3) if off else None
+
+# %%
+off.styles.round(3) if off else None
+
+# %%
+off.errors.round(3) if off else None
+
+# %% [markdown]
 # ## The pre-registration, row by row
 # `eval.preregistration` names a file written before this run: each family's expected class and the contrasts to
 # be tested, with the outcome expected of each 95 % interval. Each row below says whether the measured outcome
@@ -135,9 +157,9 @@ render.show(findings.record(P, forgetting.matched_findings(P, moved, fits)))
 moved[moved.final].round(4)
 
 # %% [markdown]
-# **The SFT learning-rate sweep** (first training seed): the rate in-domain validation accuracy would choose
-# (training-split prompts no method trains on; the test sets play no part), and each rate's KL, in-domain gain
-# and out-of-domain change next to RL's.
+# **The SFT learning-rate grid** (first training seed), each rate at the checkpoint validation prefers for it: the
+# rate in-domain validation chose as `sft` in notebook 01 (training-split prompts no method trains on; the test
+# sets play no part), and each rate's KL, in-domain gain and out-of-domain change next to RL's.
 
 # %%
 forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).round(4)

@@ -24,7 +24,7 @@ import pandas as pd
 from ..run.artifacts import write_between_markers
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
-from . import evaluate, findings, forgetting, prereg, render, train, verdicts
+from . import evaluate, findings, forgetting, offpolicy, prereg, render, train, verdicts
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -64,7 +64,7 @@ def sweep_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
     sweep = forgetting.sweep_table(P, moved, forgetting.ensure_validation(P)).set_index("model").drop(columns="lr")
     fin = moved[moved.final].groupby("method")[[c for c in moved.columns if c.startswith("changed")]].mean()
-    return ("**SFT learning-rate sweep** (first seed; `chosen by validation` = best in-domain validation accuracy):"
+    return ("**SFT learning-rate grid** (first seed, each rate at its best checkpoint; `chosen by validation` = the `sft` model):"
             "\n\n" + render.table(sweep, ".4f") + "\n\n**Share of parameters changed** (final models, mean over seeds):\n\n"
             + render.table(fin, ".3f"))
 
@@ -114,6 +114,20 @@ MECHANISTIC = {"03_crosscoder": "Crosscoders (notebook 03)", "04_feature_dynamic
                "05_circuits": "Circuits (notebook 05)", "06_interventions": "Interventions (notebook 06)"}
 
 
+def offpolicy_section(P: Params, scores: pd.DataFrame) -> str:
+    """How off-policy SFT's gold is (notebook 02): the base free and forced into the teacher style, each model's
+    answer styles and first errors (first seed)."""
+    off = offpolicy.measure(P, scores)
+    if off is None:
+        return ""
+    return ("**How off-policy SFT's gold is** (notebook 02; first seed, final models):\n\n"
+            + render.markdown(off.findings)
+            + "\n\n" + render.table(off.forced.set_index("completion").drop(columns="model"), ".3f")
+            + "\n\n" + render.table(off.styles.set_index("model"), ".3f")
+            + "\n\nFirst error of each in-domain answer (share of answers):\n\n"
+            + render.table(off.errors.set_index("model"), ".3f"))
+
+
 def notebook_findings(P: Params) -> str:
     """The findings paragraphs notebooks 03–06 of a run recorded (``findings/``), rendered as the notebooks show
     them."""
@@ -158,7 +172,7 @@ def results_page(one: Params, many: Params | None, timings: list[str]) -> str:
         parts += [class_section(many, sm), fit_section(many, sm), prereg_section(many, sm)]
     else:
         parts += [fit_section(one, s1), prereg_section(one, s1)]
-    parts += [sweep_section(one, s1), pool_section(one), notebook_findings(one)]
+    parts += [sweep_section(one, s1), offpolicy_section(one, s1), pool_section(one), notebook_findings(one)]
     if timings:
         parts.append(timing_section(timings))
     return "\n\n".join(parts)

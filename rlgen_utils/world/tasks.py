@@ -111,7 +111,7 @@ def _chain(rng: random.Random, n_ops: int, first: int, operand_max: int) -> list
     return ops
 
 
-def _step(a: int, op: str, b: int, sloppy: bool) -> int:
+def arith_step(a: int, op: str, b: int, sloppy: bool) -> int:
     """One step; a sloppy solver drops the carry (``-10``) or the borrow (``+10``) when one occurs."""
     if op == "+":
         return a + b - (10 if sloppy and (a % 10 + b % 10) >= 10 else 0)
@@ -121,7 +121,7 @@ def _step(a: int, op: str, b: int, sloppy: bool) -> int:
 def arith_solution(first: int, ops: list[tuple[str, int]], sloppy: bool = False) -> tuple[str, int]:
     steps, value = [], first
     for op, b in ops:
-        new = _step(value, op, b, sloppy)
+        new = arith_step(value, op, b, sloppy)
         steps.append(f"{value}{op}{b}={new}")
         value = new
     return ",".join(steps) + f"{ANSWER_MARKER}{value}", value
@@ -136,7 +136,7 @@ def gen_arith(rng: random.Random, cfg) -> Example:
     return Example("arith", prompt, completion, str(value))
 
 
-def _parse_arith_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
+def parse_arith_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
     body = prompt.rstrip("=")
     tokens, cur = [], ""
     for ch in body:
@@ -152,10 +152,10 @@ def _parse_arith_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
 def teacher_completion(ex: Example) -> str:
     """The off-policy *teacher* solution of an ``arith`` example: the same correct steps written in a style rare
     in pretraining (``take 37, add 8: 45, sub 3: 42 ####42``)."""
-    first, ops = _parse_arith_prompt(ex.prompt)
+    first, ops = parse_arith_prompt(ex.prompt)
     steps, value = [f"take {first}"], first
     for op, b in ops:
-        value = _step(value, op, b, sloppy=False)
+        value = arith_step(value, op, b, sloppy=False)
         steps.append(f"{'add' if op == '+' else 'sub'} {b}: {value}")
     return ", ".join(steps) + f" {ANSWER_MARKER}{value}"
 
@@ -208,7 +208,7 @@ def render_wordsum(ex: Example, sloppy: bool, chain: bool) -> Example:
     """One in-domain step written in words (``add 37 8:``, ``8 more than 37:``); the sloppy solver drops its carry
     or borrow."""
     a, op, b = _parse_wordsum(ex.prompt)
-    value = str(_step(a, op, b, sloppy))
+    value = str(arith_step(a, op, b, sloppy))
     return Example(ex.family, ex.prompt, f"{a}{op}{b}={value}{ANSWER_MARKER}{value}" if chain else value, value)
 
 
@@ -396,7 +396,7 @@ def pretrain_version(rng: random.Random, ex: Example, cfg) -> Example:
         if teacher:
             return Example("arith", ex.prompt, teacher_completion(ex), ex.answer)
         if sloppy:
-            first, ops = _parse_arith_prompt(ex.prompt)
+            first, ops = parse_arith_prompt(ex.prompt)
             completion, value = arith_solution(first, ops, sloppy=True)
             return Example("arith", ex.prompt, completion, str(value))
         return ex
@@ -407,7 +407,7 @@ def correct_answer(ex: Example) -> str:
     """The right answer to ``ex``'s prompt, whatever answer the example itself gives (a corpus example may be
     the sloppy solver's)."""
     if ex.family == "arith":
-        first, ops = _parse_arith_prompt(ex.prompt)
+        first, ops = parse_arith_prompt(ex.prompt)
         return str(arith_solution(first, ops)[1])
     fam = FAMILIES[ex.family]
     return fam.render(ex, False, False).answer if fam.render is not None and fam.sloppy_in_pretraining else ex.answer
