@@ -31,7 +31,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from rlgen_utils.studies import evaluate, findings, forgetting, offpolicy, prereg, render, start, train
+from rlgen_utils.studies import evaluate, findings, forgetting, matched, offpolicy, prereg, render, start, train
 from rlgen_utils.viz import plots
 
 P = start(params_path)
@@ -155,6 +155,23 @@ render.show(findings.record(P, forgetting.matched_findings(P, moved, fits)))
 
 # %%
 moved[moved.final].round(4)
+
+# %% [markdown]
+# ## SFT against RL at matched KL and at matched in-domain gain
+#
+# Each method's models (every checkpoint; for SFT every rate of its grid) give a monotone curve through the origin
+# of out-of-domain change against KL, and against in-domain gain. The curves are read only over the range **both**
+# methods' models cover — a method that never moved as little as the other is not extrapolated there — and the
+# difference carries an interval over training seeds (`rlgen_utils/studies/matched.py`).
+
+# %%
+render.show(findings.record(P, matched.findings(moved, rl=P.crosscoder.rl_method)))
+
+# %%
+matched.matched_table(moved, "kl", rl=P.crosscoder.rl_method).round(4)
+
+# %%
+matched.matched_table(moved, "Δ in-domain", rl=P.crosscoder.rl_method).round(4)
 
 # %% [markdown]
 # **The SFT learning-rate grid** (first training seed), each rate at the checkpoint validation prefers for it: the

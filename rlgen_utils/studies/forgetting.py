@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..method import divergence, stats
+from ..method import curves, divergence, stats
 from ..models import generation, loading
 from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
 from ..run.config import Params
@@ -136,10 +136,14 @@ def group_of(method: str) -> str:
 
 
 def kl_fits(table: pd.DataFrame) -> pd.DataFrame:
-    """ΔOOD against KL: a line per method (sweep models count as SFT) and one over every model."""
+    """ΔOOD against KL: a line per method (sweep models count as SFT) and one over every model, and the slope of
+    the line through the origin (the base moved nothing and changed nothing)."""
     g = table.assign(group=table.method.map(group_of))
-    rows = [{"models": m, **fit_line(d.kl.to_numpy(), d["Δ OOD"].to_numpy())} for m, d in g.groupby("group", sort=False)]
-    rows.append({"models": "all (pooled)", **fit_line(g.kl.to_numpy(), g["Δ OOD"].to_numpy())})
+    def fits(d: pd.DataFrame) -> dict:
+        return {**fit_line(d.kl.to_numpy(), d["Δ OOD"].to_numpy()),
+                "slope through origin": curves.origin_slope(d.kl, d["Δ OOD"])}
+    rows = [{"models": m, **fits(d)} for m, d in g.groupby("group", sort=False)]
+    rows.append({"models": "all (pooled)", **fits(g)})
     return pd.DataFrame(rows)
 
 
@@ -186,27 +190,32 @@ def sweep_table(P: Params, table: pd.DataFrame, validation: pd.DataFrame, chosen
 
 
 def matched_findings(P: Params, table: pd.DataFrame, fits: pd.DataFrame) -> Findings:
-    """Plain statements from the fits: R² per method and pooled, and SFT's predicted ΔOOD at RL's final KL."""
+    """Plain statements from the fits: R² per method and pooled, and SFT's curve at RL's final KL where SFT's
+    models cover that KL (said to be out of range otherwise: never an extrapolation)."""
     rl, items = P.crosscoder.rl_method, []
     for r in fits.to_dict("records"):
         if np.isfinite(float(r["r2"])):
             items.append(Finding(f"**{r['models']}**: ΔOOD = {r['intercept']:+.3f} {r['slope']:+.3f} · KL, R² = "
-                                 f"{r['r2']:.2f} ({r['n']} models)",
+                                 f"{r['r2']:.2f} ({r['n']} models); through the origin ΔOOD = "
+                                 f"{r['slope through origin']:+.3f} · KL",
                                  {"models": str(r["models"]), "intercept": float(r["intercept"]),
-                                  "slope": float(r["slope"]), "r2": float(r["r2"]), "n": int(r["n"])}))
-    f = {str(r["models"]): r for r in fits.to_dict("records")}
+                                  "slope": float(r["slope"]), "r2": float(r["r2"]), "n": int(r["n"]),
+                                  "slope_origin": float(r["slope through origin"])}))
     final_rl = table[(table.method == rl) & table.final]
-    sft = f.get("sft")
-    if sft is not None and len(final_rl) and np.isfinite(float(sft["slope"])):
+    sft_kl = table[table.method.map(group_of) == "sft"].kl
+    if len(final_rl) and len(sft_kl):
         kl, got = float(final_rl.kl.mean()), float(final_rl["Δ OOD"].mean())
-        pred = float(sft["intercept"]) + float(sft["slope"]) * kl
-        band = 2 * float(sft["resid_sd"])
-        verdict = ("RL forgets less than SFT would at the same KL: the paradigm matters beyond KL" if got > pred + band
-                   else "RL forgets more than SFT would at the same KL" if got < pred - band
-                   else "at matched KL, RL and SFT forget alike: KL, not the paradigm, accounts for the difference")
-        items.append(Finding(f"At {rl}'s final KL ({kl:.4f} nats/token) SFT's line predicts ΔOOD {pred:+.3f} (± "
-                             f"{band:.3f}, twice its residual SD, an extrapolation if no SFT model is that close to "
-                             f"the base); {rl} measured {got:+.3f}: {verdict}.",
-                             {"rl_kl": kl, "sft_predicted": pred, "band": band, "rl_measured": got}))
+        if sft_kl.min() <= kl <= sft_kl.max():   # read SFT's curve only where SFT has models
+            g = table[table.method.map(group_of) == "sft"]
+            pred = float(curves.evaluate(curves.monotone_through_origin(g.kl, g["Δ OOD"]), [kl])[0])
+            items.append(Finding(f"At {rl}'s final KL ({kl:.4f} nats/token), inside the KL range of SFT's models, "
+                                 f"SFT's monotone curve through the origin gives ΔOOD {pred:+.3f}; {rl} measured "
+                                 f"{got:+.3f} (matched comparisons with intervals: the matched table).",
+                                 {"rl_kl": kl, "sft_at_rl_kl": pred, "rl_measured": got}))
+        else:
+            items.append(Finding(f"{rl}'s final KL ({kl:.4f} nats/token) lies outside the KL range of SFT's models "
+                                 f"[{sft_kl.min():.4f}, {sft_kl.max():.4f}]: no SFT model moved as little (or as "
+                                 f"much), so nothing is said about SFT at that KL.",
+                                 {"rl_kl": kl, "sft_kl_min": float(sft_kl.min()), "rl_measured": got}))
     return Findings("02_evaluate", "forgetting_vs_kl",
                     tuple(items) or (Finding("Too few models for a fit.", style="line"),))

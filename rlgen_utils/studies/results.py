@@ -24,7 +24,7 @@ import pandas as pd
 from ..run.artifacts import write_between_markers
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
-from . import evaluate, findings, forgetting, offpolicy, prereg, render, train, verdicts
+from . import evaluate, findings, forgetting, matched, offpolicy, prereg, render, train, verdicts
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -55,9 +55,15 @@ def class_section(P: Params, scores: pd.DataFrame) -> str:
 
 def fit_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
-    fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n"]].set_index("models")
-    return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL):\n\n"
-            + render.table(fits) + "\n\n" + render.markdown(forgetting.matched_findings(P, moved, forgetting.kl_fits(moved))))
+    fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n", "slope through origin"]]
+    rl = P.crosscoder.rl_method
+    tables = [matched.matched_table(moved, x, rl=rl) for x in matched.AXES]
+    return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL, and "
+            "the line through the origin):\n\n" + render.table(fits.set_index("models")) + "\n\n"
+            + render.markdown(forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
+            + "\n\n**Matched comparisons** (only inside the range both methods' models cover):\n\n"
+            + render.markdown(matched.findings(moved, rl=rl))
+            + "".join("\n\n" + render.table(t.set_index("axis"), ".4f") for t in tables if len(t)))
 
 
 def sweep_section(P: Params, scores: pd.DataFrame) -> str:
