@@ -231,6 +231,18 @@ def choose(table: pd.DataFrame) -> dict:
             "validation accuracy": float(best["validation accuracy"])}
 
 
+PLATEAU_RISE = 0.02
+"""Validation has stopped rising when the chosen checkpoint is not the last, or the last rose by at most this
+much over the one before (4 of 200 validation prompts)."""
+
+
+def still_rising(table: pd.DataFrame, choice: dict) -> bool:
+    """Whether the chosen rate's validation accuracy was still rising at the end of SFT's budget: then the
+    budget (``posttrain.sft.epochs``) is too short for the rule "train until validation stops rising"."""
+    curve = table[table.lr == choice["lr"]].sort_values("checkpoint")["validation accuracy"].to_numpy()
+    return choice["checkpoint"] == len(curve) and len(curve) > 1 and curve[-1] - curve[-2] > PLATEAU_RISE
+
+
 def ensure_sft_choice(P: Params) -> dict:
     """Train SFT at every rate of ``posttrain.sft_sweep`` on the first training seed, score every checkpoint on
     the in-domain validation prompts, and record the best (rate, checkpoint) as the ``sft`` model every notebook
@@ -243,7 +255,9 @@ def ensure_sft_choice(P: Params) -> dict:
     for lr in P.posttrain.sft_sweep:
         train_one(P, "sft", P.train_seeds[0], lr)
     table = sft_validation(P)
-    choice = {"key": key, **choose(table), "table": table.to_dict("records"), "provenance": provenance()}
+    best = choose(table)
+    choice = {"key": key, **best, "still_rising": still_rising(table, best), "table": table.to_dict("records"),
+              "provenance": provenance()}
     write_json(path, choice)
     return choice
 
@@ -255,7 +269,8 @@ def sft_choice_table(P: Params) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.DataFrame(c["table"]).pivot(index="lr", columns="checkpoint", values="validation accuracy")
     table.columns = [f"checkpoint {k}" for k in table.columns]
-    table["chosen"] = [f"checkpoint {c['checkpoint']}" if lr == c["lr"] else "" for lr in table.index]
+    note = " (validation still rising: raise posttrain.sft.epochs)" if c.get("still_rising") else ""
+    table["chosen"] = [f"checkpoint {c['checkpoint']}{note}" if lr == c["lr"] else "" for lr in table.index]
     return table.reset_index()
 
 
