@@ -92,7 +92,7 @@ def test_validation_chooses_one_rate_and_checkpoint_and_a_tie_goes_to_the_smalle
                          "validation accuracy": [0.2, 0.3, 0.5, 0.5, 0.5, 0.4]})
     assert train.choose(grid) == {"lr": 1e-4, "checkpoint": 1, "validation accuracy": 0.5}
     assert train.choose(grid[grid.lr == 3e-5])["checkpoint"] == 2, "within a rate, the better checkpoint"
-    assert train.still_rising(grid, {"lr": 3e-5, "checkpoint": 2}), "best at the last checkpoint, +0.1: too short"
+    assert train.still_rising(grid, {"lr": 3e-5, "checkpoint": 2}) is True, "best at the last checkpoint, +0.1: too short"
     assert not train.still_rising(grid, train.choose(grid)), "best at an earlier checkpoint: validation stopped"
     post = SimpleNamespace(sft_sweep=[3e-5, 1e-4, 3e-4], grpo=SimpleNamespace(lr=3e-5))
     P = SimpleNamespace(train_seeds=[0], posttrain=post, crosscoder=SimpleNamespace(rl_method="grpo"))

@@ -240,7 +240,7 @@ def still_rising(table: pd.DataFrame, choice: dict) -> bool:
     """Whether the chosen rate's validation accuracy was still rising at the end of SFT's budget: then the
     budget (``posttrain.sft.epochs``) is too short for the rule "train until validation stops rising"."""
     curve = table[table.lr == choice["lr"]].sort_values("checkpoint")["validation accuracy"].to_numpy()
-    return choice["checkpoint"] == len(curve) and len(curve) > 1 and curve[-1] - curve[-2] > PLATEAU_RISE
+    return bool(choice["checkpoint"] == len(curve) and len(curve) > 1 and curve[-1] - curve[-2] > PLATEAU_RISE)
 
 
 def ensure_sft_choice(P: Params) -> dict:
