@@ -2,7 +2,7 @@
 predicts forgetting (Shenfeld et al. 2025, "RL's Razor"; docs/METHOD.md §A1).
 
 For every checkpoint of every method and training seed, and for every other SFT learning rate in
-``posttrain.sft_sweep`` (at the checkpoint validation prefers for it):
+``posttrain.sft_sweep`` (every checkpoint; ``final`` marks the one validation prefers for that rate):
 
 * **KL** — forward KL(π_base ‖ π) per completion token on held-out in-domain prompts, with completions the base
   sampled itself (:func:`rlgen_utils.method.divergence.completion_kl`);
@@ -41,12 +41,18 @@ TOLERANCES = (1e-6, 1e-5, 1e-4)
 
 
 def sweep_refs(P: Params) -> list[evaluate.ModelRef]:
-    """The grid's other SFT rates, each at the checkpoint validation prefers for it (the chosen rate is ``sft``)."""
+    """Every checkpoint of the grid's other SFT rates (the chosen rate is ``sft``), ``final`` marking the one
+    validation prefers for that rate: small rates and early checkpoints are the SFT models that move least, which
+    a matched-KL comparison with RL needs."""
     if "sft" not in P.posttrain.methods or "sft" in P.models:
         return []
     seed, chosen = P.train_seeds[0], RunDir(P).sft_choice()["lr"]
-    return [evaluate.ModelRef(train.sweep_name(lr), seed, int(path.name.rsplit("-", 1)[1]), True, path)
-            for lr, path in train.sweep_dirs(P).items() if lr != chosen]
+    refs = []
+    for lr, best in train.sweep_dirs(P).items():
+        if lr != chosen:
+            for k, path in enumerate(RunDir(P).checkpoints(train.sweep_name(lr), seed), start=1):
+                refs.append(evaluate.ModelRef(train.sweep_name(lr), seed, k, path == best, path))
+    return refs
 
 
 def ensure_sweep_scores(P: Params) -> pd.DataFrame:
