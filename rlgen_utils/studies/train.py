@@ -340,9 +340,9 @@ def base_table(P: Params, scores: dict) -> pd.DataFrame:
 
 
 def start_accuracies(P: Params, logs: dict[str, list[dict]], base_scores: dict) -> dict[str, float | None]:
-    """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0; unknown for a
-    method started from an SFT model trained elsewhere)."""
-    sft = logs["sft"][-1].get("curve_accuracy") if "sft" in logs else None
+    """Held-out in-domain accuracy of each method's starting model (the curves' checkpoint 0: the base, or the
+    SFT checkpoint validation chose; unknown for a method started from an SFT model trained elsewhere)."""
+    sft = logs["sft"][RunDir(P).final_checkpoint("sft") - 1].get("curve_accuracy") if "sft" in logs else None
     return {m: base_scores["in_domain_curve"] if posttrain.STARTS_FROM[m] == "base" else sft for m in logs}
 
 
