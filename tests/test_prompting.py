@@ -60,13 +60,31 @@ def test_chat_format_uses_the_template_with_system_and_shot_turns(smol):
     p = fmt.prompt(MATH)
     assert p.startswith("<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\n" + SHOT.question)
     assert f"<|im_start|>assistant\n{SHOT.completion}<|im_end|>" in p, "the worked example is an earlier turn"
-    assert p.endswith(f"{MATH.question} End with 'The answer is N.'<|im_end|>\n<|im_start|>assistant\n"), \
-        "the prompt must open the assistant's turn"
+    assert p.endswith(f"{MATH.question} End with 'The answer is' followed by the final answer.<|im_end|>\n"
+                      "<|im_start|>assistant\n"), "the prompt must open the assistant's turn"
     assert fmt.target(MATH) == MATH.completion
     mc = fmt.prompt(MC)
     assert "A. Rome\nB. Paris\nC. Oslo\nAnswer with the letter" in mc and SHOT.question not in mc
     with pytest.raises(ValueError, match="tokenizer"):
         prompting.Format.from_cfg("chat", PromptCfg())
+
+
+def test_math_instruction_agrees_with_the_worked_examples(smol):
+    """Issue 28: a training file whose solutions end '#### 14' shown beside the instruction "End with 'The answer
+    is N.'" made the model answer the literal "The answer is N."; the instruction now follows the golds."""
+    tok, _ = smol
+    hashed = Example("gsm", "Tom has 9 apples and eats 3. How many are left?", "9 - 3 = 6\n#### 6", "6",
+                     "Tom has 9 apples and eats 3. How many are left?")
+    fmt = prompting.Format.from_cfg("chat", PromptCfg(n_shots=1), (hashed,), tok, [r"So \boxed{2}", "1+1\n#### 2"])
+    assert fmt.math_instruction == "End with '####' followed by the final answer.", "the golds' commonest marker"
+    assert "N." not in fmt.prompt(MATH)
+    assert prompting.math_instruction(None, [r"so \boxed{4}"]) == "Put the final answer in \\boxed{}."
+    assert prompting.math_instruction(None, ["just 4"]) == "", "no marker to ask for: no instruction"
+    assert prompting.math_instruction("Answer in one line.", ["#### 4"]) == "Answer in one line.", \
+        "an instruction naming no marker is the user's choice"
+    with pytest.raises(ValueError, match=r"model\.prompt\.math_instruction: .*'answer is'.*'####'"):
+        prompting.Format.from_cfg("chat", PromptCfg(math_instruction="End with 'The answer is N.'"), (hashed,), tok)
+    assert prompting.Format.from_cfg("plain", PromptCfg(), (hashed,)).math_instruction == "", "chat only"
 
 
 def test_generation_stops_at_the_end_of_turn(smol):

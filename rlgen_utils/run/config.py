@@ -65,8 +65,9 @@ class PromptCfg(Strict):
                                "may then insert its own default)")
     n_shots: int = Field(default=0, ge=0, le=16, description="worked in-domain examples shown before every "
                          "math-kind question (chat: as earlier turns)")
-    math_instruction: str = Field(default="End with 'The answer is N.'", description="chat: appended to a math "
-                                  "question")
+    math_instruction: str | None = Field(default=None, description="chat: appended to a math question; null: "
+                                         "the one asking for the marker ('####', \\boxed{}, 'The answer is') that "
+                                         "the worked examples and SFT targets use (a different marker is an error)")
     mc_instruction: str = Field(default="Answer with the letter of the correct choice.", description="chat: "
                                 "appended to a generated multiple-choice question")
 

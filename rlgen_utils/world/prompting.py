@@ -23,6 +23,9 @@ world's examples have none and pass through every style unchanged.
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -47,10 +50,14 @@ class Format:
 
     @classmethod
     def from_cfg(cls, style: str, cfg: PromptCfg, shots: tuple[Example, ...] = (),
-                 tokenizer: Tokenizer | None = None) -> Format:
+                 tokenizer: Tokenizer | None = None, golds: Sequence[str] = ()) -> Format:
+        """The format ``cfg`` describes. ``golds`` are the in-domain gold completions (SFT's targets); with the
+        worked examples they decide the chat instruction for math questions (:func:`math_instruction`)."""
         if style == "chat" and tokenizer is None:
             raise ValueError("prompt style 'chat' needs the model's tokenizer")
-        return cls(style, cfg.system, cfg.math_instruction, cfg.mc_instruction, shots, tokenizer)
+        instruction = math_instruction(cfg.math_instruction, [*golds, *(s.completion for s in shots)]) \
+            if style == "chat" else ""
+        return cls(style, cfg.system, instruction, cfg.mc_instruction, shots, tokenizer)
 
     # ------------------------------------------------------------------------------------------ prompts
     def prompt(self, ex: Example) -> str:
@@ -110,6 +117,39 @@ def _plain_question(ex: Example) -> str:
     if ex.choices:
         body += _choice_lines(ex.choices) + "\n"
     return body + "Answer:"
+
+
+# How a math answer's final value is marked, in the order the math verifier reads them
+# (:func:`~rlgen_utils.world.local_data.math_answer`), with the instruction that asks for it. No instruction names
+# a placeholder ("The answer is N."): a small model copies the placeholder literally.
+ENDINGS: dict[str, tuple[re.Pattern, str]] = {
+    "####": (re.compile(r"####"), "End with '####' followed by the final answer."),
+    "boxed": (re.compile(r"\\boxed\{"), "Put the final answer in \\boxed{}."),
+    "answer is": (re.compile(r"answer\s*is", re.I), "End with 'The answer is' followed by the final answer."),
+}
+
+
+def ending(text: str) -> str | None:
+    """Which answer marker of :data:`ENDINGS` ``text`` uses (the first the verifier would read), else None."""
+    return next((name for name, (pattern, _) in ENDINGS.items() if pattern.search(text)), None)
+
+
+def math_instruction(given: str | None, golds: Sequence[str]) -> str:
+    """The instruction appended to a chat math question: ``given``, or (None) the one that asks for the ending the
+    gold completions use — the worked examples a model is shown and the SFT targets it imitates must agree with
+    what it is told. A ``given`` instruction that names a different marker than the golds' commonest is an error
+    naming the key; golds with no marker and no ``given`` give no instruction."""
+    found = Counter(e for e in map(ending, golds) if e)
+    gold = found.most_common(1)[0][0] if found else None
+    if given is None:
+        return ENDINGS[gold][1] if gold else ""
+    asked = ending(given)
+    if asked and gold and asked != gold:
+        example = next(g for g in golds if ending(g) == gold)
+        raise ValueError(f"model.prompt.math_instruction: asks for an answer marked {asked!r}, but the worked examples "
+                         f"and SFT targets mark theirs {gold!r} (e.g. {example.strip()[-40:]!r}); make them agree, or "
+                         f"set it to null to derive it from them")
+    return given
 
 
 ORGANISM = Format("organism")

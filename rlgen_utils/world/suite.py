@@ -119,7 +119,9 @@ def prompt_format(P: Params) -> prompting.Format:
             from transformers import AutoTokenizer
 
             tok = AutoTokenizer.from_pretrained(str(RunDir(P).base()), local_files_only=True)
-        _FORMATS[key] = prompting.Format.from_cfg(P.model.prompt_style, P.model.prompt, world(P).shot_examples(), tok)
+        w = world(P)
+        _FORMATS[key] = prompting.Format.from_cfg(P.model.prompt_style, P.model.prompt, w.shot_examples(), tok,
+                                                  w.gold_completions())
     return _FORMATS[key]
 
 
@@ -201,6 +203,13 @@ class World:
         if self.in_domain == "file":
             return local_data.load_train_file(str(P.data.train_file), self.in_domain_family)
         return words.sample(words.IN_DOMAIN_FAMILY, "train", P.posttrain.n_train_prompts + extra, P.seed, P.tasks)
+
+    def gold_completions(self) -> list[str]:
+        """The in-domain gold solutions SFT imitates (unrendered): what a real model's chat instruction for math
+        must agree with (:func:`~rlgen_utils.world.prompting.math_instruction`); none for the task world."""
+        if not self.real_lm:
+            return []
+        return [e.completion for e in self._in_domain_pool()[: self.P.posttrain.n_train_prompts]]
 
     def validation_examples(self, n: int) -> list[tasks.Example]:
         """In-domain prompts for choosing learning rates: training-split prompts that no method trains on (never
