@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 from common import ROOT, write_result
 
+from rlgen_utils.run.config import read_params_yaml
+
 
 def calibration_seconds() -> float:
     """Seconds for 20 fp32 1024x1024 matmuls on this machine's torch threads (≈43 GFLOP)."""
@@ -37,7 +39,7 @@ def main() -> None:
     ap.add_argument("--params", default="params/default.yaml")
     ap.add_argument("--notebook", default="01_train")
     args = ap.parse_args()
-    raw = yaml.safe_load(Path(args.params).read_text())
+    raw = read_params_yaml(args.params)  # `extends:` resolved: the copy stands alone
     calib = calibration_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         raw["run_root"] = tmp

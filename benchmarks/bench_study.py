@@ -28,6 +28,8 @@ import yaml
 from bench_01_train import calibration_seconds
 from common import ROOT, write_result
 
+from rlgen_utils.run.config import read_params_yaml
+
 WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
            "r = subprocess.run(sys.argv[1:]); "
            "print(json.dumps({'rc': r.returncode, 'wall_s': time.perf_counter() - t, "
@@ -68,7 +70,7 @@ def main() -> None:
     if args.resume and not args.keep:
         raise SystemExit("--resume needs --keep: the resumed notebooks' outputs live in that run root")
     earlier = measured_in_log(args.resume) if args.resume else {}
-    raw = yaml.safe_load(Path(args.params).read_text())
+    raw = read_params_yaml(args.params)  # `extends:` resolved: the copy stands alone
     calib = calibration_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)

@@ -25,6 +25,8 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"model": {"name_or_path": "/nonexistent/model"}, "pretrain": None}, "model.name_or_path"),
     ({"posttrain": {"methods": ["grpo", "sft_grpo"]}}, "posttrain.methods"),
     ({"tasks": {"slip_rate": 1.5}}, "tasks.slip_rate"),
+    ({"tasks": {"shared_chain_rate": -0.1}}, "tasks.shared_chain_rate"),
+    ({"pretrain": {"seed": -2}}, "pretrain.seed"),
     ({"name": "a/b"}, "name"),
     ({"pretrain": None}, "pretrain"),
     ({"eval": {"pass_k": 0}}, "eval.pass_k"),
@@ -95,6 +97,26 @@ def test_smollm2_params_validate_once_the_model_is_materialised():
     smollm2.materialise(ROOT / smollm2.DEFAULT_OUT)   # `make smollm2` (part of `make test`) did it: returns at once
     P = config.load_params(ROOT / "params" / "smollm2.yaml")
     assert P.model.prompt_style == "chat" and P.data.word_world and not P.data.task_world
+
+
+def test_a_params_file_extends_another_section_by_section(write_params, tmp_path):
+    """A second base of a study is three lines: its parent's params, its own name and run folder, one change."""
+    parent = write_params({"posttrain": {"seeds": [0, 1]}}, name="study.yaml")
+    child = tmp_path / "study-base1.yaml"
+    child.write_text("extends: study.yaml\npretrain: {seed: 1}\nposttrain: {seeds: [2]}\n")
+    P, Q = config.load_params(parent), config.load_params(child)
+    assert Q.name == "study-base1" and Q.run_dir != P.run_dir           # never the parent's name or folder
+    assert Q.pretrain.seed == 1 and Q.pretrain.steps == P.pretrain.steps  # mappings merge key by key
+    assert Q.posttrain.seeds == [2] and Q.posttrain.methods == P.posttrain.methods   # lists replace
+    assert (Q.base_seed, P.base_seed) == (1, P.seed)
+    assert Q.section_hash("pretrain") != P.section_hash("pretrain")
+    assert Q.section_hash("tasks", "data", "eval") == P.section_hash("tasks", "data", "eval")  # the same questions
+    child.write_text("extends: nowhere.yaml\n")
+    with pytest.raises(config.ParamsError, match=r"extends: params file not found: nowhere.yaml"):
+        config.load_params(child)
+    child.write_text("extends: study-base1.yaml\n")
+    with pytest.raises(config.ParamsError, match="a cycle"):
+        config.load_params(child)
 
 
 def test_section_hash_changes_only_with_its_sections(write_params):

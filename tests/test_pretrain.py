@@ -34,3 +34,16 @@ def test_char_tokenizer_roundtrips_every_family_and_adds_bos():
     enc = tok(text)["input_ids"]
     assert enc[0] == tok.bos_token_id and len(enc) == len(text) + 1, "one token per character after <bos>"
     assert tok.decode(enc, skip_special_tokens=True) == text
+
+
+def test_pretrain_seed_gives_another_base_on_the_same_questions(write_params):
+    """``pretrain.seed`` changes the base (its initialisation and corpus order), not the evaluation suite."""
+    from rlgen_utils.studies import start, train
+    from rlgen_utils.world import suite
+    a = start(str(write_params({"pretrain": {"steps": 2}}, name="a.yaml")))
+    b = start(str(write_params({"pretrain": {"steps": 2, "seed": 1}}, name="b.yaml")))
+    wa = loading.load_model(train.ensure_base(a)).state_dict()
+    wb = loading.load_model(train.ensure_base(b)).state_dict()
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+    qa, qb = suite.world(a).eval_families(), suite.world(b).eval_families()
+    assert all([e.prompt for e in qa[f].examples] == [e.prompt for e in qb[f].examples] for f in qa)

@@ -183,3 +183,19 @@ def test_parseable_tells_answer_forms_apart():
     assert tasks.parseable("mcmax", "max=45####b") and not tasks.parseable("mcmax", "45")
     assert tasks.parseable("clock", "11:05") and not tasks.parseable("clock", "1105")
     assert tasks.parseable("arith", "take 3, add 4: 7 ####7") and not tasks.parseable("arith", "seven")
+
+
+def test_shared_chain_rate_chains_the_shared_skill_families_alone():
+    """``tasks.shared_chain_rate`` sets how often a shared-skill answer is written through its carry step in
+    arith's notation (``45+5=50####50``), apart from the format-only families' ``chain_rate``."""
+    cfg = config.TasksCfg(chain_rate=0.0, shared_chain_rate=1.0)
+    rng = random.Random(0)
+    for name, fam in tasks.FAMILIES.items():
+        if not fam.chain_in_pretraining:
+            continue
+        got = [tasks.pretrain_version(rng, fam.generate(rng, cfg), cfg) for _ in range(40)]
+        chained = [tasks.uses_chain(e.completion) for e in got]
+        assert all(chained) if fam.transfer == tasks.SHARED else not any(chained), name
+    unset = config.TasksCfg(chain_rate=0.0)
+    ex = tasks.FAMILIES["wordsum"].generate(random.Random(1), unset)
+    assert not tasks.uses_chain(tasks.pretrain_version(random.Random(2), ex, unset).completion)

@@ -106,6 +106,9 @@ class TasksCfg(Strict):
                              "answers in pretraining")
     chain_rate: float = Field(default=0.5, ge=0, le=1, description="fraction of chained (####) answers of the "
                               "shared-skill and format-only families in pretraining")
+    shared_chain_rate: float | None = Field(default=None, ge=0, le=1, description="fraction of chained answers "
+                                            "of the shared-skill families alone (default chain_rate): a chained "
+                                            "answer computes its carry step in arith's notation")
     teacher_rate: float = Field(default=0.02, ge=0, le=1, description="fraction of teacher-style arith solutions "
                                 "in pretraining (SFT's style; keep it rare)")
     n_facts: int = Field(default=120, ge=8, le=2000)
@@ -128,6 +131,9 @@ class PretrainCfg(Strict):
     family_weights: dict[str, float] = Field(default={}, description="mixture weight of named out-of-domain "
                                              "families (default 1)")
     n_checkpoints: int = Field(default=5, ge=1, le=100)
+    seed: int | None = Field(default=None, ge=0, description="the base's own seed (initialisation and corpus "
+                             "order; default the top-level seed): bases that differ only here answer the same "
+                             "evaluation prompts, so their results pair sample by sample")
 
 
 class SFTCfg(Strict):
@@ -504,6 +510,11 @@ class Params(Strict):
         return [p for p in PAPER_PAIRS if set(p) <= known]
 
     @property
+    def base_seed(self) -> int:
+        """The organism's pretraining seed: ``pretrain.seed`` or, by default, the top-level seed."""
+        return self.seed if self.pretrain is None or self.pretrain.seed is None else self.pretrain.seed
+
+    @property
     def train_seeds(self) -> list[int]:
         """Post-training seeds: ``posttrain.seeds`` or, by default, the top-level seed alone."""
         return self.posttrain.seeds or [self.seed]
@@ -528,6 +539,30 @@ def load_params(path: str | Path, check_files: bool = True) -> Params:
     """Read and validate a params file; raise :class:`ParamsError` with one line naming the key. ``check_files``
     false skips the checks of named files and folders (a plan made before the model is copied in)."""
     path = Path(path)
+    raw = read_params_yaml(path)
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(one_line_error(path, e)) from None
+    if check_files:
+        _check_files(path, params)
+    _check_run_dir(path, params)
+    return params
+
+
+def read_params_yaml(path: str | Path) -> dict:
+    """A params file as one mapping, before validation: ``name`` defaults to the file's stem, and a file that
+    starts with ``extends: OTHER.yaml`` (a path relative to it) is OTHER's mapping with this file's keys merged
+    in, section by section (mappings merge key by key; any other value, a list included, replaces). The name is
+    never inherited: each file is its own run folder. So a second base of a study is three lines::
+
+        extends: default-3seeds.yaml
+        pretrain: {seed: 1}
+    """
+    return _read_yaml(Path(path), ())
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...]) -> dict:
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
     try:
@@ -538,15 +573,27 @@ def load_params(path: str | Path, check_files: bool = True) -> Params:
         raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: top level must be a mapping of keys")
+    parent = raw.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ParamsError(f"{path}: extends: must be the path of another params file (got {parent!r})")
+        other = path.parent / parent
+        if other.resolve() in chain or other.resolve() == path.resolve():
+            raise ParamsError(f"{path}: extends: {parent} extends this file again (a cycle)")
+        if not other.is_file():
+            raise ParamsError(f"{path}: extends: params file not found: {parent}")
+        inherited = _read_yaml(other, (*chain, path.resolve()))
+        inherited.pop("name", None)
+        raw = _merged(inherited, raw)
     raw.setdefault("name", path.stem)
-    try:
-        params = Params.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(one_line_error(path, e)) from None
-    if check_files:
-        _check_files(path, params)
-    _check_run_dir(path, params)
-    return params
+    return raw
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _check_run_dir(path: Path, p: Params) -> None:

@@ -38,10 +38,10 @@ def ensure_base(P: Params) -> Path:
     out, key = run.organism_base, stage_key(P, "base")
     if is_done(out, key):
         return out
-    seed_everything(P.seed)
+    seed_everything(P.base_seed)
     tokenizer = loading.char_tokenizer()
-    model = loading.organism_model(P.model.organism, tokenizer, P.seed)
-    log = pretrain.pretrain(model, tokenizer, P.pretrain, P.tasks, P.seed, run.pretrain(key))
+    model = loading.organism_model(P.model.organism, tokenizer, P.base_seed)
+    log = pretrain.pretrain(model, tokenizer, P.pretrain, P.tasks, P.base_seed, run.pretrain(key))
     write_json(run.pretrain_log, log)
     loading.save_model(model, tokenizer, out)
     mark_done(out, key, n_params=loading.n_params(model))
@@ -308,7 +308,7 @@ def corpus_table(P: Params, n: int = 20_000) -> pd.DataFrame:
     for the whole corpus. Empty for a model pretrained elsewhere."""
     if not P.model.is_organism or P.pretrain is None:
         return pd.DataFrame()
-    ex = pretraining.corpus_sample(n, P.seed, P.pretrain, P.tasks)
+    ex = pretraining.corpus_sample(n, P.base_seed, P.pretrain, P.tasks)
     df = pd.DataFrame({"family": [e.family for e in ex], "sloppy": [tasks.is_sloppy(e) for e in ex],
                        "chained": [e.family != "arith" and tasks.uses_chain(e.completion) for e in ex],
                        "teacher style": [tasks.is_teacher_style(e.text) for e in ex]})

@@ -387,10 +387,14 @@ def parseable(family: str, completion: str) -> bool:
 def pretrain_version(rng: random.Random, ex: Example, cfg) -> Example:
     """``ex`` as the pretraining corpus writes it: arith sloppy with probability ``slip_rate`` or teacher-style
     with ``teacher_rate``; shared-skill families sloppy with ``slip_rate``; families with a chain form chained
-    with ``chain_rate``. Draws from ``rng`` in a fixed order whatever the outcome."""
+    with ``chain_rate`` (shared-skill ones with ``shared_chain_rate`` where set). Draws from ``rng`` in a fixed
+    order whatever the outcome."""
     fam = FAMILIES[ex.family]
+    chain_rate = cfg.chain_rate
+    if fam.transfer == SHARED and cfg.shared_chain_rate is not None:
+        chain_rate = cfg.shared_chain_rate
     sloppy = rng.random() < cfg.slip_rate and fam.sloppy_in_pretraining
-    chain = rng.random() < cfg.chain_rate and fam.chain_in_pretraining
+    chain = rng.random() < chain_rate and fam.chain_in_pretraining
     teacher = rng.random() < cfg.teacher_rate and ex.family == "arith"
     if ex.family == "arith":
         if teacher:
