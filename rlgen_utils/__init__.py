@@ -37,7 +37,7 @@ M     models compared (crosscoder slots)        F     evaluation families
 L     crosscoder latents                        K     questions scored in Study B
 C     checkpoints                               E     edges of the graph, flattened
 S     senders of the graph (block outputs)      H     histogram bins
-R     receivers of the graph (block inputs)
+R     receivers of the graph (block inputs)     G     base models (pretraining seeds)
 ====  ========================================  ====  ===========================================
 
 A lowercase letter is a subset of its capital's axis (``pre_Bl``: the dead latents only).

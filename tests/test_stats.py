@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,46 @@ def test_difference_pairs_seeds_or_broadcasts_a_single_row():
     assert stats.hierarchical_diff_ci(a, a, n_boot=50).mean == 0.0
     with pytest.raises(ValueError, match="cannot pair"):
         stats.hierarchical_diff_ci(a, np.zeros((3, 2)))
+
+
+def _exact_multilevel_outcomes(v_GZN):
+    """Every equally likely outcome of the three-level bootstrap of a tiny array, enumerated."""
+    G, Z, N = v_GZN.shape
+    out = []
+    for gs in itertools.product(range(G), repeat=G):
+        for zs in itertools.product(range(Z), repeat=G * Z):
+            for ns in itertools.product(range(N), repeat=N):
+                rows = [v_GZN[g, zs[i * Z + j]] for i, g in enumerate(gs) for j in range(Z)]
+                out.append(np.mean([r[list(ns)] for r in rows]))
+    return np.array(out)
+
+
+def test_multilevel_bootstrap_matches_brute_force_enumeration():
+    v = np.array([[[0.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [1.0, 0.0]]])   # 2 bases × 2 seeds × 2 samples
+    exact = _exact_multilevel_outcomes(v)                               # 2^2 × 2^4 × 2^2 = 256 outcomes
+    draws = stats.multilevel_draws(v, n_boot=100_000, seed=5)
+    for x in np.unique(exact):
+        p_exact, p_boot = (exact <= x + 1e-12).mean(), (draws <= x + 1e-12).mean()
+        assert abs(p_exact - p_boot) < 0.01, f"P(mean ≤ {x}): enumeration {p_exact:.3f}, bootstrap {p_boot:.3f}"
+
+
+def test_multilevel_interval_counts_bases_not_models():
+    """The likely mistake: treat every (base, seed) model as one more seed of a single base. With bases that
+    disagree and seeds that agree within a base, there are three independent units, not nine."""
+    rng = np.random.default_rng(1)
+    v_GZN = np.stack([np.tile((rng.random(300) < p).astype(float), (3, 1)) for p in (0.2, 0.5, 0.8)])
+    right = stats.multilevel_ci(v_GZN, n_boot=4000)
+    flat = stats.hierarchical_ci(v_GZN.reshape(9, 300), n_boot=4000)
+    assert right.mean == pytest.approx(flat.mean)
+    assert (right.hi - right.lo) > 1.4 * (flat.hi - flat.lo)
+
+
+def test_multilevel_difference_pairs_bases_and_broadcasts_the_base_model():
+    a = np.ones((3, 2, 4))
+    b = np.zeros((3, 1, 4))
+    assert stats.multilevel_diff_ci(a, b, n_boot=50).mean == pytest.approx(1.0)
+    assert stats.multilevel_diff_ci(a, a, n_boot=50).mean == 0.0
+    with pytest.raises(ValueError, match="cannot pair"):
+        stats.multilevel_diff_ci(a, np.zeros((2, 1, 4)))
+    with pytest.raises(ValueError, match="bases, seeds, samples"):
+        stats.multilevel_draws(np.zeros((3, 4)))

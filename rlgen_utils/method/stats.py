@@ -11,6 +11,11 @@
 * :func:`hierarchical_diff_ci` — the same for a difference between models: per-seed differences on paired
   samples (a model with one seed, the base, is compared with every seed of the other).
 
+* :func:`multilevel_ci` / :func:`multilevel_diff_ci` — several base models (pretraining seeds), each post-trained
+  with several training seeds, every model scored on the same samples: resample bases, then training seeds within
+  each drawn base, then samples (one resample of the questions shared by every drawn model, as above). The
+  interval carries base-to-base variation, which intervals over the training seeds of one base do not.
+
 Averaging seeds per sample *before* a paired bootstrap drops the seed variance from the interval: with three
 seeds that disagree, such an interval is far too narrow (``tests/test_stats.py`` shows it).
 """
@@ -90,3 +95,40 @@ def hierarchical_diff_ci(a_ZN: ArrayLike, b_ZN: ArrayLike, n_boot: int = 2000, l
     if a.shape[1] != b.shape[1] or b.shape[0] not in (1, a.shape[0]):
         raise ValueError(f"cannot pair [seeds, samples] arrays of shapes {a.shape} and {b.shape}")
     return hierarchical_ci(a - b, n_boot, level, seed)
+
+
+def multilevel_draws(values_GZN: ArrayLike, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``n_boot`` bootstrap means of a ``[bases, seeds, samples]`` array: draw G bases with replacement; within
+    each drawn base draw Z of its seeds with replacement; draw N samples with replacement (the same N for every
+    drawn model); average."""
+    v = np.asarray(values_GZN, dtype=float)
+    if v.ndim != 3 or v.size == 0:
+        raise ValueError(f"expected a [bases, seeds, samples] array, got shape {v.shape}")
+    G, Z, N = v.shape
+    rng = np.random.default_rng(seed)
+    g_idx_XG = rng.integers(0, G, size=(n_boot, G))
+    z_idx_XGZ = rng.integers(0, Z, size=(n_boot, G, Z))
+    n_idx_XN = rng.integers(0, N, size=(n_boot, N))
+    out_X = np.empty(n_boot)
+    for lo in range(0, n_boot, 64):  # chunks keep the [X, G, Z, N] gather small
+        g, z, n = g_idx_XG[lo:lo + 64], z_idx_XGZ[lo:lo + 64], n_idx_XN[lo:lo + 64]
+        out_X[lo:lo + 64] = v[g[:, :, None, None], z[:, :, :, None], n[:, None, None, :]].mean(axis=(1, 2, 3))
+    return out_X
+
+
+def multilevel_ci(values_GZN: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> CI:
+    """Mean over bases, their seeds and the samples, resampling bases, then seeds within a base, then samples."""
+    v = np.asarray(values_GZN, dtype=float)
+    return _interval(multilevel_draws(v, n_boot, seed), v.mean(), level)
+
+
+def multilevel_diff_ci(a_GZN: ArrayLike, b_GZN: ArrayLike, n_boot: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> CI:
+    """mean(a − b) over bases, seeds and paired samples. ``b`` has ``a``'s bases (paired by base) and either
+    ``a``'s seeds (paired by seed) or one row per base (the base model itself, compared with every seed of
+    ``a`` post-trained from it)."""
+    a, b = np.asarray(a_GZN, dtype=float), np.asarray(b_GZN, dtype=float)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2] \
+            or b.shape[1] not in (1, a.shape[1]):
+        raise ValueError(f"cannot pair [bases, seeds, samples] arrays of shapes {a.shape} and {b.shape}")
+    return multilevel_ci(a - b, n_boot, level, seed)

@@ -6,6 +6,7 @@
 ``forgetting``, ``prereg``  02: how far each model moved (KL, changed parameters, fits); the pre-registration
 ``offpolicy``               02: how far SFT's gold lies off the base's policy; answer styles and error kinds
 ``matched``                 02: SFT against RL at matched KL and matched gain, inside the range both cover
+``bases``                   02 over several bases: the pre-registration over bases × seeds × samples
 ``nulls``                   03, 04: identical-copy, random-update and random-walk null models
 ``baselines``               03: detection power, the L1 crosscoder, the sae-lens SAE baseline
 ``circuits_exact``          05: exact ablation of every edge, against the first-order scores

@@ -11,6 +11,9 @@ of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->`` (``d
 writes the claims table alone between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` (the README's front
 page). ``--real RUN/smollm2.yaml`` writes a real pretrained LM's section instead (per family and per class changes,
 claims table, pools, timing) between ``<!-- real:begin -->`` and ``<!-- real:end -->`` (``docs/REAL_LM.md``).
+``--bases A.yaml B.yaml C.yaml`` (runs that differ in ``pretrain.seed`` only) writes the pre-registration over
+several bases between ``<!-- bases:begin -->`` and ``<!-- bases:end -->`` (``docs/BASES.md``); with ``--claims``
+its summary (which conclusions hold on every base) goes to that page's ``bases`` block too (the README).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import pandas as pd
 from ..run.artifacts import write_between_markers
 from ..run.config import Params, load_params
 from ..run.rundir import RunDir
-from . import evaluate, findings, forgetting, matched, offpolicy, prereg, render, train, verdicts
+from . import bases, evaluate, findings, forgetting, matched, offpolicy, prereg, render, train, verdicts
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -184,6 +187,17 @@ def results_page(one: Params, many: Params | None, timings: list[str]) -> str:
     return "\n\n".join(parts)
 
 
+def bases_page(params: list[Params]) -> tuple[str, str]:
+    """The several-bases page (summary, then the table row by row) and its summary alone."""
+    runs = [bases.finished(P) for P in params]
+    table = bases.outcome_table(runs)
+    first = runs[0].params
+    head = (f"Runs: {', '.join(f'`{P.name}` (pretrain seed {P.base_seed})' for P in params)}; training seeds "
+            f"{first.train_seeds}; pre-registration `{first.eval.preregistration}`.")
+    summary = render.markdown(bases.summary(table))
+    return "\n\n".join([head, summary, render.table(bases.display(table), index=False)]), summary
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="The generated results pages, from finished run folders.")
     ap.add_argument("--params", help="a finished one-seed organism run (the main results section)")
@@ -191,9 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing", nargs="*", default=[])
     ap.add_argument("--real", default=None, help="a finished run of a real pretrained LM (its own section, between "
                     "the <!-- real:begin/end --> markers)")
+    ap.add_argument("--bases", nargs="*", default=None, help="finished runs of several bases (their own section, "
+                    "between the <!-- bases:begin/end --> markers)")
     ap.add_argument("--write", default=None, help="the page whose results (or real) block to replace")
     ap.add_argument("--claims", default=None, help="a page whose claims block gets the --params run's claims table")
     a = ap.parse_args(argv)
+    if a.bases:
+        page, summary = bases_page([load_params(p) for p in a.bases])
+        if a.write:
+            write_between_markers(Path(a.write), page, "bases")
+        else:
+            print(page)
+        if a.claims:
+            write_between_markers(Path(a.claims), summary, "bases")
+        return 0
     if (a.params is None) == (a.real is None):
         ap.error("give --params (the organism's section) or --real (a real LM's section)")
     if a.write or not a.claims:
