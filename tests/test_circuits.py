@@ -362,3 +362,23 @@ def test_exact_findings_say_when_no_question_was_ablated():
         agree = circuits_exact.agreement(np.zeros((0, n, n)), np.zeros((0, n, n)), g)
     text = render.markdown(circuit_claims.exact_findings(agree))
     assert "not run" in text and "nan" not in text, "no ablated question must not read as a Spearman of nan"
+
+
+def test_verdict_says_no_rise_only_when_the_interval_excludes_the_minimum_effect(write_params):
+    """An interval containing 0 is not evidence of no rise: with a 5 % minimum effect (before = 1.0), a DPO pair
+    at [-0.01, 0.02] shows no rise, one at [-0.1, 0.2] is undecided and leaves the claim not testable."""
+    P = config.load_params(write_params({"circuits": {"main_alpha": 0.3, "alphas": [0.3], "min_effect": 0.05}}))
+    up, tight, wide = (0.1, 0.3), (-0.01, 0.02), (-0.1, 0.2)
+
+    def decision(rl, dpo):
+        rows = [("sft → sft_grpo", "sft_grpo", m, *rl) for m in ("intensity", "entropy", "entropy (scale-free)")]
+        rows += [("sft → sft_dpo", "sft_dpo", m, *dpo) for m in ("intensity", "entropy", "entropy (scale-free)")]
+        return circuit_claims.verdicts(P, _table(rows))[0].decision
+
+    assert decision(up, tight) == "reproduced"
+    assert decision(up, wide) == "not testable at this power", "an underpowered DPO pair decides nothing"
+    assert decision(wide, tight) == "not testable at this power"
+    assert decision(tight, tight) == "not reproduced", "RL's interval excludes the stated rise"
+    assert decision(up, up) == "not reproduced", "DPO rises too"
+    assert circuit_claims.reading(_table([("a → b", "b", "intensity", 0.001, 0.01)]).set_index("metric"),
+                                  ("intensity",), 0.05) == circuit_claims.NO_RISE, "a rise below the minimum is none"

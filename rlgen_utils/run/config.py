@@ -338,6 +338,9 @@ class CircuitsCfg(Strict):
     n_bins: int = Field(default=100, ge=2, description="histogram bins of the entropy (same edges for both models)")
     min_questions: int = Field(default=10, ge=2, description="a pair with fewer selected questions is shown but "
                                "does not count in the verdict (not testable at that power)")
+    min_effect: float = Field(default=0.05, gt=0, description="the smallest rise the claim is about, relative to "
+                              "the metric's value before: a pair shows 'no rise' only when its interval excludes "
+                              "a rise this large, and a pair whose interval allows both is undecided")
     n_boot: int = Field(default=1000, ge=10)
     batch_size: int = Field(default=32, ge=1)
     exact_scores: Literal["none", "main_alpha", "every_alpha"] = Field(default="main_alpha", description=

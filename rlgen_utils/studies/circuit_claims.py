@@ -120,10 +120,26 @@ def exact_findings(agree: dict) -> Findings:
                 {"embedding_first_order": fo, "embedding_exact": ex})))
 
 
-def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
-    """Per group (online RL, DPO), whether each pair with enough questions raises every one of ``metrics``; and
-    the question counts used and the pairs left out."""
-    up: dict[str, list[bool]] = {"online RL": [], "DPO": []}
+RISE, NO_RISE, UNDECIDED = "rise", "no rise", "undecided"
+
+
+def reading(p: pd.DataFrame, metrics: tuple[str, ...], min_effect: float) -> str:
+    """One pair's reading of "raises every one of ``metrics``" (rows indexed by metric): ``no rise`` when some
+    metric's interval excludes a rise of ``min_effect`` × |before| (a significant rise smaller than that counts
+    as none), ``rise`` when every metric's interval lies above 0, else ``undecided`` — the interval contains 0
+    and a rise of the stated size alike, so this pair cannot tell them apart."""
+    rows = [p.loc[m] for m in metrics if m in p.index]
+    if len(rows) < len(metrics):
+        return UNDECIDED
+    if any(float(r.delta_hi) < min_effect * abs(float(r.before)) for r in rows):
+        return NO_RISE
+    return RISE if all(float(r.delta_lo) > 0 for r in rows) else UNDECIDED
+
+
+def _group_readings(P: Params, t: pd.DataFrame, metrics: tuple[str, ...]):
+    """Per group (online RL, DPO), each pair's :func:`reading` where it has enough questions; and the question
+    counts used and the pairs left out."""
+    got: dict[str, list[str]] = {"online RL": [], "DPO": []}
     used, left_out = [], []
     for group, methods in (("online RL", ONLINE_RL), ("DPO", OFFLINE)):
         sub = t[t["model_after"].isin(methods)]
@@ -134,16 +150,27 @@ def _group_rises(P: Params, t: pd.DataFrame, *metrics: str):
                 left_out.append(f"{pair} ({n})")
                 continue
             used.append(n)
-            up[group].append(rises(p, *metrics))
-    return up, used, left_out
+            got[group].append(reading(p, metrics, P.circuits.min_effect))
+    return got, used, left_out
+
+
+def claim_decision(rl: list[str], dpo: list[str]):
+    """The decision on "online RL raises, DPO does not" from the pairs' readings: reproduced when every RL pair
+    rises and every DPO pair shows no rise; not reproduced when some RL pair shows no rise or some DPO pair
+    rises (the data contradict the claim with power); otherwise — no pair of a group, or an undecided pair and
+    nothing contradicting — not testable."""
+    seen = bool(rl) and bool(dpo) and all(r == RISE for r in rl) and all(d == NO_RISE for d in dpo)
+    against = any(r == NO_RISE for r in rl) or any(d == RISE for d in dpo)
+    return decide(seen, against, seen or against)
 
 
 def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
     """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read three ways: the
     paper's metrics of the first score kind, the scale-free entropy, and (where computed) the paper's metrics of
-    exact-ablation scores; each decided from the paired bootstrap intervals of every pair (a rise = interval above
-    0). A pair with fewer than ``circuits.min_questions`` questions is left out (its interval says little); a claim
-    with no online-RL or no DPO pair left is not testable."""
+    exact-ablation scores; each decided from the paired bootstrap intervals of every pair by :func:`reading`
+    ("no rise" needs an interval that excludes ``circuits.min_effect``; an interval containing 0 alone decides
+    nothing) and :func:`claim_decision`. A pair with fewer than ``circuits.min_questions`` questions is left
+    out."""
     main = table[table.alpha == P.circuits.main_alpha]
     first = main[main.score == P.circuits.scores[0]]
     readings = [("online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
@@ -153,16 +180,18 @@ def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
                          main[main.score == "exact"], ("intensity", "entropy")))
     out = []
     for claim, t, metrics in readings:
-        up, used, left_out = _group_rises(P, t, *metrics)
+        got, used, left_out = _group_readings(P, t, metrics)
         limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
-                 f"used), α = {P.circuits.main_alpha}" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
-        rl, dpo = up["online RL"], up["DPO"]
+                 f"used), α = {P.circuits.main_alpha}; minimum effect a {P.circuits.min_effect:.0%} rise"
+                 + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+        rl, dpo = got["online RL"], got["DPO"]
+        count = lambda xs: ", ".join(f"{xs.count(k)} {k}" for k in (RISE, NO_RISE, UNDECIDED))
         out.append(Verdict(
-            claim=claim, notebook="05_circuits", estimate=sum(rl) / len(rl) if rl else float("nan"), interval=None,
-            null="paired bootstrap interval of each pair's change containing 0",
-            decision=decide(bool(rl) and all(rl) and not any(dpo), bool(dpo) and any(dpo) and not any(rl),
-                            bool(rl) and bool(dpo)),
-            limit=limit, detail=f"{sum(rl)}/{len(rl)} online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs rise"))
+            claim=claim, notebook="05_circuits",
+            estimate=rl.count(RISE) / len(rl) if rl else float("nan"), interval=None,
+            null=f"paired bootstrap interval of each pair's change against 0 and against a {P.circuits.min_effect:.0%} rise",
+            decision=claim_decision(rl, dpo), limit=limit,
+            detail=f"online-RL pairs: {count(rl) if rl else 'none'}; DPO pairs: {count(dpo) if dpo else 'none'}"))
     return out
 
 
