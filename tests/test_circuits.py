@@ -270,7 +270,7 @@ def _table(rows):
 
 def test_findings_verdict_follows_the_intervals(write_params):
     P = config.load_params(write_params({"circuits": {"main_alpha": 0.3, "alphas": [0.3]}}))
-    up, flat = (0.1, 0.3), (-0.1, 0.2)
+    up, flat = (0.1, 0.3), (-0.01, 0.02)
     rows = [("sft → sft_grpo", "sft_grpo", m, *up) for m in ("intensity", "entropy", "kurtosis")]
     rows += [("sft → sft_dpo", "sft_dpo", m, *flat) for m in ("intensity", "entropy", "kurtosis")]
     found = circuit_claims.findings(P, _table(rows))

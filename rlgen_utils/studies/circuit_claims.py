@@ -51,13 +51,14 @@ def findings(P: Params, table: pd.DataFrame) -> Findings:
     rl = [ok for g, ok in pattern.values() if g == "online RL"]
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
-        same = all(rl) and not any(dpo)
+        v = verdicts(P, table)[0]
         items.append(Finding(
             f"**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises intensity "
-            f"and entropy, DPO does not — is **{'reproduced' if same else 'not reproduced'}**: {sum(rl)}/{len(rl)} "
-            f"online-RL pairs and {sum(dpo)}/{len(dpo)} DPO pairs raise both.",
-            {"reproduced": same, "rl_pairs_rising": sum(rl), "rl_pairs": len(rl), "dpo_pairs_rising": sum(dpo),
-             "dpo_pairs": len(dpo)}, style="paragraph"))
+            f"and entropy, DPO does not — is **{v.decision}**: {sum(rl)}/{len(rl)} online-RL pairs and "
+            f"{sum(dpo)}/{len(dpo)} DPO pairs raise both ({v.detail}; \"no rise\" needs an interval that excludes "
+            f"a {P.circuits.min_effect:.0%} rise).",
+            {"reproduced": v.decision == "reproduced", "decision": v.decision, "rl_pairs_rising": sum(rl),
+             "rl_pairs": len(rl), "dpo_pairs_rising": sum(dpo), "dpo_pairs": len(dpo)}, style="paragraph"))
         rl_s = [ok for g, ok in shape.values() if g == "online RL"]
         dpo_s = [ok for g, ok in shape.values() if g == "DPO"]
         items.append(Finding(
