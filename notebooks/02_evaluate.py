@@ -191,11 +191,14 @@ plots.checkpoint_curves(evaluate.checkpoint_curves(scores))
 
 # %% [markdown]
 # ## The samples Study A selects features on
-# For each selection family, base and RL (GRPO, first training seed) answer a pool of
-# `interventions.pool_per_family` test prompts; the pool splits into **RL right, base wrong** (notebook 06 scores
-# latents on these) and its contrasts — base right and RL wrong, both right, both wrong. Saved as
-# `runs/<name>/eval/pools.json`.
+# The selection families are the ood_select families where RL's net gain over the base is significant (the
+# table above; `interventions.family_rule`): elsewhere RL's wins are balanced by its losses and there is no gain
+# to explain. For each, base and RL (GRPO, first training seed) answer a pool of test prompts sized from the rate
+# measured above so that the selection half holds about `interventions.min_rl_right` RL-right/base-wrong samples
+# (at least `pool_per_family`, at most `pool_max` prompts). The pool splits into **RL right, base wrong** (notebook
+# 06 scores latents on these) and its contrasts — base right and RL wrong, both right, both wrong. Saved as
+# `runs/<name>/eval/pools.json`; the last column is the count the selection half reached.
 
 # %%
 pool_sets = evaluate.ensure_pool_sets(P)
-evaluate.pool_counts(pool_sets)
+evaluate.pool_counts(pool_sets, P)

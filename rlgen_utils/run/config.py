@@ -362,9 +362,18 @@ class CircuitsCfg(Strict):
 
 class InterventionsCfg(Strict):
     """Study A §A4–A5: generalization features and their causal test (notebook 06)."""
-    families: list[str] | None = Field(default=None, description="selection families; null = every ood_select family")
+    families: list[str] | None = Field(default=None, description="selection families; null = the ood_select "
+                                       "families chosen by family_rule")
+    family_rule: Literal["significant", "all"] = Field(default="significant", description="with families null: "
+                                                       "'significant' = the ood_select families where RL's net gain "
+                                                       "over the base (notebook 02, final models) has its interval "
+                                                       "above 0; 'all' = every ood_select family")
     pool_per_family: int = Field(default=1000, ge=1, description="test prompts per selection family searched for "
-                                                         "RL-right/base-wrong samples")
+                                                         "RL-right/base-wrong samples (at least)")
+    min_rl_right: int = Field(default=150, ge=0, description="RL-right/base-wrong samples the selection half should "
+                              "hold per family: a family's pool grows past pool_per_family by the rate 02 measured, "
+                              "up to pool_max and the family's prompt space; 0 keeps pool_per_family")
+    pool_max: int = Field(default=4000, ge=1, description="most test prompts per selection family")
     selection: Literal["contrast", "paper"] = Field(default="contrast", description="contrast: RL-right/base-wrong "
                                                     "against base-right/RL-wrong and both-right samples, kept by a "
                                                     "permutation test; paper: Score_k above `fraction` of its maximum")

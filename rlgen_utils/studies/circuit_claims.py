@@ -129,12 +129,12 @@ def reading(p: pd.DataFrame, metrics: tuple[str, ...], min_effect: float) -> str
     metric's interval excludes a rise of ``min_effect`` × |before| (a significant rise smaller than that counts
     as none), ``rise`` when every metric's interval lies above 0, else ``undecided`` — the interval contains 0
     and a rise of the stated size alike, so this pair cannot tell them apart."""
-    rows = [p.loc[m] for m in metrics if m in p.index]
-    if len(rows) < len(metrics):
+    if any(m not in p.index for m in metrics):
         return UNDECIDED
-    if any(float(r.delta_hi) < min_effect * abs(float(r.before)) for r in rows):
+    rows: dict = p.loc[list(metrics), ["delta_lo", "delta_hi", "before"]].astype(float).to_dict("index")
+    if any(r["delta_hi"] < min_effect * abs(r["before"]) for r in rows.values()):
         return NO_RISE
-    return RISE if all(float(r.delta_lo) > 0 for r in rows) else UNDECIDED
+    return RISE if all(r["delta_lo"] > 0 for r in rows.values()) else UNDECIDED
 
 
 def _group_readings(P: Params, t: pd.DataFrame, metrics: tuple[str, ...]):

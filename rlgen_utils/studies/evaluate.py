@@ -13,6 +13,8 @@ set), ``prompt``, ``completion`` (for a loglik family: the chosen choice's text)
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,10 @@ def eval_key(P: Params) -> str:
         c = RunDir(P).sft_choice()
         key += f"-sft-lr{c['lr']:g}-ck{c['checkpoint']}"
     return key
+
+
+SCORE_COLUMNS = ("method", "seed", "checkpoint", "final", "family", "role", "sample", "prompt", "completion",
+                 "parsed", "correct", "scoring", "acc", "acc_norm")
 
 
 def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily]) -> pd.DataFrame:
@@ -200,30 +206,84 @@ def right_wrong_sets(df: pd.DataFrame, tuned: str, roles: tuple[str, ...] = ("oo
 
 # ----------------------------------------------------------------------------------- selection pools (Study A)
 def selection_families(P: Params) -> list[str]:
-    """The families Study A selects generalization latents on: ``interventions.families`` or every ood_select."""
+    """The families Study A selects generalization latents on: ``interventions.families``, or the ood_select
+    families ``interventions.family_rule`` keeps — by default those where RL's net gain over the base is
+    significant (the interval of :func:`delta_long` on 02's final models above 0): where RL does not gain, its
+    right/wrong samples are balanced by its losses and there is no gain to explain."""
     fams = suite.world(P).eval_families()
-    chosen = P.interventions.families or [n for n, f in fams.items() if f.role == "ood_select"]
-    unknown = [f for f in chosen if f not in fams]
-    if unknown:
-        raise ValueError(f"interventions.families: {unknown} are not evaluation families ({list(fams)})")
-    return chosen
+    I = P.interventions
+    if I.families:
+        unknown = [f for f in I.families if f not in fams]
+        if unknown:
+            raise ValueError(f"interventions.families: {unknown} are not evaluation families ({list(fams)})")
+        return list(I.families)
+    ood = [n for n, f in fams.items() if f.role == "ood_select"]
+    if I.family_rule == "all" or P.crosscoder.rl_method not in P.posttrain.methods:
+        return ood
+    d = delta_long(_final_scores(P), P.crosscoder.rl_method, "base", n_boot=1000)
+    gained = set(d[d.lo > 0].family)
+    return [f for f in ood if f in gained]
+
+
+def _final_scores(P: Params) -> pd.DataFrame:
+    key = (eval_key(P), P.model_dump_json())
+    if key not in _FINALS:
+        _FINALS.clear()
+        _FINALS[key] = ensure_scores(P, all_checkpoints=False)
+    return _FINALS[key]
+
+
+_FINALS: dict[tuple[str, str], pd.DataFrame] = {}   # 06 asks for the families many times; 02's scores are cached
+
+
+def pool_sizes(P: Params) -> dict[str, int]:
+    """Test prompts per selection family: ``pool_per_family``, grown so that the selection half (half the pool)
+    is expected to hold ``min_rl_right`` RL-right/base-wrong samples at the rate 02 measured on the first
+    training seed (with 15 % to spare), at most ``pool_max``. A family whose prompt space is smaller keeps what
+    it has (:func:`pool_families`)."""
+    I = P.interventions
+    n0 = max(I.pool_per_family, I.n_eval)
+    fams = selection_families(P)
+    if not I.min_rl_right or P.crosscoder.rl_method not in P.posttrain.methods:
+        return {f: n0 for f in fams}
+    scores = _final_scores(P)
+    rw = right_wrong_sets(scores, P.crosscoder.rl_method)
+    out = {}
+    for f in fams:
+        n_eval = int(((scores.method == "base") & (scores.family == f)).sum())
+        hits = len(rw.get(f, {}).get(P.train_seeds[0], []))
+        need = math.ceil(2 * I.min_rl_right * 1.15 * n_eval / hits) if hits else I.pool_max
+        out[f] = max(n0, min(I.pool_max, need))
+    return out
 
 
 def pool_families(P: Params) -> dict[str, suite.EvalFamily]:
-    """Every family with ``interventions.pool_per_family`` test prompts (task world; local files keep their size)."""
-    n = max(P.interventions.pool_per_family, P.interventions.n_eval)
-    return suite.world(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})})).eval_families()
+    """Every family's test prompts for Study A: the selection families :func:`pool_sizes` prompts each, the others
+    ``max(pool_per_family, n_eval)`` (task world; local files keep their size). Test prompts are drawn in a fixed
+    order, so a smaller pool is the start of a larger one."""
+    I = P.interventions
+    n0, sizes = max(I.pool_per_family, I.n_eval), pool_sizes(P)
+    n = max([n0, *sizes.values()])
+    fams = suite.world(P.model_copy(update={"eval": P.eval.model_copy(update={"n_per_family": n})})).eval_families()
+    return {name: _first(f, sizes.get(name, n0)) for name, f in fams.items()}
+
+
+def _first(f: suite.EvalFamily, n: int) -> suite.EvalFamily:
+    return dataclasses.replace(f, examples=f.examples[:n], cloze=f.cloze[:n] if f.cloze else ())
 
 
 def pool_key(P: Params) -> str:
     I = P.interventions
-    return f"{eval_key(P)}/pool-{max(I.pool_per_family, I.n_eval)}/{','.join(selection_families(P))}"
+    sizes = ",".join(f"{f}:{n}" for f, n in pool_sizes(P).items())
+    return f"{eval_key(P)}/pool-{max(I.pool_per_family, I.n_eval)}/{sizes}"
 
 
 def ensure_pool(P: Params) -> pd.DataFrame:
     """Greedy answers of the base and the RL model (first training seed) on every selection family's pool
     (``eval/pool/<model>.parquet``, cached)."""
     fams = {n: f for n, f in pool_families(P).items() if n in selection_families(P)}
+    if not fams:   # RL gained significantly nowhere: no pool, and 06 has nothing to select from
+        return pd.DataFrame(columns=list(SCORE_COLUMNS))
     k, parts = pool_key(P), []
     for name in ("base", P.crosscoder.rl_method):
         path = RunDir(P).eval / "pool" / f"{name}.parquet"
@@ -234,6 +294,14 @@ def ensure_pool(P: Params) -> pd.DataFrame:
             write_parquet(df, path, k)
         parts.append(df)
     return pd.concat(parts, ignore_index=True)
+
+
+def halves(P: Params, family: str, samples) -> tuple[set[int], set[int]]:
+    """The (selection, test) halves of a family's pool samples: a shuffle seeded by the run seed and the family."""
+    ids = sorted(int(i) for i in samples)
+    rng = np.random.default_rng([P.seed, *family.encode()])
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    return set(order[: len(ids) // 2]), set(order[len(ids) // 2:])
 
 
 CONTRASTS = ("rl_right_base_wrong", "base_right_rl_wrong", "both_right", "both_wrong")
@@ -261,12 +329,18 @@ def ensure_pool_sets(P: Params) -> dict[str, dict[str, list[int]]]:
     return sets
 
 
-def pool_counts(sets: dict[str, dict[str, list[int]]]) -> pd.DataFrame:
-    """Samples per family and set, with the pool size."""
+def pool_counts(sets: dict[str, dict[str, list[int]]], P: Params | None = None) -> pd.DataFrame:
+    """Samples per family and set, with the pool size; with ``P``, the RL-right/base-wrong samples that fall in
+    the selection half (notebook 06's ``target``) against ``interventions.min_rl_right``."""
     if not sets:
         return pd.DataFrame(columns=[*CONTRASTS, "pool"])
     df = pd.DataFrame({fam: {k: len(v) for k, v in s.items()} for fam, s in sets.items()}).T[list(CONTRASTS)]
-    return df.assign(pool=df.sum(axis=1))
+    df = df.assign(pool=df.sum(axis=1))
+    if P is None:
+        return df
+    half = [len(set(s["rl_right_base_wrong"]) & halves(P, f, [i for v in s.values() for i in v])[0])
+            for f, s in sets.items()]
+    return df.assign(rl_right_base_wrong_selection_half=half, asked=P.interventions.min_rl_right)
 
 
 # ---------------------------------------------------------------------------------------- format channel

@@ -65,12 +65,7 @@ selection_families, pool_families, ensure_pool = (evaluate.selection_families, e
                                                   evaluate.ensure_pool)
 
 
-def halves(P: Params, family: str, samples) -> tuple[set[int], set[int]]:
-    """The (selection, test) halves of a family's pool samples: a shuffle seeded by the run seed and the family."""
-    ids = sorted(int(i) for i in samples)
-    rng = np.random.default_rng([P.seed, *family.encode()])
-    order = [ids[i] for i in rng.permutation(len(ids))]
-    return set(order[: len(ids) // 2]), set(order[len(ids) // 2:])
+halves = evaluate.halves   # 06 splits 02's pools: 02 counts what the selection half holds
 
 
 CONTROL = ("base_right_rl_wrong", "both_right")
