@@ -33,7 +33,7 @@
 params_path = None  # None: $RLGEN_PARAMS, else the run last made by `make reproduce`, else smoke
 
 # %%
-from rlgen_utils.studies import crosscoder, crosscoder_claims, findings, nulls, render, start, verdicts
+from rlgen_utils.studies import crosscoder, crosscoder_claims, difflens, findings, nulls, render, start, verdicts
 from rlgen_utils.viz import plots
 from rlgen_utils.viz.inspector import FeatureInspector
 
@@ -124,6 +124,19 @@ crosscoder.nrn_table(nrn, C.nrn_low, C.nrn_high)
 
 # %%
 crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
+
+# %% [markdown]
+# ## A second instrument: the activation difference lens
+# Crosscoders can miss what a narrow fine-tune changed; the mean activation difference often does not (Minder et
+# al. 2025). On texts unrelated to the in-domain task, each tuned model's residual stream minus the base's at the
+# crosscoder's layer, averaged over texts at each of the first `crosscoder.lens_positions` tokens: its size
+# against the stream and against the same difference for the model's random-update null (the base moved as far
+# at random), the tokens the logit lens reads in it, and the base's in-domain accuracy when the difference is
+# added while it answers (`crosscoder.lens_steer` factors; `rlgen_utils/method/diff_lens.py`, tested on a
+# planted shift). Which of these the lens can see is for a fine-tune with a known cause to show.
+
+# %%
+difflens.lens_table(difflens.ensure_lens(P, TRIO))
 
 # %% [markdown]
 # ## What the organism shows

@@ -199,3 +199,10 @@ def test_shared_chain_rate_chains_the_shared_skill_families_alone():
     unset = config.TasksCfg(chain_rate=0.0)
     ex = tasks.FAMILIES["wordsum"].generate(random.Random(1), unset)
     assert not tasks.uses_chain(tasks.pretrain_version(random.Random(2), ex, unset).completion)
+
+
+def test_unrelated_texts_hold_nothing_of_the_in_domain_task(write_params):
+    P = config.load_params(write_params())
+    texts = suite.world(P).unrelated_texts(200)
+    assert len(texts) == 200 and len(set(texts)) > 50
+    assert not any(re.match(r"^\d+[+-]\d", t) for t in texts), "no arith prompt among the lens's texts"

@@ -284,6 +284,11 @@ class CrosscoderCfg(Strict):
                                 "(first 80 % of training; 0 = never)")
     sft_method: Method = "sft"
     rl_method: Method = "grpo"
+    lens_positions: int = Field(default=5, ge=1, le=64, description="activation difference lens: first token "
+                                "positions (after BOS) read on unrelated texts")
+    lens_texts: int = Field(default=256, ge=2, description="activation difference lens: unrelated texts read")
+    lens_steer: list[float] = Field(default=[1.0, 4.0], min_length=1, description="activation difference lens: "
+                                    "factors on the mean difference added to the base while it answers")
     mas_specific_above: float = Field(default=0.7, gt=0.5, lt=1, description="MAS share above which a model owns a latent")
     nrn_low: float = Field(default=0.3, gt=0, lt=0.5)
     nrn_high: float = Field(default=0.7, gt=0.5, lt=1)

@@ -101,6 +101,14 @@ def activations_key(P: Params, names: tuple[ModelId, ...], train_seed: int, n_te
     return key + (f"-n{n_texts}" if n_texts else "")
 
 
+def lens_key(P: Params, names: tuple[ModelId, ...], train_seed: int) -> str:
+    """The activation difference lens of ``names`` (the base first): the models, as an activation collection is
+    keyed, and the lens's own fields."""
+    c = P.crosscoder
+    return (stage_key(P, "activations") + "-" + slug(names) + f"-ts{train_seed}-k{c.lens_positions}-n{c.lens_texts}"
+            + "-a" + "_".join(f"{a:g}" for a in c.lens_steer))
+
+
 def crosscoder_key(P: Params, acts_name: str, names: tuple[ModelId, ...], steps: int, n_latents: int, seed: int,
                    trainer_version: str) -> str:
     """A crosscoder over ``names`` trained on the collection ``acts_name``."""

@@ -9,6 +9,7 @@
 ``bases``                   02 over several bases: the pre-registration over bases × seeds × samples
 ``nulls``                   03, 04: identical-copy, random-update and random-walk null models
 ``baselines``               03: detection power, the L1 crosscoder, the sae-lens SAE baseline
+``difflens``                03: the activation difference lens on unrelated text, against its null
 ``circuits_exact``          05: exact ablation of every edge, against the first-order scores
 ``explorer_inputs``         06: the latent sets and prompts the intervention explorer offers
 ``<stage>_claims``          03–06: typed findings and verdicts (``crosscoder_claims`` …)

@@ -276,6 +276,24 @@ class World:
                                      b.scoring, cloze)
         return out
 
+    def unrelated_texts(self, n: int) -> list[str]:
+        """``n`` texts with nothing of the in-domain task, for the activation difference lens: the general part of
+        the crosscoder corpus's mixture without the in-domain family (task world), or the other families'
+        questions (a real model)."""
+        P = self.P
+        rng = random.Random(f"unrelated/{P.seed}")
+        if self.task_families:
+            names, weights = pretraining.mixture(1.0)
+            keep = [(nm, w) for nm, w in zip(names, weights) if nm != "arith"]
+            return [pretraining.pretrain_example(rng, rng.choices([k for k, _ in keep], [w for _, w in keep])[0],
+                                                 P.tasks).text for _ in range(n)]
+        pool = [e.text for name in words.FAMILIES if self.word_families and name != words.IN_DOMAIN_FAMILY
+                for e in render(P, words.sample(name, "train", 100, P.seed + 5, P.tasks))]
+        pool += [e.text for f in self.eval_families().values() if f.kind != "words" and f.role != "in_domain"
+                 for e in f.examples]
+        rng.shuffle(pool)
+        return [pool[i % len(pool)] for i in range(n)] if pool else []
+
     def corpus(self, n_texts: int | None = None) -> list[str]:
         """Texts the crosscoders read (its first ``n_texts`` when given): in-domain gold solutions and the general
         pretraining mixture, mixed by ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half
