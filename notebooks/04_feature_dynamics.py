@@ -124,8 +124,9 @@ render.show(findings.record(P, dynamics_claims.findings(P, table, pairs, null, w
 # %% [markdown]
 # ## Verdicts
 # Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
-# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
+# reproduced, or not testable at this power, with the detection limit. A claim is testable only where the
+# pairwise cross-check orders SFT and RL as the trajectory crosscoders do. Recorded in the run folder
 # (`verdicts/04_feature_dynamics.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "04_feature_dynamics", dynamics_claims.verdicts(P, table, null, walk))
+verdicts.record(P, "04_feature_dynamics", dynamics_claims.verdicts(P, table, null, walk, pairs))

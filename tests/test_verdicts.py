@@ -122,6 +122,24 @@ def test_dynamics_verdict_asks_for_more_than_random_walks_of_the_same_geometry_g
         "a skipped walk (walk_seeds: []) decides as without it")
 
 
+def _pairwise(sft: float, rl: float, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, "checkpoint": k, "first_vs_last_matched": v,
+                          "neighbour_matched": v if k > 1 else float("nan")}
+                         for m, v in (("sft", sft), ("grpo", rl)) for k in range(1, n + 1)])
+
+
+def test_dynamics_verdict_needs_the_pairwise_cross_check_to_agree(P):
+    """04 once marked "SFT stabilises early" reproduced while the paper's own pairwise method ordered the two
+    paradigms the other way: two instruments that contradict each other decide nothing."""
+    table, null = _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45)
+    agree = dynamics_claims.verdicts(P, table, null, None, _pairwise(0.7, 0.4))
+    assert {v.decision for v in agree} == {"reproduced"} and "agrees" in agree[0].limit
+    against = dynamics_claims.verdicts(P, table, null, None, _pairwise(0.50, 0.65))
+    assert {v.decision for v in against} == {"not testable at this power"}, [v.limit for v in against]
+    assert "contradict" in against[0].limit
+    assert dynamics_claims.verdicts(P, table, null, None, pd.DataFrame()) == dynamics_claims.verdicts(P, table, null)
+
+
 def test_verdicts_are_recorded_and_rendered_for_the_readme(P, tmp_path):
     vs = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1))
     shown = verdicts.record(P, "03_crosscoder", vs)
@@ -146,7 +164,8 @@ def _metric_rows(P, pair: str, after: str, intensity_lo: float, entropy_lo: floa
                  n: int = 12) -> list[dict]:
     base = {"pair": pair, "model_before": "base", "model_after": after, "score": P.circuits.scores[0],
             "alpha": P.circuits.main_alpha, "n": n}
-    return [{**base, "metric": m, "delta_lo": lo} for m, lo in
+    # an interval above 0 is a rise; one below +0.02 (before = 1: under the 5 % minimum effect) is no rise
+    return [{**base, "metric": m, "delta_lo": lo, "delta_hi": lo + 0.1 if lo > 0 else 0.02, "before": 1.0} for m, lo in
             (("intensity", intensity_lo), ("entropy", entropy_lo), ("entropy (scale-free)", scale_free_lo))]
 
 

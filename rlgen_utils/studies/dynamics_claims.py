@@ -116,12 +116,32 @@ def walk_gap(walk: pd.DataFrame | None, P: Params, claim: str) -> float | None:
     return seed_range(walk, f"random walk like {sft}", claim)[0] - seed_range(walk, f"random walk like {rl}", claim)[0]
 
 
-def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None
-             ) -> list[Verdict]:
+PAIRWISE_COLUMNS = {"first": "first_vs_last_matched", "neighbour": "neighbour_matched"}
+
+
+def pairwise_gap(pairs: pd.DataFrame | None, P: Params, claim: str) -> float | None:
+    """SFT − RL of one claim's overlap read by the paper-faithful pairwise cross-check (:func:`dynamics.pairwise_table`;
+    the checkpoints the claim reads), or None without it."""
+    if pairs is None or pairs.empty:
+        return None
+    sft, rl = paradigms(P)
+    col = PAIRWISE_COLUMNS[claim]
+
+    def mean(method: str) -> float:
+        g = pairs[(pairs.method == method) & pairs[col].notna()]
+        g = g[g.checkpoint < g.checkpoint.max()] if claim == "first" else g
+        return float(g[col].mean())
+    return mean(sft) - mean(rl)
+
+
+def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None,
+             pairs: pd.DataFrame | None = None) -> list[Verdict]:
     """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
-    paradigms do not overlap (else: not testable at this power); the paradigm's value must lie beyond the
-    identical-copy null's range in the claimed direction and, with the random-walk null (:func:`walk_table`), the
-    SFT − RL difference must exceed the one that two random walks of the same geometry show."""
+    paradigms do not overlap and, given the pairwise cross-check (``pairs``), where it orders the two paradigms
+    as the trajectory crosscoders do (two instruments that disagree decide nothing: not testable at this power);
+    the paradigm's value must lie beyond the identical-copy null's range in the claimed direction and, with the
+    random-walk null (:func:`walk_table`), the SFT − RL difference must exceed the one that two random walks of
+    the same geometry show."""
     sft, rl = paradigms(P)
     seeds = P.dynamics.crosscoder_seeds
     out = []
@@ -131,8 +151,9 @@ def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFr
             (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)", "neighbour", "lower")):
         (a, a_lo, a_hi), (b, b_lo, b_hi) = seed_range(table, sft, col), seed_range(table, rl, col)
         n_lo, n_hi = null_range(null, col)
-        gap = walk_gap(walk, P, col)
+        gap, pw = walk_gap(walk, P, col), pairwise_gap(pairs, P, col)
         separated = a_hi < b_lo or b_hi < a_lo
+        agree = pw is None or (pw > 0) == (a > b)
         # sft above rl and above what identical checkpoints give / rl below sft and below the null; and the
         # difference beyond what the weights' geometry alone gives
         seen = a > b and a > n_hi if better == "higher" else b < a and b < n_lo
@@ -141,8 +162,10 @@ def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFr
             claim=claim, notebook="04_feature_dynamics", estimate=a - b, interval=None,
             null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}" +
                  ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}"),
-            decision=decide(seen, b > a, separated),
+            decision=decide(seen, b > a, separated and agree),
             limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
-                  f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})",
+                  f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})"
+                  + ("" if pw is None else f"; pairwise cross-check {sft} − {rl} {pw:+.2f} "
+                                           f"({'agrees' if agree else 'disagrees: the instruments contradict'})"),
             detail=f"{sft} {a:.2f}, {rl} {b:.2f}"))
     return out
