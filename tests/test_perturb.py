@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from rlgen_utils.method.perturb import norm_matched_noise, norm_matched_walk
+from rlgen_utils.method.perturb import fixed_direction_path, norm_matched_noise, norm_matched_walk
 
 
 def test_each_tensor_moves_as_far_as_the_real_update_and_untouched_ones_stay():
@@ -60,3 +60,19 @@ def test_a_walk_of_one_checkpoint_is_the_single_model_null_and_walks_are_seeded(
     other = list(norm_matched_walk(base, ckpts, seed=6))
     assert torch.equal(again[1]["w"], list(norm_matched_walk(base, ckpts, seed=5))[1]["w"]), "same seed, same walk"
     assert not torch.equal(again[1]["w"], other[1]["w"]), "the seed must change the walk"
+
+
+def test_the_fixed_direction_null_moves_straight_to_the_final_checkpoint_as_far_as_each_checkpoint():
+    base, ckpts = _trajectory()
+    line = list(fixed_direction_path(base, ckpts, ckpts[-1]))
+    final = {n: ckpts[-1][n].double() - base[n].double() for n in ("w", "v")}
+    for k, name in [(k, n) for k in range(len(ckpts)) for n in ("w", "v")]:
+        real, null = ckpts[k][name].double() - base[name].double(), line[k][name].double() - base[name].double()
+        assert null.norm() == pytest.approx(real.norm().item(), rel=1e-5), "distance from the base must match"
+        cos = torch.nn.functional.cosine_similarity(null.flatten(), final[name].flatten(), 0)
+        assert cos == pytest.approx(1.0, abs=1e-9), "every slot lies on the line from the base to the final model"
+    assert all(torch.allclose(line[-1][n], ckpts[-1][n], atol=1e-6) for n in ("w", "v")), "its end is the final model"
+    assert all(torch.equal(x["frozen"], base["frozen"]) for x in line), "an untouched tensor stays as it was"
+    mid = ckpts[1]["w"].double() - base["w"].double()
+    assert torch.nn.functional.cosine_similarity(mid.flatten(), final["w"].flatten(), 0) < 0.999, (
+        "the real trajectory turns (else the test could not tell the line from it)")

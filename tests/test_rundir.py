@@ -106,7 +106,16 @@ def test_an_id_is_its_name_in_tables_keys_and_json():
         ModelId("sft@3")
 
 
-@pytest.mark.parametrize("bad", ["", "sft@", "sft@x", "noise+", "sft@0", "noise+base"])
+def test_a_fixed_direction_null_is_a_checkpoint_id_of_its_own():
+    m = ModelId.parse("line+sft@2")
+    assert (m.method, m.checkpoint, m.null, m.null_kind) == ("sft", 2, True, "line")
+    assert m == ModelId("sft", 2).line == ModelId("sft", 2, null="line") and m.tuned == "sft@2"
+    assert ModelId("sft", 2).noise.null_kind == "noise" and ModelId("sft", 2).null_kind is None
+    assert repr(m) == "ModelId('sft', 2, null='line')" and copy.deepcopy(m) == m and m.slug == "line+sftat2"
+
+
+@pytest.mark.parametrize("bad", ["", "sft@", "sft@x", "noise+", "sft@0", "noise+base", "line+sft", "line+base",
+                                 "line+noise+sft@2", "noise+line+sft@2"])
 def test_a_malformed_model_name_is_one_error_naming_it(bad):
     with pytest.raises(ValueError):
         ModelId.parse(bad)
@@ -121,6 +130,7 @@ def test_named_models_resolve_to_the_same_folders_as_before(write_params):
     assert run.model("sft@2") == run.checkpoints("sft", P.train_seeds[0])[1]
     assert run.model("sft") == run.checkpoints("sft", P.train_seeds[0])[-1]
     assert run.model("noise+sft@2") == run.path / "nulls" / "noise+sftat2" / f"seed-{P.train_seeds[0]}"
+    assert run.model("line+sft@2") == run.path / "nulls" / "line+sftat2" / f"seed-{P.train_seeds[0]}"
     assert checkpoint_ids("grpo", 3) == ["grpo@1", "grpo@2", "grpo@3"] and ModelId("grpo", 3).noise == "noise+grpo@3"
 
 
@@ -141,3 +151,9 @@ def test_sft_is_the_rate_and_checkpoint_validation_chose_and_nothing_before_the_
     assert run.method("sft", seed) == run.path / "posttrain" / "sft-lr0.0001" / f"seed-{seed}"
     assert run.model("sft") == run.model("sft@2") == run.checkpoints("sft-lr0.0001", seed)[1]
     assert run.final_checkpoint("sft") == 2 and run.final_checkpoint("grpo") == P.posttrain.n_checkpoints
+
+
+def test_ids_print_inside_containers():
+    """A tuple of ids prints through ``repr``; its fields are plain strings (a field that were an id recursed)."""
+    assert str((BASE, ModelId("sft", 2).line)) == "(ModelId('base'), ModelId('sft', 2, null='line'))"
+    assert type(BASE.method) is str and type(ModelId.parse("noise+sft").method) is str

@@ -17,6 +17,15 @@ per tensor, P_1 = r_1 · u_1 and
 with u_k a random unit vector orthogonal to P_{k−1}. Then ‖P_k‖ = r_k and ⟨P_k, P_{k−1}⟩ = ⟨Δ_k, Δ_{k−1}⟩
 (so ‖P_k − P_{k−1}‖ = ‖Δ_k − Δ_{k−1}‖) exactly, while the directions are random. The first step of a walk is the
 single-model null above.
+
+**The fixed-direction** null keeps the same distances and removes every change of direction: per tensor,
+
+    L_k = (r_k / r_N) · Δ_N,
+
+the base moved straight towards the final checkpoint θ_N, as far as checkpoint k is from the base (L_N = Δ_N: its
+last slot is the final model itself). A run that knew its destination from its first step would look like this;
+an overlap between checkpoints that the line shows too follows from how fast the distance grew, not from features
+that appeared and then stayed. Beside the random walk (no direction kept) it brackets the real trajectory.
 """
 from __future__ import annotations
 
@@ -72,3 +81,19 @@ def norm_matched_walk(base: State, checkpoints: Iterable[State], seed: int) -> I
 def norm_matched_noise(base: State, tuned: State, seed: int) -> State:
     """``base`` plus, per tensor, Gaussian noise with the norm of ``tuned − base`` (same keys, shapes, dtypes)."""
     return next(norm_matched_walk(base, [tuned], seed))
+
+
+def fixed_direction_path(base: State, checkpoints: Iterable[State], final: State) -> Iterator[State]:
+    """The fixed-direction null of a trajectory (module docstring): for each checkpoint in order, ``base`` plus,
+    per tensor, (‖Δ_k‖ / ‖Δ_N‖) · Δ_N with Δ_N = ``final`` − ``base`` (same keys, shapes and dtypes; a tensor the
+    final checkpoint did not move stays as it was). A generator: one checkpoint's tensors at a time."""
+    _check(base, final)
+    for tuned in checkpoints:
+        _check(base, tuned)
+        out = {}
+        for name in sorted(base):
+            b = base[name].double()
+            d_final, r_k = final[name].double() - b, (tuned[name].double() - b).norm()
+            r_n = d_final.norm()
+            out[name] = (b + d_final * (r_k / r_n)).to(base[name].dtype) if r_n > 0 else base[name].clone()
+        yield out

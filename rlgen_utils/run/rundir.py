@@ -149,14 +149,14 @@ class RunDir:
 
     def model(self, name: ModelId | str, train_seed: int | None = None) -> Path:
         """Folder of a model (:class:`~rlgen_utils.run.modelid.ModelId`, or its name): ``base``, a method (its final
-        checkpoint), ``<method>@<k>`` (checkpoint k) or ``noise+<model>`` (its random-update null, written by
-        notebook 03), post-trained with ``train_seed``
+        checkpoint), ``<method>@<k>`` (checkpoint k), ``noise+<model>`` (its random-update null, written by
+        notebook 03) or ``line+<method>@<k>`` (its fixed-direction null, notebook 04), post-trained with ``train_seed``
         (default the first training seed). A method that these params do not train is a ValueError naming the
         keys to change."""
         m = self.check_model(name)
         if m == "base":
             return self.base()
-        if m.null:     # the norm-matched random-update null of a model (notebook 03)
+        if m.null:     # a null of a model: random update (notebooks 03, 04) or fixed direction (04)
             self.model(m.tuned, train_seed)      # the tuned model must be one these params train
             seed = self.P.train_seeds[0] if train_seed is None else train_seed
             return self.path / "nulls" / m.slug / f"seed-{seed}"
