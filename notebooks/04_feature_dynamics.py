@@ -90,8 +90,20 @@ dynamics.summary(null)
 walk = dynamics.walk_table(P)
 dynamics.summary(walk) if not walk.empty else "random-walk null skipped (dynamics.walk_seeds: [])"
 
+# %% [markdown]
+# ## The null: straight lines to the final models
+# A random walk keeps the steps and randomises their direction; the opposite null keeps the destination. Each
+# checkpoint's slot holds the base moved straight towards its method's final checkpoint, per tensor as far as that
+# checkpoint is from the base (`dynamics.line_seeds`; the last slot is the final model itself). Nothing turns on the
+# way, so an ordering that the lines show too follows from how fast each method's distance grew, not from
+# features that appeared and then stayed.
+
 # %%
-render.show(findings.record(P, dynamics_claims.null_findings(P, table, null, walk)))
+line = dynamics.line_table(P)
+dynamics.summary(line) if not line.empty else "fixed-direction null skipped (dynamics.line_seeds: [])"
+
+# %%
+render.show(findings.record(P, dynamics_claims.null_findings(P, table, null, walk, line)))
 
 # %% [markdown]
 # ## How specific the checkpoints' latents are
@@ -115,18 +127,19 @@ pairs
 
 # %% [markdown]
 # ## What the organism shows
-# Computed from the tables above (trajectory crosscoders, the pairwise cross-check, the identical-copy null
-# and the random walks):
+# Computed from the tables above (trajectory crosscoders, the pairwise cross-check, the identical-copy null,
+# the random walks and the straight lines):
 
 # %%
-render.show(findings.record(P, dynamics_claims.findings(P, table, pairs, null, walk)))
+render.show(findings.record(P, dynamics_claims.findings(P, table, pairs, null, walk, line)))
 
 # %% [markdown]
 # ## Verdicts
 # Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
 # reproduced, or not testable at this power, with the detection limit. A claim is testable only where the
-# pairwise cross-check orders SFT and RL as the trajectory crosscoders do. Recorded in the run folder
+# pairwise cross-check orders SFT and RL as the trajectory crosscoders do; it is reproduced only where SFT − RL
+# exceeds what both geometry nulls (random walks, straight lines) give. Recorded in the run folder
 # (`verdicts/04_feature_dynamics.json`), from which the README's claims table is written.
 
 # %%
-verdicts.record(P, "04_feature_dynamics", dynamics_claims.verdicts(P, table, null, walk, pairs))
+verdicts.record(P, "04_feature_dynamics", dynamics_claims.verdicts(P, table, null, walk, pairs, line))

@@ -122,6 +122,25 @@ def test_dynamics_verdict_asks_for_more_than_random_walks_of_the_same_geometry_g
         "a skipped walk (walk_seeds: []) decides as without it")
 
 
+def _line(sft: float, rl: float) -> pd.DataFrame:
+    return _overlaps((sft, sft), (rl, rl)).assign(method=lambda d: "fixed direction like " + d.method)
+
+
+def test_dynamics_verdict_asks_for_more_than_fixed_directions_to_the_final_models_give(P):
+    """A method whose distance from the base grows early stabilises early even on a straight line to its final
+    model: an SFT − RL difference that the fixed-direction null shows too is the norm schedule, not dynamics."""
+    table, null, walk = _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45), _walk(0.4, 0.35)
+    assert {v.decision for v in dynamics_claims.verdicts(P, table, null, walk)} == {"reproduced"}
+    lined = dynamics_claims.verdicts(P, table, null, walk, None, _line(0.9, 0.45))   # lines differ by 0.45
+    assert {v.decision for v in lined} == {"not reproduced"} and "fixed directions" in lined[0].null
+    clear = dynamics_claims.verdicts(P, table, null, walk, None, _line(0.9, 0.8))    # lines differ by 0.10
+    assert {v.decision for v in clear} == {"reproduced"}
+    assert dynamics_claims.verdicts(P, table, null, walk, None, pd.DataFrame()) == dynamics_claims.verdicts(
+        P, table, null, walk), "a skipped line (line_seeds: []) decides as without it"
+    shown = dynamics_claims.null_findings(P, table, null, walk, _line(0.9, 0.45))
+    assert any("fixed direction" in f.text for f in shown.items)
+
+
 def _pairwise(sft: float, rl: float, n: int = 3) -> pd.DataFrame:
     return pd.DataFrame([{"method": m, "checkpoint": k, "first_vs_last_matched": v,
                           "neighbour_matched": v if k > 1 else float("nan")}

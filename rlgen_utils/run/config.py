@@ -311,6 +311,9 @@ class DynamicsCfg(Strict):
     walk_seeds: list[int] = Field(default=[0], description="crosscoder seeds of the random-walk null (each one a "
                                   "trajectory crosscoder over the base and every checkpoint's random-walk copy; "
                                   "[] = skip it)")
+    line_seeds: list[int] = Field(default=[0], description="crosscoder seeds of the fixed-direction null (each one "
+                                  "a trajectory crosscoder over the base and every checkpoint moved straight "
+                                  "towards its method's final model, as far as the checkpoint; [] = skip it)")
 
 
 ModelName = str  # "base" or a post-training method

@@ -128,3 +128,8 @@ def noise_model_key(P: Params, tuned: ModelId, seed: int) -> str:
 def noise_walk_key(P: Params, method: str, seed: int) -> str:
     """The random-walk null of ``method``'s checkpoints."""
     return f"{stage_key(P, 'trained')}-{method}-walk-seed{seed}"
+
+
+def line_path_key(P: Params, method: str) -> str:
+    """The fixed-direction null of ``method``'s checkpoints (deterministic: no seed)."""
+    return f"{stage_key(P, 'trained')}-{method}-line"

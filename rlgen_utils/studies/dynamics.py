@@ -88,6 +88,30 @@ def walk_table(P: Params) -> pd.DataFrame:
     return table.assign(method=[f"random walk like {m}" for m in table.method])
 
 
+def line_names(P: Params) -> tuple[ModelId, ...]:
+    """The fixed-direction null's slots: the base, then every checkpoint's place on the line to its final model."""
+    return (BASE, *(n.line for n in trajectory_names(P)[1:]))
+
+
+def ensure_line_null(P: Params, seed: int) -> Crosscoder:
+    """The fixed-direction null of the trajectory: the same crosscoder over the base and, in every checkpoint's
+    slot, the base moved straight towards that method's final checkpoint, as far as the checkpoint is from the
+    base (:func:`rlgen_utils.method.perturb.fixed_direction_path`). Nothing turns on the way, so an overlap it
+    shows follows from how fast the distance grew, not from features that appeared early and stayed."""
+    for m in paradigms(P):
+        nulls.ensure_line_path(P, m)
+    return _ensure(P, line_names(P), seed=seed, tag=f"null-line-seed{seed}")
+
+
+def line_table(P: Params) -> pd.DataFrame:
+    """:func:`overlap_table` of the fixed-direction null over ``dynamics.line_seeds`` (slots labelled ``fixed
+    direction like <method>``; empty when the seeds are ``[]``)."""
+    if not P.dynamics.line_seeds:
+        return pd.DataFrame()
+    table = overlap_table(P, {("line", s): ensure_line_null(P, s) for s in P.dynamics.line_seeds})
+    return table.assign(method=[f"fixed direction like {m}" for m in table.method])
+
+
 def training_log(P: Params, train_seed: int, seed: int) -> list[dict]:
     """The training log of the trajectory crosscoder (training seed, crosscoder seed)."""
     return crosscoder.training_log(P, trajectory_names(P), trajectory_tag(seed, train_seed))

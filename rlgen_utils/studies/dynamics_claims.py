@@ -1,6 +1,6 @@
 """What notebook 04's trajectories say about the paper's dynamics claims — SFT stabilises early, RL keeps
-evolving — read against the identical-copy and random-walk nulls, as typed findings and verdicts computed from
-:func:`rlgen_utils.studies.dynamics.overlap_table` (never written by hand)."""
+evolving — read against the identical-copy, random-walk and fixed-direction nulls, as typed findings and
+verdicts computed from :func:`rlgen_utils.studies.dynamics.overlap_table` (never written by hand)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -10,11 +10,15 @@ from .dynamics import paradigms, summary
 from .findings import Finding, Findings
 from .verdicts import Verdict, decide
 
+GEOMETRY_NULLS = {"walk": "random walk like", "line": "fixed direction like"}
+"""The trajectory nulls that keep the weights' geometry, and the label prefix of their slots in an overlap table."""
 
-def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None
-                  ) -> Findings:
-    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds, and
-    next to its own random walk's (same distances and steps, random directions)."""
+
+def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None,
+                  line: pd.DataFrame | None = None) -> Findings:
+    """Each paradigm's mean overlaps next to the identical-copy null's [min, max] over its slots and seeds, next
+    to its own random walk's (same distances and steps, random directions) and its fixed direction's (same
+    distances, straight towards the final model)."""
     s = summary(table).set_index("method").to_dict("index")
     (f_lo, f_hi), (b_lo, b_hi) = null_range(null, "first"), null_range(null, "neighbour")
     items = [Finding(f"Identical-copy null (every checkpoint slot holds the base): overlap with final "
@@ -28,17 +32,19 @@ def null_findings(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.D
                              f"neighbour {nb:.2f} ({side(nb, b_lo, b_hi)}); a value inside the null's range is not "
                              f"evidence of dynamics.",
                              {"model": m, "overlap_with_final": fvl, "neighbour_overlap": nb}))
-        if walk is not None and not walk.empty:
-            w_f, w_n = (seed_range(walk, f"random walk like {m}", c)[0] for c in ("first", "neighbour"))
-            items.append(Finding(f"its random walk (as far and as steady, random directions): overlap with final "
-                                 f"{w_f:.2f}, neighbour {w_n:.2f}.",
-                                 {"model": m, "walk_overlap_with_final": w_f, "walk_neighbour_overlap": w_n},
-                                 style="sub"))
+        for kind, t, what in (("walk", walk, "its random walk (as far and as steady, random directions)"),
+                              ("line", line, "its fixed direction (as far, straight towards the final model)")):
+            if t is not None and not t.empty:
+                g_f, g_n = (seed_range(t, f"{GEOMETRY_NULLS[kind]} {m}", c)[0] for c in ("first", "neighbour"))
+                items.append(Finding(f"{what}: overlap with final {g_f:.2f}, neighbour {g_n:.2f}.",
+                                     {"model": m, f"{kind}_overlap_with_final": g_f,
+                                      f"{kind}_neighbour_overlap": g_n}, style="sub"))
     return Findings("04_feature_dynamics", "nulls", tuple(items))
 
 
 def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = None,
-             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None) -> Findings:
+             null: pd.DataFrame | None = None, walk: pd.DataFrame | None = None,
+             line: pd.DataFrame | None = None) -> Findings:
     """Whether the organism reproduces the paper's dynamics claim, from the overlap table (not written by hand).
     An ordering between the paradigms counts as resolved when the [min, max] ranges over crosscoder seeds do not
     overlap; with the identical-copy ``null`` the typed verdicts (:func:`verdicts`) follow, which also ask that the
@@ -68,7 +74,7 @@ def findings(P: Params, table: pd.DataFrame, pair_table: pd.DataFrame | None = N
                 {"sft_tuned_only_final": float(s[sft]["tuned_only_final"]),
                  "rl_tuned_only_final": float(s[rl]["tuned_only_final"])}),
         *([] if pair_table is None else [_agreement(P, s, pair_table)]),
-        *([] if null is None else verdicts(P, table, null, walk))))
+        *([] if null is None else verdicts(P, table, null, walk, pair_table, line))))
 
 
 def _agreement(P: Params, s, pair_table: pd.DataFrame) -> Finding:
@@ -108,12 +114,14 @@ def null_range(null: pd.DataFrame, claim: str) -> tuple[float, float]:
     return float(n.lo.mean()), float(n.hi.mean())
 
 
-def walk_gap(walk: pd.DataFrame | None, P: Params, claim: str) -> float | None:
-    """The random-walk null's SFT − RL difference of one claim's overlap (None without the null)."""
+def walk_gap(walk: pd.DataFrame | None, P: Params, claim: str, kind: str = "walk") -> float | None:
+    """A geometry null's SFT − RL difference of one claim's overlap (``kind`` "walk": the random walk, "line":
+    the fixed direction; None without the null)."""
     if walk is None or walk.empty:
         return None
     sft, rl = paradigms(P)
-    return seed_range(walk, f"random walk like {sft}", claim)[0] - seed_range(walk, f"random walk like {rl}", claim)[0]
+    label = GEOMETRY_NULLS[kind]
+    return seed_range(walk, f"{label} {sft}", claim)[0] - seed_range(walk, f"{label} {rl}", claim)[0]
 
 
 PAIRWISE_COLUMNS = {"first": "first_vs_last_matched", "neighbour": "neighbour_matched"}
@@ -135,13 +143,14 @@ def pairwise_gap(pairs: pd.DataFrame | None, P: Params, claim: str) -> float | N
 
 
 def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None,
-             pairs: pd.DataFrame | None = None) -> list[Verdict]:
+             pairs: pd.DataFrame | None = None, line: pd.DataFrame | None = None) -> list[Verdict]:
     """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
     paradigms do not overlap and, given the pairwise cross-check (``pairs``), where it orders the two paradigms
     as the trajectory crosscoders do (two instruments that disagree decide nothing: not testable at this power);
     the paradigm's value must lie beyond the identical-copy null's range in the claimed direction and, with the
-    random-walk null (:func:`walk_table`), the SFT − RL difference must exceed the one that two random walks of
-    the same geometry show."""
+    random-walk null (:func:`walk_table`) and the fixed-direction null (:func:`line_table`), the SFT − RL
+    difference must exceed the one that each of them shows (same distances and steps in random directions; same
+    distances straight to the final model): an ordering the geometry alone gives is not evidence of dynamics."""
     sft, rl = paradigms(P)
     seeds = P.dynamics.crosscoder_seeds
     out = []
@@ -151,17 +160,18 @@ def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFr
             (f"{rl} keeps evolving (its neighbouring checkpoints overlap less than {sft}'s)", "neighbour", "lower")):
         (a, a_lo, a_hi), (b, b_lo, b_hi) = seed_range(table, sft, col), seed_range(table, rl, col)
         n_lo, n_hi = null_range(null, col)
-        gap, pw = walk_gap(walk, P, col), pairwise_gap(pairs, P, col)
+        gap, pw, lgap = walk_gap(walk, P, col), pairwise_gap(pairs, P, col), walk_gap(line, P, col, "line")
         separated = a_hi < b_lo or b_hi < a_lo
         agree = pw is None or (pw > 0) == (a > b)
         # sft above rl and above what identical checkpoints give / rl below sft and below the null; and the
         # difference beyond what the weights' geometry alone gives
         seen = a > b and a > n_hi if better == "higher" else b < a and b < n_lo
-        seen = seen and (gap is None or a - b > gap)
+        seen = seen and (gap is None or a - b > gap) and (lgap is None or a - b > lgap)
         out.append(Verdict(
             claim=claim, notebook="04_feature_dynamics", estimate=a - b, interval=None,
             null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}" +
-                 ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}"),
+                 ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}") +
+                 ("" if lgap is None else f"; fixed directions to the final models: {sft} − {rl} {lgap:+.2f}"),
             decision=decide(seen, b > a, separated and agree),
             limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
                   f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})"

@@ -3,8 +3,9 @@
 Two kinds, each trained exactly like the real crosscoders: **identical copies** (the base's activations in every
 slot) and **random updates** (the base moved per tensor as far as a tuned model, in a random direction:
 ``noise+<model>`` model folders, :mod:`rlgen_utils.method.perturb`); for notebook 04 a **random walk** that keeps each
-checkpoint's distance from the base and its step from the previous checkpoint. A count at or below its null is not
-evidence of anything post-training did.
+checkpoint's distance from the base and its step from the previous checkpoint, and a **fixed direction** that keeps
+each checkpoint's distance and points every checkpoint at the method's final model (``line+<method>@<k>``). A count
+at or below its null is not evidence of anything post-training did.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from pathlib import Path
 import torch
 
 from ..method.crosscoder import Crosscoder
-from ..method.perturb import norm_matched_noise, norm_matched_walk
+from ..method.perturb import fixed_direction_path, norm_matched_noise, norm_matched_walk
 from ..models import loading
 from ..run.artifacts import is_done, mark_done
 from ..run.config import Params
-from ..run.keys import noise_model_key, noise_walk_key
+from ..run.keys import line_path_key, noise_model_key, noise_walk_key
 from ..run.modelid import BASE, ModelId, checkpoint_ids, ids
 from ..run.rundir import RunDir
 from .crosscoder import PairKey, ensure_crosscoder
@@ -72,6 +73,24 @@ def ensure_noise_walk(P: Params, method: str) -> list[Path]:
     base = loading.load_model(run.model(BASE), P.model.dtype)
     ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
     for name, out, moved in zip(names, outs, norm_matched_walk(_state(base), ckpts, seed=noise_seed(P, method))):
+        _save_moved(P, base, moved, out)
+        mark_done(out, key, tuned=name)
+    return outs
+
+
+def ensure_line_path(P: Params, method: str) -> list[Path]:
+    """The fixed-direction null of one method's checkpoints (``line+<method>@1 … @N``): per tensor the base moved
+    straight towards the final checkpoint, as far as each checkpoint is from the base (:func:`rlgen_utils.method.
+    perturb.fixed_direction_path`; its last slot equals the final model). Keyed by the post-training stage."""
+    run = RunDir(P)
+    names = checkpoint_ids(method, P.posttrain.n_checkpoints)
+    outs, key = [run.model(n.line) for n in names], line_path_key(P, method)
+    if all(is_done(o, key) for o in outs):
+        return outs
+    base = loading.load_model(run.model(BASE), P.model.dtype)
+    final = _state(loading.load_model(run.model(names[-1]), P.model.dtype))
+    ckpts = (_state(loading.load_model(run.model(n), P.model.dtype)) for n in names)
+    for name, out, moved in zip(names, outs, fixed_direction_path(_state(base), ckpts, final)):
         _save_moved(P, base, moved, out)
         mark_done(out, key, tuned=name)
     return outs
