@@ -29,8 +29,12 @@
 # (`interventions.selection: contrast`) compares it with the same difference on control samples where RL does not
 # win (base-right/RL-wrong and both-right) and keeps a latent when a label-permutation test rejects "no contrast"
 # under Benjamini–Hochberg control (`interventions.fdr`, `interventions.n_perm`); `selection: paper` applies the
-# paper's threshold (`interventions.fraction` of the maximum). The task-agnostic set combines the families' sets
-# (`interventions.combine`, the paper: intersection).
+# paper's threshold (`interventions.fraction` of the maximum). The task-agnostic set (`interventions.combine`) is by
+# default **pooled**: one permutation test over all families (labels permuted within each family, the families'
+# contrasts weighted by their sample counts) and a positive contrast in every family, so a latent shared by all
+# families is not lost to the smallest one; the paper intersects the families' own sets. A set that is not found
+# counts as absent only where the selection's simulated power for one latent of `interventions.power_effect`
+# standard deviations reaches `interventions.min_power`.
 #
 # **Interventions**, through nnsight during greedy generation at the crosscoder's layer: **disable** multiplies the
 # selected latents by 0 in RL, **amplify** by `interventions.amplify` in the base; the crosscoder's reconstruction

@@ -248,6 +248,32 @@ def test_intervention_verdicts_without_a_selected_set(P):
     assert intervention_claims.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
 
 
+def _selection(counts: dict[str, tuple[int, int]], selected: list[int], combine: str = "pooled", n_alive=1000):
+    from rlgen_utils.studies import interventions as study
+    groups = {f: {"target": list(range(n)), "control": list(range(k)), "test": [0], "test_all": [0]}
+              for f, (n, k) in counts.items()}
+    return study.FeatureSelection(groups=groups, scores={f: [] for f in counts}, pvalues={},
+                                  sets={f: [] for f in counts}, selected=selected, firing=[0.1] * n_alive,
+                                  n_alive=n_alive, rule="contrast", combine=combine)
+
+
+def test_a_selection_that_finds_nothing_is_not_testable_below_its_stated_power(P):
+    """06 once called its test "reachable" from the p-value floor alone: with 7–52 targets per family nothing
+    could be found, and "not reproduced" was printed. Testability now follows from the simulated power."""
+    P = P.model_copy(update={"interventions": P.interventions.model_copy(update={"n_perm": 39999})})
+    small = _selection({"a": (8, 100), "b": (12, 100), "c": (10, 100)}, [])
+    large = _selection({"a": (300, 100), "b": (300, 100), "c": (300, 100)}, [])
+    assert intervention_claims.power(P, small) < P.interventions.min_power <= intervention_claims.power(P, large)
+    assert intervention_claims.verdicts(P, small, pd.DataFrame())[0].decision == "not testable at this power"
+    assert intervention_claims.verdicts(P, large, pd.DataFrame())[0].decision == "not reproduced"
+    assert "simulated power" in intervention_claims.verdicts(P, small, pd.DataFrame())[0].limit
+    found = _selection({"a": (8, 100), "b": (12, 100)}, [3, 7])
+    assert intervention_claims.verdicts(P, found, pd.DataFrame())[0].decision == "reproduced", (
+        "a set the pooled test kept is a find whatever the power (the FDR guards it)")
+    inter = _selection({"a": (300, 100), "b": (300, 100), "c": (300, 100)}, [], combine="intersection")
+    assert intervention_claims.power(P, inter) < intervention_claims.power(P, large), "pooling gains power"
+
+
 def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():
     rows = []
     for sparsity, l0, fvu in (("batchtopk k=16", 16.0, 0.02), ("l1 λ=1", 40.0, 0.015), ("l1 λ=2", 18.0, 0.03),

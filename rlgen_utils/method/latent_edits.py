@@ -12,8 +12,15 @@ the family's maximum (:func:`family_set`). Score_k alone also rewards latents th
 *every* prompt, so the default selection is a **contrast**: the same difference on RL-right/base-wrong samples
 minus its mean on control samples where RL does not win (base-right/RL-wrong and both-right) (:func:`contrast_L`),
 kept where a label-permutation test (:func:`permutation_pvalues_L`) rejects "no contrast" under Benjamini–Hochberg
-control of the false discovery rate (:func:`bh_mask`). The task-agnostic set is the intersection over families
-(:func:`select_sets`). Random control sets are matched to the selected latents' firing frequency
+control of the false discovery rate (:func:`bh_mask`). The paper's task-agnostic set is the intersection over
+families (:func:`select_sets`): a latent must pass in *every* family on that family's samples alone, so with a few
+dozen targets per family a real shared latent is lost to the weakest family. The default instead pools the
+families in one **stratified permutation test** (:func:`stratified_pvalues_L`: the families' contrasts summed with
+inverse-variance weights, labels permuted within each family) and keeps a BH-significant latent whose contrast is
+positive in every family (:func:`pooled_selection`): the evidence is pooled, the sign must hold everywhere, so a
+latent that rises in one family and falls in another is rejected. :func:`selection_power` simulates, for the
+families' sample counts, how often either rule keeps one planted latent of a stated standardized effect.
+Random control sets are matched to the selected latents' firing frequency
 (:func:`frequency_matched_sets`), since frequent latents move generations more than rare ones.
 
 **The edit.** At the crosscoder's layer, with x = scale_m · h (the activation normalisation of notebook 03) and
@@ -119,6 +126,98 @@ def bh_mask(p_L: torch.Tensor, q: float, among: torch.Tensor | None = None) -> t
         return torch.zeros_like(among)
     cut = ranked[int(torch.nonzero(ok).max())]
     return among & (p_L <= cut)
+
+
+Group = tuple[torch.Tensor, torch.Tensor]
+"""One family's (d_target_NL, d_control_KL): paired differences f^RL − f^base on its target and control samples."""
+
+
+def stratum_weight(n: int, k: int) -> float:
+    """Inverse-variance weight of one family's contrast (n targets, k controls): 1 / (1/n + 1/k)."""
+    return n * k / (n + k) if n and k else 0.0
+
+
+def stratified_contrast_L(groups: list[Group]) -> torch.Tensor:
+    """Σ_f w_f · contrast_f / Σ_f w_f: the families' contrasts (:func:`contrast_L`) averaged with inverse-variance
+    weights (:func:`stratum_weight`); families with an empty group count for nothing."""
+    used = [(t, c, stratum_weight(len(t), len(c))) for t, c in groups if len(t) and len(c)]
+    if not used:
+        return torch.zeros(groups[0][0].shape[1]) if groups else torch.zeros(0)
+    total = sum(w for *_, w in used)
+    return sum(w * contrast_L(t.double(), c.double()) for t, c, w in used).float() / total
+
+
+def stratified_pvalues_L(groups: list[Group], n_perm: int = 999, seed: int = 0, chunk: int = 2000) -> torch.Tensor:
+    """One-sided p-value per latent that :func:`stratified_contrast_L` is above zero, by permuting target/control
+    labels **within each family** (every family keeps its own counts, so a family with more controls, or a
+    different activation level, cannot fake a contrast). p = (1 + #{permuted ≥ observed}) / (n_perm + 1), as in
+    :func:`permutation_pvalues_L` (which this equals for one family)."""
+    used = [(t.double(), c.double()) for t, c in groups if len(t) and len(c)]
+    if not used:
+        return torch.ones(groups[0][0].shape[1]) if groups else torch.ones(0)
+    g = torch.Generator().manual_seed(seed)
+    weights = [stratum_weight(len(t), len(c)) for t, c in used]
+    observed_L = sum(w * contrast_L(t, c) for (t, c), w in zip(used, weights))
+    extreme_L = torch.zeros(used[0][0].shape[1], dtype=torch.long)
+    for start in range(0, n_perm, chunk):
+        x = min(chunk, n_perm - start)
+        perm_XL = torch.zeros(x, extreme_L.numel(), dtype=torch.float64)
+        for (t, c), w in zip(used, weights):
+            n, k = len(t), len(c)
+            pooled_SL = torch.cat([t, c])
+            order_XS = torch.argsort(torch.rand(x, n + k, generator=g), dim=1)
+            in_target_XL = (order_XS < n).double() @ pooled_SL
+            perm_XL += w * (in_target_XL / n - (pooled_SL.sum(0)[None] - in_target_XL) / k)
+        extreme_L += (perm_XL >= observed_L[None] - 1e-12).sum(0)
+    return ((1 + extreme_L) / (n_perm + 1)).float()
+
+
+def pooled_selection(groups: list[Group], n_perm: int, q: float, alive_L: torch.Tensor, seed: int
+                     ) -> tuple[torch.Tensor, set[int]]:
+    """The pooled rule: stratified p-values (:func:`stratified_pvalues_L`), Benjamini–Hochberg at ``q`` over the
+    alive latents, and a contrast above zero in every family. Returns (p-values, kept latents)."""
+    p_L = stratified_pvalues_L(groups, n_perm, seed)
+    used = [(t, c) for t, c in groups if len(t) and len(c)]
+    if not used:
+        return p_L, set()
+    every_L = torch.stack([contrast_L(t, c) > 0 for t, c in used]).all(0)
+    keep = bh_mask(p_L, q, alive_L) & every_L
+    return p_L, set(torch.nonzero(keep).flatten().tolist())
+
+
+def selection_power(counts: list[tuple[int, int]], effect: float, m: int, q: float, n_perm: int,
+                    combine: str = "pooled", n_sim: int = 4000, seed: int = 0) -> float:
+    """Simulated probability that the selection keeps **one planted latent** whose paired difference is
+    ``effect`` standard deviations higher on every family's targets than on its controls (unit-variance noise),
+    among ``m`` alive latents, given each family's (targets, controls) ``counts``.
+
+    Each draw samples the planted latent's family contrasts, c_f ~ N(effect, 1/n_f + 1/k_f) — the large-sample law
+    of a mean difference, which the label-permutation test's null matches — and applies the rule: ``"pooled"``
+    (:func:`pooled_selection`: the inverse-variance z of the families together, every c_f > 0) or
+    ``"intersection"`` (every family's own z); a latent is kept when its one-sided p, floored at 1/(n_perm + 1),
+    is at most q/m — the BH cut for a lone discovery, so the estimate is conservative when other latents are real.
+    ``"union"`` keeps it when any family's does. Checked against the real permutation tests on simulated
+    activations in ``tests/test_pooled_selection.py``."""
+    used = [(n, k) for n, k in counts if n and k]
+    if not used or m < 1:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    var_F = np.array([1 / n + 1 / k for n, k in used])
+    c_SF = effect + rng.standard_normal((n_sim, len(used))) * np.sqrt(var_F)
+    cut = q / m
+    floor = 1 / (n_perm + 1)
+
+    def passes(z):
+        p = 0.5 * torch.special.erfc(torch.as_tensor(z, dtype=torch.float64) / np.sqrt(2)).numpy()   # normal sf
+        return np.maximum(p, floor) <= cut
+    if combine == "pooled":
+        w_F = 1 / var_F
+        z_S = (c_SF * w_F).sum(1) / np.sqrt(w_F.sum())
+        kept = passes(z_S) & (c_SF > 0).all(1)
+    else:
+        each_SF = passes(c_SF / np.sqrt(var_F))
+        kept = each_SF.all(1) if combine == "intersection" else each_SF.any(1)
+    return float(kept.mean())
 
 
 def bh_reachable(n_perm: int, q: float, m: int) -> bool:

@@ -399,8 +399,14 @@ class InterventionsCfg(Strict):
     score_positions: Literal["prompt", "all"] = Field(default="prompt", description="tokens averaged for f_k^m: the "
                                                       "prompt, or the prompt and the RL model's answer")
     min_samples: int = Field(default=2, ge=1, description="families with fewer RL-right/base-wrong samples get no set")
-    combine: Literal["intersection", "union"] = Field(default="intersection", description="task-agnostic set from the "
-                                                      "families' sets (the paper: intersection)")
+    combine: Literal["pooled", "intersection", "union"] = Field(
+        default="pooled", description="task-agnostic set: pooled = one stratified permutation test over the "
+        "families with a positive contrast in every family (contrast selection only; with selection paper the "
+        "default is intersection); intersection (the paper) or union of the families' own sets")
+    power_effect: float = Field(default=0.5, gt=0, description="standardized effect (target − control, in SDs of "
+                                "the paired difference) of one latent whose detection power decides testability")
+    min_power: float = Field(default=0.8, gt=0, lt=1, description="simulated power the selection needs for "
+                             "'not found' to count as evidence (else: not testable at this power)")
     edit_positions: Literal["prompt", "generated", "both"] = "both"
     amplify: float = Field(default=4.0, gt=1, description="factor on the selected latents in the base model")
     dose: list[float] = Field(default=[0.0, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=2,
@@ -413,6 +419,11 @@ class InterventionsCfg(Strict):
 
     @model_validator(mode="after")
     def _dose(self):
+        if self.combine == "pooled" and self.selection == "paper" and "combine" not in self.model_fields_set:
+            object.__setattr__(self, "combine", "intersection")    # the paper's rule, combined as the paper does
+        if self.combine == "pooled" and self.selection == "paper":
+            raise ValueError("combine: pooled needs selection: contrast (the paper's rule has no test to pool); "
+                             "use intersection or union")
         if any(d < 0 for d in self.dose):
             raise ValueError(f"dose: factors must be ≥ 0, got {self.dose}")
         return self

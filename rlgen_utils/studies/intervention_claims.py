@@ -40,16 +40,39 @@ def mean_overlap(sel: FeatureSelection) -> float:
     return float(off.mean()) if off.size else float("nan")
 
 
+def power(P: Params, sel: FeatureSelection) -> float:
+    """Simulated probability that this selection (its rule, combination and the selection half's counts per
+    family) keeps one latent of standardized effect ``interventions.power_effect`` among the alive latents
+    (:func:`rlgen_utils.method.latent_edits.selection_power`); NaN for the paper's rule, which has no test."""
+    I = P.interventions
+    if sel.rule == "paper":
+        return float("nan")
+    return latent_edits.selection_power(sel.counts, I.power_effect, sel.n_alive, I.fdr, I.n_perm, sel.combine,
+                                        seed=P.seed)
+
+
+def testable(P: Params, sel: FeatureSelection) -> bool:
+    """Whether "no set found" would be evidence: some family was scored and, for a tested rule, the simulated
+    power reaches ``interventions.min_power``."""
+    return bool(sel.sets) and (sel.rule == "paper" or power(P, sel) >= P.interventions.min_power)
+
+
 def selection_power(P: Params, sel: FeatureSelection) -> str:
-    """What the selection could detect: samples per family and whether one latent can pass the BH cut."""
+    """What the selection could detect: the test, whether one latent can pass the BH cut, and the simulated power
+    for the stated effect from the selection half's counts."""
     I, m = P.interventions, sel.n_alive
     if sel.rule == "paper":
         return (f"paper rule (Score_k > {I.fraction:g} × the family's maximum on the selection half; no null: every "
                 f"family with a positive maximum keeps latents)")
     reach = latent_edits.bh_reachable(I.n_perm, I.fdr, m)
-    return (f"contrast rule: permutation test ({I.n_perm} label permutations, smallest p {1 / (I.n_perm + 1):.1g}) "
+    test = ("stratified permutation test pooled over the families (labels permuted within each), positive "
+            "contrast in every family" if sel.combine == "pooled" else f"permutation test per family, {sel.combine} "
+            "of the families' sets")
+    pw = power(P, sel)
+    return (f"contrast rule: {test} ({I.n_perm} label permutations, smallest p {1 / (I.n_perm + 1):.1g}) "
             f"with Benjamini–Hochberg at FDR {I.fdr:g} over {m} alive latents (one latent alone needs p ≤ "
-            f"{I.fdr / max(m, 1):.1g}: {'reachable' if reach else '**not reachable**: raise interventions.n_perm'})")
+            f"{I.fdr / max(m, 1):.1g}: {'reachable' if reach else '**not reachable**: raise interventions.n_perm'}); "
+            f"simulated power for one latent of effect {I.power_effect:g} SD: {pw:.2f} (needs ≥ {I.min_power:g})")
 
 
 def _share(x: float) -> str:
@@ -82,8 +105,11 @@ def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: 
                      f"families' sets {_share(mean_overlap(sel))} (the paper: > 80 %).",
                      {"families": len(fams), "selected": n, "alive": alive, "mean_overlap": mean_overlap(sel)})]
     if n == 0:
-        why = ("no family had enough samples in both groups: not testable at this pool size"
-               if not fams else "no latent's contrast passed the test in every family: none found at this power")
+        why = ("no family had enough samples in both groups: not testable at this pool size" if not fams else
+               ("none passed" + (" the pooled test with a positive contrast in every family" if
+                                 sel.combine == "pooled" else f" the {sel.combine} of the families' tests"))
+               + (f" — and with power {power(P, sel):.2f} < {I.min_power:g} that is not evidence of absence"
+                  if not testable(P, sel) else f" at power {power(P, sel):.2f}"))
         items.append(Finding(f"**Verdict ({P.name}):** no task-agnostic latent set — {why}; nothing to intervene on.",
                              {"compact": False, "task_agnostic": False, "causal": False}, style="paragraph"))
         return Findings("06_interventions", "latent_set", tuple(items))
@@ -96,11 +122,11 @@ def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: 
                              {"intervention": r["intervention"], "scope": r["scope"],
                               "selected_set": float(r["selected set"]), "p": float(r["p (one-sided)"])}))
     compact = n <= 0.1 * alive
-    shared = mean_overlap(sel) > 0.8
+    shared = task_agnostic(sel)
     is_causal = bool(causal) and all(causal)
     items.append(Finding(
         f"**Verdict ({P.name}):** compact {'yes' if compact else 'no'} ({n}/{alive} alive latents); task-agnostic "
-        f"{'yes' if shared else 'no'} (family sets overlap {_share(mean_overlap(sel))}); causal beyond random sets "
+        f"{'yes' if shared else 'no'} ({_agnostic_reason(sel)}); causal beyond random sets "
         f"{'yes' if is_causal else 'no'} (disabling must lower and amplifying raise the test half's "
         f"RL-right/base-wrong accuracy, each at p ≤ {I.alpha:g} against {I.n_random} random sets of the same size "
         f"and firing frequency).",
@@ -108,23 +134,41 @@ def findings(P: Params, sel: FeatureSelection, control: pd.DataFrame, identity: 
     return Findings("06_interventions", "latent_set", tuple(items))
 
 
+def task_agnostic(sel: FeatureSelection) -> bool:
+    """Whether the selected set is task-agnostic: by construction under the pooled rule (every family's contrast
+    positive for every kept latent), else the families' sets overlap > 80 % (the paper's reading)."""
+    if sel.combine == "pooled":
+        return bool(sel.selected)
+    o = mean_overlap(sel)
+    return bool(np.isfinite(o) and o > 0.8)
+
+
+def _agnostic_reason(sel: FeatureSelection) -> str:
+    if sel.combine == "pooled":
+        return (f"pooled test, each kept latent's contrast positive in all {len(sel.sets)} families; their own "
+                f"sets overlap {_share(mean_overlap(sel))}")
+    return f"family sets overlap {_share(mean_overlap(sel))}"
+
+
 def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Verdict]:
     """The paper's generalization-latent claims: a compact, task-agnostic set is selected (against the contrast's
     permutation null with BH), and editing it moves the test half's RL-right/base-wrong accuracy beyond
-    frequency-matched random sets."""
+    frequency-matched random sets. The first is testable only where the selection's simulated power for a latent
+    of ``interventions.power_effect`` reaches ``interventions.min_power`` (:func:`testable`)."""
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
-    power = selection_power(P, sel)
-    reachable = sel.rule == "paper" or latent_edits.bh_reachable(I.n_perm, I.fdr, alive)
+    power_text = selection_power(P, sel)
     overlap_ = mean_overlap(sel)
     sizes = ", ".join(f"{f} {len(g['target'])}/{len(g['control'])}" for f, g in sel.groups.items()) or "none"
-    found = n > 0 and n <= 0.1 * alive and bool(np.isfinite(overlap_) and overlap_ > 0.8)
+    found = n > 0 and n <= 0.1 * alive and task_agnostic(sel)
+    test_name = ("stratified label-permutation test of the contrast pooled over families (RL-right/base-wrong vs "
+                 "controls), positive in every family" if sel.combine == "pooled" else
+                 "label-permutation test of the contrast (RL-right/base-wrong vs controls)")
     out = [Verdict(
         claim="a compact (≤ 10 % of alive latents), task-agnostic (family sets overlap > 80 %) latent set carries "
               "RL's out-of-domain gains", notebook="06_interventions", estimate=float(n), interval=None,
-        null=("label-permutation test of the contrast (RL-right/base-wrong vs controls), BH-FDR "
-              f"{I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
-        decision=decide(found, False, bool(fams) and reachable),
-        limit=f"{power}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
+        null=(f"{test_name}, BH-FDR {I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
+        decision=decide(found, False, found or testable(P, sel)),   # power matters for absence, not for a find
+        limit=f"{power_text}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
         detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
     causal = causal_rows(P, control) if n else []
     rand_p = [f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}"

@@ -22,7 +22,7 @@ the causal claim is tested), and the dose-response over ``dose`` factors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,8 +179,10 @@ def score_texts(P: Params, pool: pd.DataFrame, fam: str, ids: list[int]) -> list
 class FeatureSelection:
     """Study A §A4's result. Per selection family: its sample groups (:func:`sample_groups`; selection on
     ``target`` vs ``control``, edits tested on ``test``), the score of every latent (the contrast, or the paper's
-    Score_k), its permutation p-value (contrast selection) and the latents kept; the task-agnostic set; each latent's
-    firing share on the scored samples; how many latents were alive; the selection rule used."""
+    Score_k), its permutation p-value (contrast selection) and the latents kept; the task-agnostic set (with
+    ``combine: pooled``, the latents the stratified test over all families keeps, and those p-values in
+    ``pooled_pvalues``); each latent's firing share on the scored samples; how many latents were alive; the
+    selection rule and the combination used."""
     groups: dict[str, dict[str, list[int]]]
     scores: dict[str, list[float]]
     pvalues: dict[str, list[float]]
@@ -189,16 +191,25 @@ class FeatureSelection:
     firing: list[float]
     n_alive: int
     rule: str
+    combine: str = "intersection"
+    pooled_pvalues: list[float] = field(default_factory=list)
 
     @property
     def right_wrong(self) -> dict[str, list[int]]:
         """Per family, the RL-right/base-wrong samples of the test half (where edits are evaluated)."""
         return {f: g["test"] for f, g in self.groups.items()}
 
+    @property
+    def counts(self) -> list[tuple[int, int]]:
+        """(targets, controls) of every family that was scored, in order: what the selection's power rests on."""
+        return [(len(self.groups[f]["target"]), len(self.groups[f]["control"])) for f in self.sets]
+
     @classmethod
     def from_json(cls, d: dict) -> FeatureSelection:
+        """Read back a saved selection (files written before ``combine`` was recorded hold an intersection)."""
         return cls(**{k: d[k] for k in ("groups", "scores", "pvalues", "sets", "selected", "firing", "n_alive",
-                                        "rule")})
+                                        "rule")}, combine=d.get("combine", "intersection"),
+                   pooled_pvalues=d.get("pooled_pvalues", []))
 
 
 def family_selection(P: Params, d_target_NL: torch.Tensor, d_control_KL: torch.Tensor, alive_L: torch.Tensor,
@@ -223,6 +234,7 @@ def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSele
     I, groups = P.interventions, sample_groups(P, pool)
     alive_L = setup.cc.alive_L()
     scores, pvalues, sets, fire_sum, n_fire = {}, {}, {}, torch.zeros(setup.cc.cfg.n_latents), 0
+    strata: list[latent_edits.Group] = []
     need_control = I.selection == "contrast"
     for i, (fam, g) in enumerate(progress(groups.items(), desc="scores")):
         if len(g["target"]) < I.min_samples or (need_control and len(g["control"]) < I.min_samples):
@@ -235,9 +247,16 @@ def ensure_selection(P: Params, setup: Setup, pool: pd.DataFrame) -> FeatureSele
             pvalues[fam] = p.tolist()
         fire_sum += torch.cat([fire_t, fire_c]).sum(0)
         n_fire += len(fire_t) + len(fire_c)
-    chosen = latent_edits.task_agnostic({f: set(v) for f, v in sets.items()}, I.combine)
+        strata.append((d_t, d_c))
+    pooled_p: list[float] = []
+    if I.combine == "pooled":
+        p_L, chosen = latent_edits.pooled_selection(strata, I.n_perm, I.fdr, alive_L, P.seed)
+        pooled_p = p_L.tolist() if strata else []
+    else:
+        chosen = latent_edits.task_agnostic({f: set(v) for f, v in sets.items()}, I.combine)
     sel = {"groups": groups, "scores": scores, "pvalues": pvalues, "sets": sets, "selected": sorted(chosen),
-           "firing": (fire_sum / max(n_fire, 1)).tolist(), "n_alive": len(setup.alive), "rule": I.selection}
+           "firing": (fire_sum / max(n_fire, 1)).tolist(), "n_alive": len(setup.alive), "rule": I.selection,
+           "combine": I.combine, "pooled_pvalues": pooled_p}
     write_json(path, {**sel, "provenance": provenance()})
     return FeatureSelection.from_json(read_json(path))
 
