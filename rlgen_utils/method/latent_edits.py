@@ -144,7 +144,7 @@ def stratified_contrast_L(groups: list[Group]) -> torch.Tensor:
     if not used:
         return torch.zeros(groups[0][0].shape[1]) if groups else torch.zeros(0)
     total = sum(w for *_, w in used)
-    return sum(w * contrast_L(t.double(), c.double()) for t, c, w in used).float() / total
+    return torch.stack([w * contrast_L(t.double(), c.double()) for t, c, w in used]).sum(0).float() / total
 
 
 def stratified_pvalues_L(groups: list[Group], n_perm: int = 999, seed: int = 0, chunk: int = 2000) -> torch.Tensor:
@@ -157,7 +157,7 @@ def stratified_pvalues_L(groups: list[Group], n_perm: int = 999, seed: int = 0, 
         return torch.ones(groups[0][0].shape[1]) if groups else torch.ones(0)
     g = torch.Generator().manual_seed(seed)
     weights = [stratum_weight(len(t), len(c)) for t, c in used]
-    observed_L = sum(w * contrast_L(t, c) for (t, c), w in zip(used, weights))
+    observed_L = torch.stack([w * contrast_L(t, c) for (t, c), w in zip(used, weights)]).sum(0)
     extreme_L = torch.zeros(used[0][0].shape[1], dtype=torch.long)
     for start in range(0, n_perm, chunk):
         x = min(chunk, n_perm - start)
