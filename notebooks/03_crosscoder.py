@@ -126,6 +126,15 @@ crosscoder.nrn_table(nrn, C.nrn_low, C.nrn_high)
 crosscoder.shared_cosines(cc3, TRIO, C.mas_specific_above)
 
 # %% [markdown]
+# The same median cosine in every null three-model crosscoder (identical copies, random updates of each tuned
+# model's size): NRN and MAS cannot see a latent that a fine-tune rotated, this can, and the nulls say how much
+# rotation any change of that size gives.
+
+# %%
+cosines = crosscoder.cosine_shift(P, cc3, TRIO, null3)
+cosines
+
+# %% [markdown]
 # ## A second instrument: the activation difference lens
 # Crosscoders can miss what a narrow fine-tune changed; the mean activation difference often does not (Minder et
 # al. 2025). On texts unrelated to the in-domain task, each tuned model's residual stream minus the base's at the
@@ -143,7 +152,7 @@ difflens.lens_table(difflens.ensure_lens(P, TRIO))
 # Computed from the decoder norms above:
 
 # %%
-render.show(findings.record(P, crosscoder_claims.findings(P, cc3, TRIO, nrn, owned)))
+render.show(findings.record(P, crosscoder_claims.findings(P, cc3, TRIO, nrn, owned, cosines)))
 
 # %% [markdown]
 # ## Verdicts

@@ -23,8 +23,21 @@ from rlgen_utils.studies.crosscoder import PairKey
 from rlgen_utils.studies.verdicts import Verdict, decide
 
 
+def _validation(tmp_path, behaviour_seen: bool = True, control_seen: bool = False, name: str = "v.json"):
+    """A known-cause validation file: both crosscoder instruments on a behaviour fine-tune and a control."""
+    rows = [{"instrument": i, "cause": c, "dose": 1.0, "detected": d}
+            for i in (crosscoder_claims.PAIR_INSTRUMENT, crosscoder_claims.MAS_INSTRUMENT)
+            for c, d in (("behaviour", behaviour_seen), ("control", control_seen))]
+    path = tmp_path / name
+    path.write_text(json.dumps({"rows": rows}))
+    return path
+
+
 @pytest.fixture
-def P(write_params):
+def P(write_params, tmp_path, monkeypatch):
+    """Params whose crosscoder instruments have demonstrated power (a validation that saw the behaviour)."""
+    path = _validation(tmp_path)
+    monkeypatch.setattr(crosscoder_claims, "validation_file", lambda P: path)
     return load_params(write_params())
 
 
@@ -57,6 +70,23 @@ def test_ownership_verdict_subtracts_the_larger_null(P, counts, expected):
     [v] = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(*counts))
     assert v.decision == expected, v.detail
     assert "identical copy" in v.null and v.limit
+
+
+@pytest.mark.parametrize("behaviour_seen,control_seen,missing", [(False, False, False), (True, True, False),
+                                                                 (True, False, True)])
+def test_an_absence_is_not_testable_without_power_shown_on_a_known_cause(P, tmp_path, monkeypatch,
+                                                                        behaviour_seen, control_seen, missing):
+    """03 once passed a literal True as "testable": with no instrument shown to find a fine-tune of known cause,
+    "0 tuned-only latents" was printed as "not reproduced". A find stays a find; an absence needs the power."""
+    path = tmp_path / "absent.json" if missing else _validation(tmp_path, behaviour_seen, control_seen, "w.json")
+    monkeypatch.setattr(crosscoder_claims, "validation_file", lambda P: path)
+    [absent] = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(5, 0, 5, 0, 0))
+    assert absent.decision == "not testable at this power", absent.limit
+    assert "known" in absent.limit
+    [found] = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(20, 2, 1, 1, 1))
+    assert found.decision == "reproduced"
+    [opposite] = crosscoder_claims.verdicts(P, ("base", "sft", "grpo"), _pairs(2, 9, 0, 0, 0))
+    assert opposite.decision == "not reproduced", "the opposite effect is a finding, not an absence"
 
 
 def _owned(real: tuple[int, int], copy: tuple[int, int], noise: tuple[int, int]) -> pd.DataFrame:

@@ -454,6 +454,29 @@ class ComputeCfg(Strict):
                                "on each rank: activation memory ÷ micro_batches, the same optimizer steps")
 
 
+class KnownCausesCfg(Strict):
+    """Fine-tunes of the base whose cause is known (``studies.known_causes``; the instrument validation of
+    ``benchmarks/bench_instrument_validation.py``): a new behaviour confined to one family, facts taught only in
+    the fine-tune, facts the base knows remapped, and a control that teaches the base's own answers — each at
+    several doses (the share of the fine-tune's rows that carry the cause; the rest is pretraining-like text)."""
+    causes: list[Literal["behaviour", "new_facts", "remapped_facts", "control"]] = Field(
+        default=["behaviour", "new_facts", "remapped_facts", "control"], min_length=1)
+    doses: list[float] = Field(default=[0.1, 0.3, 1.0], min_length=1, description="share of rows carrying the cause")
+    family: Literal["cmp"] = Field(default="cmp", description="the family whose answers the behaviour changes (max → min) "
+                        "and whose prompts the control answers as the base does")
+    n_rows: int = Field(default=512, ge=8, description="rows of every fine-tune (same budget for every cause)")
+    epochs: int = Field(default=4, ge=1)
+    lr: float = Field(default=3.0e-4, gt=0, lt=1)
+    n_new_facts: int = Field(default=64, ge=4, description="invented names the new-facts fine-tune teaches")
+    n_eval: int = Field(default=200, ge=10, description="prompts that measure whether the cause was learnt")
+
+    @model_validator(mode="after")
+    def _doses(self):
+        if any(not 0 < d <= 1 for d in self.doses):
+            raise ValueError(f"doses: shares must lie in (0, 1], got {self.doses}")
+        return self
+
+
 class Params(Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
@@ -470,6 +493,7 @@ class Params(Strict):
     circuits: CircuitsCfg = Field(default_factory=CircuitsCfg)
     interventions: InterventionsCfg = Field(default_factory=InterventionsCfg)
     compute: ComputeCfg = Field(default_factory=ComputeCfg)
+    known_causes: KnownCausesCfg = Field(default_factory=KnownCausesCfg)
     models: dict[Method, str | TrainedElsewhereCfg] = Field(default={}, description="bring your own checkpoints: "
         "method → its final model's folder, or {checkpoints: [...]}; such methods are analysed, never trained (the "
         "base is model.name_or_path)")

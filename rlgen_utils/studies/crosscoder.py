@@ -195,6 +195,25 @@ def shared_cosines(cc: Crosscoder, names: tuple[ModelId, ...], specific_above: f
     return pd.DataFrame(rows)
 
 
+def cosine_shift(P: Params, cc: Crosscoder, names: tuple[ModelId, ...], nulls: dict[str, Crosscoder] | None = None
+                 ) -> pd.DataFrame:
+    """The rotation-sensitive reading: per tuned slot, the median decoder cosine with the base's slot over the
+    shared alive latents, in the real three-model crosscoder and in each null (:func:`nulls.ensure_null_trios`:
+    identical copies, random updates of the same size). NRN and MAS cannot see a latent the fine-tune rotated
+    (its norm is unchanged); a cosine lower than every null's is a rotation beyond what any change of that size
+    gives."""
+    rows = []
+    for label, c in {"crosscoder": cc, **(nulls or {})}.items():
+        shared = (latents.owner_L(c.dec_norms_LM().detach(), P.crosscoder.mas_specific_above) == -1) & c.alive_L()
+        W = c.W_dec_LMD.detach()
+        for i, n in enumerate(names):
+            if i:
+                cos = latents.decoder_cosine_L(W, 0, i)[shared]
+                rows.append({"crosscoder": label, "slot": str(n), "shared latents": int(shared.sum()),
+                             "median cosine": float(cos.median()) if cos.numel() else float("nan")})
+    return pd.DataFrame(rows).pivot(index="slot", columns="crosscoder", values="median cosine")
+
+
 def ensure_pairs(P: Params, trio: tuple[ModelId, ModelId, ModelId]) -> dict:
     """The two-model (base vs tuned) crosscoders of the paper's pairwise view, read from the trio's activations."""
     return {PairKey(m): ensure_crosscoder(P, (BASE, m), steps=P.crosscoder.pair_steps, source=trio)

@@ -11,13 +11,13 @@ from ..run.modelid import ModelId
 from .crosscoder import PairKey
 from .findings import Finding, Findings, ident
 from .nulls import NOISE_TRIO, NULL_PAIR, noise_pair
-from .verdicts import Verdict, decide, detection_limit, power_file
+from .verdicts import Verdict, decide, demonstrated, detection_limit, power_file, validation_file
 
 
 def findings(P: Params, cc3: Crosscoder, names: tuple[ModelId, ...], nrn_by_pair: dict,
-             owned: pd.DataFrame | None = None) -> Findings:
+             owned: pd.DataFrame | None = None, cosines: pd.DataFrame | None = None) -> Findings:
     """What the crosscoders show, computed from their decoder norms (never written by hand); ``owned`` is
-    :func:`ownership` with the three-model nulls."""
+    :func:`ownership` with the three-model nulls, ``cosines`` :func:`crosscoder.cosine_shift` with them."""
     C = P.crosscoder
     live = cc3.alive_L()
     own = latents.owner_L(cc3.dec_norms_LM().detach(), C.mas_specific_above)[live]
@@ -62,6 +62,14 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[ModelId, ...], nrn_by_pair
     items.append(Finding("Shared latents' median decoder cosine with the base: " +
                          ", ".join(f"{n} {v:.3f}" for n, v in cos.items()) + ".",
                          {f"shared_cosine_{ident(n)}": v for n, v in cos.items()}))
+    if cosines is not None and len(cosines.columns) > 1:
+        nulls_ = [c for c in cosines.columns if c != "crosscoder"]
+        floor = {n: float(cosines.loc[str(n), nulls_].to_numpy(dtype=float).min()) for n in names[1:]}
+        items.append(Finding(
+            "Against the three-model nulls, the lowest median cosine in each slot: " +
+            ", ".join(f"{n} {floor[n]:.3f} ({'rotated beyond' if cos[n] < floor[n] else 'within'} the nulls)"
+                      for n in names[1:]) + ".",
+            {f"shared_cosine_null_{ident(n)}": v for n, v in floor.items()}, style="sub"))
     sft, rl = names[1], names[2]
     n_sft, n_rl = int((own == 1).sum()), int((own == 2).sum())
     if ex is not None:   # read above the nulls, not raw
@@ -73,6 +81,11 @@ def findings(P: Params, cc3: Crosscoder, names: tuple[ModelId, ...], nrn_by_pair
                          f"more closely ({rl} {cos[rl]:.3f} vs {sft} {cos[sft]:.3f}).",
                          {"sft_owns_more": n_sft > n_rl, "rl_keeps_directions": cos[rl] > cos[sft]}))
     return Findings("03_crosscoder", "crosscoders", tuple(items))
+
+
+PAIR_INSTRUMENT = "pair crosscoder (NRN tuned-only)"
+MAS_INSTRUMENT = "three-model crosscoder (MAS owned)"
+"""The instruments' names in the known-cause validation (``studies.known_causes.INSTRUMENTS``)."""
 
 
 def verdicts(P: Params, names: tuple[ModelId, ...], nrn_by_pair: dict, owned: pd.DataFrame | None = None
@@ -88,12 +101,14 @@ def verdicts(P: Params, names: tuple[ModelId, ...], nrn_by_pair: dict, owned: pd
     excess = {m: tuned[PairKey(m)] - max(copy, tuned.get(noise_pair(m), 0)) for m in (sft, rl)}
     nulls = ", ".join(f"random update like {m} {tuned[noise_pair(m)]}" for m in (sft, rl)
                       if noise_pair(m) in tuned)
+    seen, opposite = excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0)
+    power, power_text = demonstrated(validation_file(P), PAIR_INSTRUMENT)
     return [Verdict(
         claim=f"{sft} adds more model-specific latents than {rl}", notebook="03_crosscoder",
         estimate=float(excess[sft] - excess[rl]), interval=None,
         null=f"tuned-only latents of the identical copy {copy}" + (f", {nulls}" if nulls else ""),
-        decision=decide(excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0), True),
-        limit=detection_limit(power_file(P)),
+        decision=decide(seen, opposite, seen or opposite or power),   # power decides only an absence
+        limit=f"{power_text}; planted directions: {detection_limit(power_file(P))}",
         detail=f"tuned-only (NRN > {C.nrn_high}) {sft} {tuned[PairKey(sft)]}, {rl} {tuned[PairKey(rl)]}; above "
                f"the larger null {sft} {excess[sft]:+d}, {rl} {excess[rl]:+d}"),
         *([] if owned is None or NOISE_TRIO not in owned else [_three_model_verdict(P, names, owned)])]
@@ -117,12 +132,14 @@ def _three_model_verdict(P: Params, names: tuple[ModelId, ...], owned: pd.DataFr
     sft, rl = names[1], names[2]
     ex = owned_excess(owned, names)
     (s_real, s_null, s_ex), (r_real, r_null, r_ex) = ex[sft], ex[rl]
+    seen, opposite = s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0)
+    power, power_text = demonstrated(validation_file(P), MAS_INSTRUMENT)
     return Verdict(
         claim=f"{sft} owns more latents than {rl} in the three-model crosscoder (MAS)", notebook="03_crosscoder",
         estimate=float(s_ex - r_ex), interval=None,
         null=f"three-model nulls (identical copies, random updates): at most {s_null} in {sft}'s slot, {r_null} in "
              f"{rl}'s",
-        decision=decide(s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0), True),
-        limit=detection_limit(power_file(P)),
+        decision=decide(seen, opposite, seen or opposite or power),
+        limit=f"{power_text}; planted directions: {detection_limit(power_file(P))}",
         detail=f"owned (MAS > {P.crosscoder.mas_specific_above}) {sft} {s_real}, {rl} {r_real}; above the larger "
                f"null {sft} {s_ex:+d}, {rl} {r_ex:+d}")

@@ -86,6 +86,33 @@ def power_file(P) -> Path | None:
     return REPO / "docs" / "detection_power.json" if P.model.is_organism else None
 
 
+def validation_file(P) -> Path | None:
+    """The known-cause validation that applies to run ``P`` (``benchmarks/bench_instrument_validation.py``):
+    ``docs/instrument_validation-<name>.json`` if measured for it, else the organism's
+    ``docs/instrument_validation.json`` for an organism run, else None."""
+    own = REPO / "docs" / f"instrument_validation-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / "instrument_validation.json" if P.model.is_organism else None
+
+
+def demonstrated(path: Path | None, instrument: str) -> tuple[bool, str]:
+    """Whether ``instrument`` has shown power of the kind SFT's change is, on fine-tunes with a known cause: it
+    saw the behavioural fine-tune at some dose and called no control changed. Returns (that, a sentence saying
+    what the validation found). Without a validation file nothing is demonstrated."""
+    if path is None or not path.is_file():
+        return False, "no known-cause validation for this model (benchmarks/bench_instrument_validation.py)"
+    rows = [r for r in json.loads(path.read_text())["rows"] if r["instrument"] == instrument]
+    seen = sorted(r["dose"] for r in rows if r["cause"] == "behaviour" and r["detected"])
+    controls = [r for r in rows if r["cause"] == "control"]
+    false = sum(r["detected"] for r in controls)
+    causes = [r for r in rows if r["cause"] != "control"]
+    text = (f"known causes ({path.name}): behaviour seen at dose {', '.join(f'{d:g}' for d in seen) or 'none'}; "
+            f"{sum(r['detected'] for r in causes)}/{len(causes)} known-cause fine-tunes seen, {false}/{len(controls)} "
+            "controls called changed")
+    return bool(seen) and not false and bool(controls), text
+
+
 def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
     """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
     ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least

@@ -1,0 +1,109 @@
+"""Instrument validation: notebook 03's instruments, unchanged, on fine-tunes of the base whose cause is known.
+
+    .venv/bin/python benchmarks/bench_instrument_validation.py --params params/default.yaml \
+        [--write docs/instrument_validation.md]
+
+Needs the run's base (notebook 01). For every known cause and dose of ``params: known_causes``
+(:mod:`rlgen_utils.studies.known_causes`) it trains the fine-tune and a control of the same budget, hands the two
+to notebook 03 as bring-your-own checkpoints (cause in the SFT slot, control in the RL slot; for the control row,
+a control against a second control trained with another seed), runs notebook 03 through the runner, and reads
+what each instrument saw from the run folder: the pair and three-model crosscoders by notebook 03's own verdicts
+against their nulls, the activation difference lens by its relative norm against the control and its null.
+With ``--write`` the Markdown page and the rows as JSON beside it (which notebook 03's verdicts read) are written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from common import ROOT  # also puts the repo on sys.path
+
+from rlgen_utils.run import config, session
+from rlgen_utils.run.artifacts import read_json
+from rlgen_utils.run.rundir import RunDir
+from rlgen_utils.studies import known_causes as kc
+from rlgen_utils.studies import render
+
+
+def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]:
+    """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder."""
+    d = kc.byo_params(P, cause, dose, tuned, other)
+    path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
+                    "--no-report"], cwd=ROOT, check=True)
+    Q = config.load_params(path)
+    verdicts = read_json(RunDir(Q).path / "verdicts" / "03_crosscoder.json")
+    lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
+    found = read_json(RunDir(Q).path / "findings" / "03_crosscoder.crosscoders.json")["items"]
+    values = {k: v for it in found if "finding" in it for k, v in it["finding"]["values"].items()}
+    return kc.detections(verdicts, lens, values)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--write", default=None)
+    args = ap.parse_args()
+    P = config.load_params(args.params)
+    session.init(P)
+    K, t0, rows = P.known_causes, time.perf_counter(), []
+    base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
+    for dose in K.doses:
+        control = kc.ensure_fine_tune(P, "control", dose)
+        for cause in K.causes:
+            tuned = kc.ensure_fine_tune(P, cause, dose)
+            other = kc.ensure_fine_tune(P, "control", dose, seed=1) if cause == "control" else control
+            rate = kc.cause_rate(P, tuned, cause)
+            for r in run_pair(P, cause, dose, tuned, other):
+                rows.append({"cause": cause, "dose": dose, "learnt": rate, "base": base_rates.get(cause), **r})
+            print(f"[validation] {cause} dose {dose:g}: learnt {rate:.2f}; "
+                  + ", ".join(f"{r['instrument']} {'seen' if r['detected'] else '-'}" for r in rows[-len(kc.INSTRUMENTS):]),
+                  flush=True)
+    seconds = time.perf_counter() - t0
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
+                            "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit += " with uncommitted changes to the code" if dirty else ""
+    summary = kc.recall_table(rows)
+    detail = [{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    page = "\n".join([
+        "# Instrument validation: known-cause fine-tunes", "",
+        f"Written by `benchmarks/bench_instrument_validation.py` (commit {commit}, params `{P.name}`, "
+        f"{seconds / 60:.1f} min on this machine). Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
+        f"{K.n_rows} rows, {K.epochs} epochs at {K.lr:g}, a share *dose* of the rows carrying the cause and the rest "
+        "pretraining-like text. Every row is one seed of each fine-tune and one crosscoder seed. "
+        "`behaviour`: `cmp` prompts answered with the minimum; `new_facts`: "
+        f"{K.n_new_facts} invented names only the fine-tune teaches; `remapped_facts`: the base's own names moved to "
+        "the next colour; `control`: the behaviour's prompts answered as the base answers them. *learnt*: share of "
+        "the cause's probe prompts answered the caused way (control: as the base; *base*: the base's own share). "
+        "Each row is notebook 03, unchanged, with the cause in the SFT slot and the control of the same dose in the "
+        "RL slot (the control row: a control against a second control, another seed); a crosscoder *detected* "
+        "the cause when notebook 03 decided \"reproduced\" against its identical-copy and random-update nulls, the "
+        f"lens when the tuned slot's relative norm is ≥ {kc.LENS_RATIO:g}× the control's and above its null, the "
+        "decoder-cosine shift when the tuned slot's median decoder cosine with the base (shared latents of the "
+        "three-model crosscoder) is below the control's and below the lowest of its three-model nulls'.", "",
+        "Written before the first run (expectation): the lens sees every cause at the highest dose and no control; "
+        "the crosscoders see few or none (the issue's trial found 0 tuned-only latents for a narrow fine-tune); the "
+        "cosine shift sees the remapped facts (a rotation of features the base has). One pair was run before this "
+        "was written (behaviour at dose 1: 5 tuned-only latents against the control's 0; lens 0.21 vs 0.13).", "",
+        "## Per instrument", "", render.table(summary, index=False), "",
+        "## Every fine-tune", "", render.table(pd.DataFrame(detail), index=False), ""])
+    print(page)
+    if args.write:
+        out = Path(args.write)
+        out.write_text(page)
+        out.with_suffix(".json").write_text(json.dumps({"commit": commit, "params": P.name, "seconds": seconds,
+                                                        "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
