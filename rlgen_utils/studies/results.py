@@ -9,8 +9,10 @@ pre-registration). Both must be finished (notebooks 01 and 02 at least): the scr
 refuses an unfinished run rather than computing anything large. With ``--write`` the Markdown replaces the part
 of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->`` (``docs/RESULTS.md``); ``--claims``
 writes the claims table alone between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` (the README's front
-page). ``--real RUN/smollm2.yaml`` writes a real pretrained LM's section instead (per family and per class changes,
-claims table, pools, timing) between ``<!-- real:begin -->`` and ``<!-- real:end -->`` (``docs/REAL_LM.md``).
+page; with ``--seeds`` also the matched comparisons between ``<!-- matched:begin -->`` and ``<!-- matched:end -->``
+where the page has those markers). ``--real RUN/smollm2.yaml`` writes a real pretrained LM's section instead (per
+family and per class changes, claims table, pools, timing) between ``<!-- real:begin -->`` and
+``<!-- real:end -->`` (``docs/REAL_LM.md``).
 ``--bases A.yaml B.yaml C.yaml`` (runs that differ in ``pretrain.seed`` only) writes the pre-registration over
 several bases between ``<!-- bases:begin -->`` and ``<!-- bases:end -->`` (``docs/BASES.md``); with ``--claims``
 its summary (which conclusions hold on every base) goes to that page's ``bases`` block too (the README).
@@ -59,12 +61,20 @@ def class_section(P: Params, scores: pd.DataFrame) -> str:
 def fit_section(P: Params, scores: pd.DataFrame) -> str:
     moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
     fits = forgetting.kl_fits(moved)[["models", "slope", "intercept", "r2", "n", "slope through origin"]]
-    rl = P.crosscoder.rl_method
-    tables = [matched.matched_table(moved, x, rl=rl) for x in matched.AXES]
     return ("**Forgetting against KL(π_base ‖ π)** (every checkpoint and seed; ΔOOD = intercept + slope · KL, and "
             "the line through the origin):\n\n" + render.table(fits.set_index("models")) + "\n\n"
             + render.markdown(forgetting.matched_findings(P, moved, forgetting.kl_fits(moved)))
-            + "\n\n**Matched comparisons** (only inside the range both methods' models cover):\n\n"
+            + "\n\n" + matched_section(P, scores, moved))
+
+
+def matched_section(P: Params, scores: pd.DataFrame, moved: pd.DataFrame | None = None) -> str:
+    """SFT against RL at matched KL and at matched in-domain gain, inside the range both cover (the findings and
+    the tables; also the README's ``matched`` block)."""
+    if moved is None:
+        moved = forgetting.movement_table(P, scores, forgetting.ensure_sweep_scores(P))
+    rl = P.crosscoder.rl_method
+    tables = [matched.matched_table(moved, x, rl=rl) for x in matched.AXES]
+    return ("**Matched comparisons** (only inside the range both methods' models cover):\n\n"
             + render.markdown(matched.findings(moved, rl=rl))
             + "".join("\n\n" + render.table(t.set_index("axis"), ".4f") for t in tables if len(t)))
 
@@ -232,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
     if a.claims:
         write_between_markers(Path(a.claims), verdict_section(load_params(a.real or a.params)), "claims")
+        if a.seeds and "<!-- matched:begin -->" in Path(a.claims).read_text():
+            many = load_params(a.seeds)
+            write_between_markers(Path(a.claims), matched_section(many, _finished(many)), "matched")
     return 0
 
 
