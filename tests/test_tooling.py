@@ -225,6 +225,13 @@ def _studies_imports(path: Path) -> set[str]:
     return out
 
 
+def test_the_front_door_and_the_studies_modules_stay_small():
+    """Issue 27: a README that is a front door (≤ 250 lines) and one job per studies module (≤ 450 lines each)."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+    big = {p.name: n for p in (PKG / "studies").glob("*.py") if (n := len(p.read_text().splitlines())) > 450}
+    assert not big, f"split these studies modules: {big}"
+
+
 def test_studies_import_only_earlier_notebooks_and_claims_only_from_results():
     """The rule stated in ``rlgen_utils/studies/__init__.py``: notebook order downwards, stages never import the
     modules built on them, claims are leaves read by ``results`` alone."""

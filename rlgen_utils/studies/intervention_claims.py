@@ -47,7 +47,8 @@ def power(P: Params, sel: FeatureSelection) -> float:
     I = P.interventions
     if sel.rule == "paper":
         return float("nan")
-    return latent_edits.selection_power(sel.counts, I.power_effect, sel.n_alive, I.fdr, I.n_perm, sel.combine,
+    counts = [(len(sel.groups[f]["target"]), len(sel.groups[f]["control"])) for f in sel.sets]   # scored families
+    return latent_edits.selection_power(counts, I.power_effect, sel.n_alive, I.fdr, I.n_perm, sel.combine,
                                         seed=P.seed)
 
 

@@ -199,11 +199,6 @@ class FeatureSelection:
         """Per family, the RL-right/base-wrong samples of the test half (where edits are evaluated)."""
         return {f: g["test"] for f, g in self.groups.items()}
 
-    @property
-    def counts(self) -> list[tuple[int, int]]:
-        """(targets, controls) of every family that was scored, in order: what the selection's power rests on."""
-        return [(len(self.groups[f]["target"]), len(self.groups[f]["control"])) for f in self.sets]
-
     @classmethod
     def from_json(cls, d: dict) -> FeatureSelection:
         """Read back a saved selection (files written before ``combine`` was recorded hold an intersection)."""
