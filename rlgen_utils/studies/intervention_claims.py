@@ -165,8 +165,10 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Ve
                  "controls), positive in every family" if sel.combine == "pooled" else
                  "label-permutation test of the contrast (RL-right/base-wrong vs controls)")
     out = [Verdict(
-        claim="a compact (≤ 10 % of alive latents), task-agnostic (family sets overlap > 80 %) latent set carries "
-              "RL's out-of-domain gains", notebook="06_interventions", estimate=float(n), interval=None,
+        claim="a compact (≤ 10 % of alive latents), task-agnostic ("
+              + ("its contrast positive in every family, tested pooled" if sel.combine == "pooled" else
+                 "family sets overlap > 80 %") + ") latent set carries RL's out-of-domain gains",
+        notebook="06_interventions", estimate=float(n), interval=None,
         null=(f"{test_name}, BH-FDR {I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
         decision=decide(found, False, found or testable(P, sel)),   # power matters for absence, not for a find
         limit=f"{power_text}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
