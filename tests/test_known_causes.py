@@ -119,3 +119,14 @@ def test_cosine_shift_reads_each_slot_against_the_nulls(P):
     assert t.loc["sft", "crosscoder"] == pytest.approx(float(torch.cos(torch.tensor(1.0))), abs=1e-5)
     assert t.loc["grpo", "crosscoder"] == pytest.approx(1.0) and t.loc["sft", "copies"] == pytest.approx(1.0)
     assert t.loc["sft", "random"] > t.loc["sft", "crosscoder"]
+
+
+def test_a_real_lm_world_is_refused_rather_than_fed_organism_prompts():
+    from pathlib import Path
+
+    from rlgen_utils.models import smollm2
+    root = Path(__file__).resolve().parent.parent
+    smollm2.materialise(root / smollm2.DEFAULT_OUT)   # `make smollm2` (part of `make test`) did it: returns at once
+    words = load_params(root / "params" / "smollm2.yaml")
+    with pytest.raises(ValueError, match="task world"):
+        kc.ensure_fine_tune(words, "behaviour", 1.0)

@@ -30,7 +30,7 @@ from ..run.artifacts import is_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir
-from ..world import pretraining, tasks
+from ..world import pretraining, suite, tasks
 
 CAUSES = ("behaviour", "new_facts", "remapped_facts", "control")
 NEW_FACT_SEED = 4321
@@ -130,6 +130,9 @@ def ensure_fine_tune(P: Params, cause: str, dose: float, seed: int = 0) -> Path:
     folder. One checkpoint, ``known_causes.epochs`` passes at ``known_causes.lr``, SFT's batch settings."""
     if cause not in CAUSES:
         raise ValueError(f"known cause {cause!r}: expected one of {CAUSES}")
+    if suite.World.of(P).real_lm or not P.data.task_world:
+        raise ValueError("known_causes: built for the organism's task world (cmp, invented facts); a real LM's "
+                         "known causes are not built yet")
     K, out = P.known_causes, folder(P, cause, dose, seed)
     key = fine_tune_key(P, cause, dose, seed)
     final = out / "checkpoint-1"
