@@ -27,8 +27,8 @@ from common import ROOT  # also puts the repo on sys.path
 from rlgen_utils.run import config, session
 from rlgen_utils.run.artifacts import read_json
 from rlgen_utils.run.rundir import RunDir
+from rlgen_utils.studies import baselines, render
 from rlgen_utils.studies import known_causes as kc
-from rlgen_utils.studies import render
 
 
 def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]:
@@ -44,7 +44,8 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]
     lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
     found = read_json(RunDir(Q).path / "findings" / "03_crosscoder.crosscoders.json")["items"]
     values = {k: v for it in found if "finding" in it for k, v in it["finding"]["values"].items()}
-    return kc.detections(verdicts, lens, values)
+    fvu = baselines.sae_baseline(Q).set_index("model")["held-out FVU (base's SAE)"].to_dict()
+    return kc.detections(verdicts, lens, values, fvu)
 
 
 def main() -> None:
@@ -90,10 +91,14 @@ def main() -> None:
         "the cause when notebook 03 decided \"reproduced\" against its identical-copy and random-update nulls, the "
         f"lens when the tuned slot's relative norm is ≥ {kc.LENS_RATIO:g}× the control's and above its null, the "
         "decoder-cosine shift when the tuned slot's median decoder cosine with the base (shared latents of the "
-        "three-model crosscoder) is below the control's and below the lowest of its three-model nulls'.", "",
+        "three-model crosscoder) is below the control's and below the lowest of its three-model nulls', the base's "
+        f"sae-lens SAE (trained on the base alone, `benchmarks/sae_baseline.py`) when its held-out FVU on the tuned "
+        f"model is ≥ {kc.SAE_RATIO:g}× its FVU on the control.", "",
         "Written before the first run (expectation): the lens sees every cause at the highest dose and no control; "
         "the crosscoders see few or none (the issue's trial found 0 tuned-only latents for a narrow fine-tune); the "
-        "cosine shift sees the remapped facts (a rotation of features the base has). One pair was run before this "
+        "cosine shift sees the remapped facts (a rotation of features the base has); the sae-lens FVU shift (added "
+        "after the other four had run, before its own first run) sees the behaviour at the highest dose. "
+        "One pair was run before this "
         "was written (behaviour at dose 1: 5 tuned-only latents against the control's 0; lens 0.21 vs 0.13).", "",
         "## Per instrument", "", render.table(summary, index=False), "",
         "## Every fine-tune", "", render.table(pd.DataFrame(detail), index=False), ""])

@@ -130,3 +130,10 @@ def test_a_real_lm_world_is_refused_rather_than_fed_organism_prompts():
     words = load_params(root / "params" / "smollm2.yaml")
     with pytest.raises(ValueError, match="task world"):
         kc.ensure_fine_tune(words, "behaviour", 1.0)
+
+
+def test_the_sae_fvu_shift_reads_the_tuned_model_against_the_control():
+    v, lens = _verdicts("not reproduced", "not reproduced"), _lens(0.3, 0.2, 0.1)
+    seen = kc.detections(v, lens, None, {"base": 0.03, "sft": 0.05, "grpo": 0.04})
+    assert seen[-1]["instrument"] == kc.INSTRUMENTS[4] and seen[-1]["detected"]
+    assert not kc.detections(v, lens, None, {"base": 0.03, "sft": 0.042, "grpo": 0.04})[-1]["detected"]

@@ -193,19 +193,25 @@ def byo_params(P: Params, cause: str, dose: float, tuned: Path, other: Path) -> 
 
 # ------------------------------------------------------------------------------------------ what was seen
 INSTRUMENTS = ("pair crosscoder (NRN tuned-only)", "three-model crosscoder (MAS owned)",
-               "activation difference lens (relative norm)", "decoder-cosine shift (shared latents)")
+               "activation difference lens (relative norm)", "decoder-cosine shift (shared latents)",
+               "sae-lens FVU shift (the base's SAE)")
+SAE_RATIO = 1.1
+"""The base's sae-lens SAE sees a cause when its held-out FVU on the tuned model is at least this many times its FVU
+on the control of the same budget (stated before the first run)."""
 LENS_RATIO = 2.0
 """The lens sees a cause when the tuned slot's mean relative norm is at least this many times the other slot's
 (the control fine-tune of the same budget) and above its own random-update null's."""
 
 
-def detections(verdicts_03: list[dict], lens: dict, cosines: dict | None = None) -> list[dict]:
+def detections(verdicts_03: list[dict], lens: dict, cosines: dict | None = None,
+               sae_fvu: dict[str, float] | None = None) -> list[dict]:
     """Per instrument, from one notebook-03 run on (cause in the SFT slot, control in the RL slot): its effect,
     its null and whether it saw the cause — the crosscoders by notebook 03's own verdicts (decided against their
     identical-copy and random-update nulls), the lens by :data:`LENS_RATIO` against the control and its null, the
     decoder-cosine shift (``cosines``: notebook 03's finding values ``shared_cosine_<slot>`` and
     ``shared_cosine_null_<slot>``) when the tuned slot's median cosine lies below the control's and below the
-    lowest of its nulls'."""
+    lowest of its nulls', and the base's sae-lens SAE (``sae_fvu``: held-out FVU per model, ``studies.baselines.
+    sae_baseline``) when its FVU on the tuned model is ≥ :data:`SAE_RATIO` × its FVU on the control."""
     by_claim = {("MAS" in v["claim"]): v for v in verdicts_03}
     out = [{"instrument": INSTRUMENTS[int(mas)], "effect": v["detail"], "null": v["null"],
             "detected": v["decision"] == "reproduced"} for mas, v in sorted(by_claim.items())]
@@ -220,6 +226,11 @@ def detections(verdicts_03: list[dict], lens: dict, cosines: dict | None = None)
         out.append({"instrument": INSTRUMENTS[3], "effect": f"tuned {c_t:.3f}, control {c_o:.3f}",
                     "null": f"lowest null cosine in the tuned slot {c_n:.3f}",
                     "detected": bool(c_t < c_o and c_t < c_n)})
+    if sae_fvu is not None:
+        f_t, f_o, f_b = sae_fvu["sft"], sae_fvu["grpo"], sae_fvu["base"]
+        out.append({"instrument": INSTRUMENTS[4], "effect": f"FVU tuned {f_t:.4f}, control {f_o:.4f}, base {f_b:.4f}",
+                    "null": f"needs ≥ {SAE_RATIO:g}× the control's FVU",
+                    "detected": bool(f_t >= SAE_RATIO * f_o)})
     return out
 
 
