@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,7 @@ from common import ROOT  # also puts the repo on sys.path
 from rlgen_utils.run import config, session
 from rlgen_utils.run.artifacts import read_json
 from rlgen_utils.run.rundir import RunDir
-from rlgen_utils.studies import baselines, render
+from rlgen_utils.studies import baselines, findings, render, verdicts
 from rlgen_utils.studies import known_causes as kc
 
 
@@ -40,12 +41,12 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]
     subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
                     "--no-report"], cwd=ROOT, check=True)
     Q = config.load_params(path)
-    verdicts = read_json(RunDir(Q).path / "verdicts" / "03_crosscoder.json")
+    v03 = [asdict(v) for v in verdicts.load_all(Q) if v.notebook == "03_crosscoder"]
     lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
-    found = read_json(RunDir(Q).path / "findings" / "03_crosscoder.crosscoders.json")["items"]
-    values = {k: v for it in found if "finding" in it for k, v in it["finding"]["values"].items()}
+    values = {k: v for f in findings.load_all(Q, "03_crosscoder") if f.topic == "crosscoders" for it in f.items
+              if isinstance(it, findings.Finding) for k, v in it.values.items()}
     fvu = baselines.sae_baseline(Q).set_index("model")["held-out FVU (base's SAE)"].to_dict()
-    return kc.detections(verdicts, lens, values, fvu)
+    return kc.detections(v03, lens, values, fvu)
 
 
 def main() -> None:
