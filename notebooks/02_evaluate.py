@@ -86,6 +86,13 @@ plots.deltas(by_class, "Change over the base, families of each transfer class po
 by_class
 
 # %% [markdown]
+# What those intervals resolve, class by class (a class whose interval includes 0 is "no change resolved", never
+# "no change"):
+
+# %%
+render.show(findings.record(P, evaluate.class_findings(by_class)))
+
+# %% [markdown]
 # ## The format channel
 # Per family and final model: how often the answer is written with a chain and the `####` marker, and how often
 # its final answer is unparseable (no letter, number or time where one is due). A gain that comes with more

@@ -51,3 +51,51 @@ def test_claims_flag_writes_the_claims_block(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "verdict_section", lambda P: f"claims of {P}")
     assert results.main(["--params", "RUN.yaml", "--claims", str(f)]) == 0
     assert f.read_text() == "intro\n<!-- claims:begin -->\nclaims of RUN.yaml\n<!-- claims:end -->\nlinks\n"
+
+
+def test_class_findings_say_only_what_the_intervals_resolve():
+    from rlgen_utils.studies import evaluate
+    d = pd.DataFrame([
+        {"contrast": "grpo − base", "family": "shared_skill", "delta": 0.19, "lo": 0.05, "hi": 0.33},
+        {"contrast": "grpo − base", "family": "far_control", "delta": -0.01, "lo": -0.06, "hi": 0.04},
+        {"contrast": "sft − base", "family": "shared_skill", "delta": 0.10, "lo": -0.02, "hi": 0.22},
+        {"contrast": "sft − base", "family": "far_control", "delta": -0.20, "lo": -0.30, "hi": -0.10}])
+    F = evaluate.class_findings(d)
+    grpo, sft = F.items
+    assert grpo.text.startswith("**grpo − base** rises on shared_skill +0.190 [+0.050, +0.330]")
+    assert "no change resolved on far_control" in grpo.text and "falls" not in grpo.text
+    assert "falls on far_control -0.200" in sft.text and "no change resolved on shared_skill" in sft.text
+    assert "rises" not in sft.text and sft.values == {"shared_skill": 0.10, "far_control": -0.20}
+
+
+def test_pool_section_says_why_there_is_no_pool(monkeypatch):
+    from types import SimpleNamespace
+
+    from rlgen_utils.studies import evaluate
+    P = SimpleNamespace(seed=0, crosscoder=SimpleNamespace(rl_method="grpo"),
+                        interventions=SimpleNamespace(min_rl_right=150))
+    monkeypatch.setattr(evaluate, "ensure_pool_sets", lambda P: {})
+    text = results.pool_section(P)  # type: ignore[arg-type]
+    assert "none — no selection family where grpo's gain" in text and "|" not in text
+    sets = {"clock": {"rl_right_base_wrong": [1, 2], "base_right_rl_wrong": [3], "both_right": [4], "both_wrong": []}}
+    monkeypatch.setattr(evaluate, "ensure_pool_sets", lambda P: sets)
+    text = results.pool_section(P)  # type: ignore[arg-type]
+    assert "| clock | 2 | 1 | 1 | 0 | 4 |" in text and "| 150 |" in text  # the counts reached, against the ask
+
+
+def test_bases_page_ends_with_its_runs_timing_and_their_sum(tmp_path, monkeypatch):
+    import json
+    paths = []
+    for i, total in enumerate((20.5, 19.0, 21.0)):
+        p = tmp_path / f"study-b{i}.json"
+        p.write_text(json.dumps({"params": f"b{i}", "per_notebook": {"01_train": {"wall_s": total * 40},
+                                 "02_evaluate": {"wall_s": total * 20}}, "total_wall_min": total,
+                                 "peak_rss_mib": 900, "calibration_s": 0.13, "cpu": "Xeon"}))
+        paths.append(str(p))
+    text = results.bases_timing(paths)
+    assert "| b1 | 760 | 380 | 19.0 |" in text and text.endswith("All 3 runs together: 60.5 min.")
+    seen = {}
+    monkeypatch.setattr(results, "load_params", lambda path: path)
+    monkeypatch.setattr(results, "bases_page", lambda ps, t: (seen.update(params=ps, timing=t), ("page", "s"))[1])
+    assert results.main(["--bases", "a.yaml", "b.yaml", "--timing", *paths]) == 0
+    assert seen == {"params": ["a.yaml", "b.yaml"], "timing": paths}

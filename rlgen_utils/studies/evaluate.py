@@ -32,7 +32,7 @@ from ..run.progress import progress
 from ..run.rundir import RunDir
 from ..world import suite, tasks
 from . import train
-from .findings import Finding, Findings, Value
+from .findings import Finding, Findings, Value, ident
 
 BASE_SEED = -1
 
@@ -421,3 +421,19 @@ def _fmt(r: Any) -> str:
     """``delta [lo, hi]`` of a row (Series or dict) of :func:`delta_long`."""
     sig = "" if (r["lo"] > 0 or r["hi"] < 0) else " (interval includes 0)"
     return f"{r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{sig}"
+
+
+def class_findings(by_class: pd.DataFrame) -> Findings:
+    """Per contrast of :func:`contrasts_by_class`, the transfer classes it raises and lowers (interval above /
+    below 0) and those where no change is resolved — the only reading the intervals support."""
+    items = []
+    for contrast, d in by_class.groupby("contrast", sort=False):
+        up, down = d[d.lo > 0], d[d.hi < 0]
+        flat = d[(d.lo <= 0) & (d.hi >= 0)]
+        parts = [f"{w} on {', '.join(f'{r.family} {r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]' for r in s.itertuples())}"
+                 for w, s in (("rises", up), ("falls", down)) if len(s)]
+        if len(flat):
+            parts.append(f"no change resolved on {', '.join(map(str, flat.family))} (intervals include 0)")
+        items.append(Finding(f"**{contrast}** " + "; ".join(parts) + ".",
+                             {ident(str(r.family)): float(r.delta) for r in d.itertuples()}))
+    return Findings("02_evaluate", "transfer_classes", tuple(items))

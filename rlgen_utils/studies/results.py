@@ -11,11 +11,12 @@ of the file between ``<!-- results:begin -->`` and ``<!-- results:end -->`` (``d
 writes the claims table alone between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` (the README's front
 page; with ``--seeds`` also the matched comparisons between ``<!-- matched:begin -->`` and ``<!-- matched:end -->``
 where the page has those markers). ``--real RUN/smollm2.yaml`` writes a real pretrained LM's section instead (per
-family and per class changes, claims table, pools, timing) between ``<!-- real:begin -->`` and
-``<!-- real:end -->`` (``docs/REAL_LM.md``).
+family and per class changes and what their intervals resolve, SFT grid and KL fits, claims table, pools,
+timing) between ``<!-- real:begin -->`` and ``<!-- real:end -->`` (``docs/REAL_LM.md``).
 ``--bases A.yaml B.yaml C.yaml`` (runs that differ in ``pretrain.seed`` only) writes the pre-registration over
 several bases between ``<!-- bases:begin -->`` and ``<!-- bases:end -->`` (``docs/BASES.md``); with ``--claims``
-its summary (which conclusions hold on every base) goes to that page's ``bases`` block too (the README).
+its summary (which conclusions hold on every base) goes to that page's ``bases`` block too (the README); with
+``--timing`` (one ``bench_study`` result per base) the page ends with their timing and its sum.
 """
 from __future__ import annotations
 
@@ -52,10 +53,12 @@ def base_section(P: Params) -> str:
 
 def class_section(P: Params, scores: pd.DataFrame) -> str:
     d = evaluate.contrasts_by_class(P, scores, methods=("sft", "grpo"))
-    d = d.assign(cell=[_cell(r) for r in d.itertuples()]).pivot(index="family", columns="contrast", values="cell")
     n = len(P.train_seeds)
+    reading = render.markdown(evaluate.class_findings(d))
+    d = d.assign(cell=[_cell(r) for r in d.itertuples()]).pivot(index="family", columns="contrast", values="cell")
     return (f"**Change over the base per transfer class** ({n} training seed{'s' * (n > 1)}, 95 % intervals "
-            f"hierarchical over seeds and samples):\n\n" + render.table(d))
+            f"hierarchical over seeds and samples):\n\n" + render.table(d) + "\n\nWhat the intervals resolve:\n\n"
+            + reading)
 
 
 def fit_section(P: Params, scores: pd.DataFrame) -> str:
@@ -89,8 +92,15 @@ def sweep_section(P: Params, scores: pd.DataFrame) -> str:
 
 
 def pool_section(P: Params) -> str:
-    return (f"**Study A's pools** ({P.interventions.pool_per_family} test prompts per selection family, base vs "
-            f"{P.crosscoder.rl_method}):\n\n" + render.table(evaluate.pool_counts(evaluate.ensure_pool_sets(P)), ".0f"))
+    """Study A's pools per selection family, with the RL-right/base-wrong samples its selection half reached
+    against ``interventions.min_rl_right`` — or a sentence saying there is none and why."""
+    rl = P.crosscoder.rl_method
+    counts = evaluate.pool_counts(evaluate.ensure_pool_sets(P), P)
+    head = f"**Study A's pools** (test prompts per selection family, base vs {rl}):"
+    if not len(counts):
+        return (f"{head} none — no selection family where {rl}'s gain over the base has its interval above 0, so "
+                f"notebook 06 has no RL-right/base-wrong samples to select latents from.")
+    return f"{head}\n\n" + render.table(counts, ".0f")
 
 
 def prereg_section(P: Params, scores: pd.DataFrame) -> str:
@@ -174,10 +184,14 @@ def family_section(P: Params, scores: pd.DataFrame) -> str:
 
 
 def real_page(P: Params, timings: list[str]) -> str:
-    """The README section of a real pretrained LM's run: base and changes per family and per transfer class, the
-    claims table, pools, timing."""
+    """The README section of a real pretrained LM's run: base and changes per family and per transfer class with
+    what their intervals resolve, the SFT grid and the KL fits (where params give a grid), the claims table,
+    pools, timing."""
     s = _finished(P)
-    parts = [family_section(P, s), class_section(P, s), verdict_section(P), pool_section(P)]
+    parts = [family_section(P, s), class_section(P, s)]
+    if P.posttrain.sft_sweep:
+        parts += [sweep_section(P, s), fit_section(P, s)]
+    parts += [verdict_section(P), pool_section(P)]
     if timings:
         parts.append(timing_section(timings))
     return "\n\n".join(parts)
@@ -197,15 +211,25 @@ def results_page(one: Params, many: Params | None, timings: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def bases_page(params: list[Params]) -> tuple[str, str]:
-    """The several-bases page (summary, then the table row by row) and its summary alone."""
+def bases_timing(paths: list[str]) -> str:
+    """The several-bases runs' ``bench_study`` timings, one row each, and their sum."""
+    total = sum(json.loads(Path(p).read_text())["total_wall_min"] for p in paths)
+    return timing_section(paths) + f"\n\nAll {len(paths)} runs together: {total:.1f} min."
+
+
+def bases_page(params: list[Params], timings: list[str] | None = None) -> tuple[str, str]:
+    """The several-bases page (summary, then the table row by row, then the timing of its runs where given) and
+    its summary alone."""
     runs = [bases.finished(P) for P in params]
     table = bases.outcome_table(runs)
     first = runs[0].params
     head = (f"Runs: {', '.join(f'`{P.name}` (pretrain seed {P.base_seed})' for P in params)}; training seeds "
             f"{first.train_seeds}; pre-registration `{first.eval.preregistration}`.")
     summary = render.markdown(bases.summary(table))
-    return "\n\n".join([head, summary, render.table(bases.display(table), index=False)]), summary
+    parts = [head, summary, render.table(bases.display(table), index=False)]
+    if timings:
+        parts.append(bases_timing(timings))
+    return "\n\n".join(parts), summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--claims", default=None, help="a page whose claims block gets the --params run's claims table")
     a = ap.parse_args(argv)
     if a.bases:
-        page, summary = bases_page([load_params(p) for p in a.bases])
+        page, summary = bases_page([load_params(p) for p in a.bases], a.timing)
         if a.write:
             write_between_markers(Path(a.write), page, "bases")
         else:
