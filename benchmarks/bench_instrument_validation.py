@@ -1,7 +1,7 @@
 """Instrument validation: notebook 03's instruments, unchanged, on fine-tunes of the base whose cause is known.
 
     .venv/bin/python benchmarks/bench_instrument_validation.py --params params/default.yaml \
-        [--write docs/instrument_validation.md]
+        [--corpora gold generations] [--write docs/instrument_validation.md]
 
 Needs the run's base (notebook 01). For every known cause and dose of ``params: known_causes``
 (:mod:`rlgen_utils.studies.known_causes`) it trains the fine-tune and a control of the same budget, hands the two
@@ -9,6 +9,8 @@ to notebook 03 as bring-your-own checkpoints (cause in the SFT slot, control in 
 a control against a second control trained with another seed), runs notebook 03 through the runner, and reads
 what each instrument saw from the run folder: the pair and three-model crosscoders by notebook 03's own verdicts
 against their nulls, the activation difference lens by its relative norm against the control and its null.
+Every pair is read once per ``--corpora`` entry (``crosscoder.corpus``: the gold corpus, and the
+models' own generations on the in-domain prompts), so the corpus's effect on detection is a row of the page.
 With ``--write`` the Markdown page and the rows as JSON beside it (which notebook 03's verdicts read) are written.
 """
 from __future__ import annotations
@@ -52,6 +54,8 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--corpora", nargs="+", default=["gold", "generations"], choices=["gold", "generations"],
+                    help="crosscoder corpora each pair is read on (crosscoder.corpus)")
     ap.add_argument("--write", default=None)
     args = ap.parse_args()
     P = config.load_params(args.params)
@@ -64,11 +68,13 @@ def main() -> None:
             tuned = kc.ensure_fine_tune(P, cause, dose)
             other = kc.ensure_fine_tune(P, "control", dose, seed=1) if cause == "control" else control
             rate = kc.cause_rate(P, tuned, cause)
-            for r in run_pair(P, cause, dose, tuned, other):
-                rows.append({"cause": cause, "dose": dose, "learnt": rate, "base": base_rates.get(cause), **r})
-            print(f"[validation] {cause} dose {dose:g}: learnt {rate:.2f}; "
-                  + ", ".join(f"{r['instrument']} {'seen' if r['detected'] else '-'}" for r in rows[-len(kc.INSTRUMENTS):]),
-                  flush=True)
+            for corpus in args.corpora:
+                Pc = P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": corpus})})
+                seen = run_pair(Pc, cause, dose, tuned, other)
+                rows += [{"cause": cause, "dose": dose, "corpus": corpus, "learnt": rate,
+                          "base": base_rates.get(cause), **r} for r in seen]
+                print(f"[validation] {cause} dose {dose:g} ({corpus} corpus): learnt {rate:.2f}; "
+                      + ", ".join(f"{r['instrument']} {'seen' if r['detected'] else '-'}" for r in seen), flush=True)
     seconds = time.perf_counter() - t0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -87,6 +93,8 @@ def main() -> None:
         f"{K.n_new_facts} invented names only the fine-tune teaches; `remapped_facts`: the base's own names moved to "
         "the next colour; `control`: the behaviour's prompts answered as the base answers them. *learnt*: share of "
         "the cause's probe prompts answered the caused way (control: as the base; *base*: the base's own share). "
+        f"Corpora: {', '.join(args.corpora)} (`crosscoder.corpus`: `gold` reads in-domain gold solutions, "
+        "`generations` each in-domain prompt answered greedily by the base, the SFT slot and the RL slot in turn). "
         "Each row is notebook 03, unchanged, with the cause in the SFT slot and the control of the same dose in the "
         "RL slot (the control row: a control against a second control, another seed); a crosscoder *detected* "
         "the cause when notebook 03 decided \"reproduced\" against its identical-copy and random-update nulls, the "
@@ -100,7 +108,10 @@ def main() -> None:
         "cosine shift sees the remapped facts (a rotation of features the base has); the sae-lens FVU shift (added "
         "after the other four had run, before its own first run) sees the behaviour at the highest dose. "
         "One pair was run before this "
-        "was written (behaviour at dose 1: 5 tuned-only latents against the control's 0; lens 0.21 vs 0.13).", "",
+        "was written (behaviour at dose 1: 5 tuned-only latents against the control's 0; lens 0.21 vs 0.13). "
+        "The generations corpus (added after those runs, written before its own first run): no detection changes "
+        "by more than one fine-tune per instrument, since every cause acts on prompts (`cmp`, facts) that the "
+        "in-domain generations do not contain (a run's 03 verdicts read the rows of the corpus it uses).", "",
         "## Per instrument", "", render.table(summary, index=False), "",
         "## Every fine-tune", "", render.table(pd.DataFrame(detail), index=False), ""])
     print(page)

@@ -268,6 +268,9 @@ class CrosscoderCfg(Strict):
     n_texts: int = Field(default=6000, ge=8, description="corpus size in texts (prompt + gold completion)")
     in_domain_fraction: float = Field(default=0.5, ge=0, le=1, description="share of in-domain solutions; the rest is "
                                                                    "the general pretraining mixture")
+    corpus: Literal["gold", "generations"] = Field(default="gold", description="the in-domain texts: gold solutions, "
+                                                   "or each in-domain prompt answered greedily by one of Study A's "
+                                                   "models in turn (their own generations)")
     max_len: int = Field(default=128, ge=8)
     collect_batch_size: int = Field(default=256, ge=1, description="texts per forward pass when collecting activations")
     shard_tokens: int = Field(default=65_536, ge=256)

@@ -44,7 +44,7 @@ _LISTS = (*_AFTER, "posttrain.sft_sweep")
 # run validation chooses as `sft`: the stages that read `sft` (activations, circuits, interventions) keep the grid
 # in their key; notebook 02's scores name the choice itself (studies.evaluate.eval_key).
 
-CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "max_len", "shard_tokens", "collect_batch_size")
+CORPUS_FIELDS = ("layer", "n_texts", "in_domain_fraction", "corpus", "max_len", "shard_tokens", "collect_batch_size")
 """Crosscoder fields that change the activations collected (the rest only change crosscoder training)."""
 
 

@@ -28,11 +28,11 @@ from ..method.crosscoder import TRAINER_VERSION, Crosscoder, CrosscoderConfig, f
 from ..method.crosscoder import train as train_crosscoder
 from ..method.latent_scaling import betas_LM
 from ..method.sae_export import export_sae_lens
-from ..models import loading
+from ..models import generation, loading
 from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
-from ..run.keys import activations_key, crosscoder_key
+from ..run.keys import activations_key, crosscoder_key, stage_key
 from ..run.modelid import BASE, ModelId, ids, slug
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
@@ -65,6 +65,41 @@ def layer_of(P: Params, model: Model) -> int:
     return P.crosscoder.layer if P.crosscoder.layer is not None else activations.middle_layer(model)
 
 
+def corpus_models(P: Params) -> tuple[ModelId, ...]:
+    """The models whose generations make a ``generations`` corpus: Study A's trio, those these params train."""
+    return tuple(m for m in trio(P) if m == BASE or m.method in P.posttrain.methods)
+
+
+def corpus_texts(P: Params, train_seed: int | None = None, n_texts: int | None = None) -> list[str]:
+    """The texts every activation collection of the run reads (its first ``n_texts`` when given).
+
+    ``crosscoder.corpus: gold`` — the world's corpus (:meth:`~rlgen_utils.world.suite.World.corpus`): in-domain
+    gold solutions and the general mixture. ``generations`` — the same corpus with each in-domain prompt completed
+    greedily by one of :func:`corpus_models` in turn (prompt *i* by model *i* mod 3), so each model reads its own
+    answers and the others' where a gold corpus shows none of them; generated once per training seed
+    (``corpus/generations-ts<seed>.json``, keyed like the activations) and read by every collection and null."""
+    world, ts = suite.world(P), P.train_seeds[0] if train_seed is None else train_seed
+    if P.crosscoder.corpus == "gold":
+        return world.corpus(n_texts)
+    path, key = RunDir(P).path / "corpus" / f"generations-ts{ts}.json", stage_key(P, "activations")
+    done = read_json(path) if path.is_file() else None
+    if done is None or done["key"] != key:
+        problems, names = world.corpus_in_domain(), corpus_models(P)
+        texts = [e.text for e in problems]
+        for j, name in enumerate(names):
+            folder = RunDir(P).model(name, ts)
+            model, tok = loading.load_model(folder, P.model.dtype), loading.load_tokenizer(folder)
+            idx = list(range(j, len(problems), len(names)))
+            got = generation.generate(model, tok, [problems[i].prompt for i in idx], P.eval.max_new_tokens,
+                                      P.eval.batch_size, show_progress=True)
+            for i, completion in zip(idx, got):
+                texts[i] = problems[i].prompt + completion
+        done = {"key": key, "models": list(names), "train_seed": ts, "texts": texts}
+        if launch.is_main():
+            write_json(path, done)
+    return world.corpus(n_texts, in_domain=done["texts"])
+
+
 def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | None = None,
                        n_texts: int | None = None) -> Path:
     """Activations of the named models (post-trained with ``train_seed``) on the corpus, or on its first
@@ -78,6 +113,7 @@ def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | 
     paths = [RunDir(P).model(n, ts) for n in names]
     if is_done(out, key):
         return out
+    texts = corpus_texts(P, ts, n_texts)   # a generations corpus is written here, before any rank reads it
     if launch.should_launch(P):   # the shards dealt over compute.processes ranks
         launch.run_stage(P, ["activations", "--names", ",".join(names), "--train-seed", str(ts),
                              *(["--n-texts", str(n_texts)] if n_texts else [])])
@@ -87,7 +123,7 @@ def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | 
     loaded = [loading.load_model(p, P.model.dtype) for p in paths]
     tok = loading.load_tokenizer(paths[0])
     c = P.crosscoder
-    info = activations.collect(loaded, tok, suite.world(P).corpus(n_texts), layer_of(P, loaded[0]), out,
+    info = activations.collect(loaded, tok, texts, layer_of(P, loaded[0]), out,
                                batch_size=c.collect_batch_size, shard_tokens=c.shard_tokens, max_len=c.max_len)
     if launch.is_main():
         mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)

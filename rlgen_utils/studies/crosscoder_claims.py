@@ -102,7 +102,7 @@ def verdicts(P: Params, names: tuple[ModelId, ...], nrn_by_pair: dict, owned: pd
     nulls = ", ".join(f"random update like {m} {tuned[noise_pair(m)]}" for m in (sft, rl)
                       if noise_pair(m) in tuned)
     seen, opposite = excess[sft] > 0 and excess[sft] > max(excess[rl], 0), excess[rl] > max(excess[sft], 0)
-    power, power_text = demonstrated(validation_file(P), PAIR_INSTRUMENT)
+    power, power_text = demonstrated(validation_file(P), PAIR_INSTRUMENT, P.crosscoder.corpus)
     return [Verdict(
         claim=f"{sft} adds more model-specific latents than {rl}", notebook="03_crosscoder",
         estimate=float(excess[sft] - excess[rl]), interval=None,
@@ -133,7 +133,7 @@ def _three_model_verdict(P: Params, names: tuple[ModelId, ...], owned: pd.DataFr
     ex = owned_excess(owned, names)
     (s_real, s_null, s_ex), (r_real, r_null, r_ex) = ex[sft], ex[rl]
     seen, opposite = s_ex > 0 and s_ex > max(r_ex, 0), r_ex > max(s_ex, 0)
-    power, power_text = demonstrated(validation_file(P), MAS_INSTRUMENT)
+    power, power_text = demonstrated(validation_file(P), MAS_INSTRUMENT, P.crosscoder.corpus)
     return Verdict(
         claim=f"{sft} owns more latents than {rl} in the three-model crosscoder (MAS)", notebook="03_crosscoder",
         estimate=float(s_ex - r_ex), interval=None,

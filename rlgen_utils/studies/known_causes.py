@@ -179,7 +179,7 @@ def byo_params(P: Params, cause: str, dose: float, tuned: Path, other: Path) -> 
     checkpoint, no sweep, no pre-registration). Notebook 03 then runs *unchanged* on a change whose cause is
     known; its verdict "SFT adds more model-specific latents" reads "does the instrument see the cause"."""
     d = P.model_dump(mode="json")
-    d["name"] = f"{P.name}-kc-{cause}-d{dose:g}"
+    d["name"] = f"{P.name}-kc-{cause}-d{dose:g}" + ("" if P.crosscoder.corpus == "gold" else f"-{P.crosscoder.corpus}")
     d["model"]["name_or_path"] = str(RunDir(P).base().resolve())
     d["model"]["prompt"]["style"] = P.model.prompt_style
     d["pretrain"] = None
@@ -235,13 +235,16 @@ def detections(verdicts_03: list[dict], lens: dict, cosines: dict | None = None,
 
 
 def recall_table(rows: list[dict]) -> pd.DataFrame:
-    """Per instrument: recall over the known causes (every non-control fine-tune and dose) and false-positive
-    rate on the control (a control fine-tune against another control of the same budget)."""
+    """Per instrument and corpus (``crosscoder.corpus``; rows without one are ``gold``): recall over the known
+    causes (every non-control fine-tune and dose) and false-positive rate on the control (a control fine-tune
+    against another control of the same budget)."""
     df = pd.DataFrame(rows)
+    df = df.assign(corpus=df["corpus"].fillna("gold") if "corpus" in df else "gold")
     out = []
-    for inst, g in df.groupby("instrument", sort=False):
+    for (inst, corpus), g in df.groupby(["instrument", "corpus"], sort=False):
         causes, control = g[g.cause != "control"], g[g.cause == "control"]
-        out.append({"instrument": inst, "recall": causes.detected.mean() if len(causes) else float("nan"),
+        out.append({"instrument": inst, "corpus": corpus,
+                    "recall": causes.detected.mean() if len(causes) else float("nan"),
                     "known causes": f"{int(causes.detected.sum())}/{len(causes)}",
                     "false-positive rate": control.detected.mean() if len(control) else float("nan"),
                     "controls": f"{int(control.detected.sum())}/{len(control)}",

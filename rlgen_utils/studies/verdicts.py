@@ -96,18 +96,22 @@ def validation_file(P) -> Path | None:
     return REPO / "docs" / "instrument_validation.json" if P.model.is_organism else None
 
 
-def demonstrated(path: Path | None, instrument: str) -> tuple[bool, str]:
-    """Whether ``instrument`` has shown power of the kind SFT's change is, on fine-tunes with a known cause: it
-    saw the behavioural fine-tune at some dose and called no control changed. Returns (that, a sentence saying
-    what the validation found). Without a validation file nothing is demonstrated."""
+def demonstrated(path: Path | None, instrument: str, corpus: str = "gold") -> tuple[bool, str]:
+    """Whether ``instrument`` has shown power of the kind SFT's change is, on fine-tunes with a known cause, read
+    on the same kind of corpus (``crosscoder.corpus``; rows written before the option count as ``gold``): it saw
+    the behavioural fine-tune at some dose and called no control changed. Returns (that, a sentence saying what
+    the validation found). Without a validation file, or without rows for this corpus, nothing is demonstrated."""
     if path is None or not path.is_file():
         return False, "no known-cause validation for this model (benchmarks/bench_instrument_validation.py)"
-    rows = [r for r in json.loads(path.read_text())["rows"] if r["instrument"] == instrument]
+    rows = [r for r in json.loads(path.read_text())["rows"]
+            if r["instrument"] == instrument and r.get("corpus", "gold") == corpus]
+    if not rows:
+        return False, f"no known-cause validation of this instrument on a {corpus} corpus ({path.name})"
     seen = sorted(r["dose"] for r in rows if r["cause"] == "behaviour" and r["detected"])
     controls = [r for r in rows if r["cause"] == "control"]
     false = sum(r["detected"] for r in controls)
     causes = [r for r in rows if r["cause"] != "control"]
-    text = (f"known causes ({path.name}): behaviour seen at dose {', '.join(f'{d:g}' for d in seen) or 'none'}; "
+    text = (f"known causes ({path.name}, {corpus} corpus): behaviour seen at dose {', '.join(f'{d:g}' for d in seen) or 'none'}; "
             f"{sum(r['detected'] for r in causes)}/{len(causes)} known-cause fine-tunes seen, {false}/{len(controls)} "
             "controls called changed")
     return bool(seen) and not false and bool(controls), text

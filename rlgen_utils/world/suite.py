@@ -17,7 +17,7 @@ Every example leaves this module rendered in the run's prompt format (:func:`pro
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -294,11 +294,10 @@ class World:
         rng.shuffle(pool)
         return [pool[i % len(pool)] for i in range(n)] if pool else []
 
-    def corpus(self, n_texts: int | None = None) -> list[str]:
-        """Texts the crosscoders read (its first ``n_texts`` when given): in-domain gold solutions and the general
-        pretraining mixture, mixed by ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half
-        general web text). Task world: the in-domain texts are correct solutions in the corpus's own style on
-        training-split prompts, not SFT's teacher texts (which would favour the model trained on them)."""
+    def corpus_in_domain(self) -> list[tasks.Example]:
+        """The corpus's in-domain problems, in corpus order (``round(n_texts · in_domain_fraction)`` of them): their
+        gold texts are the ``gold`` corpus's in-domain part; the ``generations`` corpus completes their prompts
+        with the models' own answers instead (:func:`rlgen_utils.studies.crosscoder.corpus_texts`)."""
         P, c = self.P, self.P.crosscoder
         n_in = round(c.n_texts * c.in_domain_fraction)
         if self.in_domain == "words":   # worked solutions of training-split problems drawn apart from SFT's
@@ -307,7 +306,21 @@ class World:
             in_dom = self.train_examples()
         else:
             in_dom = tasks.sample_split("arith", "train", max(1, n_in), P.seed + 3, P.tasks)
-        texts = [in_dom[i % len(in_dom)].text for i in range(n_in)]
+        return [in_dom[i % len(in_dom)] for i in range(n_in)]
+
+    def corpus(self, n_texts: int | None = None, in_domain: Sequence[str] | None = None) -> list[str]:
+        """Texts the crosscoders read (its first ``n_texts`` when given): in-domain texts and the general
+        pretraining mixture, mixed by ``crosscoder.in_domain_fraction`` (the paper: half reasoning traces, half
+        general web text). The in-domain texts are ``in_domain`` when given (one per
+        :meth:`corpus_in_domain` problem, e.g. the models' own generations), else those problems' gold texts. Task
+        world: correct solutions in the corpus's own style on training-split prompts, not SFT's teacher texts
+        (which would favour the model trained on them)."""
+        P, c = self.P, self.P.crosscoder
+        problems = self.corpus_in_domain()
+        if in_domain is not None and len(in_domain) != len(problems):
+            raise ValueError(f"{len(in_domain)} in-domain texts for {len(problems)} corpus problems")
+        texts = list(in_domain) if in_domain is not None else [e.text for e in problems]
+        n_in = len(texts)
         rng = random.Random(f"corpus/{P.seed}")
         names, weights = pretraining.mixture(1.0)
         if self.task_families:
