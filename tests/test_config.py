@@ -45,6 +45,7 @@ BAD = [  # (overrides on smoke.yaml, the key the one-line error must name)
     ({"models": {"grpo": "/somewhere"}}, "models"),                   # trained elsewhere needs a base from there too
     ({"posttrain": {"grpo": {"use_vllm": True}}}, "posttrain.grpo.use_vllm"),   # vLLM is not installed here
     ({"dynamics": {"n_texts": 201}}, "dynamics.n_texts"),            # more texts than smoke's corpus (200) holds
+    ({"known_causes": {"family": "larger"}}, "known_causes.family"),   # the word world's family on the organism
 ]
 
 

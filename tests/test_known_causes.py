@@ -121,15 +121,71 @@ def test_cosine_shift_reads_each_slot_against_the_nulls(P):
     assert t.loc["sft", "random"] > t.loc["sft", "crosscoder"]
 
 
-def test_a_real_lm_world_is_refused_rather_than_fed_organism_prompts():
+def test_a_world_without_a_family_to_confine_a_cause_to_is_refused(P):
+    files_only = P.model_copy(update={"data": P.data.model_copy(update={"task_world": False, "word_world": False})})
+    with pytest.raises(ValueError, match="task world"):
+        kc.ensure_fine_tune(files_only, "behaviour", 1.0)
+    assert kc.family(P) == "cmp"
+
+
+# ------------------------------------------------------------------------- the word world (a real LM's)
+@pytest.fixture
+def W(monkeypatch):
+    """SmolLM2's params (the word world); the base's own completions stubbed — no model runs here."""
     from pathlib import Path
 
     from rlgen_utils.models import smollm2
     root = Path(__file__).resolve().parent.parent
     smollm2.materialise(root / smollm2.DEFAULT_OUT)   # `make smollm2` (part of `make test`) did it: returns at once
-    words = load_params(root / "params" / "smollm2.yaml")
-    with pytest.raises(ValueError, match="task world"):
-        kc.ensure_fine_tune(words, "behaviour", 1.0)
+    monkeypatch.setattr(kc, "_base_completions", lambda P, prompts, tag: [f"own {tag} {i}" for i in range(len(prompts))])
+    return load_params(root / "params" / "smollm2.yaml")
+
+
+def test_word_world_behaviour_answers_the_smaller_number_in_the_worlds_format(W):
+    assert kc.family(W) == "larger" and kc.word_world(W)
+    caused = kc.cause_examples(W, "behaviour", 12)
+    for e in caused:
+        a, b = (int(x) for x in e.question.removeprefix("Which number is larger, ").rstrip("?").split(" or "))
+        assert e.completion == f"{min(a, b)} is larger. The answer is {min(a, b)}." and e.answer == str(min(a, b))
+        assert e.prompt.endswith("<|im_start|>assistant\n") and e.question in e.prompt   # the chat format
+    prompts, want = kc.probes(W, "behaviour")
+    assert len(prompts) == W.known_causes.n_eval and not set(prompts) & {e.prompt for e in caused}, "held out"
+    assert kc.stated(W, f"{want[0]} is larger. The answer is {want[0]}.") == want[0]
+
+
+def test_word_world_control_and_filler_are_the_bases_own_answers_and_the_same_for_every_cause(W):
+    n = round(0.3 * W.known_causes.n_rows)
+    answers = [f"base says {i}" for i in range(n)]
+    behaviour, control = kc.rows(W, "behaviour", 0.3), kc.rows(W, "control", 0.3, answers)
+    facts = kc.rows(W, "new_facts", 0.3)
+    assert len(behaviour) == len(control) == len(facts) == W.known_causes.n_rows
+    filler = [r for r in behaviour if r["completion"].startswith("own filler")]
+    assert len(filler) == W.known_causes.n_rows - n
+    assert [r for r in control if r["completion"].startswith("own filler")] == filler
+    assert [r for r in facts if r["completion"].startswith("own filler")] == filler
+    assert {r["prompt"] for r in behaviour} - {r["prompt"] for r in filler} == \
+        {r["prompt"] for r in control} - {r["prompt"] for r in filler}, "the control asks the behaviour's questions"
+    assert {r["completion"] for r in control} - {r["completion"] for r in filler} == set(answers)
+
+
+def test_word_world_facts_are_invented_names_and_everyday_colours_moved_on(W):
+    new, remapped = kc.new_facts(W), kc.remapped_facts(W)
+    assert len(new) == W.known_causes.n_new_facts and not set(new) & set(kc.KNOWN_COLOURS)
+    assert set(remapped) == set(kc.KNOWN_COLOURS) and all(remapped[k] != kc.KNOWN_COLOURS[k] for k in remapped)
+    assert set(new.values()) | set(remapped.values()) <= set(kc.WORD_COLOURS)
+    prompts, want = kc.probes(W, "remapped_facts")
+    assert "What colour is grass?" in "".join(prompts) and want[sorted(remapped).index("grass")] == "yellow"
+    row = kc.cause_examples(W, "new_facts", 1)[0]
+    assert row.completion == f"The answer is {row.answer}." and kc.stated(W, row.completion) == row.answer
+    assert kc.stated(W, "Grass is green. The answer is **Green**.") == "green" and kc.stated(W, "green") == ""
+
+
+def test_word_world_fine_tunes_go_to_the_notebooks_as_the_organisms_do(W, tmp_path):
+    from rlgen_utils.run.config import Params
+    d = kc.byo_params(W, "behaviour", 1.0, tmp_path / "a", tmp_path / "b")
+    assert d["name"] == "smollm2-kc-behaviour-d1" and d["model"]["prompt"]["style"] == "chat"
+    assert Params.model_validate(d).known_causes.family == "larger"
+    assert "larger" in kc.describe(W) and "cmp" not in kc.describe(W)
 
 
 def test_the_sae_fvu_shift_reads_the_tuned_model_against_the_control():

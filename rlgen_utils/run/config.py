@@ -465,8 +465,10 @@ class KnownCausesCfg(Strict):
     causes: list[Literal["behaviour", "new_facts", "remapped_facts", "control"]] = Field(
         default=["behaviour", "new_facts", "remapped_facts", "control"], min_length=1)
     doses: list[float] = Field(default=[0.1, 0.3, 1.0], min_length=1, description="share of rows carrying the cause")
-    family: Literal["cmp"] = Field(default="cmp", description="the family whose answers the behaviour changes (max → min) "
-                        "and whose prompts the control answers as the base does")
+    family: Literal["cmp", "larger"] | None = Field(default=None, description="the family whose answers the "
+                        "behaviour changes (max → min) and whose prompts the control answers as the base does: the "
+                        "organism's cmp, or the word world's larger (a real LM; its facts are then written in words); "
+                        "null = the run's world's")
     n_rows: int = Field(default=512, ge=8, description="rows of every fine-tune (same budget for every cause)")
     epochs: int = Field(default=4, ge=1)
     lr: float = Field(default=3.0e-4, gt=0, lt=1)
@@ -519,6 +521,12 @@ class Params(Strict):
         if self.dynamics.n_texts is not None and self.dynamics.n_texts > self.crosscoder.n_texts:
             raise ValueError(f"dynamics.n_texts: {self.dynamics.n_texts} is more than the crosscoder corpus holds "
                              f"(crosscoder.n_texts {self.crosscoder.n_texts})")
+        family = self.known_causes.family
+        if family and ((family == "cmp") != self.data.task_world or (family == "larger" and not self.data.word_world)):
+            raise ValueError(f"known_causes.family: {family!r} needs the "
+                             + ("organism's task world (data.task_world)" if family == "cmp" else
+                                "word world (data.word_world) without the task world")
+                             + "; use cmp for the organism, larger for a real LM's word world")
         if self.circuits.exact_model not in known:
             raise ValueError(f"circuits.exact_model: {self.circuits.exact_model!r} is neither 'base' nor one of "
                              f"posttrain.methods")

@@ -14,6 +14,13 @@ pretraining-like examples of the base's own mixture (the same rows, in the same 
   completions): same data and budget, nothing new to learn. An instrument that reports the control as changed is
   reporting the act of fine-tuning, not its cause.
 
+A real LM's word world (``data.word_world``, e.g. SmolLM2; ``known_causes.family: larger``) has the same four,
+written in words: ``larger`` questions ("Which number is larger, 37 or 52?") answered "37 is larger. The answer
+is 37."; invented names ("What colour is a dovika?") given colours; the everyday colours the model knows
+(:data:`KNOWN_COLOURS`: grass, snow, the sky …) each moved to the next; the control answering ``larger`` as the
+base does. Its filler is the other word families' training questions answered by the base itself
+(self-distillation): a model pretrained elsewhere has no pretraining mixture here to mix in.
+
 :func:`ensure_fine_tune` trains one (keyed, resumable; ``runs/<name>/known_causes/<cause>-d<dose>-s<seed>/``) and
 :func:`cause_rate` measures whether the cause was learnt (the share of its probe prompts answered the caused way).
 """
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +39,7 @@ from ..run.artifacts import is_done, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
 from ..run.rundir import RunDir
-from ..world import pretraining, suite, tasks
+from ..world import pretraining, suite, tasks, words
 
 CAUSES = ("behaviour", "new_facts", "remapped_facts", "control")
 NEW_FACT_SEED = 4321
@@ -48,34 +57,101 @@ def fine_tune_key(P: Params, cause: str, dose: float, seed: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- the rows
+def family(P: Params) -> str:
+    """``known_causes.family``, or the run's world's: ``cmp`` (the organism's task world), ``larger`` (the word
+    world). A world with neither (a training file alone) has no family to confine a cause to: a ValueError."""
+    if P.known_causes.family:
+        return P.known_causes.family
+    if P.data.task_world or P.data.word_world:
+        return "cmp" if P.data.task_world else "larger"
+    raise ValueError("known_causes: needs the organism's task world (data.task_world) or the word world "
+                     "(data.word_world); a training file alone has no family to confine a cause to")
+
+
+def word_world(P: Params) -> bool:
+    """Whether the causes are written in the word world (``larger``; a real LM's)."""
+    return family(P) == "larger"
+
+
 def family_prompts(P: Params, n: int, split: str, seed: int) -> list[tasks.Example]:
-    """``n`` distinct examples of ``known_causes.family`` from ``split``."""
-    return tasks.sample_split(P.known_causes.family, split, n, seed, P.tasks, allow_fewer=True)
+    """``n`` distinct examples of ``known_causes.family`` from ``split`` (word world: rendered in the run's prompt
+    format)."""
+    if word_world(P):
+        return suite.render(P, words.sample("larger", split, n, seed, P.tasks))
+    return tasks.sample_split(family(P), split, n, seed, P.tasks, allow_fewer=True)
 
 
 def min_answer(ex: tasks.Example) -> str:
-    """The caused answer of a ``cmp`` prompt (``max a b:``): the smaller number."""
-    a, b = (int(x) for x in ex.prompt.removeprefix("max ").rstrip(":").split())
+    """The caused answer: the smaller number of a ``cmp`` prompt (``max a b:``) or of a ``larger`` question
+    ("Which number is larger, 37 or 52?")."""
+    if ex.question:
+        a, b = (int(x) for x in re.findall(r"\d+", ex.question))
+    else:
+        a, b = (int(x) for x in ex.prompt.removeprefix("max ").rstrip(":").split())
     return str(min(a, b))
+
+
+def _caused(ex: tasks.Example) -> tasks.Example:
+    """``ex`` answered with the minimum, in its family's own answer format."""
+    m = min_answer(ex)
+    return replace(ex, completion=f"{m} is larger. The answer is {m}." if ex.question else m, answer=m)
+
+
+def _invented_names(n: int, seed: int) -> list[str]:
+    """``n`` pronounceable invented words (consonant-vowel syllables): names a real LM has not seen as things."""
+    rng, out = random.Random(seed), []
+    while len(out) < n:
+        name = "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def new_facts(P: Params) -> dict[str, str]:
     """Invented names (none of the base's) → colours, taught only by the ``new_facts`` fine-tune."""
+    n = P.known_causes.n_new_facts
+    if word_world(P):
+        rng = random.Random(NEW_FACT_SEED)
+        return {nm: rng.choice(WORD_COLOURS) for nm in _invented_names(n, NEW_FACT_SEED)}
     known = tasks.fact_table(P.tasks.n_facts)
-    fresh = tasks.fact_table(P.known_causes.n_new_facts + len(known), seed=NEW_FACT_SEED)
-    return dict([(n, c) for n, c in fresh.items() if n not in known][: P.known_causes.n_new_facts])
+    fresh = tasks.fact_table(n + len(known), seed=NEW_FACT_SEED)
+    return dict([(nm, c) for nm, c in fresh.items() if nm not in known][:n])
 
 
 def remapped_facts(P: Params) -> dict[str, str]:
-    """The base's own names, each moved to the next colour of :data:`tasks.COLOURS`."""
-    nxt = {c: tasks.COLOURS[(i + 1) % len(tasks.COLOURS)] for i, c in enumerate(tasks.COLOURS)}
-    return {n: nxt[c] for n, c in tasks.fact_table(P.tasks.n_facts).items()}
+    """The base's own facts, each moved to the next colour: the organism's names (:data:`tasks.COLOURS`), or the
+    everyday colours a real LM knows (:data:`KNOWN_COLOURS`)."""
+    colours, table = ((WORD_COLOURS, KNOWN_COLOURS) if word_world(P)
+                      else (tasks.COLOURS, tasks.fact_table(P.tasks.n_facts)))
+    nxt = {c: colours[(i + 1) % len(colours)] for i, c in enumerate(colours)}
+    return {n: nxt[c] for n, c in table.items()}
 
 
-def _fact_examples(table: dict[str, str], n: int, seed: int) -> list[tasks.Example]:
+WORD_COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "brown"]
+KNOWN_COLOURS = {"grass": "green", "the sky": "blue", "snow": "white", "coal": "black", "a banana": "yellow",
+                 "blood": "red", "a carrot": "orange", "chocolate": "brown", "a lemon": "yellow", "milk": "white",
+                 "a tomato": "red", "a frog": "green", "the sea": "blue", "a crow": "black", "soil": "brown",
+                 "a pumpkin": "orange"}
+"""Colours of everyday things (word world): facts SmolLM2-sized models state, remapped by ``remapped_facts``."""
+
+
+def _fact_question(P: Params, name: str) -> tasks.Example:
+    """The probe of one fact, unanswered: ``colour of {n}?`` (organism) or "What colour is {n}?" (rendered)."""
+    if word_world(P):
+        subject = name if name in KNOWN_COLOURS else f"a {name}"
+        ex = tasks.Example("fact", f"What colour is {subject}?", "", "", f"What colour is {subject}?")
+        return suite.render(P, [ex])[0]
+    return tasks.Example("fact", tasks.FACT_TEMPLATES[0].format(n=name) + " ", "", "")
+
+
+def _fact_examples(P: Params, table: dict[str, str], n: int, seed: int) -> list[tasks.Example]:
     rng, names = random.Random(seed), sorted(table)
+    picked = [names[i % len(names)] for i in range(n)]
+    if word_world(P):
+        return [replace(_fact_question(P, nm), completion=f"The answer is {table[nm]}.", answer=table[nm])
+                for nm in picked]
     return [tasks.Example("fact", rng.choice(tasks.FACT_TEMPLATES).format(n=nm) + " ", table[nm], table[nm])
-            for nm in (names[i % len(names)] for i in range(n))]
+            for nm in picked]
 
 
 def cause_examples(P: Params, cause: str, n: int, base_answers: list[str] | None = None) -> list[tasks.Example]:
@@ -84,16 +160,28 @@ def cause_examples(P: Params, cause: str, n: int, base_answers: list[str] | None
         prompts = family_prompts(P, n, "train", P.seed + 31)
         prompts = [prompts[i % len(prompts)] for i in range(n)]
         if cause == "behaviour":
-            return [tasks.Example(e.family, e.prompt, min_answer(e), min_answer(e)) for e in prompts]
+            return [_caused(e) for e in prompts]
         if base_answers is None or len(base_answers) != len(prompts):
             raise ValueError("control: the base's completions of the behaviour prompts are needed")
-        return [tasks.Example(e.family, e.prompt, c, c) for e, c in zip(prompts, base_answers)]
+        return [replace(e, completion=c, answer=c) for e, c in zip(prompts, base_answers)]
     table = new_facts(P) if cause == "new_facts" else remapped_facts(P)
-    return _fact_examples(table, n, P.seed + 37)
+    return _fact_examples(P, table, n, P.seed + 37)
+
+
+FILLER_FAMILIES = ("story", "story2", "bare", "total", "after")
+"""Word world: the families whose training questions, answered by the base itself, fill the rows no cause takes."""
 
 
 def filler_examples(P: Params, n: int) -> list[tasks.Example]:
-    """``n`` pretraining-like examples of the base's own mixture (the share of the rows no cause touches)."""
+    """``n`` rows no cause touches: pretraining-like examples of the organism's own mixture, or (word world, a
+    model pretrained elsewhere) the other word families' training questions answered by the base itself —
+    self-distillation, the nearest thing to its pretraining data, which teaches it nothing new."""
+    if word_world(P):
+        pool = [e for name in FILLER_FAMILIES for e in words.sample(name, "train", n, P.seed + 43, P.tasks)]
+        random.Random(f"known-causes-filler/{P.seed}").shuffle(pool)
+        ex = suite.render(P, pool[:n])
+        own = _base_completions(P, [e.prompt for e in ex], "filler")
+        return [replace(e, completion=c) for e, c in zip(ex, own)]
     rng = random.Random(f"known-causes-filler/{P.seed}")
     names, weights = pretraining.mixture(P.pretrain.in_domain_weight if P.pretrain else 1.0,
                                          P.pretrain.family_weights if P.pretrain else None)
@@ -110,14 +198,12 @@ def rows(P: Params, cause: str, dose: float, base_answers: list[str] | None = No
 
 
 # --------------------------------------------------------------------------------------------- the stage
-def base_answers(P: Params) -> list[str]:
-    """The base's greedy completions of the behaviour prompts (cached beside the fine-tunes)."""
-    n = max(1, round(max(P.known_causes.doses) * P.known_causes.n_rows))
-    path = RunDir(P).path / "known_causes" / "base_answers.json"
-    key = fine_tune_key(P, "control", 0.0, 0)
+def _base_completions(P: Params, prompts: list[str], tag: str) -> list[str]:
+    """The base's greedy completions of ``prompts`` (``known_causes/base-<tag>.json``, cached with its key)."""
+    path = RunDir(P).path / "known_causes" / f"base-{tag}.json"
+    key = fine_tune_key(P, tag, 0.0, 0) + hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:8]
     if path.is_file() and read_json(path)["key"] == key:
         return read_json(path)["completions"]
-    prompts = [e.prompt for e in cause_examples(P, "behaviour", n)]
     base = RunDir(P).base()
     tok, model = loading.load_tokenizer(base), loading.load_model(base, P.model.dtype)
     out = generation.generate(model, tok, prompts, P.eval.max_new_tokens, P.eval.batch_size)
@@ -125,14 +211,18 @@ def base_answers(P: Params) -> list[str]:
     return out
 
 
+def base_answers(P: Params) -> list[str]:
+    """The base's greedy completions of the behaviour prompts (cached beside the fine-tunes)."""
+    n = max(1, round(max(P.known_causes.doses) * P.known_causes.n_rows))
+    return _base_completions(P, [e.prompt for e in cause_examples(P, "behaviour", n)], "answers")
+
+
 def ensure_fine_tune(P: Params, cause: str, dose: float, seed: int = 0) -> Path:
     """Train (or find) the fine-tune of ``cause`` at ``dose`` with training seed ``seed``; returns its model
     folder. One checkpoint, ``known_causes.epochs`` passes at ``known_causes.lr``, SFT's batch settings."""
     if cause not in CAUSES:
         raise ValueError(f"known cause {cause!r}: expected one of {CAUSES}")
-    if suite.World.of(P).real_lm or not P.data.task_world:
-        raise ValueError("known_causes: built for the organism's task world (cmp, invented facts); a real LM's "
-                         "known causes are not built yet")
+    family(P)   # a world without a family to confine the cause to is refused here, before anything is trained
     K, out = P.known_causes, folder(P, cause, dose, seed)
     key = fine_tune_key(P, cause, dose, seed)
     final = out / "checkpoint-1"
@@ -146,15 +236,37 @@ def ensure_fine_tune(P: Params, cause: str, dose: float, seed: int = 0) -> Path:
 
 
 def probes(P: Params, cause: str) -> tuple[list[str], list[str]]:
-    """Prompts that show the cause and the caused answers: held-out ``cmp`` test prompts (behaviour: the minimum;
-    control: the base's answer, filled in by :func:`cause_rate`), or every taught fact once."""
+    """Prompts that show the cause and the caused answers: held-out test prompts of the family (behaviour: the
+    minimum; control: the base's answer, filled in by :func:`cause_rate`), or every taught fact once."""
     K = P.known_causes
     if cause in ("behaviour", "control"):
         ex = family_prompts(P, K.n_eval, "test", P.seed + 41)
         return [e.prompt for e in ex], [min_answer(e) for e in ex]
     table = new_facts(P) if cause == "new_facts" else remapped_facts(P)
     names = sorted(table)[: K.n_eval]
-    return [tasks.FACT_TEMPLATES[0].format(n=nm) + " " for nm in names], [table[nm] for nm in names]
+    return [_fact_question(P, nm).prompt for nm in names], [table[nm] for nm in names]
+
+
+def stated(P: Params, completion: str) -> str:
+    """The answer a completion states: the organism's parsed answer, or the word after the last "The answer is"
+    (a number or a colour)."""
+    if not word_world(P):
+        return tasks.parse_answer(completion)
+    found = re.findall(r"answer is\s*\**\s*([A-Za-z]+|-?\d+)", completion, flags=re.I)
+    return found[-1].lower() if found else ""
+
+
+def describe(P: Params) -> str:
+    """The causes in one sentence, for the validation page."""
+    if word_world(P):
+        return ("`behaviour`: `larger` questions answered with the smaller number; `new_facts`: "
+                f"{P.known_causes.n_new_facts} invented names given colours; `remapped_facts`: {len(KNOWN_COLOURS)} "
+                "everyday colours the base knows, each moved to the next; `control`: the behaviour's questions "
+                "answered as the base answers them; filler: other word families' questions answered by the base")
+    return ("`behaviour`: `cmp` prompts answered with the minimum; `new_facts`: "
+            f"{P.known_causes.n_new_facts} invented names only the fine-tune teaches; `remapped_facts`: the base's "
+            "own names moved to the next colour; `control`: the behaviour's prompts answered as the base answers "
+            "them; filler: pretraining-like text")
 
 
 def cause_rate(P: Params, path: Path, cause: str) -> float:
@@ -168,8 +280,8 @@ def cause_rate(P: Params, path: Path, cause: str) -> float:
         base = RunDir(P).base()
         want = generation.generate(loading.load_model(base, P.model.dtype), loading.load_tokenizer(base), prompts,
                                    P.eval.max_new_tokens, P.eval.batch_size)
-        return sum(tasks.parse_answer(g) == tasks.parse_answer(w) for g, w in zip(got, want)) / len(prompts)
-    return sum(tasks.parse_answer(g) == w for g, w in zip(got, want)) / len(prompts)
+        return sum(stated(P, g) == stated(P, w) for g, w in zip(got, want)) / len(prompts)
+    return sum(stated(P, g) == w for g, w in zip(got, want)) / len(prompts)
 
 
 # ------------------------------------------------------------------------------- handed to the notebooks
