@@ -45,7 +45,9 @@ print(f"models: {TRIO}   sparsity: {C.sparsity} (k={C.k}, λ={C.l1_coeff})   lat
 # %% [markdown]
 # ## Activations
 # The corpus mixes in-domain gold solutions with the general pretraining mixture (`crosscoder.in_domain_fraction`,
-# the paper: half reasoning traces, half web text). Every model reads the same tokens; nnsight saves the output
+# the paper: half reasoning traces, half web text); with `crosscoder.corpus: generations` each in-domain prompt is
+# answered instead by one of the three models in turn (their own greedy generations, generated once and cached).
+# Every model reads the same tokens; nnsight saves the output
 # of the middle decoder layer (`crosscoder.layer`); padding and BOS positions are dropped; shards stream to disk.
 # Each model's activations are scaled to mean squared norm d_model, so no model dominates the loss.
 
