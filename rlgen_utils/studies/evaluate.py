@@ -435,5 +435,5 @@ def class_findings(by_class: pd.DataFrame) -> Findings:
         if len(flat):
             parts.append(f"no change resolved on {', '.join(map(str, flat.family))} (intervals include 0)")
         items.append(Finding(f"**{contrast}** " + "; ".join(parts) + ".",
-                             {ident(str(r.family)): float(r.delta) for r in d.itertuples()}))
+                             {ident(str(f)): float(v) for f, v in zip(d.family, d.delta)}))
     return Findings("02_evaluate", "transfer_classes", tuple(items))
