@@ -193,3 +193,11 @@ def test_the_sae_fvu_shift_reads_the_tuned_model_against_the_control():
     seen = kc.detections(v, lens, None, {"base": 0.03, "sft": 0.05, "grpo": 0.04})
     assert seen[-1]["instrument"] == kc.INSTRUMENTS[4] and seen[-1]["detected"]
     assert not kc.detections(v, lens, None, {"base": 0.03, "sft": 0.042, "grpo": 0.04})[-1]["detected"]
+
+
+def test_word_world_filler_of_every_dose_is_a_prefix_of_one_answered_pool(W, monkeypatch):
+    asked = []
+    monkeypatch.setattr(kc, "_base_completions", lambda P, prompts, tag: asked.append(tuple(prompts)) or
+                        [f"own {i}" for i in range(len(prompts))])
+    short, long = kc.filler_examples(W, 10), kc.filler_examples(W, 100)
+    assert long[:10] == short and len(set(asked)) == 1, "one prompt set, so one cached generation for all doses"

@@ -176,12 +176,13 @@ def filler_examples(P: Params, n: int) -> list[tasks.Example]:
     """``n`` rows no cause touches: pretraining-like examples of the organism's own mixture, or (word world, a
     model pretrained elsewhere) the other word families' training questions answered by the base itself —
     self-distillation, the nearest thing to its pretraining data, which teaches it nothing new."""
-    if word_world(P):
-        pool = [e for name in FILLER_FAMILIES for e in words.sample(name, "train", n, P.seed + 43, P.tasks)]
+    if word_world(P):   # one fixed pool of n_rows, answered once: every dose's filler is a prefix of it
+        K = P.known_causes
+        pool = [e for name in FILLER_FAMILIES for e in words.sample(name, "train", K.n_rows, P.seed + 43, P.tasks)]
         random.Random(f"known-causes-filler/{P.seed}").shuffle(pool)
-        ex = suite.render(P, pool[:n])
+        ex = suite.render(P, pool[:K.n_rows])
         own = _base_completions(P, [e.prompt for e in ex], "filler")
-        return [replace(e, completion=c) for e, c in zip(ex, own)]
+        return [replace(e, completion=c) for e, c in zip(ex[:n], own)]
     rng = random.Random(f"known-causes-filler/{P.seed}")
     names, weights = pretraining.mixture(P.pretrain.in_domain_weight if P.pretrain else 1.0,
                                          P.pretrain.family_weights if P.pretrain else None)
