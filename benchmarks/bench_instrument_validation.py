@@ -34,12 +34,15 @@ from rlgen_utils.studies import baselines, findings, render, verdicts
 from rlgen_utils.studies import known_causes as kc
 
 
-def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]:
-    """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder."""
+def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> tuple[list[dict], bool]:
+    """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder, and
+    whether that folder already held notebook 03's verdicts (an earlier process computed the pair: this one only
+    reads it back)."""
     d = kc.byo_params(P, cause, dose, tuned, other)
     path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(d, sort_keys=False))
+    resumed = (RunDir(config.load_params(path)).path / "verdicts" / "03_crosscoder.json").exists()
     subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
                     "--no-report"], cwd=ROOT, check=True)
     Q = config.load_params(path)
@@ -48,7 +51,15 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> list[dict]
     values = {k: v for f in findings.load_all(Q, "03_crosscoder") if f.topic == "crosscoders" for it in f.items
               if isinstance(it, findings.Finding) for k, v in it.values.items()}
     fvu = baselines.sae_baseline(Q).set_index("model")["held-out FVU (base's SAE)"].to_dict()
-    return kc.detections(v03, lens, values, fvu)
+    return kc.detections(v03, lens, values, fvu), resumed
+
+
+def _resumed(resumed: list[str], n_runs: int) -> str:
+    """The time's caveat: which notebook-03 runs an earlier process had computed (their time is not in it)."""
+    if not resumed:
+        return ", every notebook-03 run computed by this process"
+    return (f"; {len(resumed)} of {n_runs} notebook-03 runs were read back from run folders an earlier process "
+            f"had computed, and their time is not in it: {', '.join(resumed)}")
 
 
 def main() -> None:
@@ -60,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     P = config.load_params(args.params)
     session.init(P)
-    K, t0, rows = P.known_causes, time.perf_counter(), []
+    K, t0, rows, resumed = P.known_causes, time.perf_counter(), [], []
     base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
     for dose in K.doses:
         control = kc.ensure_fine_tune(P, "control", dose)
@@ -70,7 +81,8 @@ def main() -> None:
             rate = kc.cause_rate(P, tuned, cause)
             for corpus in args.corpora:
                 Pc = P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": corpus})})
-                seen = run_pair(Pc, cause, dose, tuned, other)
+                seen, was_done = run_pair(Pc, cause, dose, tuned, other)
+                resumed += [f"{cause} {dose:g} ({corpus})"] if was_done else []
                 rows += [{"cause": cause, "dose": dose, "corpus": corpus, "learnt": rate,
                           "base": base_rates.get(cause), **r} for r in seen]
                 print(f"[validation] {cause} dose {dose:g} ({corpus} corpus): learnt {rate:.2f}; "
@@ -81,12 +93,13 @@ def main() -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
                             "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     commit += " with uncommitted changes to the code" if dirty else ""
-    summary = kc.recall_table(rows)
+    summary, n_runs = kc.recall_table(rows), len(K.doses) * len(K.causes) * len(args.corpora)
     detail = [{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     page = "\n".join([
         "# Instrument validation: known-cause fine-tunes", "",
         f"Written by `benchmarks/bench_instrument_validation.py` (commit {commit}, params `{P.name}`, "
-        f"{seconds / 60:.1f} min on this machine). Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
+        f"{seconds / 60:.1f} min on this machine{_resumed(resumed, n_runs)})"
+        ". Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
         f"{K.n_rows} rows, {K.epochs} epochs at {K.lr:g}, a share *dose* of the rows carrying the cause and the rest "
         "filler. Every row is one seed of each fine-tune and one crosscoder seed. " + kc.describe(P) + ". *learnt*: share of "
         "the cause's probe prompts answered the caused way (control: as the base; *base*: the base's own share). "
@@ -116,7 +129,7 @@ def main() -> None:
         out = Path(args.write)
         out.write_text(page)
         out.with_suffix(".json").write_text(json.dumps({"commit": commit, "params": P.name, "seconds": seconds,
-                                                        "rows": rows}, indent=1))
+                                                        "resumed": resumed, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
