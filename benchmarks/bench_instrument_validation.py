@@ -1,7 +1,7 @@
 """Instrument validation: notebook 03's instruments, unchanged, on fine-tunes of the base whose cause is known.
 
     .venv/bin/python benchmarks/bench_instrument_validation.py --params params/default.yaml \
-        [--corpora gold generations] [--write docs/instrument_validation.md]
+        [--corpora gold generations] [--doses 1.0] [--write docs/instrument_validation.md]
 
 Needs the run's base (notebook 01). For every known cause and dose of ``params: known_causes``
 (:mod:`rlgen_utils.studies.known_causes`) it trains the fine-tune and a control of the same budget, hands the two
@@ -67,13 +67,19 @@ def main() -> None:
     ap.add_argument("--params", default="params/default.yaml")
     ap.add_argument("--corpora", nargs="+", default=["gold", "generations"], choices=["gold", "generations"],
                     help="crosscoder corpora each pair is read on (crosscoder.corpus)")
+    ap.add_argument("--doses", nargs="+", type=float, default=None,
+                    help="a subset of known_causes.doses to run (default: all of them); the page names the doses run")
     ap.add_argument("--write", default=None)
     args = ap.parse_args()
     P = config.load_params(args.params)
+    K = P.known_causes
+    doses = args.doses or K.doses
+    if not set(doses) <= set(K.doses):
+        ap.error(f"--doses: {doses} are not all in known_causes.doses {K.doses}")
     session.init(P)
-    K, t0, rows, resumed = P.known_causes, time.perf_counter(), [], []
+    t0, rows, resumed = time.perf_counter(), [], []
     base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
-    for dose in K.doses:
+    for dose in doses:
         control = kc.ensure_fine_tune(P, "control", dose)
         for cause in K.causes:
             tuned = kc.ensure_fine_tune(P, cause, dose)
@@ -93,7 +99,7 @@ def main() -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
                             "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     commit += " with uncommitted changes to the code" if dirty else ""
-    summary, n_runs = kc.recall_table(rows), len(K.doses) * len(K.causes) * len(args.corpora)
+    summary, n_runs = kc.recall_table(rows), len(doses) * len(K.causes) * len(args.corpora)
     detail = [{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     page = "\n".join([
         "# Instrument validation: known-cause fine-tunes", "",
@@ -101,7 +107,8 @@ def main() -> None:
         f"{seconds / 60:.1f} min on this machine{_resumed(resumed, n_runs)})"
         ". Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
         f"{K.n_rows} rows, {K.epochs} epochs at {K.lr:g}, a share *dose* of the rows carrying the cause and the rest "
-        "filler. Every row is one seed of each fine-tune and one crosscoder seed. " + kc.describe(P) + ". *learnt*: share of "
+        f"filler (doses run: {', '.join(f'{d:g}' for d in doses)}{'' if doses == K.doses else f' of {K.doses}'}). "
+        "Every row is one seed of each fine-tune and one crosscoder seed. " + kc.describe(P) + ". *learnt*: share of "
         "the cause's probe prompts answered the caused way (control: as the base; *base*: the base's own share). "
         f"Corpora: {', '.join(args.corpora)} (`crosscoder.corpus`: `gold` reads in-domain gold solutions, "
         "`generations` each in-domain prompt answered greedily by the base, the SFT slot and the RL slot in turn). "
