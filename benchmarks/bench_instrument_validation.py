@@ -34,10 +34,11 @@ from rlgen_utils.studies import baselines, findings, render, verdicts
 from rlgen_utils.studies import known_causes as kc
 
 
-def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> tuple[list[dict], bool]:
-    """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder, and
-    whether that folder already held notebook 03's verdicts (an earlier process computed the pair: this one only
-    reads it back)."""
+def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | None) -> tuple[list[dict], bool, Path]:
+    """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder, whether
+    that folder already held notebook 03's verdicts (an earlier process computed the pair: this one only reads it
+    back), and the base's sae-lens SAE it read: ``sae`` when given (one SAE of the base serves every pair), else
+    the one trained on this pair's corpus."""
     d = kc.byo_params(P, cause, dose, tuned, other)
     path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,8 +51,9 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path) -> tuple[list
     lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
     values = {k: v for f in findings.load_all(Q, "03_crosscoder") if f.topic == "crosscoders" for it in f.items
               if isinstance(it, findings.Finding) for k, v in it.values.items()}
-    fvu = baselines.sae_baseline(Q).set_index("model")["held-out FVU (base's SAE)"].to_dict()
-    return kc.detections(v03, lens, values, fvu), resumed
+    sae = sae or baselines.ensure_sae_baseline(Q)
+    fvu = baselines.sae_baseline(Q, sae_dir=sae).set_index("model")["held-out FVU (base's SAE)"].to_dict()
+    return kc.detections(v03, lens, values, fvu), resumed, sae
 
 
 def _resumed(resumed: list[str], n_runs: int) -> str:
@@ -77,7 +79,7 @@ def main() -> None:
     if not set(doses) <= set(K.doses):
         ap.error(f"--doses: {doses} are not all in known_causes.doses {K.doses}")
     session.init(P)
-    t0, rows, resumed = time.perf_counter(), [], []
+    t0, rows, resumed, sae = time.perf_counter(), [], [], None
     base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
     for dose in doses:
         control = kc.ensure_fine_tune(P, "control", dose)
@@ -87,7 +89,7 @@ def main() -> None:
             rate = kc.cause_rate(P, tuned, cause)
             for corpus in args.corpora:
                 Pc = P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": corpus})})
-                seen, was_done = run_pair(Pc, cause, dose, tuned, other)
+                seen, was_done, sae = run_pair(Pc, cause, dose, tuned, other, sae)
                 resumed += [f"{cause} {dose:g} ({corpus})"] if was_done else []
                 rows += [{"cause": cause, "dose": dose, "corpus": corpus, "learnt": rate,
                           "base": base_rates.get(cause), **r} for r in seen]
@@ -118,7 +120,8 @@ def main() -> None:
         f"lens when the tuned slot's relative norm is ≥ {kc.LENS_RATIO:g}× the control's and above its null, the "
         "decoder-cosine shift when the tuned slot's median decoder cosine with the base (shared latents of the "
         "three-model crosscoder) is below the control's and below the lowest of its three-model nulls', the base's "
-        f"sae-lens SAE (trained on the base alone, `benchmarks/sae_baseline.py`) when its held-out FVU on the tuned "
+        f"sae-lens SAE (trained on the base alone, `benchmarks/sae_baseline.py`, once: on the first pair's "
+        f"{args.corpora[0]} corpus, and read by every pair) when its held-out FVU on the tuned "
         f"model is ≥ {kc.SAE_RATIO:g}× its FVU on the control.", "",
         "Written before the first run (expectation): the lens sees every cause at the highest dose and no control; "
         "the crosscoders see few or none (the issue's trial found 0 tuned-only latents for a narrow fine-tune); the "

@@ -1,6 +1,7 @@
 """01_train end to end on smoke params: papermill execution, checkpoints, skip, determinism and resume."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -266,6 +267,19 @@ def test_sae_lens_baseline_trains_on_the_base_and_reads_every_model(smoke_run, t
     assert (table["held-out FVU (base's SAE)"] > 0).all() and (table["mean L0"] > 0).all()
     sae = SAE.load_from_disk(str(baselines.ensure_sae_baseline(P)))   # done: loads, trains nothing
     assert sae.cfg.d_sae == P.crosscoder.n_latents
+
+
+def test_sae_lens_baseline_reads_a_given_sae_of_the_base_and_trains_none(smoke_run, tmp_path):
+    """One base SAE serves several runs of that base (the instrument validation's pairs): read from ``sae_dir``,
+    the table is the one the run's own SAE gives, and nothing is trained in the run."""
+    P, _ = _copy_run(smoke_run[0], tmp_path)
+    own = baselines.ensure_sae_baseline(P)
+    table = baselines.sae_baseline(P)
+    shared = tmp_path / "shared-sae"
+    shutil.copytree(own, shared)
+    shutil.rmtree(own)
+    pd.testing.assert_frame_equal(baselines.sae_baseline(P, sae_dir=shared), table)
+    assert not own.exists(), "a given SAE is read, not retrained in the run folder"
 
 
 def test_post_training_moves_weights_exactly_when_there_is_a_learning_signal(smoke_run):

@@ -141,14 +141,16 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> Path:
     return out
 
 
-def sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> pd.DataFrame:
+def sae_baseline(P: Params, trio: tuple[str, ...] | None = None, sae_dir: Path | None = None) -> pd.DataFrame:
     """How far each model moved off the base's own dictionary: held-out FVU and mean L0 of the base's sae-lens SAE
     (:func:`ensure_sae_baseline`) on every model's activations of the same held-out tokens (every token read
-    once). A tuned model whose FVU rises above the base's uses directions the base's dictionary lacks."""
+    once). A tuned model whose FVU rises above the base's uses directions the base's dictionary lacks.
+    ``sae_dir``: read that saved SAE of the same base instead of this run's own (trained once, read by several
+    runs: the instrument validation's pairs share one base), and train none here."""
     from sae_lens import SAE  # ~4 s at import: see ensure_sae_baseline
     C = P.crosscoder
     trio = ids(trio) if trio else study_trio(P)   # the given names as ids, or the study's three
-    sae = SAE.load_from_disk(str(ensure_sae_baseline(P, trio)))
+    sae = SAE.load_from_disk(str(sae_dir or ensure_sae_baseline(P, trio)))
     it = ActivationStore(ensure_activations(P, trio)).batches(C.batch_size, seed=P.seed + 12345, split="heldout",
                                                              epochs=1)
     resid, total, l0, n = torch.zeros(len(trio)), torch.zeros(len(trio)), torch.zeros(len(trio)), 0
