@@ -11,6 +11,8 @@ what each instrument saw from the run folder: the pair and three-model crosscode
 against their nulls, the activation difference lens by its relative norm against the control and its null.
 Every pair is read once per ``--corpora`` entry (``crosscoder.corpus``: the gold corpus, and the
 models' own generations on the in-domain prompts), so the corpus's effect on detection is a row of the page.
+``--doses`` runs a subset of the doses (the page names it). The base's sae-lens SAE is trained once, on the first
+pair's corpus, and read by every pair. The page's time names the runs read back from an earlier process's folders.
 With ``--write`` the Markdown page and the rows as JSON beside it (which notebook 03's verdicts read) are written.
 """
 from __future__ import annotations
@@ -43,10 +45,10 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | N
     path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(d, sort_keys=False))
-    resumed = (RunDir(config.load_params(path)).path / "verdicts" / "03_crosscoder.json").exists()
+    Q = config.load_params(path)
+    resumed = (RunDir(Q).path / "verdicts" / "03_crosscoder.json").exists()
     subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
                     "--no-report"], cwd=ROOT, check=True)
-    Q = config.load_params(path)
     v03 = [asdict(v) for v in verdicts.load_all(Q) if v.notebook == "03_crosscoder"]
     lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
     values = {k: v for f in findings.load_all(Q, "03_crosscoder") if f.topic == "crosscoders" for it in f.items
@@ -56,12 +58,16 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | N
     return kc.detections(v03, lens, values, fvu), resumed, sae
 
 
-def _resumed(resumed: list[str], n_runs: int) -> str:
-    """The time's caveat: which notebook-03 runs an earlier process had computed (their time is not in it)."""
+def _resumed(resumed: list[str], runs: list[str]) -> str:
+    """The time's caveat: which notebook-03 runs an earlier process had computed (their time is not in it), named
+    by the shorter list: those read back, or those this process computed."""
     if not resumed:
         return ", every notebook-03 run computed by this process"
-    return (f"; {len(resumed)} of {n_runs} notebook-03 runs were read back from run folders an earlier process "
-            f"had computed, and their time is not in it: {', '.join(resumed)}")
+    computed = [r for r in runs if r not in resumed]
+    named = (f"read back: {', '.join(resumed)}" if len(resumed) <= len(computed)
+             else f"computed here: {', '.join(computed) or 'none'}")
+    return (f"; {len(resumed)} of {len(runs)} notebook-03 runs were read back from run folders an earlier process "
+            f"had computed, and their time is not in it ({named})")
 
 
 def main() -> None:
@@ -79,7 +85,7 @@ def main() -> None:
     if not set(doses) <= set(K.doses):
         ap.error(f"--doses: {doses} are not all in known_causes.doses {K.doses}")
     session.init(P)
-    t0, rows, resumed, sae = time.perf_counter(), [], [], None
+    t0, rows, runs, resumed, sae = time.perf_counter(), [], [], [], None
     base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
     for dose in doses:
         control = kc.ensure_fine_tune(P, "control", dose)
@@ -90,7 +96,8 @@ def main() -> None:
             for corpus in args.corpora:
                 Pc = P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": corpus})})
                 seen, was_done, sae = run_pair(Pc, cause, dose, tuned, other, sae)
-                resumed += [f"{cause} {dose:g} ({corpus})"] if was_done else []
+                runs.append(f"{cause} {dose:g} ({corpus})")
+                resumed += runs[-1:] if was_done else []
                 rows += [{"cause": cause, "dose": dose, "corpus": corpus, "learnt": rate,
                           "base": base_rates.get(cause), **r} for r in seen]
                 print(f"[validation] {cause} dose {dose:g} ({corpus} corpus): learnt {rate:.2f}; "
@@ -101,12 +108,12 @@ def main() -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
                             "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     commit += " with uncommitted changes to the code" if dirty else ""
-    summary, n_runs = kc.recall_table(rows), len(doses) * len(K.causes) * len(args.corpora)
+    summary = kc.recall_table(rows)
     detail = [{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     page = "\n".join([
         "# Instrument validation: known-cause fine-tunes", "",
         f"Written by `benchmarks/bench_instrument_validation.py` (commit {commit}, params `{P.name}`, "
-        f"{seconds / 60:.1f} min on this machine{_resumed(resumed, n_runs)})"
+        f"{seconds / 60:.1f} min on this machine{_resumed(resumed, runs)})"
         ". Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
         f"{K.n_rows} rows, {K.epochs} epochs at {K.lr:g}, a share *dose* of the rows carrying the cause and the rest "
         f"filler (doses run: {', '.join(f'{d:g}' for d in doses)}{'' if doses == K.doses else f' of {K.doses}'}). "
