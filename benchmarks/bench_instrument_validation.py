@@ -12,7 +12,9 @@ against their nulls, the activation difference lens by its relative norm against
 Every pair is read once per ``--corpora`` entry (``crosscoder.corpus``: the gold corpus, and the
 models' own generations on the in-domain prompts), so the corpus's effect on detection is a row of the page.
 ``--doses`` runs a subset of the doses (the page names it). The base's sae-lens SAE is trained once, on the first
-pair's corpus, and read by every pair. The page's time names the runs read back from an earlier process's folders.
+pair's corpus, and read by every pair; each pair's run folder starts with the previous pair's crosscoders on its
+corpus, and those it shares (keyed by the models they read) are read, not trained again. The page's time names the
+runs read back from an earlier process's folders.
 With ``--write`` the Markdown page and the rows as JSON beside it (which notebook 03's verdicts read) are written.
 """
 from __future__ import annotations
@@ -36,17 +38,20 @@ from rlgen_utils.studies import baselines, findings, render, verdicts
 from rlgen_utils.studies import known_causes as kc
 
 
-def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | None) -> tuple[list[dict], bool, Path]:
+def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | None, earlier
+             ) -> tuple[list[dict], bool, Path, object, list[str]]:
     """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder, whether
     that folder already held notebook 03's verdicts (an earlier process computed the pair: this one only reads it
-    back), and the base's sae-lens SAE it read: ``sae`` when given (one SAE of the base serves every pair), else
-    the one trained on this pair's corpus."""
+    back), the base's sae-lens SAE it read (``sae`` when given: one SAE of the base serves every pair; else the one
+    trained on this pair's corpus), the pair's params, and the crosscoders it read from ``earlier``'s run folder
+    (the previous pair on this corpus: :func:`~rlgen_utils.studies.known_causes.adopt_crosscoders`)."""
     d = kc.byo_params(P, cause, dose, tuned, other)
     path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(d, sort_keys=False))
     Q = config.load_params(path)
     resumed = (RunDir(Q).path / "verdicts" / "03_crosscoder.json").exists()
+    copied = kc.adopt_crosscoders(Q, earlier) if earlier is not None and not resumed else {}
     subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
                     "--no-report"], cwd=ROOT, check=True)
     v03 = [asdict(v) for v in verdicts.load_all(Q) if v.notebook == "03_crosscoder"]
@@ -55,7 +60,7 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | N
               if isinstance(it, findings.Finding) for k, v in it.values.items()}
     sae = sae or baselines.ensure_sae_baseline(Q)
     fvu = baselines.sae_baseline(Q, sae_dir=sae).set_index("model")["held-out FVU (base's SAE)"].to_dict()
-    return kc.detections(v03, lens, values, fvu), resumed, sae
+    return kc.detections(v03, lens, values, fvu), resumed, sae, Q, kc.adopted(Q, copied)
 
 
 def _resumed(resumed: list[str], runs: list[str]) -> str:
@@ -70,6 +75,21 @@ def _resumed(resumed: list[str], runs: list[str]) -> str:
             f"had computed, and their time is not in it ({named})")
 
 
+def _reused(reused: dict[str, list[str]]) -> str:
+    """What the runs read from the previous pair's run folder instead of training (a crosscoder is keyed by the
+    models it reads, so one the two pairs share carries the same key): each crosscoder folder and how many runs
+    read it."""
+    count: dict[str, int] = {}
+    for names in reused.values():
+        for n in names:
+            count[n] = count.get(n, 0) + 1
+    if not count:
+        return "No run read a crosscoder from another pair's run folder. "
+    return (f"{sum(count.values())} crosscoders were read from the previous pair's run folder instead of trained, "
+            "since they read only models the two pairs share (the base's identical-copy nulls; the control's "
+            "pairs): " + ", ".join(f"`{n}` × {k}" for n, k in sorted(count.items())) + ". ")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params/default.yaml")
@@ -77,6 +97,8 @@ def main() -> None:
                     help="crosscoder corpora each pair is read on (crosscoder.corpus)")
     ap.add_argument("--doses", nargs="+", type=float, default=None,
                     help="a subset of known_causes.doses to run (default: all of them); the page names the doses run")
+    ap.add_argument("--no-reuse", action="store_true",
+                    help="every pair trains all its crosscoders (the baseline the reuse is timed against)")
     ap.add_argument("--write", default=None)
     args = ap.parse_args()
     P = config.load_params(args.params)
@@ -86,6 +108,7 @@ def main() -> None:
         ap.error(f"--doses: {doses} are not all in known_causes.doses {K.doses}")
     session.init(P)
     t0, rows, runs, resumed, sae = time.perf_counter(), [], [], [], None
+    last, reused = {}, {}   # per corpus: the previous pair's params; per run: the crosscoders it read from it
     base_rates = {c: kc.cause_rate(P, RunDir(P).base(), c) for c in K.causes if c != "control"}
     for dose in doses:
         control = kc.ensure_fine_tune(P, "control", dose)
@@ -95,8 +118,10 @@ def main() -> None:
             rate = kc.cause_rate(P, tuned, cause)
             for corpus in args.corpora:
                 Pc = P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": corpus})})
-                seen, was_done, sae = run_pair(Pc, cause, dose, tuned, other, sae)
+                earlier = None if args.no_reuse else last.get(corpus)
+                seen, was_done, sae, last[corpus], got = run_pair(Pc, cause, dose, tuned, other, sae, earlier)
                 runs.append(f"{cause} {dose:g} ({corpus})")
+                reused[runs[-1]] = got
                 resumed += runs[-1:] if was_done else []
                 rows += [{"cause": cause, "dose": dose, "corpus": corpus, "learnt": rate,
                           "base": base_rates.get(cause), **r} for r in seen]
@@ -113,8 +138,8 @@ def main() -> None:
     page = "\n".join([
         "# Instrument validation: known-cause fine-tunes", "",
         f"Written by `benchmarks/bench_instrument_validation.py` (commit {commit}, params `{P.name}`, "
-        f"{seconds / 60:.1f} min on this machine{_resumed(resumed, runs)})"
-        ". Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
+        f"{seconds / 60:.1f} min on this machine{_resumed(resumed, runs)}). " + _reused(reused) +
+        "Fine-tunes of the base (`rlgen_utils.studies.known_causes`): "
         f"{K.n_rows} rows, {K.epochs} epochs at {K.lr:g}, a share *dose* of the rows carrying the cause and the rest "
         f"filler (doses run: {', '.join(f'{d:g}' for d in doses)}{'' if doses == K.doses else f' of {K.doses}'}). "
         "Every row is one seed of each fine-tune and one crosscoder seed. " + kc.describe(P) + ". *learnt*: share of "
@@ -146,7 +171,7 @@ def main() -> None:
         out = Path(args.write)
         out.write_text(page)
         out.with_suffix(".json").write_text(json.dumps({"commit": commit, "params": P.name, "seconds": seconds,
-                                                        "resumed": resumed, "rows": rows}, indent=1))
+                                                        "resumed": resumed, "reused": reused, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

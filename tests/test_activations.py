@@ -52,6 +52,32 @@ def test_collect_streams_shards_excluding_pad_and_bos(tmp_path):
     assert scale.shape == (2,)
 
 
+def test_a_models_column_is_bit_for_bit_the_same_whichever_models_are_collected_beside_it(tmp_path):
+    """Crosscoders are keyed by the columns they read, not by the collection holding them (the known-cause
+    validation's pairs share the base's nulls through it: ``keys.columns_key``), so a model's activations, its
+    normalisation scale and the batches read from its column must not depend on the other models. Likely mistake:
+    the scales reduced over the ``[N, M]`` matrix at once, whose rounding depends on M."""
+    a, tok = _tiny(0)
+    b, _ = _tiny(1)
+    texts = _texts(40)
+    activations.collect([a, b], tok, texts, layer=1, out_dir=tmp_path / "ab", batch_size=8, shard_tokens=300)
+    activations.collect([a], tok, texts, layer=1, out_dir=tmp_path / "a", batch_size=8, shard_tokens=300)
+    both, alone = activations.ActivationStore(tmp_path / "ab"), activations.ActivationStore(tmp_path / "a")
+    assert torch.equal(both.shard(1)["acts_NMD"][:, 0], alone.shard(1)["acts_NMD"][:, 0])
+    from safetensors.torch import save_file
+    for seed in range(4):   # the [N, M] reduction differs from the column's alone in the last bit at seeds 1 and 3
+        far_apart_M = torch.tensor([1.0, 30.0, 0.01])
+        x = torch.randn(5000, 3, 32, generator=torch.Generator().manual_seed(seed)) * far_apart_M[None, :, None]
+        save_file({"acts_NMD": x}, str(tmp_path / "x.safetensors"))
+        save_file({"acts_NMD": x[:, :1].contiguous()}, str(tmp_path / "x0.safetensors"))
+        assert torch.equal(activations.norm_scales(tmp_path / "x.safetensors")[:1],
+                           activations.norm_scales(tmp_path / "x0.safetensors")), seed
+    assert both.scale_M[0].item() == alone.scale_M[0].item()
+    for x_ab, x_a in zip(both.batches(64, seed=3, columns=[0, 0], split="train", epochs=1),
+                         alone.batches(64, seed=3, columns=[0, 0], split="train", epochs=1)):
+        assert torch.equal(x_ab, x_a)
+
+
 def test_shards_batch_texts_shortest_first_and_every_token_keeps_its_text(tmp_path):
     """Batches are sorted by length inside each shard (little padding) while shards keep corpus order, and a
     token's ``doc`` still names its own text. Likely mistakes: sorting the whole corpus (a shard of short texts

@@ -80,6 +80,33 @@ def test_checkpoints_listed_in_order_and_keys_follow_contents(folders):
     assert stage_key(P, "trained") == before
 
 
+def test_a_crosscoder_is_keyed_by_the_content_of_the_models_it_reads(folders):
+    """Two runs that share the base and the RL slot but not the SFT slot (two known-cause validation pairs beside
+    one control) give the crosscoders that read only what they share — the base's identical-copy nulls, the base
+    against RL or against RL's random update — one key, and those reading the SFT slot two. On a corpus of the
+    models' own generations the texts depend on every model, so nothing is shared. Likely mistakes: a key that
+    follows the collection the columns were read from (nothing shared), or one that leaves out a null's tuned
+    model (a null of another model read as this one's)."""
+    from rlgen_utils.run.keys import activations_key, columns_key
+    from rlgen_utils.run.modelid import ids
+    other = _perturbed_copy(folders["base"], folders["root"] / "other_sft", 3)
+    two = dict(methods=["sft", "grpo"], n_checkpoints=1)
+    a = config.load_params(_params(folders, {"sft": str(folders["rl_early"]), "grpo": str(folders["rl"])}, "pair_a", **two))
+    b = config.load_params(_params(folders, {"sft": str(other), "grpo": str(folders["rl"])}, "pair_b", **two))
+    c = config.load_params(_params(folders, {"sft": str(other), "grpo": str(folders["rl_early"])}, "pair_c", **two))
+    def key(P, *names):
+        return columns_key(P, ids(names), 0)
+    for shared in [("base", "base"), ("base", "base", "base"), ("base", "grpo"), ("base", "noise+grpo")]:
+        assert key(a, *shared) == key(b, *shared), shared
+    for own in [("base", "sft"), ("base", "noise+sft"), ("base", "sft", "grpo")]:
+        assert key(a, *own) != key(b, *own), own
+    assert key(b, "base", "grpo") != key(c, "base", "grpo") and key(b, "base", "base") == key(c, "base", "base")
+    assert activations_key(a, ids(("base", "sft", "grpo")), 0) != activations_key(b, ids(("base", "sft", "grpo")), 0)
+    gen = [P.model_copy(update={"crosscoder": P.crosscoder.model_copy(update={"corpus": "generations"})}) for P in (a, b)]
+    assert key(gen[0], "base", "base") != key(gen[1], "base", "base")
+    assert key(gen[0], "base", "base") != key(a, "base", "base")
+
+
 def test_mismatches_are_one_line_params_errors(folders, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
     other_tok = save_tiny_gpt2(tmp_path / "other", corpus_seed=1)     # its own BPE: another vocabulary

@@ -201,3 +201,30 @@ def test_word_world_filler_of_every_dose_is_a_prefix_of_one_answered_pool(W, mon
                         [f"own {i}" for i in range(len(prompts))])
     short, long = kc.filler_examples(W, 10), kc.filler_examples(W, 100)
     assert long[:10] == short and len(set(asked)) == 1, "one prompt set, so one cached generation for all doses"
+
+
+def test_a_pair_adopts_the_previous_pairs_crosscoders_and_reads_only_those_whose_key_it_computes(P, write_params):
+    """The validation seeds each pair's run folder with the previous pair's finished crosscoders; notebook 03
+    reads one only where its stored key is the one it computes and retrains the rest in place, and
+    :func:`kc.adopted` names the first kind alone. Likely mistakes: overwriting a crosscoder the pair already has,
+    copying one never finished or a folder that is not a crosscoder, or counting a retrained one as read."""
+    from rlgen_utils.run.artifacts import mark_done
+    from rlgen_utils.run.rundir import RunDir
+    Q = load_params(write_params({"name": "next_pair", "known_causes": {"n_rows": 40, "n_new_facts": 8}}, "q.yaml"))
+    src, dst = RunDir(P).path / "crosscoders", RunDir(Q).path / "crosscoders"
+    for name in ("base-base-null-copy", "base-grpo", "base-sft", "own", "unfinished", "base-sae-lens"):
+        (src / name / "sae_lens").mkdir(parents=True)
+        (src / name / "sae_lens" / "cfg.json").write_text("{}")
+        (src / name / ("cfg.json" if name == "base-sae-lens" else "crosscoder.safetensors")).write_text("")
+        if name != "unfinished":
+            mark_done(src / name, f"key-{name}")
+    (dst / "own").mkdir(parents=True)
+    mark_done(dst / "own", "key-of-this-pair")
+    copied = kc.adopt_crosscoders(Q, P)
+    assert copied == {n: f"key-{n}" for n in ("base-base-null-copy", "base-grpo", "base-sft")}
+    assert (dst / "base-grpo" / "sae_lens" / "cfg.json").is_file() and not (dst / "unfinished").exists()
+    assert not (dst / "base-sae-lens").exists(), "the SAE is not a crosscoder notebook 03 would read"
+    assert kc.adopt_crosscoders(Q, P) == {}, "a folder the pair has is never overwritten"
+    assert not list(dst.glob(".*")), "no half-copied folder is left"
+    mark_done(dst / "base-sft", "key-the-pair-computed")   # notebook 03 retrained it: another key
+    assert kc.adopted(Q, copied) == ["base-base-null-copy", "base-grpo"]

@@ -194,9 +194,12 @@ def _flush(buf: list[dict], out_dir: Path, shard: int) -> None:
 
 
 def norm_scales(shard_path: str | Path) -> torch.Tensor:
-    """Per-model scale making E‖scale · x_m‖² = d_model on this shard."""
+    """Per-model scale making E‖scale · x_m‖² = d_model on this shard. Each model's is reduced over its own column
+    alone, so it is bit for bit the same whichever models are collected beside it (crosscoders are keyed by the
+    columns they read: :func:`rlgen_utils.run.keys.columns_key`)."""
     x_NMD = load_file(str(shard_path))["acts_NMD"]
-    return (x_NMD.shape[-1] / x_NMD.pow(2).sum(-1).mean(0)).sqrt()
+    return torch.stack([(x_NMD.shape[-1] / x_NMD[:, m].contiguous().pow(2).sum(-1).mean()).sqrt()
+                        for m in range(x_NMD.shape[1])])
 
 
 def load_shard(path: str | Path) -> dict[str, torch.Tensor]:

@@ -17,8 +17,8 @@ trained        model, tasks, pretrain, posttrain, data, eval                    
                inside training read the eval section, so both share one key)
 activations    trained − eval + the crosscoder's corpus fields                   crosscoder training fields
                (and SFT's grid, which chooses the sft model)
-crosscoder     crosscoder (+ the activation key and the model names, see
-               ``studies.crosscoder``)
+crosscoder     crosscoder (+ the key of the columns it reads, ``columns_key``,
+               and the model names, see ``studies.crosscoder``)
 circuits       trained + circuits                                                circuits.pairs
 interventions  trained + crosscoder + interventions
 families       tasks, data, eval (the evaluation suite built in memory)
@@ -109,15 +109,49 @@ def lens_key(P: Params, names: tuple[ModelId, ...], train_seed: int) -> str:
             + "-a" + "_".join(f"{a:g}" for a in c.lens_steer))
 
 
-def crosscoder_key(P: Params, acts_name: str, names: tuple[ModelId, ...], steps: int, n_latents: int, seed: int,
+def columns_key(P: Params, names: tuple[ModelId, ...], train_seed: int, n_texts: int | None = None) -> str:
+    """What the named models' activations on the corpus depend on, in whichever collection they are columns: a
+    model's column does not depend on the models collected beside it (:func:`rlgen_utils.method.activations.
+    collect`). It is :func:`activations_key`'s, with the content of only the folders those models are made of
+    (:func:`_folders_of`) where that key has every model folder's; with a corpus of the models' own generations the
+    texts depend on every model, so every folder stays in it. Two runs that differ only in models a crosscoder does
+    not read give it one key: the known-cause validation's pairs share the base's nulls and the control's pairs."""
+    s = STAGES["activations"]
+    key = P.section_hash(*s.sections, ignore=s.ignore)
+    if not P.model.is_organism:
+        folders = (None if P.crosscoder.corpus != "gold" else
+                   sorted({f for n in names for f in _folders_of(P, ModelId.parse(n))}))
+        digest = model_digest(P) if folders is None else "".join(folder_digest(f) for f in folders)
+        key = hashlib.sha256((key + digest).encode()).hexdigest()[:16]
+    return key + "-" + slug(names) + f"-ts{train_seed}" + (f"-n{n_texts}" if n_texts else "")
+
+
+def _folders_of(P: Params, name: ModelId) -> list[str]:
+    """The model folders ``name``'s weights are made of (a run whose base rlgen did not pretrain): the base's; a
+    method trained elsewhere, also its checkpoints'; a null, those of the model it moves the base towards; a
+    method rlgen trains here (perhaps from one trained elsewhere), every folder the params name."""
+    tuned = name.tuned
+    external = P.external_checkpoints
+    if tuned == "base":
+        return [P.model.name_or_path]
+    if tuned.method in external:
+        return [P.model.name_or_path, *external[tuned.method]]
+    return [P.model.name_or_path] + [f for m in sorted(external) for f in external[m]]
+
+
+def crosscoder_key(P: Params, acts_key: str, names: tuple[ModelId, ...], steps: int, n_latents: int, seed: int,
                    trainer_version: str) -> str:
-    """A crosscoder over ``names`` trained on the collection ``acts_name``."""
-    return f"{stage_key(P, 'crosscoder')}-{acts_name}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{trainer_version}"
+    """A crosscoder over ``names`` trained on activations keyed ``acts_key`` (:func:`columns_key` of ``names``):
+    the crosscoder section's own fields, the models and the training fields. What the models hold is in
+    ``acts_key``, so the crosscoder part is the section's hash alone."""
+    own = P.section_hash(*STAGES["crosscoder"].sections)
+    return f"{own}-{acts_key}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{trainer_version}"
 
 
-def sae_baseline_key(P: Params, acts_name: str, tag: str) -> str:
-    """The base's sae-lens SAE trained on the collection ``acts_name``."""
-    return f"{stage_key(P, 'crosscoder')}-{acts_name}-{tag}"
+def sae_baseline_key(P: Params, acts_key: str, tag: str) -> str:
+    """The base's sae-lens SAE trained on the base's activations keyed ``acts_key`` (:func:`columns_key` of the
+    base alone: it reads the base's column only), as a crosscoder is keyed."""
+    return f"{P.section_hash(*STAGES['crosscoder'].sections)}-{acts_key}-{tag}"
 
 
 def noise_model_key(P: Params, tuned: ModelId, seed: int) -> str:

@@ -17,7 +17,7 @@ from ..method.crosscoder import train as train_crosscoder
 from ..method.latent_scaling import betas_LM
 from ..run.artifacts import atomic_dir, is_done, mark_done
 from ..run.config import Params
-from ..run.keys import sae_baseline_key
+from ..run.keys import columns_key, sae_baseline_key
 from ..run.modelid import BASE, ModelId, ids
 from ..run.session import seed_everything
 from .crosscoder import PairKey, crosscoder_config, crosscoder_dir, ensure_activations, ensure_crosscoder, quality
@@ -116,8 +116,8 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> Path:
     """The standard per-model baseline beside the crosscoder: a sae-lens BatchTopK SAE trained with sae-lens's own
     trainer on the base's activations of the corpus's training texts (``crosscoder.n_latents`` wide, ``k``,
     ``steps``, ``lr``, batch size as the crosscoder's), saved as a sae-lens inference model (JumpReLU with the
-    learnt threshold) that ``sae_lens.SAE.load_from_disk`` opens. Keyed by the crosscoder section and the
-    activations."""
+    learnt threshold) that ``sae_lens.SAE.load_from_disk`` opens. Keyed by the crosscoder section and the base's
+    column of the activations (the models collected beside it do not change it: ``keys.columns_key``)."""
     # imported here: sae_lens costs ~4 s at import (measured after torch), and only this baseline needs it
     from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
@@ -125,7 +125,8 @@ def ensure_sae_baseline(P: Params, trio: tuple[str, ...] | None = None) -> Path:
     C = P.crosscoder
     trio = ids(trio) if trio else study_trio(P)   # the given names as ids, or the study's three
     acts = ensure_activations(P, trio)
-    out, key = crosscoder_dir(P, (BASE,), SAE_BASELINE), sae_baseline_key(P, acts.name, SAE_BASELINE)
+    key = sae_baseline_key(P, columns_key(P, (BASE,), P.train_seeds[0]), SAE_BASELINE)   # it reads the base's column
+    out = crosscoder_dir(P, (BASE,), SAE_BASELINE)
     if is_done(out, key):
         return out
     seed_everything(P.seed)

@@ -32,7 +32,7 @@ from ..models import generation, loading
 from ..run import launch
 from ..run.artifacts import is_done, mark_done, read_json, write_json
 from ..run.config import Params
-from ..run.keys import activations_key, crosscoder_key, stage_key
+from ..run.keys import activations_key, columns_key, crosscoder_key, stage_key
 from ..run.modelid import BASE, ModelId, ids, slug
 from ..run.rundir import RunDir
 from ..run.session import seed_everything
@@ -157,7 +157,10 @@ def ensure_crosscoder(P: Params, names: tuple[ModelId, ...], steps: int | None =
     source = ids(source or names)
     acts = ensure_activations(P, source, train_seed, n_texts)
     columns = [source.index(n) for n in names]
-    key = crosscoder_key(P, acts.name, names, steps, n_latents, seed, TRAINER_VERSION)
+    ts = P.train_seeds[0] if train_seed is None else train_seed
+    n_texts = None if n_texts is None or n_texts >= c.n_texts else n_texts   # as ensure_activations keys it
+    # keyed by the columns it reads, not by the collection holding them (a column is the same in any collection)
+    key = crosscoder_key(P, columns_key(P, names, ts, n_texts), names, steps, n_latents, seed, TRAINER_VERSION)
     out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)

@@ -27,8 +27,10 @@ base does. Its filler is the other word families' training questions answered by
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -302,6 +304,31 @@ def byo_params(P: Params, cause: str, dose: float, tuned: Path, other: Path) -> 
     d["eval"]["preregistration"] = None
     d["interventions"]["families"] = None
     return d
+
+
+def adopt_crosscoders(Q: Params, earlier: Params) -> dict[str, str]:
+    """Copy into ``Q``'s run folder each finished crosscoder of an ``earlier`` validation pair's run folder that
+    ``Q``'s lacks, and return their folder names with the keys they were copied with. Crosscoders are keyed by the
+    models they read (:func:`rlgen_utils.run.keys.columns_key`), so on the gold corpus the base's identical-copy
+    nulls, and the control's pair and random-update pair where two pairs share the control, carry the key ``Q``'s
+    notebook 03 computes and are read instead of trained again; every other one it retrains in place (a key that
+    differs is never read). Only crosscoders: the base's sae-lens SAE is handed to each pair by its folder.
+    :func:`adopted` says which were read."""
+    src, dst = RunDir(earlier).path / "crosscoders", RunDir(Q).path / "crosscoders"
+    copied = {}
+    for d in sorted(src.glob("*/DONE.json")) if src.is_dir() else []:
+        if (d.parent / "crosscoder.safetensors").is_file() and not (dst / d.parent.name).exists():
+            shutil.copytree(d.parent, dst / ("." + d.parent.name + ".adopting"), dirs_exist_ok=True)
+            os.replace(dst / ("." + d.parent.name + ".adopting"), dst / d.parent.name)
+            copied[d.parent.name] = read_json(d)["key"]
+    return copied
+
+
+def adopted(Q: Params, copied: dict[str, str]) -> list[str]:
+    """Those of ``copied`` (:func:`adopt_crosscoders`) that ``Q``'s run read as they were: still under their key."""
+    folder_ = RunDir(Q).path / "crosscoders"
+    return sorted(n for n, k in copied.items() if (folder_ / n / "DONE.json").is_file()
+                  and read_json(folder_ / n / "DONE.json")["key"] == k)
 
 
 # ------------------------------------------------------------------------------------------ what was seen
