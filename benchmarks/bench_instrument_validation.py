@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,8 +39,8 @@ from rlgen_utils.studies import baselines, findings, render, verdicts
 from rlgen_utils.studies import known_causes as kc
 
 
-def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | None, earlier
-             ) -> tuple[list[dict], bool, Path, object, list[str]]:
+def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | None, earlier: config.Params | None
+             ) -> tuple[list[dict], bool, Path, config.Params, list[str]]:
     """Notebook 03 on (tuned, other) through the runner; the instruments' readings from its run folder, whether
     that folder already held notebook 03's verdicts (an earlier process computed the pair: this one only reads it
     back), the base's sae-lens SAE it read (``sae`` when given: one SAE of the base serves every pair; else the one
@@ -79,10 +80,7 @@ def _reused(reused: dict[str, list[str]]) -> str:
     """What the runs read from the previous pair's run folder instead of training (a crosscoder is keyed by the
     models it reads, so one the two pairs share carries the same key): each crosscoder folder and how many runs
     read it."""
-    count: dict[str, int] = {}
-    for names in reused.values():
-        for n in names:
-            count[n] = count.get(n, 0) + 1
+    count = Counter(n for names in reused.values() for n in names)
     if not count:
         return "No run read a crosscoder from another pair's run folder. "
     return (f"{sum(count.values())} crosscoders were read from the previous pair's run folder instead of trained, "

@@ -72,11 +72,20 @@ def stage_key(P: Params, stage: str) -> str:
     """The key of ``stage``'s artifacts under params ``P`` (a stage not in :data:`STAGES` is a KeyError). For a
     model that rlgen did not pretrain, the key also covers what the model folders hold (the base's and those of
     methods trained elsewhere): a checkpoint replaced in place changes every key downstream of it."""
-    s = STAGES[stage]
-    key = P.section_hash(*s.sections, ignore=s.ignore)
+    key = _sections_key(P, stage)
     if P.model.is_organism or stage == "families":
         return key
     return hashlib.sha256((key + model_digest(P)).encode()).hexdigest()[:16]
+
+
+def _sections_key(P: Params, stage: str) -> str:
+    """The hash of ``stage``'s params sections alone (no model folder's content)."""
+    s = STAGES[stage]
+    return P.section_hash(*s.sections, ignore=s.ignore)
+
+
+def _collection_suffix(names: tuple[ModelId, ...], train_seed: int, n_texts: int | None) -> str:
+    return "-" + slug(names) + f"-ts{train_seed}" + (f"-n{n_texts}" if n_texts else "")
 
 
 def model_digest(P: Params) -> str:
@@ -97,8 +106,7 @@ def params_hash(P: Params) -> str:
 def activations_key(P: Params, names: tuple[ModelId, ...], train_seed: int, n_texts: int | None = None) -> str:
     """An activation collection: the models (``@`` spelled ``at``), their training seed and, for a corpus
     prefix, ``n_texts``."""
-    key = stage_key(P, "activations") + "-" + slug(names) + f"-ts{train_seed}"
-    return key + (f"-n{n_texts}" if n_texts else "")
+    return stage_key(P, "activations") + _collection_suffix(names, train_seed, n_texts)
 
 
 def lens_key(P: Params, names: tuple[ModelId, ...], train_seed: int) -> str:
@@ -116,14 +124,13 @@ def columns_key(P: Params, names: tuple[ModelId, ...], train_seed: int, n_texts:
     (:func:`_folders_of`) where that key has every model folder's; with a corpus of the models' own generations the
     texts depend on every model, so every folder stays in it. Two runs that differ only in models a crosscoder does
     not read give it one key: the known-cause validation's pairs share the base's nulls and the control's pairs."""
-    s = STAGES["activations"]
-    key = P.section_hash(*s.sections, ignore=s.ignore)
+    key = _sections_key(P, "activations")
     if not P.model.is_organism:
         folders = (None if P.crosscoder.corpus != "gold" else
                    sorted({f for n in names for f in _folders_of(P, ModelId.parse(n))}))
         digest = model_digest(P) if folders is None else "".join(folder_digest(f) for f in folders)
         key = hashlib.sha256((key + digest).encode()).hexdigest()[:16]
-    return key + "-" + slug(names) + f"-ts{train_seed}" + (f"-n{n_texts}" if n_texts else "")
+    return key + _collection_suffix(names, train_seed, n_texts)
 
 
 def _folders_of(P: Params, name: ModelId) -> list[str]:
@@ -144,14 +151,13 @@ def crosscoder_key(P: Params, acts_key: str, names: tuple[ModelId, ...], steps: 
     """A crosscoder over ``names`` trained on activations keyed ``acts_key`` (:func:`columns_key` of ``names``):
     the crosscoder section's own fields, the models and the training fields. What the models hold is in
     ``acts_key``, so the crosscoder part is the section's hash alone."""
-    own = P.section_hash(*STAGES["crosscoder"].sections)
-    return f"{own}-{acts_key}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{trainer_version}"
+    return f"{_sections_key(P, 'crosscoder')}-{acts_key}-{'-'.join(names)}-{steps}-{n_latents}-{seed}-{trainer_version}"
 
 
 def sae_baseline_key(P: Params, acts_key: str, tag: str) -> str:
     """The base's sae-lens SAE trained on the base's activations keyed ``acts_key`` (:func:`columns_key` of the
     base alone: it reads the base's column only), as a crosscoder is keyed."""
-    return f"{P.section_hash(*STAGES['crosscoder'].sections)}-{acts_key}-{tag}"
+    return f"{_sections_key(P, 'crosscoder')}-{acts_key}-{tag}"
 
 
 def noise_model_key(P: Params, tuned: ModelId, seed: int) -> str:

@@ -104,8 +104,7 @@ def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | 
                        n_texts: int | None = None) -> Path:
     """Activations of the named models (post-trained with ``train_seed``) on the corpus, or on its first
     ``n_texts`` texts (resumable, keyed)."""
-    names, ts = ids(names), P.train_seeds[0] if train_seed is None else train_seed
-    n_texts = None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts   # the whole corpus: one key
+    names, ts, n_texts = ids(names), P.train_seeds[0] if train_seed is None else train_seed, _prefix(P, n_texts)
     key = activations_key(P, names, ts, n_texts)
     out = RunDir(P).acts(key)
     for n in names:   # every name checked before anything is resolved or loaded
@@ -129,6 +128,11 @@ def ensure_activations(P: Params, names: tuple[ModelId, ...], train_seed: int | 
         mark_done(out, key, names=list(names), train_seed=ts, layer=layer_of(P, loaded[0]), **info)
     launch.barrier()
     return out
+
+
+def _prefix(P: Params, n_texts: int | None) -> int | None:
+    """A corpus prefix of ``n_texts`` texts, or ``None`` for the whole corpus (one key however it is asked for)."""
+    return None if n_texts is None or n_texts >= P.crosscoder.n_texts else n_texts
 
 
 def crosscoder_config(P: Params, n_models: int, d_model: int, n_latents: int | None = None, seed: int | None = None,
@@ -158,9 +162,9 @@ def ensure_crosscoder(P: Params, names: tuple[ModelId, ...], steps: int | None =
     acts = ensure_activations(P, source, train_seed, n_texts)
     columns = [source.index(n) for n in names]
     ts = P.train_seeds[0] if train_seed is None else train_seed
-    n_texts = None if n_texts is None or n_texts >= c.n_texts else n_texts   # as ensure_activations keys it
     # keyed by the columns it reads, not by the collection holding them (a column is the same in any collection)
-    key = crosscoder_key(P, columns_key(P, names, ts, n_texts), names, steps, n_latents, seed, TRAINER_VERSION)
+    key = crosscoder_key(P, columns_key(P, names, ts, _prefix(P, n_texts)), names, steps, n_latents, seed,
+                         TRAINER_VERSION)
     out = crosscoder_dir(P, names, tag)
     if is_done(out, key):
         return Crosscoder.load(out)

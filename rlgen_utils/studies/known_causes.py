@@ -317,10 +317,12 @@ def adopt_crosscoders(Q: Params, earlier: Params) -> dict[str, str]:
     src, dst = RunDir(earlier).path / "crosscoders", RunDir(Q).path / "crosscoders"
     copied = {}
     for d in sorted(src.glob("*/DONE.json")) if src.is_dir() else []:
-        if (d.parent / "crosscoder.safetensors").is_file() and not (dst / d.parent.name).exists():
-            shutil.copytree(d.parent, dst / ("." + d.parent.name + ".adopting"), dirs_exist_ok=True)
-            os.replace(dst / ("." + d.parent.name + ".adopting"), dst / d.parent.name)
-            copied[d.parent.name] = read_json(d)["key"]
+        name = d.parent.name
+        if (d.parent / "crosscoder.safetensors").is_file() and not (dst / name).exists():
+            tmp = dst / f".{name}.adopting"   # copied beside, then renamed: never a half-copied crosscoder
+            shutil.copytree(d.parent, tmp, dirs_exist_ok=True)
+            os.replace(tmp, dst / name)
+            copied[name] = read_json(d)["key"]
     return copied
 
 
