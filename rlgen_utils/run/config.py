@@ -455,6 +455,16 @@ class ComputeCfg(Strict):
                                           "free one")
     micro_batches: int = Field(default=1, ge=1, le=4096, description="gradient-accumulation steps per global batch "
                                "on each rank: activation memory ÷ micro_batches, the same optimizer steps")
+    jobs: int = Field(default=1, ge=1, le=64, description="independent trainings (01) and model evaluations (02) "
+                      "run at once in this many worker processes on one machine, each writing the same bytes as one "
+                      "process (rlgen_utils.run.jobs); not with processes > 1")
+
+    @model_validator(mode="after")
+    def _one_kind_of_parallelism(self):
+        if self.jobs > 1 and self.processes > 1:
+            raise ValueError(f"jobs: {self.jobs} worker processes and processes: {self.processes} ranks per launch "
+                             "do not combine; set one of them to 1")
+        return self
 
 
 class KnownCausesCfg(Strict):

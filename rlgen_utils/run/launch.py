@@ -108,11 +108,11 @@ def barrier() -> None:
         dist.barrier()
 
 
-def die_with_parent() -> None:
+def die_with_parent(always: bool = False) -> None:
     """Linux: have the kernel kill this rank when its parent (torchrun's agent) dies. torchrun starts each rank in
     a session of its own, so a ``kill -9`` of the launch would otherwise leave the ranks training on, writing
-    checkpoints beside the next launch's."""
-    if not sys.platform.startswith("linux") or world()[1] == 1:
+    checkpoints beside the next launch's. ``always``: outside a launch too (a worker of :mod:`rlgen_utils.run.jobs`)."""
+    if not sys.platform.startswith("linux") or (world()[1] == 1 and not always):
         return
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

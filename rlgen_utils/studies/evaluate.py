@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..method import stats
 from ..models import loading, scoring
-from ..run import launch
+from ..run import jobs, launch
 from ..run.artifacts import provenance, read_parquet, write_json, write_parquet
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -92,6 +92,11 @@ def score_model(P: Params, ref: ModelRef, families: dict[str, suite.EvalFamily])
     return pd.DataFrame(rows)
 
 
+def write_scores(P: Params, ref: ModelRef, path: Path) -> None:
+    """Score one model (:func:`score_model`) and write its rows to ``path`` under the evaluation key."""
+    write_parquet(score_model(P, ref, suite.world(P).eval_families()), path, eval_key(P))
+
+
 def ensure_scores(P: Params, all_checkpoints: bool = True):
     """Per-sample correctness of every model (cached per model); with ``all_checkpoints`` also saved whole as
     ``eval/per_sample.parquet``. With ``compute.processes`` > 1 the models still to score are dealt over the ranks
@@ -102,6 +107,9 @@ def ensure_scores(P: Params, all_checkpoints: bool = True):
     todo = [i for i, ref in enumerate(refs) if read_parquet(root / ref.cache_name, key) is None]
     if todo and launch.should_launch(P):
         launch.run_stage(P, ["evaluate", *([] if all_checkpoints else ["--finals"])])
+    elif todo and launch.world()[1] == 1:   # here, or on compute.jobs workers
+        jobs.run(P, [jobs.Job(refs[i].cache_name, write_scores, (P, refs[i], root / refs[i].cache_name)) for i in todo],
+                 desc="evaluate")
     elif todo:
         families = suite.world(P).eval_families()
         for i in progress([i for i in todo if launch.mine(i)], desc="evaluate", disable=not launch.is_main()):

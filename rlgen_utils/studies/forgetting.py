@@ -29,7 +29,8 @@ import pandas as pd
 
 from ..method import curves, divergence, stats
 from ..models import generation, loading
-from ..run.artifacts import provenance, read_json, read_parquet, write_json, write_parquet
+from ..run import jobs
+from ..run.artifacts import provenance, read_json, read_parquet, write_json
 from ..run.config import Params
 from ..run.progress import progress
 from ..run.rundir import RunDir
@@ -57,14 +58,11 @@ def sweep_refs(P: Params) -> list[evaluate.ModelRef]:
 
 def ensure_sweep_scores(P: Params) -> pd.DataFrame:
     """Per-sample test scores of the sweep's extra models (same columns as :func:`evaluate.ensure_scores`)."""
-    key, families, parts = evaluate.eval_key(P), suite.world(P).eval_families(), []
-    for ref in progress(sweep_refs(P), desc="evaluate sweep"):
-        path = RunDir(P).eval / "sweep" / ref.cache_name
-        df = read_parquet(path, key)
-        if df is None:
-            df = evaluate.score_model(P, ref, families)
-            write_parquet(df, path, key)
-        parts.append(df)
+    key, refs = evaluate.eval_key(P), sweep_refs(P)
+    paths = [RunDir(P).eval / "sweep" / ref.cache_name for ref in refs]
+    jobs.run(P, [jobs.Job(str(path), evaluate.write_scores, (P, ref, path)) for ref, path in zip(refs, paths)
+                 if read_parquet(path, key) is None], desc="evaluate sweep")   # on compute.jobs workers
+    parts = [read_parquet(path, key) for path in paths]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

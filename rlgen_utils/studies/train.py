@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..models import generation, loading, posttrain, pretrain, scoring
-from ..run import launch
+from ..run import jobs, launch
 from ..run.artifacts import is_done, mark_done, provenance, read_json, write_json
 from ..run.config import Params
 from ..run.keys import stage_key
@@ -123,15 +123,37 @@ def _dpo_pairs(P: Params, method: str, start: Path, examples: list[Example], see
 def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     """Train every method in ``posttrain.methods`` for every training seed (SFT first: its learning-rate grid on
     the first seed and the validation choice, then the chosen rate on the other seeds, since SFT→X starts from
-    it); resumable. Returns the final checkpoint of each (method, seed)."""
+    it); resumable. With ``compute.jobs`` > 1 the trainings that do not wait for each other run at once
+    (:func:`posttrain_jobs`). Returns the final checkpoint of each (method, seed)."""
+    ensure_base(P)   # once, before any worker starts from it
+    jobs.run(P, posttrain_jobs(P), desc="post-train")
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
-    if "sft" in P.posttrain.methods and "sft" not in P.models:
-        ensure_sft_choice(P)
     out = {}
     for seed in P.train_seeds:
         for m in order:
-            # trained elsewhere: analysed as it is
+            # trained elsewhere: analysed as it is; trained above: only read here
             out[m, seed] = RunDir(P).checkpoints(m, seed)[-1] if m in P.models else train_one(P, m, seed)
+    return out
+
+
+def posttrain_jobs(P: Params) -> list[jobs.Job]:
+    """Every training of :func:`ensure_posttrained` as a job that waits only for what it starts from: SFT's grid
+    (first seed), then the validation choice; SFT at the chosen rate on the other seeds after the choice; GRPO,
+    RLOO and DPO from the base at once; SFT→GRPO and SFT→DPO after that seed's SFT. In list order this is the
+    order one process trains in."""
+    seed0, out, grid = P.train_seeds[0], [], []
+    if "sft" in P.posttrain.methods and "sft" not in P.models:
+        grid = [jobs.Job(f"sft lr={lr:g} seed {seed0}", train_one, (P, "sft", seed0, lr)) for lr in P.posttrain.sft_sweep]
+        out += grid + [jobs.Job("sft choice", ensure_sft_choice, (P,), after=tuple(j.name for j in grid))]
+    order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
+    for seed in P.train_seeds:
+        for m in order:
+            if m in P.models or (m == "sft" and seed == seed0 and grid):   # the grid's chosen rate is seed 0's sft
+                continue
+            after = ("sft choice",) if grid and (m == "sft" or posttrain.STARTS_FROM[m] == "sft") else ()
+            if posttrain.STARTS_FROM[m] == "sft" and seed != seed0 and "sft" not in P.models:
+                after += (f"sft seed {seed}",)
+            out.append(jobs.Job(f"{m} seed {seed}", train_one, (P, m, seed), after))
     return out
 
 
