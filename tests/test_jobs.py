@@ -52,12 +52,17 @@ def test_two_workers_keep_the_order_a_job_waits_for_and_a_failure_names_its_job(
 
 def test_the_training_jobs_wait_only_for_what_each_starts_from(write_params):
     P = config.load_params(write_params({"posttrain": {"seeds": [0, 1]}}))
+    grid = train.sft_grid_jobs(P)
+    jobs.check(grid)
+    rates = [j.name for j in grid if not j.after]
+    assert rates == [f"sft lr={lr:g} seed 0" for lr in P.posttrain.sft_sweep]
+    for lr, name in zip(P.posttrain.sft_sweep, rates):   # each checkpoint is scored once its own rate has trained
+        scored = [j for j in grid if j.after == (name,)]
+        assert [j.args[1] for j in scored] == RunDir(P).checkpoints(train.sweep_name(lr), 0)
     js = train.posttrain_jobs(P)
     after = {j.name: set(j.after) for j in js}
-    grid = {f"sft lr={lr:g} seed 0" for lr in P.posttrain.sft_sweep}
-    assert after["sft choice"] == grid and "sft seed 0" not in after   # seed 0's sft is the grid's chosen rate
-    assert after["sft seed 1"] == {"sft choice"}
-    assert after["sft_grpo seed 0"] == {"sft choice"} and after["sft_grpo seed 1"] == {"sft choice", "sft seed 1"}
+    assert "sft seed 0" not in after and after["sft seed 1"] == set()   # seed 0's sft is the grid's chosen rate
+    assert after["sft_grpo seed 0"] == set() and after["sft_grpo seed 1"] == {"sft seed 1"}
     assert after["grpo seed 1"] == after["dpo seed 0"] == set()
     jobs.check(js)
 

@@ -94,6 +94,10 @@ def test_bases_page_ends_with_its_runs_timing_and_their_sum(tmp_path, monkeypatc
         paths.append(str(p))
     text = results.bases_timing(paths)
     assert "| b1 | 760 | 380 | 19.0 |" in text and text.endswith("All 3 runs together: 60.5 min.")
+    from types import SimpleNamespace
+    made = [SimpleNamespace(name=f"b{i}", compute=SimpleNamespace(jobs=j)) for i, j in enumerate((2, 2, 1))]
+    text = results.bases_timing(paths, made)  # type: ignore[arg-type]
+    assert text.endswith("60.5 min. Worker processes (`compute.jobs`, `rlgen_utils.run.jobs`): `b0` 2, `b1` 2, `b2` 1.")
     seen = {}
     monkeypatch.setattr(results, "load_params", lambda path: path)
     monkeypatch.setattr(results, "bases_page", lambda ps, t: (seen.update(params=ps, timing=t), ("page", "s"))[1])

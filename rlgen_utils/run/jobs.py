@@ -2,12 +2,13 @@
 
 Notebook 01's trainings are mostly independent of each other — every rate of SFT's grid, and GRPO, RLOO and DPO of
 every training seed, start from the base — and notebook 02 scores each model on its own. On a small CPU one such
-job does not keep the cores busy (a 4-layer organism's matmuls are small: ``benchmarks/bench_study.py --jobs``
-times a study both ways). With ``compute.jobs: N`` those stages hand their jobs to ``N`` worker
-processes::
+job does not keep the cores busy (a 4-layer organism's matmuls are small; the timing table of ``docs/BASES.md``,
+written from ``benchmarks/bench_study.py`` runs, shows what two workers give). With ``compute.jobs: N`` those
+stages hand their jobs to ``N`` worker processes::
 
-    jobs.run(P, [Job("sft lr=1e-05", train.train_here, (P, "sft", 0, 1e-5)),
-                 Job("sft choice", train.ensure_sft_choice, (P,), after=("sft lr=1e-05",)), ...], desc="post-train")
+    jobs.run(P, [Job("sft lr=1e-05 seed 0", train.train_one, (P, "sft", 0, 1e-5)),
+                 Job("sft choice", train.ensure_sft_choice, (P,), after=("sft lr=1e-05 seed 0",)), ...],
+             desc="post-train")
 
 A job is a module-level function and its arguments; it starts once every job named in ``after`` has finished, in
 list order among those ready. Workers are fresh interpreters (``spawn``) that set threads, seeds and provenance from

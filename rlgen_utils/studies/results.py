@@ -211,10 +211,13 @@ def results_page(one: Params, many: Params | None, timings: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def bases_timing(paths: list[str]) -> str:
-    """The several-bases runs' ``bench_study`` timings, one row each, and their sum."""
+def bases_timing(paths: list[str], params: list[Params] | None = None) -> str:
+    """The several-bases runs' ``bench_study`` timings, one row each, and their sum; with ``params`` (the files
+    the runs were made with) also how many worker processes each ran its jobs on (``compute.jobs``)."""
     total = sum(json.loads(Path(p).read_text())["total_wall_min"] for p in paths)
-    return timing_section(paths) + f"\n\nAll {len(paths)} runs together: {total:.1f} min."
+    jobs = ("" if not params else " Worker processes (`compute.jobs`, `rlgen_utils.run.jobs`): "
+            + ", ".join(f"`{P.name}` {P.compute.jobs}" for P in params) + ".")
+    return timing_section(paths) + f"\n\nAll {len(paths)} runs together: {total:.1f} min." + jobs
 
 
 def bases_page(params: list[Params], timings: list[str] | None = None) -> tuple[str, str]:
@@ -228,7 +231,7 @@ def bases_page(params: list[Params], timings: list[str] | None = None) -> tuple[
     summary = render.markdown(bases.summary(table))
     parts = [head, summary, render.table(bases.display(table), index=False)]
     if timings:
-        parts.append(bases_timing(timings))
+        parts.append(bases_timing(timings, params))
     return "\n\n".join(parts), summary
 
 

@@ -126,6 +126,8 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     it); resumable. With ``compute.jobs`` > 1 the trainings that do not wait for each other run at once
     (:func:`posttrain_jobs`). Returns the final checkpoint of each (method, seed)."""
     ensure_base(P)   # once, before any worker starts from it
+    if "sft" in P.posttrain.methods and "sft" not in P.models:
+        ensure_sft_choice(P)
     jobs.run(P, posttrain_jobs(P), desc="post-train")
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
     out = {}
@@ -137,22 +139,17 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
 
 
 def posttrain_jobs(P: Params) -> list[jobs.Job]:
-    """Every training of :func:`ensure_posttrained` as a job that waits only for what it starts from: SFT's grid
-    (first seed), then the validation choice; SFT at the chosen rate on the other seeds after the choice; GRPO,
-    RLOO and DPO from the base at once; SFT→GRPO and SFT→DPO after that seed's SFT. In list order this is the
-    order one process trains in."""
-    seed0, out, grid = P.train_seeds[0], [], []
-    if "sft" in P.posttrain.methods and "sft" not in P.models:
-        grid = [jobs.Job(f"sft lr={lr:g} seed {seed0}", train_one, (P, "sft", seed0, lr)) for lr in P.posttrain.sft_sweep]
-        out += grid + [jobs.Job("sft choice", ensure_sft_choice, (P,), after=tuple(j.name for j in grid))]
+    """Every training of :func:`ensure_posttrained` after SFT's choice, as a job that waits only for what it starts
+    from: SFT at the chosen rate on the later seeds (the first seed's is the grid's run), GRPO, RLOO and DPO from the
+    base, SFT→GRPO and SFT→DPO after that seed's SFT. In list order this is the order one process trains in."""
+    seed0, out = P.train_seeds[0], []
     order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
+    here = "sft" in P.posttrain.methods and "sft" not in P.models
     for seed in P.train_seeds:
         for m in order:
-            if m in P.models or (m == "sft" and seed == seed0 and grid):   # the grid's chosen rate is seed 0's sft
+            if m in P.models or (m == "sft" and seed == seed0):   # seed 0's sft is the grid's chosen rate
                 continue
-            after = ("sft choice",) if grid and (m == "sft" or posttrain.STARTS_FROM[m] == "sft") else ()
-            if posttrain.STARTS_FROM[m] == "sft" and seed != seed0 and "sft" not in P.models:
-                after += (f"sft seed {seed}",)
+            after = (f"sft seed {seed}",) if posttrain.STARTS_FROM[m] == "sft" and here and seed != seed0 else ()
             out.append(jobs.Job(f"{m} seed {seed}", train_one, (P, m, seed), after))
     return out
 
@@ -231,6 +228,18 @@ def validation_correct(P: Params, path: Path) -> list[bool]:
     return ok
 
 
+def sft_grid_jobs(P: Params) -> list[jobs.Job]:
+    """SFT at every rate of the grid (first training seed), and the validation score of each checkpoint once its
+    rate has trained: jobs for :func:`ensure_sft_choice`."""
+    seed, out = P.train_seeds[0], []
+    for lr in P.posttrain.sft_sweep:
+        name = f"sft lr={lr:g} seed {seed}"
+        out.append(jobs.Job(name, train_one, (P, "sft", seed, lr)))
+        out += [jobs.Job(f"validation {path.parent.parent.name} {path.name}", validation_correct, (P, path), after=(name,))
+                for path in RunDir(P).checkpoints(sweep_name(lr), seed)]
+    return out
+
+
 def _choice_path(P: Params) -> Path:
     return RunDir(P).sft_choice_path
 
@@ -274,8 +283,7 @@ def ensure_sft_choice(P: Params) -> dict:
     path, key = _choice_path(P), stage_key(P, "trained") + "-" + ",".join(f"{lr:g}" for lr in P.posttrain.sft_sweep)
     if path.is_file() and read_json(path)["key"] == key:
         return read_json(path)
-    for lr in P.posttrain.sft_sweep:
-        train_one(P, "sft", P.train_seeds[0], lr)
+    jobs.run(P, sft_grid_jobs(P), desc="SFT grid")
     table = sft_validation(P)
     best = choose(table)
     choice = {"key": key, **best, "still_rising": still_rising(table, best), "table": table.to_dict("records"),
