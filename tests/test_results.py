@@ -103,3 +103,13 @@ def test_bases_page_ends_with_its_runs_timing_and_their_sum(tmp_path, monkeypatc
     monkeypatch.setattr(results, "bases_page", lambda ps, t: (seen.update(params=ps, timing=t), ("page", "s"))[1])
     assert results.main(["--bases", "a.yaml", "b.yaml", "--timing", *paths]) == 0
     assert seen == {"params": ["a.yaml", "b.yaml"], "timing": paths}
+
+
+def test_the_bases_page_names_each_bases_validation_chosen_sft(monkeypatch):
+    from types import SimpleNamespace
+    choices = {"b0": {"lr": 3e-4, "checkpoint": 5}, "b1": {"lr": 1e-3, "checkpoint": 4}}
+    monkeypatch.setattr(results, "RunDir", lambda P: SimpleNamespace(sft_choice=lambda: choices[P.name]))
+    made = [SimpleNamespace(name="b0", posttrain=SimpleNamespace(sft_sweep=[1e-5, 3e-4])),
+            SimpleNamespace(name="b1", posttrain=SimpleNamespace(sft_sweep=[1e-4, 1e-3]))]
+    assert results.choice_line(made) == ("SFT chosen by in-domain validation: `b0` lr 0.0003 at checkpoint 5 of grid "  # type: ignore[arg-type]
+                                         "[1e-05, 0.0003]; `b1` lr 0.001 at checkpoint 4 of grid [0.0001, 0.001].")

@@ -220,6 +220,15 @@ def bases_timing(paths: list[str], params: list[Params] | None = None) -> str:
     return timing_section(paths) + f"\n\nAll {len(paths)} runs together: {total:.1f} min." + jobs
 
 
+def choice_line(params: list[Params]) -> str:
+    """Each base's SFT model as in-domain validation chose it from that base's grid (``posttrain/sft/choice.json``)."""
+    def one(P: Params) -> str:
+        c = RunDir(P).sft_choice()
+        grid = ", ".join(f"{lr:g}" for lr in P.posttrain.sft_sweep)
+        return f"`{P.name}` lr {c['lr']:g} at checkpoint {c['checkpoint']} of grid [{grid}]"
+    return "SFT chosen by in-domain validation: " + "; ".join(one(P) for P in params) + "."
+
+
 def bases_page(params: list[Params], timings: list[str] | None = None) -> tuple[str, str]:
     """The several-bases page (summary, then the table row by row, then the timing of its runs where given) and
     its summary alone."""
@@ -229,7 +238,7 @@ def bases_page(params: list[Params], timings: list[str] | None = None) -> tuple[
     head = (f"Runs: {', '.join(f'`{P.name}` (pretrain seed {P.base_seed})' for P in params)}; training seeds "
             f"{first.train_seeds}; pre-registration `{first.eval.preregistration}`.")
     summary = render.markdown(bases.summary(table))
-    parts = [head, summary, render.table(bases.display(table), index=False)]
+    parts = [head + " " + choice_line(params), summary, render.table(bases.display(table), index=False)]
     if timings:
         parts.append(bases_timing(timings, params))
     return "\n\n".join(parts), summary
