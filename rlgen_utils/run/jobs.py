@@ -7,8 +7,8 @@ written from ``benchmarks/bench_study.py`` runs, shows what two workers give). W
 stages hand their jobs to ``N`` worker processes::
 
     jobs.run(P, [Job("sft lr=1e-05 seed 0", train.train_one, (P, "sft", 0, 1e-5)),
-                 Job("sft choice", train.ensure_sft_choice, (P,), after=("sft lr=1e-05 seed 0",)), ...],
-             desc="post-train")
+                 Job("validation checkpoint-1", train.validation_correct, (P, ckpt_1),
+                     after=("sft lr=1e-05 seed 0",)), ...], desc="SFT grid")
 
 A job is a module-level function and its arguments; it starts once every job named in ``after`` has finished, in
 list order among those ready. Workers are fresh interpreters (``spawn``) that set threads, seeds and provenance from
@@ -16,7 +16,7 @@ the params as every rlgen process does, then run job after job. Each keeps the p
 count decides the order of float reductions, so a job at another count could give other bits (measured: DPO and
 GRPO weights do) — while OpenMP's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), so N
 workers do not steal each other's cores. A job therefore writes the same bytes as ``jobs: 1``
-(``tests/test_jobs.py`` checks every method and the evaluation). Each job writes its own atomic outputs, so a run
+(``tests/test_jobs.py`` checks GRPO, DPO, SFT, SFT→DPO and the evaluation). Each job writes its own atomic outputs, so a run
 killed mid-way resumes job by job; workers die with the notebook's process.
 
 This is not a distributed layer: no job talks to another. Data-parallel training of one model is
@@ -67,14 +67,12 @@ def run(P: Params, jobs: list[Job], desc: str) -> dict[str, Any]:
     check(jobs)
     if P.compute.jobs == 1 or len(jobs) <= 1:
         return {j.name: j.fn(*j.args) for j in progress(jobs, desc=desc)}
-    out: dict[str, Any] = {}
-    for name, result in progress(_pooled(P, jobs), desc=desc, total=len(jobs)):
-        out[name] = result
-    return out
+    return dict(progress(_pooled(P, jobs), desc=desc, total=len(jobs)))
 
 
 def _pooled(P: Params, jobs: list[Job]) -> Iterator[tuple[str, Any]]:
-    """Yield (name, result) as jobs finish, keeping at most ``compute.jobs`` running."""
+    """Yield (name, result) as jobs finish, keeping at most ``compute.jobs`` running (:func:`check`'s order means
+    some job is always ready while any is pending)."""
     pending, running, done = list(jobs), {}, set()
     with _worker_env(), ProcessPoolExecutor(max_workers=min(P.compute.jobs, len(jobs)), initializer=_init_worker,
                                             initargs=(P,), mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -83,8 +81,6 @@ def _pooled(P: Params, jobs: list[Job]) -> Iterator[tuple[str, Any]]:
                 for j in [j for j in pending if set(j.after) <= done][:P.compute.jobs - len(running)]:
                     pending.remove(j)
                     running[pool.submit(j.fn, *j.args)] = j
-                if not running:
-                    raise ValueError(f"jobs {[j.name for j in pending]} wait for jobs that never finish")
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for f in finished:
                     j = running.pop(f)

@@ -60,9 +60,10 @@ def ensure_sweep_scores(P: Params) -> pd.DataFrame:
     """Per-sample test scores of the sweep's extra models (same columns as :func:`evaluate.ensure_scores`)."""
     key, refs = evaluate.eval_key(P), sweep_refs(P)
     paths = [RunDir(P).eval / "sweep" / ref.cache_name for ref in refs]
-    jobs.run(P, [jobs.Job(str(path), evaluate.write_scores, (P, ref, path)) for ref, path in zip(refs, paths)
-                 if read_parquet(path, key) is None], desc="evaluate sweep")   # on compute.jobs workers
     parts = [read_parquet(path, key) for path in paths]
+    jobs.run(P, [jobs.Job(str(path), evaluate.write_scores, (P, ref, path)) for ref, path, df in zip(refs, paths, parts)
+                 if df is None], desc="evaluate sweep")   # on compute.jobs workers
+    parts = [read_parquet(path, key) if df is None else df for path, df in zip(paths, parts)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

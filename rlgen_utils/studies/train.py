@@ -129,13 +129,8 @@ def ensure_posttrained(P: Params) -> dict[tuple[str, int], Path]:
     if "sft" in P.posttrain.methods and "sft" not in P.models:
         ensure_sft_choice(P)
     jobs.run(P, posttrain_jobs(P), desc="post-train")
-    order = sorted(P.posttrain.methods, key=lambda m: posttrain.STARTS_FROM[m] != "base")
-    out = {}
-    for seed in P.train_seeds:
-        for m in order:
-            # trained elsewhere: analysed as it is; trained above: only read here
-            out[m, seed] = RunDir(P).checkpoints(m, seed)[-1] if m in P.models else train_one(P, m, seed)
-    return out
+    # trained above (each job raises unless its final checkpoint is written), or elsewhere and analysed as it is
+    return {(m, seed): RunDir(P).checkpoints(m, seed)[-1] for seed in P.train_seeds for m in P.posttrain.methods}
 
 
 def posttrain_jobs(P: Params) -> list[jobs.Job]:
