@@ -33,11 +33,22 @@ def _validation(tmp_path, behaviour_seen: bool = True, control_seen: bool = Fals
     return path
 
 
+def _dating(tmp_path, detected: bool = True, false_positive: bool = False, name: str = "dating.json"):
+    """A dating validation file (``benchmarks/bench_dating_validation.py``): one cause pair and one control pair."""
+    path = tmp_path / name
+    path.write_text(json.dumps({"rows": [
+        {"dose": 1.0, "pair": "cause", "detected": detected, "false positive": None},
+        {"dose": 1.0, "pair": "control", "detected": None, "false positive": false_positive}]}))
+    return path
+
+
 @pytest.fixture
 def P(write_params, tmp_path, monkeypatch):
-    """Params whose crosscoder instruments have demonstrated power (a validation that saw the behaviour)."""
-    path = _validation(tmp_path)
+    """Params whose crosscoder instruments have demonstrated power (a validation that saw the behaviour) and whose
+    notebook 04 dated a change whose date is known."""
+    path, dating = _validation(tmp_path), _dating(tmp_path)
     monkeypatch.setattr(crosscoder_claims, "validation_file", lambda P: path)
+    monkeypatch.setattr(dynamics_claims, "dating_file", lambda P: dating)
     return load_params(write_params())
 
 
@@ -134,6 +145,22 @@ def test_dynamics_verdict_needs_separated_seed_ranges_and_a_cleared_null(P):
     assert {v.decision for v in inside} == {"not reproduced"}, "a value inside the identical-copy null is no evidence"
     reverse = dynamics_claims.verdicts(P, _overlaps((0.2, 0.3), (0.6, 0.7)), _null(0.35, 0.45))
     assert {v.decision for v in reverse} == {"not reproduced"}
+
+
+@pytest.mark.parametrize("detected, false_positive, missing, expected", [
+    (True, False, False, ("reproduced", "not reproduced")),
+    (False, False, False, ("reproduced", "not testable at this power")),   # blind to a known date: no absence
+    (True, True, False, ("not testable at this power", "not reproduced")),  # a control decided: no presence
+    (True, False, True, ("not testable at this power",) * 2),               # never validated: nothing decided
+])
+def test_dynamics_verdict_reads_its_power_from_the_known_cause_dating(P, tmp_path, monkeypatch, detected,
+                                                                     false_positive, missing, expected):
+    path = tmp_path / "none.json" if missing else _dating(tmp_path, detected, false_positive, "d2.json")
+    monkeypatch.setattr(dynamics_claims, "dating_file", lambda P: path)
+    seen = dynamics_claims.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.35, 0.45))[0]
+    absent = dynamics_claims.verdicts(P, _overlaps((0.6, 0.7), (0.2, 0.3)), _null(0.1, 0.9))[0]
+    assert (seen.decision, absent.decision) == expected
+    assert "dating" in seen.limit
 
 
 def _walk(sft: float, rl: float) -> pd.DataFrame:

@@ -200,18 +200,21 @@ def build_trainer(algorithm: str, model: Model, tokenizer: Tokenizer, seg_rows: 
 def train_method(method: str, start_dir: Path, method_dir: Path, rows: list[dict], params: Params, key: str,
                  seed: int, curve_examples: list[tasks.Example] | None = None,
                  curve_verify: Callable[[str, tasks.Example], bool] = generation.exact,
-                 sft_lr: float | None = None) -> Path:
+                 sft_lr: float | None = None, segs: list[Segment] | None = None) -> Path:
     """Train ``method`` from ``start_dir`` into ``method_dir/checkpoint-{1..N}`` with training seed ``seed``;
     resumable. Returns the final checkpoint's folder. ``curve_examples`` (if given) are scored greedily with
     ``curve_verify`` after each segment for the training curves. SFT trains at ``sft_lr``, for
-    ``posttrain.sft.epochs`` passes (default ``posttrain.epochs``)."""
+    ``posttrain.sft.epochs`` passes (default ``posttrain.epochs``). ``segs`` replaces the segments cut from
+    ``rows`` (:func:`segments`): what each checkpoint trains on, one per ``posttrain.n_checkpoints``."""
     import torch
 
     quiet_libraries()
     pcfg = params.posttrain
     algorithm = ALGORITHM[method]
     epochs = (pcfg.sft.epochs or pcfg.epochs) if algorithm == "sft" else pcfg.epochs
-    segs = segments(rows, epochs, pcfg.n_checkpoints, seed)
+    segs = segs or segments(rows, epochs, pcfg.n_checkpoints, seed)
+    if len(segs) != pcfg.n_checkpoints:
+        raise ValueError(f"{method}: {len(segs)} segments for posttrain.n_checkpoints {pcfg.n_checkpoints}")
     steps = segment_steps(algorithm, segs, pcfg)
     ckpts = checkpoint_dirs(method_dir, pcfg.n_checkpoints)
     todo = [s for s in segs if not is_done(ckpts[s.index], key)]

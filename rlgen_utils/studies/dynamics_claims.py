@@ -8,7 +8,7 @@ import pandas as pd
 from ..run.config import Params
 from .dynamics import paradigms, summary
 from .findings import Finding, Findings
-from .verdicts import Verdict, decide
+from .verdicts import Verdict, dating_demonstrated, dating_file, decide
 
 GEOMETRY_NULLS = {"walk": "random walk like", "line": "fixed direction like"}
 """The trajectory nulls that keep the weights' geometry, and the label prefix of their slots in an overlap table."""
@@ -143,16 +143,23 @@ def pairwise_gap(pairs: pd.DataFrame | None, P: Params, claim: str) -> float | N
 
 
 def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFrame | None = None,
-             pairs: pd.DataFrame | None = None, line: pd.DataFrame | None = None) -> list[Verdict]:
+             pairs: pd.DataFrame | None = None, line: pd.DataFrame | None = None,
+             dating: tuple[bool, bool, str] | None = None) -> list[Verdict]:
     """The paper's dynamics claims, each decided only where the crosscoder seeds' [min, max] ranges of the two
     paradigms do not overlap and, given the pairwise cross-check (``pairs``), where it orders the two paradigms
     as the trajectory crosscoders do (two instruments that disagree decide nothing: not testable at this power);
     the paradigm's value must lie beyond the identical-copy null's range in the claimed direction and, with the
     random-walk null (:func:`walk_table`) and the fixed-direction null (:func:`line_table`), the SFT − RL
     difference must exceed the one that each of them shows (same distances and steps in random directions; same
-    distances straight to the final model): an ordering the geometry alone gives is not evidence of dynamics."""
+    distances straight to the final model): an ordering the geometry alone gives is not evidence of dynamics.
+    Power comes from the known-cause dating validation (:func:`~rlgen_utils.studies.verdicts.dating_demonstrated`):
+    a claim is "not reproduced" only where notebook 04 has dated a change whose date is known, and "reproduced"
+    only where it decided no control pair "reproduced"; else it is not testable at this power. ``dating`` gives
+    that (power, clean, sentence) instead of the validation file: the validation's own runs, which cannot read
+    their power from their own outcome, pass ``(True, True, …)``."""
     sft, rl = paradigms(P)
     seeds = P.dynamics.crosscoder_seeds
+    power, clean, power_text = dating or dating_demonstrated(dating_file(P))
     out = []
     for claim, col, better in (
             (f"{sft} stabilises early (its earlier checkpoints overlap its final one more than {rl}'s)", "first",
@@ -172,10 +179,11 @@ def verdicts(P: Params, table: pd.DataFrame, null: pd.DataFrame, walk: pd.DataFr
             null=f"identical-copy trajectory {n_lo:.2f}–{n_hi:.2f}" +
                  ("" if gap is None else f"; random walks of the same geometry: {sft} − {rl} {gap:+.2f}") +
                  ("" if lgap is None else f"; fixed directions to the final models: {sft} − {rl} {lgap:+.2f}"),
-            decision=decide(seen, b > a, separated and agree),
+            decision=decide(seen, b > a, separated and agree and (clean if seen else power)),
             limit=f"[min, max] over crosscoder seeds {seeds}: {sft} [{a_lo:.2f}, {a_hi:.2f}], {rl} [{b_lo:.2f}, "
                   f"{b_hi:.2f}] ({'separated' if separated else 'overlapping'})"
                   + ("" if pw is None else f"; pairwise cross-check {sft} − {rl} {pw:+.2f} "
-                                           f"({'agrees' if agree else 'disagrees: the instruments contradict'})"),
+                                           f"({'agrees' if agree else 'disagrees: the instruments contradict'})")
+                  + f"; {power_text}",
             detail=f"{sft} {a:.2f}, {rl} {b:.2f}"))
     return out

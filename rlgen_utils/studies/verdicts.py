@@ -117,6 +117,32 @@ def demonstrated(path: Path | None, instrument: str, corpus: str = "gold") -> tu
     return bool(seen) and not false and bool(controls), text
 
 
+def dating_file(P) -> Path | None:
+    """The dating validation that applies to run ``P`` (``benchmarks/bench_dating_validation.py``):
+    ``docs/dating_validation-<name>.json`` if measured for it, else the organism's ``docs/dating_validation.json``
+    for an organism run, else None."""
+    own = REPO / "docs" / f"dating_validation-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / "dating_validation.json" if P.model.is_organism else None
+
+
+def dating_demonstrated(path: Path | None) -> tuple[bool, bool, str]:
+    """Whether notebook 04 has dated changes whose date is known (:mod:`rlgen_utils.studies.known_dating`):
+    (power: some cause pair detected — ``late`` dated in its last segment, ``early`` before it, "stabilises
+    early" reproduced; clean: control pairs were run and none was decided "reproduced"; a sentence saying what the
+    validation found). Without the file nothing is demonstrated."""
+    if path is None or not path.is_file():
+        return False, False, "no known-cause dating validation for this model (benchmarks/bench_dating_validation.py)"
+    rows = json.loads(path.read_text())["rows"]
+    seen = sorted(r["dose"] for r in rows if r["pair"] == "cause" and r["detected"])
+    causes, controls = [r for r in rows if r["pair"] == "cause"], [r for r in rows if r["pair"] == "control"]
+    false = sum(bool(r["false positive"]) for r in controls)
+    text = (f"known-cause dating ({path.name}): {len(seen)}/{len(causes)} cause pairs dated right (dose "
+            f"{', '.join(f'{d:g}' for d in seen) or 'none'}), {false}/{len(controls)} control pairs decided reproduced")
+    return bool(seen), bool(controls) and not false, text
+
+
 def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
     """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
     ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least
