@@ -1,5 +1,5 @@
 """Ablation validation of notebook 06's edit (issue 29): the latents zeroed are those the instrument called
-tuned-only, random control sets fire as often, and the ablation "removes" a cause only beyond every random set."""
+tuned-only, random control sets fire as often, and the ablation "lowers" a cause only beyond every random set."""
 import pytest
 import torch
 
@@ -47,11 +47,11 @@ def test_firing_frequency_counts_tokens_over_the_batches_read():
     assert freq.tolist() == [0.75, 0.0, 0.75], "the third batch is beyond n_batches"
 
 
-def test_the_ablation_removes_a_cause_only_beyond_every_random_set():
-    assert ka.against_random(0.3, [0.0, 0.1, 0.05]) == {"drop": 0.3, "p": 0.25, "removes": True}
-    assert ka.against_random(0.1, [0.0, 0.1, 0.05])["removes"] is False, "a tie with a random set is no evidence"
-    assert ka.against_random(-0.2, [-0.3, -0.4])["removes"] is False, "the caused share must fall"
-    assert ka.against_random(0.3, [])["removes"] is False, "no null, no decision"
+def test_the_ablation_lowers_a_cause_only_beyond_every_random_set():
+    assert ka.against_random(0.3, [0.0, 0.1, 0.05]) == {"drop": 0.3, "p": 0.25, "lowers": True}
+    assert ka.against_random(0.1, [0.0, 0.1, 0.05])["lowers"] is False, "a tie with a random set is no evidence"
+    assert ka.against_random(-0.2, [-0.3, -0.4])["lowers"] is False, "the caused share must fall"
+    assert ka.against_random(0.3, [])["lowers"] is False, "no null, no decision"
 
 
 def test_the_caused_share_reads_the_stated_answer(write_params):
@@ -68,4 +68,4 @@ def test_the_ablation_runs_on_a_finished_pair_and_its_null_has_the_found_sets_si
         assert len(row["random_drops"]) == 3 and 0.0 <= row["ablated"] <= 1.0
         assert row["drop"] == pytest.approx(row["plain"] - row["ablated"]) and row["p"] in (0.25, 0.5, 0.75, 1.0)
     else:
-        assert row["ablated"] is None and row["removes"] is False
+        assert row["ablated"] is None and row["lowers"] is False

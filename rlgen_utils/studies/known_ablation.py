@@ -13,9 +13,9 @@ SFT slot) and:
    edit, and counts the probes still answered the caused way (:func:`rate`);
 3. does the same with ``n_random`` random latent sets of the same size and firing frequency (the null 06 uses).
 
-The ablation **removes** the cause when the found set lowers the caused share by more than every random set does
+The ablation **lowers** the cause when the found set lowers the caused share by more than every random set does
 (one-sided permutation p ≤ 1 / (n_random + 1)). A fine-tune in which the instrument found nothing has nothing to
-ablate: its row says so. ``benchmarks/bench_ablation_validation.py`` writes the validation page (``--write``).
+ablate: its row says so. ``benchmarks/bench_ablation_validation.py`` writes ``docs/ablation_validation.md``.
 
 Legend: ``L`` latents, ``M`` models, ``D`` d_model, ``B`` batch.
 """
@@ -66,7 +66,8 @@ def ablation(P: Params, Q: Params, cause: str, n_random: int, seed: int = 0) -> 
     """Zero what notebook 03 found in the SFT slot of the validation pair run ``Q`` (run from ``P``) and read the
     caused share of ``cause``'s probes, against ``n_random`` frequency-matched random sets. Returns one row:
     ``found`` (how many latents), ``plain`` / ``ablated`` caused shares, the random sets' ``random_drops``, the
-    found set's ``drop``, its permutation ``p`` and whether the ablation ``removes`` the cause."""
+    found set's ``drop``, its permutation ``p`` and whether the ablation ``lowers`` the cause beyond the null
+    (how far it is from removed: ``ablated`` against the base's own share, which the benchmark page shows)."""
     names = crosscoder.trio(Q)
     pair = crosscoder.ensure_pairs(Q, names)[PairKey(names[1])]   # read back under its key: trained by 03
     pair.eval()
@@ -85,7 +86,7 @@ def ablation(P: Params, Q: Params, cause: str, n_random: int, seed: int = 0) -> 
                                                     store.layer, P.eval.batch_size), want)
     plain = caused(None)
     row = {"found": len(chosen), "plain": plain, "ablated": None, "drop": None, "random_drops": [], "p": None,
-           "removes": False}
+           "lowers": False}
     if not chosen:
         return row
     alive = torch.nonzero(pair.alive_L()).flatten().tolist()
@@ -97,6 +98,6 @@ def ablation(P: Params, Q: Params, cause: str, n_random: int, seed: int = 0) -> 
 
 def against_random(drop: float, random_drops: list[float]) -> dict:
     """The found set's ``drop`` in the caused share against the random sets': the one-sided permutation ``p``
-    (ties count against it) and whether it ``removes`` the cause — a positive drop larger than every random one."""
+    (ties count against it) and whether it ``lowers`` the cause — a positive drop larger than every random one."""
     p = (1 + sum(d >= drop for d in random_drops)) / (1 + len(random_drops))
-    return {"drop": drop, "p": p, "removes": bool(random_drops) and drop > 0 and p <= 1 / (1 + len(random_drops))}
+    return {"drop": drop, "p": p, "lowers": bool(random_drops) and drop > 0 and p <= 1 / (1 + len(random_drops))}
