@@ -1,10 +1,13 @@
 """Dating validation of notebook 04 (issue 29): the timed fine-tunes differ only in where the behaviour's rows
 sit, a change that begins in the last segment is dated there, and a validation row is detected only when the
 verdict and both dates are right."""
+import shutil
+
 import pandas as pd
 import pytest
 
 from rlgen_utils.run.config import Params, load_params
+from rlgen_utils.run.rundir import RunDir
 from rlgen_utils.studies import known_causes as kc
 from rlgen_utils.studies import known_dating as kd
 
@@ -82,9 +85,12 @@ def test_byo_params_hand_every_checkpoint_to_notebook_04_in_order(P, tmp_path):
 
 
 @pytest.mark.slow
-def test_timed_fine_tunes_share_the_controls_checkpoints_until_the_last_and_resume(smoke_run):
+def test_timed_fine_tunes_share_the_controls_checkpoints_until_the_last_and_resume(smoke_run, tmp_path):
     P0, _ = smoke_run
-    P = P0.model_copy(update={"known_causes": P0.known_causes.model_copy(update={"n_rows": 16, "epochs": 1})})
+    # its own run folder with the smoke base copied in: the shared smoke run's artifacts all carry its params' hash
+    P = P0.model_copy(update={"run_root": str(tmp_path / "runs"),
+                              "known_causes": P0.known_causes.model_copy(update={"n_rows": 16, "epochs": 1})})
+    shutil.copytree(RunDir(P0).base(), RunDir(P).base())
     control, late = kd.ensure_timed_fine_tune(P, "control", 1.0), kd.ensure_timed_fine_tune(P, "late", 1.0)
     N = P.posttrain.n_checkpoints
     assert len(control) == len(late) == N
