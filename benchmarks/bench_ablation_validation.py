@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from common import ROOT  # also puts the repo on sys.path
+from common import chosen_doses, code_commit, run_notebook, write_pair_params  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
 from rlgen_utils.run.rundir import RunDir
@@ -46,24 +43,17 @@ def main() -> None:
     ap.add_argument("--write", default=None)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    doses = args.doses or P.known_causes.doses
-    if not set(doses) <= set(P.known_causes.doses):
-        ap.error(f"--doses: {doses} are not all in known_causes.doses {P.known_causes.doses}")
+    doses = chosen_doses(ap, args.doses, P)
     session.init(P)
     t0, rows = time.perf_counter(), []
     base_share = kc.cause_rate(P, RunDir(P).base(), "behaviour")
     for dose in doses:
         tuned, control = kc.ensure_fine_tune(P, "behaviour", dose), kc.ensure_fine_tune(P, "control", dose)
-        d = kc.byo_params(P, "behaviour", dose, tuned, control)
-        path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(d, sort_keys=False))
-        subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
-                        "--no-report"], cwd=ROOT, check=True)
-        r = known_ablation.ablation(P, config.load_params(path), "behaviour", args.n_random)
+        path, Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, tuned, control))
+        run_notebook(path, "03_crosscoder")
+        r = known_ablation.ablation(P, Q, "behaviour", args.n_random)
         drops = r["random_drops"]
-        rows.append({"cause": "behaviour", "dose": dose, "learnt": kc.cause_rate(P, tuned, "behaviour"),
-                     "base": base_share, **r,
+        rows.append({"cause": "behaviour", "dose": dose, "base": base_share, **r,
                      "removed": r["ablated"] is not None and r["ablated"] <= base_share,
                      "random drops (max)": max(drops) if drops else None,
                      "random drops (mean)": sum(drops) / len(drops) if drops else None})
@@ -71,11 +61,7 @@ def main() -> None:
               f"{r['ablated'] if r['ablated'] is None else round(r['ablated'], 2)}, lowers it beyond the null "
               f"{r['lowers']}", flush=True)
     seconds = time.perf_counter() - t0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
-                            "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    commit += " with uncommitted changes to the code" if dirty else ""
+    commit = code_commit()
     K, I = P.known_causes, P.interventions
     page = "\n".join([
         "# Ablation validation: zeroing what was found in a fine-tune whose cause is known", "",
@@ -87,7 +73,8 @@ def main() -> None:
         f"crosscoder (base vs the fine-tune) calls tuned-only (NRN > {P.crosscoder.nrn_high}). Notebook 06's edit "
         f"(`method.latent_edits`, encode `{I.encode}`, positions `{I.edit_positions}`) zeroes them while the "
         "fine-tune answers the behaviour's held-out probes; *plain* / *ablated*: the share answered with the "
-        f"minimum without / with the edit; the null: {args.n_random} random sets of the same size and firing "
+        "minimum without the edit (the fine-tune's learnt share) / with it; the null: "
+        f"{args.n_random} random sets of the same size and firing "
         "frequency (`known_ablation.ablation`). The ablation *lowers* the cause when the found set's drop exceeds "
         f"every random set's (p ≤ 1/{args.n_random + 1}), and *removed* it when the ablated share is down to the "
         "base's own (*base*). Doses run: {', '.join(f'{d:g}' for d in doses)}.", "",

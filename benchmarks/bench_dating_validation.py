@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from common import ROOT  # also puts the repo on sys.path
+from common import chosen_doses, code_commit, run_notebook, write_pair_params  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
 from rlgen_utils.run.rundir import RunDir
@@ -50,14 +47,9 @@ EXPECTATION = (
 def run_pair(P: config.Params, pair: str, dose: float, sft: list[Path], rl: list[Path]) -> tuple[dict, bool]:
     """Notebook 04 on one pair through the runner; its validation row and whether its run folder already held
     notebook 04's verdicts (an earlier process computed it: this one only reads it back)."""
-    d = kd.byo_params(P, pair, dose, sft, rl)
-    path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(d, sort_keys=False))
-    Q = config.load_params(path)
+    path, Q = write_pair_params(P, kd.byo_params(P, pair, dose, sft, rl))
     resumed = (RunDir(Q).path / "verdicts" / "04_feature_dynamics.json").exists()
-    subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "04_feature_dynamics",
-                    "--no-report"], cwd=ROOT, check=True)
+    run_notebook(path, "04_feature_dynamics")
     # notebook 04's tables, from the crosscoders it trained (read back under their keys: nothing is trained here),
     # and its verdicts decided as it decides them, except that their power is not read from this validation's own
     # outcome (notebook 04 gates them on docs/dating_validation.json: the validation cannot)
@@ -78,9 +70,7 @@ def main() -> None:
     ap.add_argument("--write", default=None)
     args = ap.parse_args()
     P = config.load_params(args.params)
-    doses = args.doses or P.known_causes.doses
-    if not set(doses) <= set(P.known_causes.doses):
-        ap.error(f"--doses: {doses} are not all in known_causes.doses {P.known_causes.doses}")
+    doses = chosen_doses(ap, args.doses, P)
     session.init(P)
     t0, rows, resumed = time.perf_counter(), [], []
     for dose in doses:
@@ -94,11 +84,7 @@ def main() -> None:
             print(f"[dating] {pair} pair, dose {dose:g}: stabilises early {row['stabilises early']}; dated "
                   f"{row['sft slot dated at']} / {row['rl slot dated at']}", flush=True)
     seconds = time.perf_counter() - t0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
-                            "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    commit += " with uncommitted changes to the code" if dirty else ""
+    commit = code_commit()
     K, N = P.known_causes, P.posttrain.n_checkpoints
     cause = [r for r in rows if r["pair"] == "cause"]
     control = [r for r in rows if r["pair"] == "control"]

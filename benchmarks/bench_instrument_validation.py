@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from common import ROOT  # also puts the repo on sys.path
+from common import chosen_doses, code_commit, run_notebook, write_pair_params  # also puts the repo on sys.path
 
 from rlgen_utils.run import config, session
 from rlgen_utils.run.artifacts import read_json
@@ -46,15 +43,10 @@ def run_pair(P, cause: str, dose: float, tuned: Path, other: Path, sae: Path | N
     back), the base's sae-lens SAE it read (``sae`` when given: one SAE of the base serves every pair; else the one
     trained on this pair's corpus), the pair's params, and the crosscoders it read from ``earlier``'s run folder
     (the previous pair on this corpus: :func:`~rlgen_utils.studies.known_causes.adopt_crosscoders`)."""
-    d = kc.byo_params(P, cause, dose, tuned, other)
-    path = RunDir(P).path / "known_causes" / "params" / f"{d['name']}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(d, sort_keys=False))
-    Q = config.load_params(path)
+    path, Q = write_pair_params(P, kc.byo_params(P, cause, dose, tuned, other))
     resumed = (RunDir(Q).path / "verdicts" / "03_crosscoder.json").exists()
     copied = kc.adopt_crosscoders(Q, earlier) if earlier is not None and not resumed else {}
-    subprocess.run([sys.executable, "-m", "rlgen_utils.run", "--params", str(path), "--only", "03_crosscoder",
-                    "--no-report"], cwd=ROOT, check=True)
+    run_notebook(path, "03_crosscoder")
     v03 = [asdict(v) for v in verdicts.load_all(Q) if v.notebook == "03_crosscoder"]
     lens = read_json(RunDir(Q).path / "crosscoders" / "difflens" / "lens.json")["models"]
     values = {k: v for f in findings.load_all(Q, "03_crosscoder") if f.topic == "crosscoders" for it in f.items
@@ -101,9 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     P = config.load_params(args.params)
     K = P.known_causes
-    doses = args.doses or K.doses
-    if not set(doses) <= set(K.doses):
-        ap.error(f"--doses: {doses} are not all in known_causes.doses {K.doses}")
+    doses = chosen_doses(ap, args.doses, P)
     session.init(P)
     t0, rows, runs, resumed, sae = time.perf_counter(), [], [], [], None
     last, reused = {}, {}   # per corpus: the previous pair's params; per run: the crosscoders it read from it
@@ -126,11 +116,7 @@ def main() -> None:
                 print(f"[validation] {cause} dose {dose:g} ({corpus} corpus): learnt {rate:.2f}; "
                       + ", ".join(f"{r['instrument']} {'seen' if r['detected'] else '-'}" for r in seen), flush=True)
     seconds = time.perf_counter() - t0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "rlgen_utils", "benchmarks",
-                            "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    commit += " with uncommitted changes to the code" if dirty else ""
+    commit = code_commit()
     summary = kc.recall_table(rows)
     detail = [{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     page = "\n".join([

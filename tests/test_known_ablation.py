@@ -56,7 +56,7 @@ def test_the_ablation_lowers_a_cause_only_beyond_every_random_set():
 
 def test_the_caused_share_reads_the_stated_answer(write_params):
     P = load_params(write_params())
-    assert ka.rate(P, "behaviour", ["12", "7", "x"], ["12", "8", "3"]) == pytest.approx(1 / 3)
+    assert ka.rate(P, ["12", "7", "x"], ["12", "8", "3"]) == pytest.approx(1 / 3)
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def firing_frequency_L(cc, store: ActivationStore, columns: list[int], n_batches
     return fired / max(1, n) if fired is not None else torch.zeros(cc.cfg.n_latents)
 
 
-def rate(P: Params, cause: str, completions: list[str], want: list[str]) -> float:
+def rate(P: Params, completions: list[str], want: list[str]) -> float:
     """Share of probe completions that state the caused answer (``want``)."""
     return sum(kc.stated(P, c) == w for c, w in zip(completions, want)) / max(1, len(want))
 
@@ -82,7 +82,7 @@ def ablation(P: Params, Q: Params, cause: str, n_random: int, seed: int = 0) -> 
     def caused(latents_: list[int] | None) -> float:
         edit = None if latents_ is None else latent_edits.Edit(pair, 1, float(store.scale_M[1]), tuple(latents_), 0.0,
                                                                I.encode, I.edit_positions)
-        return rate(P, cause, latent_edits.generate(lm, tok, prompts, P.eval.max_new_tokens, edit, layers,
+        return rate(P, latent_edits.generate(lm, tok, prompts, P.eval.max_new_tokens, edit, layers,
                                                     store.layer, P.eval.batch_size), want)
     plain = caused(None)
     row = {"found": len(chosen), "plain": plain, "ablated": None, "drop": None, "random_drops": [], "p": None,
