@@ -72,8 +72,10 @@ render.show(findings.record(P, circuit_claims.findings(P, table)))
 # %% [markdown]
 # ## Verdicts
 # Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
-# reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
-# (`verdicts/05_circuits.json`), from which the README's claims table is written.
+# reproduced, or not testable at this power, with the detection limit. The power is demonstrated, not assumed
+# (docs/edge_validation.md): a reading decides "not reproduced" only if it has seen a known widening of a model's
+# graph as a rise, and "reproduced" only if it never read a known narrowing or a function-preserving edit as one.
+# Recorded in the run folder (`verdicts/05_circuits.json`), from which the README's claims table is written.
 
 # %%
 verdicts.record(P, "05_circuits", circuit_claims.verdicts(P, table))

@@ -268,19 +268,23 @@ def _table(rows):
     return pd.DataFrame(out)
 
 
+UNGATED = {"paper": (True, True, "ungated")}
+"""The paper's reading with its power given (the known-edit gate is tested in tests/test_verdicts.py)."""
+
+
 def test_findings_verdict_follows_the_intervals(write_params):
     P = config.load_params(write_params({"circuits": {"main_alpha": 0.3, "alphas": [0.3]}}))
     up, flat = (0.1, 0.3), (-0.01, 0.02)
     rows = [("sft → sft_grpo", "sft_grpo", m, *up) for m in ("intensity", "entropy", "kurtosis")]
     rows += [("sft → sft_dpo", "sft_dpo", m, *flat) for m in ("intensity", "entropy", "kurtosis")]
-    found = circuit_claims.findings(P, _table(rows))
+    found = circuit_claims.findings(P, _table(rows), UNGATED)
     assert found.value("reproduced") is True
     assert (found.value("rl_pairs_rising"), found.value("rl_pairs"), found.value("dpo_pairs_rising")) == (1, 1, 0)
     text = render.markdown(found)
     assert "**reproduced**" in text and "1/1 online-RL pairs and 0/1 DPO pairs" in text
     rows[3] = ("sft → sft_dpo", "sft_dpo", "intensity", *up)
     rows[4] = ("sft → sft_dpo", "sft_dpo", "entropy", *up)
-    found = circuit_claims.findings(P, _table(rows))
+    found = circuit_claims.findings(P, _table(rows), UNGATED)
     assert found.value("reproduced") is False and "**not reproduced**" in render.markdown(found)
     rob = circuit_claims.robustness(P, _table(rows))
     assert rob.loc["sft → sft_grpo", "intensity"] == "↑1 ↓0 ·0" and rob.loc["sft → sft_grpo", "kurtosis"] == "↑1 ↓0 ·0"
@@ -373,7 +377,7 @@ def test_verdict_says_no_rise_only_when_the_interval_excludes_the_minimum_effect
     def decision(rl, dpo):
         rows = [("sft → sft_grpo", "sft_grpo", m, *rl) for m in ("intensity", "entropy", "entropy (scale-free)")]
         rows += [("sft → sft_dpo", "sft_dpo", m, *dpo) for m in ("intensity", "entropy", "entropy (scale-free)")]
-        return circuit_claims.verdicts(P, _table(rows))[0].decision
+        return circuit_claims.verdicts(P, _table(rows), UNGATED)[0].decision
 
     assert decision(up, tight) == "reproduced"
     assert decision(up, wide) == "not testable at this power", "an underpowered DPO pair decides nothing"

@@ -245,21 +245,25 @@ def _metric_rows(P, pair: str, after: str, intensity_lo: float, entropy_lo: floa
             (("intensity", intensity_lo), ("entropy", entropy_lo), ("entropy (scale-free)", scale_free_lo))]
 
 
+POWER = {cid: (True, True, "ungated") for cid in ("paper", "scale_free", "exact")}
+"""Notebook 05's readings with their power given (the known-edit validation is tested on its own below)."""
+
+
 def test_circuit_verdict_needs_every_online_rl_pair_and_no_dpo_pair(P):
     paper_like = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1)
                               + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, scale_free = circuit_claims.verdicts(P, paper_like)
+    paper, scale_free = circuit_claims.verdicts(P, paper_like, POWER)
     assert paper.decision == "reproduced" and scale_free.decision == "not reproduced", \
         "an entropy rise that vanishes without the scale must not pass the scale-free reading"
     both_rise = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
                              + _metric_rows(P, "base→dpo", "dpo", 0.1, 0.1, 0.1))
-    assert {v.decision for v in circuit_claims.verdicts(P, both_rise)} == {"not reproduced"}
+    assert {v.decision for v in circuit_claims.verdicts(P, both_rise, POWER)} == {"not reproduced"}
     no_dpo = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1))
-    assert {v.decision for v in circuit_claims.verdicts(P, no_dpo)} == {"not testable at this power"}
+    assert {v.decision for v in circuit_claims.verdicts(P, no_dpo, POWER)} == {"not testable at this power"}
     few = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.1)
                        + _metric_rows(P, "sft→sft_grpo", "sft_grpo", -0.1, -0.1, -0.1, n=3)
                        + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, _ = circuit_claims.verdicts(P, few)
+    paper, _ = circuit_claims.verdicts(P, few, POWER)
     assert paper.decision == "reproduced" and "sft→sft_grpo (3)" in paper.limit, \
         "a pair of 3 questions must be left out, not counted as a failure to rise"
 
@@ -272,11 +276,11 @@ def test_exact_ablation_reading_is_a_verdict_of_its_own(P):
     first = (_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, -0.1) + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
     exact_flat = _exact(_metric_rows(P, "base→grpo", "grpo", -0.1, 0.2, -0.1)
                         + _metric_rows(P, "base→dpo", "dpo", -0.1, 0.1, -0.1))
-    paper, _, exact = circuit_claims.verdicts(P, pd.DataFrame(first + exact_flat))
+    paper, _, exact = circuit_claims.verdicts(P, pd.DataFrame(first + exact_flat), POWER)
     assert paper.decision == "reproduced" and exact.decision == "not reproduced", (
         "the exact-ablation reading must be decided from the exact rows, not from the first-order ones")
     assert "exact" in exact.claim
-    assert len(circuit_claims.verdicts(P, pd.DataFrame(first))) == 2, "no exact rows, no exact verdict"
+    assert len(circuit_claims.verdicts(P, pd.DataFrame(first), POWER)) == 2, "no exact rows, no exact verdict"
 
 
 def test_first_order_and_exact_directions_are_compared_cell_by_cell(P):
@@ -359,3 +363,34 @@ def test_pair_keys_are_values_whose_labels_are_the_tables_and_prose():
         "base–sft", "base–base copy (null)", "base–noise like grpo (null)"]
     assert PairKey("sft") == PairKey("sft") and PairKey("sft") != nulls.noise_pair("sft")
     assert {PairKey("sft"): 1}[PairKey("sft")] == 1
+
+
+def _edge_rows(path, rows: list[tuple[str, float, str, str]]):
+    """An edge-validation file: (edit, dose, claim id, reading) per row."""
+    out = [{"edit": e, "dose": d, "claim_id": c, "reading": r, "detected": r == "rise" if e == "widen" else None,
+            "false positive": r == "rise" if e != "widen" else None} for e, d, c, r in rows]
+    path.write_text(json.dumps({"rows": out}))
+    return path
+
+
+def test_circuit_verdicts_take_their_power_from_the_known_edit_validation(P, tmp_path):
+    """"Not reproduced" needs a known widening read as a rise; "reproduced" needs no known narrowing or
+    function-preserving edit read as one; each reading (paper, scale-free) by its own rows."""
+    blind = _edge_rows(tmp_path / "blind.json", [("widen", 0.1, "paper", "undecided"), ("sharpen", 0.1, "paper", "no rise"),
+                                                 ("reparam", 0.1, "paper", "no rise")])
+    assert verdicts.edges_demonstrated(blind, "paper")[:2] == (False, True)
+    assert verdicts.edges_demonstrated(blind, "scale_free")[:2] == (False, False), "no rows for this reading"
+    assert verdicts.edges_demonstrated(tmp_path / "none.json", "paper")[:2] == (False, False)
+    fooled = _edge_rows(tmp_path / "fooled.json", [("widen", 0.1, "paper", "rise"), ("sharpen", 1.0, "paper", "rise")])
+    ok, clean, text = verdicts.edges_demonstrated(fooled, "paper")
+    assert ok and not clean and "sharpen 1" in text
+    against = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", -0.1, -0.1, -0.1)
+                           + _metric_rows(P, "base→dpo", "dpo", -0.1, -0.1, -0.1))
+    paper_like = pd.DataFrame(_metric_rows(P, "base→grpo", "grpo", 0.1, 0.2, 0.2)
+                              + _metric_rows(P, "base→dpo", "dpo", -0.1, -0.1, -0.1))
+    read = lambda table, path: circuit_claims.verdicts(P, table, {c: verdicts.edges_demonstrated(path, c)
+                                                                  for c in ("paper", "scale_free")})[0].decision
+    assert read(against, blind) == "not testable at this power", "a blind instrument's no rise decides nothing"
+    assert read(against, fooled) == "not reproduced"
+    assert read(paper_like, fooled) == "not testable at this power", "an instrument fooled by a narrowing"
+    assert read(paper_like, blind) == "reproduced"

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..run.config import Params
 from .findings import Finding, Findings, ident
-from .verdicts import Verdict, decide
+from .verdicts import Verdict, decide, edges_demonstrated, edges_file
 
 ONLINE_RL = ("grpo", "rloo", "sft_grpo")
 
@@ -30,8 +30,9 @@ def rises(p: pd.DataFrame, *metrics: str) -> bool:
     return all(m in p.index and bool(p.loc[m].delta_lo > 0) for m in metrics)
 
 
-def findings(P: Params, table: pd.DataFrame) -> Findings:
-    """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)?"""
+def findings(P: Params, table: pd.DataFrame, power: dict[str, tuple[bool, bool, str]] | None = None) -> Findings:
+    """Does online RL raise intensity and entropy and lower kurtosis, and DPO not (the paper's claim)? The verdict
+    sentence is :func:`verdicts`'s (``power`` as there)."""
     t = table[(table.alpha == P.circuits.main_alpha) & (table.score == P.circuits.scores[0])]
     if t.empty:
         return Findings("05_circuits", "edge_metrics",
@@ -51,7 +52,7 @@ def findings(P: Params, table: pd.DataFrame) -> Findings:
     rl = [ok for g, ok in pattern.values() if g == "online RL"]
     dpo = [ok for g, ok in pattern.values() if g == "DPO"]
     if rl and dpo:
-        v = verdicts(P, table)[0]
+        v = verdicts(P, table, power)[0]
         items.append(Finding(
             f"**Verdict ({P.name}, α = {P.circuits.main_alpha}):** the paper's contrast — online RL raises intensity "
             f"and entropy, DPO does not — is **{v.decision}**: {sum(rl)}/{len(rl)} online-RL pairs and "
@@ -155,43 +156,67 @@ def _group_readings(P: Params, t: pd.DataFrame, metrics: tuple[str, ...]):
     return got, used, left_out
 
 
-def claim_decision(rl: list[str], dpo: list[str]):
+def claim_decision(rl: list[str], dpo: list[str], power: bool = True, clean: bool = True):
     """The decision on "online RL raises, DPO does not" from the pairs' readings: reproduced when every RL pair
-    rises and every DPO pair shows no rise; not reproduced when some RL pair shows no rise or some DPO pair
-    rises (the data contradict the claim with power); otherwise — no pair of a group, or an undecided pair and
-    nothing contradicting — not testable."""
+    rises and every DPO pair shows no rise, and the instrument is ``clean`` (it never read a known non-widening
+    as a rise); not reproduced when some RL pair shows no rise or some DPO pair rises, and the instrument has
+    ``power`` (it read a known widening as a rise); otherwise — no pair of a group, an undecided pair and nothing
+    contradicting, or an instrument without the power or cleanliness the decision needs — not testable."""
     seen = bool(rl) and bool(dpo) and all(r == RISE for r in rl) and all(d == NO_RISE for d in dpo)
     against = any(r == NO_RISE for r in rl) or any(d == RISE for d in dpo)
-    return decide(seen, against, seen or against)
+    return decide(seen, against, (seen and clean) or (against and not seen and power))
 
 
-def verdicts(P: Params, table: pd.DataFrame) -> list[Verdict]:
-    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read three ways: the
-    paper's metrics of the first score kind, the scale-free entropy, and (where computed) the paper's metrics of
-    exact-ablation scores; each decided from the paired bootstrap intervals of every pair by :func:`reading`
-    ("no rise" needs an interval that excludes ``circuits.min_effect``; an interval containing 0 alone decides
-    nothing) and :func:`claim_decision`. A pair with fewer than ``circuits.min_questions`` questions is left
-    out."""
+def claim_tables(P: Params, table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, tuple[str, ...]]]:
+    """The paper's circuit claim read three ways, as (id, claim, rows, metrics that must rise): the paper's
+    metrics of the first score kind (``paper``), the scale-free entropy (``scale_free``), and, where computed,
+    the paper's metrics of exact-ablation scores (``exact``); rows at the headline α."""
     main = table[table.alpha == P.circuits.main_alpha]
     first = main[main.score == P.circuits.scores[0]]
-    readings = [("online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
-                ("online RL raises the scale-free edge entropy, DPO does not", first, (SCALE_FREE[0],))]
+    out = [("paper", "online RL raises edge intensity and entropy, DPO does not", first, ("intensity", "entropy")),
+           ("scale_free", "online RL raises the scale-free edge entropy, DPO does not", first, (SCALE_FREE[0],))]
     if (main.score == "exact").any():
-        readings.append(("online RL raises edge intensity and entropy, DPO does not — exact-ablation scores",
-                         main[main.score == "exact"], ("intensity", "entropy")))
+        out.append(("exact", "online RL raises edge intensity and entropy, DPO does not — exact-ablation scores",
+                    main[main.score == "exact"], ("intensity", "entropy")))
+    return out
+
+
+def pair_readings(P: Params, table: pd.DataFrame) -> list[dict]:
+    """Every pair's :func:`reading` of every claim of :func:`claim_tables`, whichever group its after-model is
+    in: claim id, claim, pair, after-model, question count, reading (the known-cause validation reads these)."""
     out = []
-    for claim, t, metrics in readings:
+    for cid, claim, t, metrics in claim_tables(P, table):
+        for pair in t.pair.unique():
+            p = t[t.pair == pair].set_index("metric")
+            out.append({"claim_id": cid, "claim": claim, "pair": str(pair), "model_after": str(p.model_after.iloc[0]),
+                        "n": int(p.n.iloc[0]), "reading": reading(p, metrics, P.circuits.min_effect)})
+    return out
+
+
+def verdicts(P: Params, table: pd.DataFrame, power: dict[str, tuple[bool, bool, str]] | None = None) -> list[Verdict]:
+    """The paper's circuit claim — online RL raises intensity and entropy, DPO does not — read the three ways of
+    :func:`claim_tables`, each decided from the paired bootstrap intervals of every pair by :func:`reading` ("no
+    rise" needs an interval that excludes ``circuits.min_effect``; an interval containing 0 alone decides
+    nothing) and :func:`claim_decision`. A pair with fewer than ``circuits.min_questions`` questions is left out.
+    Power comes from the known-cause validation of the edge metrics
+    (:func:`~rlgen_utils.studies.verdicts.edges_demonstrated`, per reading): "not reproduced" only where that
+    reading saw a known widening of the graph as a rise, "reproduced" only where it never read a known narrowing
+    or a function-preserving edit as one; else not testable at this power. ``power`` gives each reading's
+    (power, clean, sentence) instead of the validation file: the validation's own runs pass it."""
+    out = []
+    for cid, claim, t, metrics in claim_tables(P, table):
         got, used, left_out = _group_readings(P, t, metrics)
+        ok, clean, power_text = (power or {}).get(cid) or edges_demonstrated(edges_file(P), cid)
         limit = (f"pairs with ≥ {P.circuits.min_questions} questions ({min(used, default=0)}–{max(used, default=0)} "
                  f"used), α = {P.circuits.main_alpha}; minimum effect a {P.circuits.min_effect:.0%} rise"
-                 + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+                 + (f"; left out: {', '.join(left_out)}" if left_out else "") + f"; {power_text}")
         rl, dpo = got["online RL"], got["DPO"]
         count = lambda xs: ", ".join(f"{xs.count(k)} {k}" for k in (RISE, NO_RISE, UNDECIDED))
         out.append(Verdict(
             claim=claim, notebook="05_circuits",
             estimate=rl.count(RISE) / len(rl) if rl else float("nan"), interval=None,
             null=f"paired bootstrap interval of each pair's change against 0 and against a {P.circuits.min_effect:.0%} rise",
-            decision=claim_decision(rl, dpo), limit=limit,
+            decision=claim_decision(rl, dpo, ok, clean), limit=limit,
             detail=f"online-RL pairs: {count(rl) if rl else 'none'}; DPO pairs: {count(dpo) if dpo else 'none'}"))
     return out
 

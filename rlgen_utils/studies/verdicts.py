@@ -143,6 +143,35 @@ def dating_demonstrated(path: Path | None) -> tuple[bool, bool, str]:
     return bool(seen), bool(controls) and not false, text
 
 
+def edges_file(P) -> Path | None:
+    """The edge-metric validation that applies to run ``P`` (``benchmarks/bench_edge_validation.py``):
+    ``docs/edge_validation-<name>.json`` if measured for it, else the organism's ``docs/edge_validation.json`` for
+    an organism run, else None."""
+    own = REPO / "docs" / f"edge_validation-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / "edge_validation.json" if P.model.is_organism else None
+
+
+def edges_demonstrated(path: Path | None, claim_id: str) -> tuple[bool, bool, str]:
+    """Whether notebook 05's reading ``claim_id`` (``paper``, ``scale_free``, ``exact``) has seen known changes of
+    the graph (:mod:`rlgen_utils.studies.known_edges`): (power: a known widening read as a rise at some dose;
+    clean: known narrowings and function-preserving edits were read and none as a rise; a sentence saying what
+    the validation found). Without the file, or without rows for the reading, nothing is demonstrated."""
+    if path is None or not path.is_file():
+        return False, False, "no known-cause validation of the edge metrics for this model (benchmarks/bench_edge_validation.py)"
+    rows = [r for r in json.loads(path.read_text())["rows"] if r["claim_id"] == claim_id]
+    if not rows:
+        return False, False, f"no known-cause validation of this reading ({path.name})"
+    seen = sorted(r["dose"] for r in rows if r["edit"] == "widen" and r["detected"])
+    others = [r for r in rows if r["edit"] != "widen"]
+    false = [f"{r['edit']} {r['dose']:g}" for r in others if r["false positive"]]
+    text = (f"known edits ({path.name}): a widening read as a rise at dose {', '.join(f'{d:g}' for d in seen) or 'none'}; "
+            f"{len(false)}/{len(others)} narrowing or function-preserving edits read as a rise"
+            + (f" ({', '.join(false)})" if false else ""))
+    return bool(seen), bool(others) and not false, text
+
+
 def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
     """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
     ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least
