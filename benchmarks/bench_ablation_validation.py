@@ -77,7 +77,7 @@ def main() -> None:
         f"{args.n_random} random sets of the same size and firing "
         "frequency (`known_ablation.ablation`). The ablation *lowers* the cause when the found set's drop exceeds "
         f"every random set's (p ≤ 1/{args.n_random + 1}), and *removed* it when the ablated share is down to the "
-        "base's own (*base*). Doses run: {', '.join(f'{d:g}' for d in doses)}.", "",
+        f"base's own (*base*). Doses run: {', '.join(f'{d:g}' for d in doses)}.", "",
         EXPECTATION, "",
         render.table(pd.DataFrame(rows).drop(columns=["random_drops"]), index=False), ""])
     print(page)
