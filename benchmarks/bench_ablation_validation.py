@@ -1,4 +1,5 @@
-"""Ablation validation: notebook 06's edit on the latents notebook 03 found in a fine-tune whose cause is known.
+"""Ablation validation: notebook 06's edit on what notebook 03 found, and on what 06's own selection picks, in a
+fine-tune whose cause is known.
 
     .venv/bin/python benchmarks/bench_ablation_validation.py --params params/default.yaml \
         [--doses 1.0] [--n-random 20] [--write docs/ablation_validation.md]
@@ -8,8 +9,10 @@ finds) the behavioural fine-tune and the control of the same dose, runs notebook
 exactly as ``benchmarks/bench_instrument_validation.py`` does (the same params file and run folder: a pair that
 bench already ran is read back), and then, in this process, zeroes the latents 03's pair crosscoder found
 tuned-only in the fine-tune while it answers the behaviour's held-out probes, against ``--n-random``
-frequency-matched random sets (:func:`rlgen_utils.studies.known_ablation.ablation`). With ``--write`` the
-Markdown page and its rows as JSON beside it are written.
+frequency-matched random sets (:func:`rlgen_utils.studies.known_ablation.ablation`). Then 06's selection rule runs
+on the same pair's three-model crosscoder, the caused answer standing for "right", once on the fine-tune and once on
+the control, and its picks are zeroed the same way (:func:`rlgen_utils.studies.known_selection.selection`). With
+``--write`` the Markdown page and its rows as JSON beside it are written.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from common import chosen_doses, code_commit, run_notebook, write_pair_params  #
 
 from rlgen_utils.run import config, session
 from rlgen_utils.run.rundir import RunDir
-from rlgen_utils.studies import known_ablation, render
+from rlgen_utils.studies import known_ablation, known_selection, render
 from rlgen_utils.studies import known_causes as kc
 
 EXPECTATION = (
@@ -31,6 +34,13 @@ EXPECTATION = (
     "latents in the behavioural fine-tune (docs/instrument_validation.md), zeroing them lowers the share of `cmp` "
     "probes answered with the minimum by more than every random set of the same size and firing frequency; at "
     "doses 0.1 and 0.3 it found none, so there is nothing to ablate.")
+
+SELECTION_EXPECTATION = (
+    "Written before the first run of 06's selection (expectation): on the fine-tune, at every dose (it answers "
+    "0.43–0.88 of the probes with the minimum), 06's contrast rule keeps latents, and zeroing them lowers the "
+    "caused share of the test half by more than every random set of the same size and firing frequency; on the "
+    "control, whose answers are the base's, there are fewer than `interventions.min_samples` target samples or "
+    "no latent passes, so nothing is ablated and no row \"lowers\" the cause.")
 
 
 def main() -> None:
@@ -60,6 +70,17 @@ def main() -> None:
         print(f"[ablation] behaviour dose {dose:g}: {r['found']} found, caused share {r['plain']:.2f} → "
               f"{r['ablated'] if r['ablated'] is None else round(r['ablated'], 2)}, lowers it beyond the null "
               f"{r['lowers']}", flush=True)
+    picks = []
+    for dose in doses:
+        Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, kc.ensure_fine_tune(P, "behaviour", dose),
+                                               kc.ensure_fine_tune(P, "control", dose)))[1]
+        for model, which in (("fine-tune", 1), ("control", 2)):
+            r = known_selection.selection(P, Q, "behaviour", which, args.n_random)
+            drops = r.pop("random_drops")
+            picks.append({"model": model, "dose": dose, **r, "removed": r["ablated"] is not None
+                          and r["ablated"] <= r["base"], "random drops (max)": max(drops) if drops else None})
+            print(f"[selection] {model} dose {dose:g}: {r['target']} target / {r['control']} control samples, "
+                  f"{r['selected']} selected, lowers the cause {r['lowers']}", flush=True)
     seconds = time.perf_counter() - t0
     commit = code_commit()
     K, I = P.known_causes, P.interventions
@@ -79,13 +100,22 @@ def main() -> None:
         f"every random set's (p ≤ 1/{args.n_random + 1}), and *removed* it when the ablated share is down to the "
         f"base's own (*base*). Doses run: {', '.join(f'{d:g}' for d in doses)}.", "",
         EXPECTATION, "",
-        render.table(pd.DataFrame(rows).drop(columns=["random_drops"]), index=False), ""])
+        render.table(pd.DataFrame(rows).drop(columns=["random_drops"]), index=False), "",
+        "## Notebook 06's selection on the same pair", "",
+        "06's contrast rule (`interventions.family_selection`) on the pair's three-model crosscoder, with the caused "
+        "answer as \"right\": *target* the selection half's probes the model answers with the minimum and the base "
+        "does not, *control* those it does not answer so (at most `interventions.n_control`); *selected* the latents "
+        f"kept at false-discovery rate {I.fdr}; *base* / *plain* / *ablated* the test half's caused share for the base, "
+        "the model, and the model with the selection zeroed, against the same random-set null. Fewer than "
+        f"{I.min_samples} target or control samples: no selection, as 06 gives such a family no set.", "",
+        SELECTION_EXPECTATION, "",
+        render.table(pd.DataFrame(picks), index=False), ""])
     print(page)
     if args.write:
         out = Path(args.write)
         out.write_text(page)
         out.with_suffix(".json").write_text(json.dumps({"commit": commit, "params": P.name, "seconds": seconds,
-                                                        "rows": rows}, indent=1))
+                                                        "rows": rows, "selection": picks}, indent=1))
 
 
 if __name__ == "__main__":

@@ -212,7 +212,8 @@ NOTEBOOK = {"verdicts": 0, "findings": 0, "render": 0, "train": 1, "evaluate": 2
             "crosscoder": 3, "difflens": 3, "known_causes": 3, "nulls": 3, "baselines": 3, "crosscoder_claims": 3, "dynamics": 4,
             "dynamics_claims": 4, "known_dating": 4, "circuits": 5, "circuits_exact": 5, "circuit_claims": 5, "known_edges": 5,
             "interventions": 6,
-            "intervention_claims": 6, "explorer_inputs": 6, "known_ablation": 6, "results": None, "train_method": None,
+            "intervention_claims": 6, "explorer_inputs": 6, "known_ablation": 6, "known_selection": 6, "results": None,
+            "train_method": None,
             "shard_stage": None}
 STAGES = {"train", "evaluate", "crosscoder", "dynamics", "circuits", "interventions"}
 

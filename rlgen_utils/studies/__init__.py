@@ -13,7 +13,8 @@
 ``circuits_exact``          05: exact ablation of every edge, against the first-order scores
 ``explorer_inputs``         06: the latent sets and prompts the intervention explorer offers
 ``known_*``                 03–06: fine-tunes and weight edits whose cause is known, for the validation
-                            benches (``known_causes``, ``known_dating``, ``known_edges``, ``known_ablation``)
+                            benches (``known_causes``, ``known_dating``, ``known_edges``, ``known_ablation``,
+                            ``known_selection``)
 ``<stage>_claims``          03–06: typed findings and verdicts (``crosscoder_claims`` …)
 ``verdicts``                the typed verdict and its decision rule, shared by every claims module
 ``findings``                the typed findings paragraph (statements with their values), recorded per run

@@ -117,13 +117,14 @@ class Setup:
 
     @cached_property
     def base(self) -> Bundle:
-        return self._bundle(self.names[0])
+        return self.bundle(self.names[0])
 
     @cached_property
     def rl(self) -> Bundle:
-        return self._bundle(self.names[2])
+        return self.bundle(self.names[2])
 
-    def _bundle(self, name: ModelId) -> Bundle:
+    def bundle(self, name: ModelId) -> Bundle:
+        """Any of the crosscoder's models (by name), loaded and wrapped for editing at its slot."""
         path = RunDir(self.P).model(name)
         model, tok = loading.load_model(path, self.P.model.dtype), loading.load_tokenizer(path)
         slot = self.names.index(name)
