@@ -112,7 +112,11 @@ render.show(findings.record(P, intervention_claims.findings(P, sel, control, stu
 # ## Verdicts
 # Each claim decided from the numbers above against its null (`rlgen_utils/studies/verdicts.py`): reproduced, not
 # reproduced, or not testable at this power, with the detection limit. Recorded in the run folder
-# (`verdicts/06_interventions.json`), from which the README's claims table is written.
+# (`verdicts/06_interventions.json`), from which the README's claims table is written. Absence is read against
+# demonstrated power: "no set" or "the edit moves nothing" counts as "not reproduced" only where the same selection
+# and edit found a behaviour whose cause is known (a fine-tune of the base that answers `cmp` with the minimum,
+# `benchmarks/bench_ablation_validation.py` → [docs/ablation_validation.md](../docs/ablation_validation.md)), and a
+# causal find only where no control fine-tune was "lowered"; the verdict's detection limit says what that validation found.
 
 # %%
 verdicts.record(P, "06_interventions", intervention_claims.verdicts(P, sel, control))

@@ -297,16 +297,19 @@ def test_first_order_and_exact_directions_are_compared_cell_by_cell(P):
     assert circuit_claims.first_order_vs_exact(P, table[table.score != "exact"]).empty
 
 
+KNOWN = (True, True, True, "ungated")   # 06's selection and edit shown to find a known cause, cleanly
+
+
 def test_intervention_verdicts_without_a_selected_set(P):
     from rlgen_utils.studies import interventions as study
     groups = {"cmp": {"target": [1, 2], "control": [3], "test": [4], "test_all": [4, 5]}}
     empty = study.FeatureSelection(groups=groups, scores={}, pvalues={}, sets={"cmp": []}, selected=[],
                                    firing=[0.1] * 64, n_alive=64, rule="paper")
-    found, causal = intervention_claims.verdicts(P, empty, pd.DataFrame())
+    found, causal = intervention_claims.verdicts(P, empty, pd.DataFrame(), KNOWN)
     assert found.decision == "not reproduced" and causal.decision == "not testable at this power"
     no_family = study.FeatureSelection(groups={}, scores={}, pvalues={}, sets={}, selected=[], firing=[0.1] * 64,
                                        n_alive=64, rule="paper")
-    assert intervention_claims.verdicts(P, no_family, pd.DataFrame())[0].decision == "not testable at this power"
+    assert intervention_claims.verdicts(P, no_family, pd.DataFrame(), KNOWN)[0].decision == "not testable at this power"
 
 
 def _selection(counts: dict[str, tuple[int, int]], selected: list[int], combine: str = "pooled", n_alive=1000):
@@ -325,14 +328,50 @@ def test_a_selection_that_finds_nothing_is_not_testable_below_its_stated_power(P
     small = _selection({"a": (8, 100), "b": (12, 100), "c": (10, 100)}, [])
     large = _selection({"a": (300, 100), "b": (300, 100), "c": (300, 100)}, [])
     assert intervention_claims.power(P, small) < P.interventions.min_power <= intervention_claims.power(P, large)
-    assert intervention_claims.verdicts(P, small, pd.DataFrame())[0].decision == "not testable at this power"
-    assert intervention_claims.verdicts(P, large, pd.DataFrame())[0].decision == "not reproduced"
-    assert "simulated power" in intervention_claims.verdicts(P, small, pd.DataFrame())[0].limit
+    assert intervention_claims.verdicts(P, small, pd.DataFrame(), KNOWN)[0].decision == "not testable at this power"
+    assert intervention_claims.verdicts(P, large, pd.DataFrame(), KNOWN)[0].decision == "not reproduced"
+    assert "simulated power" in intervention_claims.verdicts(P, small, pd.DataFrame(), KNOWN)[0].limit
     found = _selection({"a": (8, 100), "b": (12, 100)}, [3, 7])
-    assert intervention_claims.verdicts(P, found, pd.DataFrame())[0].decision == "reproduced", (
+    assert intervention_claims.verdicts(P, found, pd.DataFrame(), KNOWN)[0].decision == "reproduced", (
         "a set the pooled test kept is a find whatever the power (the FDR guards it)")
     inter = _selection({"a": (300, 100), "b": (300, 100), "c": (300, 100)}, [], combine="intersection")
     assert intervention_claims.power(P, inter) < intervention_claims.power(P, large), "pooling gains power"
+
+
+def test_06_decides_absence_only_where_it_found_a_known_cause_and_a_find_only_where_its_controls_stayed(P, tmp_path):
+    """Issue 29: "not reproduced" needs the selection and the edit to have found a fine-tune whose cause is known;
+    "reproduced" for the edit needs the control fine-tunes untouched."""
+    found = _selection({"a": (300, 100), "b": (300, 100)}, [3, 7])
+    nothing = _selection({"a": (300, 100), "b": (300, 100), "c": (300, 100)}, [])
+    moves = pd.DataFrame([{"intervention": "disable", "selected set": -0.1, "p (one-sided)": 0.01},
+                          {"intervention": "amplify", "selected set": 0.1, "p (one-sided)": 0.01}])
+    still = moves.assign(**{"selected set": 0.0, "p (one-sided)": 0.5})
+    blind, fooled = (False, False, True, "never found it"), (True, True, False, "a control lowered")
+
+    def decisions(sel, control, known):
+        return [v.decision for v in intervention_claims.verdicts(P, sel, control, known)]
+    assert decisions(nothing, pd.DataFrame(), KNOWN)[0] == "not reproduced"
+    assert decisions(nothing, pd.DataFrame(), blind)[0] == "not testable at this power", "no set, blind selection"
+    assert decisions(found, moves, KNOWN) == ["reproduced", "reproduced"]
+    assert decisions(found, moves, fooled)[1] == "not testable at this power", "a causal find from a fooled edit"
+    assert decisions(found, still, KNOWN)[1] == "not reproduced"
+    assert decisions(found, still, blind)[1] == "not testable at this power", "no effect from an edit never shown to act"
+    assert decisions(found, moves, blind)[0] == "reproduced", "a kept set is a find whatever the validation"
+    assert "never found it" in intervention_claims.verdicts(P, nothing, pd.DataFrame(), blind)[0].limit
+
+    from rlgen_utils.studies.verdicts import selection_demonstrated
+    path = tmp_path / "ablation_validation.json"
+    path.write_text('{"rows": []}')
+    assert selection_demonstrated(path)[:3] == (False, False, False), "a file from before the selection rows"
+    row = {"selected": 4, "lowers": True, "dose": 1.0}
+    path.write_text(json.dumps({"selection": [{"model": "fine-tune", **row}, {"model": "fine-tune", **row, "dose": 0.1,
+                                                                               "selected": 0, "lowers": False},
+                                              {"model": "control", **row, "selected": 0, "lowers": False}]}))
+    kept, lowered, clean, text = selection_demonstrated(path)
+    assert (kept, lowered, clean) == (True, True, True) and "dose 1" in text
+    path.write_text(json.dumps({"selection": [{"model": "fine-tune", **row}, {"model": "control", **row}]}))
+    assert selection_demonstrated(path)[2] is False, "a control whose caused share the edit lowered"
+    assert selection_demonstrated(None)[:3] == (False, False, False)
 
 
 def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():

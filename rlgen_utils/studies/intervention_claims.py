@@ -10,7 +10,7 @@ from ..method import latent_edits
 from ..run.config import Params
 from .findings import Finding, Findings
 from .interventions import FeatureSelection
-from .verdicts import Verdict, decide
+from .verdicts import Verdict, ablation_file, decide, selection_demonstrated
 
 
 def set_table(sel: FeatureSelection) -> pd.DataFrame:
@@ -151,11 +151,17 @@ def _agnostic_reason(sel: FeatureSelection) -> str:
     return f"family sets overlap {_share(mean_overlap(sel))}"
 
 
-def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Verdict]:
+def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame,
+             known: tuple[bool, bool, bool, str] | None = None) -> list[Verdict]:
     """The paper's generalization-latent claims: a compact, task-agnostic set is selected (against the contrast's
     permutation null with BH), and editing it moves the test half's RL-right/base-wrong accuracy beyond
-    frequency-matched random sets. The first is testable only where the selection's simulated power for a latent
-    of ``interventions.power_effect`` reaches ``interventions.min_power`` (:func:`testable`)."""
+    frequency-matched random sets. Absence needs demonstrated power: "no set" is "not reproduced" only where the
+    selection's simulated power for a latent of ``interventions.power_effect`` reaches ``interventions.min_power``
+    (:func:`testable`) *and* the same rule kept latents in a fine-tune whose cause is known; "the edit moves
+    nothing" only where zeroing 06's picks lowered that known behaviour beyond random sets. A causal find needs a
+    clean instrument: no control fine-tune had its caused share lowered. ``known`` is
+    :func:`rlgen_utils.studies.verdicts.selection_demonstrated` (default: of this model's validation file)."""
+    kept, lowered, clean, known_text = known or selection_demonstrated(ablation_file(P))
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
     power_text = selection_power(P, sel)
     overlap_ = mean_overlap(sel)
@@ -170,17 +176,19 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame) -> list[Ve
                  "family sets overlap > 80 %") + ") latent set carries RL's out-of-domain gains",
         notebook="06_interventions", estimate=float(n), interval=None,
         null=(f"{test_name}, BH-FDR {I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
-        decision=decide(found, False, found or testable(P, sel)),   # power matters for absence, not for a find
-        limit=f"{power_text}; selection-half RL-right/base-wrong / control samples per family: {sizes}",
+        decision=decide(found, False, found or (testable(P, sel) and kept)),   # power matters for absence only
+        limit=f"{power_text}; selection-half RL-right/base-wrong / control samples per family: {sizes}; {known_text}",
         detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
     causal = causal_rows(P, control) if n else []
+    effect = bool(causal) and all(causal)
     rand_p = [f"{r['intervention']} {100 * r['selected set']:+.1f} points, p = {r['p (one-sided)']:.3f}"
               for r in (control.to_dict("records") if n else [])]
     out.append(Verdict(
         claim="disabling the set in RL lowers, amplifying it in the base raises, RL-right/base-wrong accuracy",
         notebook="06_interventions", estimate=float(sum(causal)), interval=None,
         null=f"{I.n_random} random latent sets of the same size and firing frequency (smallest p {1 / (I.n_random + 1):.2g})",
-        decision=decide(bool(causal) and all(causal), False, bool(causal)),
-        limit="no set was selected, so nothing was edited" if not n else f"test-half samples, α = {I.alpha:g}",
+        decision=decide(effect, False, bool(causal) and (clean if effect else lowered)),
+        limit=("no set was selected, so nothing was edited" if not n else f"test-half samples, α = {I.alpha:g}")
+        + f"; {known_text}",
         detail="; ".join(rand_p) or "no edit ran"))
     return out

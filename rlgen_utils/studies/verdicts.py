@@ -172,6 +172,36 @@ def edges_demonstrated(path: Path | None, claim_id: str) -> tuple[bool, bool, st
     return bool(seen), bool(others) and not false, text
 
 
+def ablation_file(P) -> Path | None:
+    """The known-cause validation of notebook 06 that applies to run ``P`` (``benchmarks/bench_ablation_validation.py``):
+    ``docs/ablation_validation-<name>.json`` if measured for it, else the organism's
+    ``docs/ablation_validation.json`` for an organism run, else None."""
+    own = REPO / "docs" / f"ablation_validation-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / "ablation_validation.json" if P.model.is_organism else None
+
+
+def selection_demonstrated(path: Path | None) -> tuple[bool, bool, bool, str]:
+    """Whether notebook 06's selection and edit have found a behaviour whose cause is known
+    (:mod:`rlgen_utils.studies.known_selection`): (kept: the selection kept latents in the behavioural fine-tune at
+    some dose; lowered: zeroing them lowered the known behaviour beyond every random set at some dose; clean: the
+    control fine-tunes were run and none had its caused share lowered; a sentence saying what was found). Without
+    the file, or without its selection rows, nothing is demonstrated."""
+    rows = json.loads(path.read_text()).get("selection", []) if path is not None and path.is_file() else []
+    if not rows:
+        return False, False, False, ("no known-cause validation of 06's selection for this model "
+                                     "(benchmarks/bench_ablation_validation.py)")
+    tuned, controls = [r for r in rows if r["model"] == "fine-tune"], [r for r in rows if r["model"] == "control"]
+    kept = sorted(r["dose"] for r in tuned if r["selected"])
+    lowered = sorted(r["dose"] for r in tuned if r["lowers"])
+    false = sum(bool(r["lowers"]) for r in controls)
+    text = (f"known cause ({path.name}): 06's selection kept latents at dose {', '.join(f'{d:g}' for d in kept) or 'none'}, "
+            f"zeroing them lowered the behaviour beyond random sets at dose {', '.join(f'{d:g}' for d in lowered) or 'none'}; "
+            f"{false}/{len(controls)} controls lowered")
+    return bool(kept), bool(lowered), bool(controls) and not false, text
+
+
 def detection_limit(path: Path | None = None, recall: float = 0.8) -> str:
     """Notebook 03's detection limit from ``docs/detection_power.json`` (written by
     ``benchmarks/detection_power.py``): per planting strength, the smallest share of tokens at which at least
