@@ -40,7 +40,12 @@ SELECTION_EXPECTATION = (
     "0.43–0.88 of the probes with the minimum), 06's contrast rule keeps latents, and zeroing them lowers the "
     "caused share of the test half by more than every random set of the same size and firing frequency; on the "
     "control, whose answers are the base's, there are fewer than `interventions.min_samples` target samples or "
-    "no latent passes, so nothing is ablated and no row \"lowers\" the cause.")
+    "no latent passes, so nothing is ablated and no row \"lowers\" the cause. A first run (commit 77930c6) took as "
+    "controls the probes the fine-tune did not answer the caused way, which are not 06's controls, and its contrast "
+    "rule kept no latent at any dose (48/46, 66/28 and 80/16 target/control samples at doses 0.1, 0.3, 1); the "
+    "controls are now 06's own, the probes the base answers the caused way (06: base right). Written before the "
+    "paper rule's first run (expectation): Score_k keeps latents at every dose of the fine-tune (its threshold always "
+    "keeps some), and zeroing them lowers the caused share beyond every random set at dose 1.")
 
 
 def main() -> None:
@@ -74,12 +79,12 @@ def main() -> None:
     for dose in doses:
         Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, kc.ensure_fine_tune(P, "behaviour", dose),
                                                kc.ensure_fine_tune(P, "control", dose)))[1]
-        for model, which in (("fine-tune", 1), ("control", 2)):
-            r = known_selection.selection(P, Q, "behaviour", which, args.n_random)
+        for rule, model, which in [(r, m, w) for r in ("contrast", "paper") for m, w in (("fine-tune", 1), ("control", 2))]:
+            r = known_selection.selection(P, Q, "behaviour", which, args.n_random, rule=rule)
             drops = r.pop("random_drops")
             picks.append({"model": model, "dose": dose, **r, "removed": r["ablated"] is not None
                           and r["ablated"] <= r["base"], "random drops (max)": max(drops) if drops else None})
-            print(f"[selection] {model} dose {dose:g}: {r['target']} target / {r['control']} control samples, "
+            print(f"[selection] {rule} rule, {model} dose {dose:g}: {r['target']} target / {r['control']} control samples, "
                   f"{r['selected']} selected, lowers the cause {r['lowers']}", flush=True)
     seconds = time.perf_counter() - t0
     commit = code_commit()
@@ -102,12 +107,15 @@ def main() -> None:
         EXPECTATION, "",
         render.table(pd.DataFrame(rows).drop(columns=["random_drops"]), index=False), "",
         "## Notebook 06's selection on the same pair", "",
-        "06's contrast rule (`interventions.family_selection`) on the pair's three-model crosscoder, with the caused "
+        "06's selection (`interventions.family_selection`) on the pair's three-model crosscoder, with the caused "
         "answer as \"right\": *target* the selection half's probes the model answers with the minimum and the base "
-        "does not, *control* those it does not answer so (at most `interventions.n_control`); *selected* the latents "
-        f"kept at false-discovery rate {I.fdr}; *base* / *plain* / *ablated* the test half's caused share for the base, "
+        "does not, *control* those the base answers so (06's base-right controls; at most `interventions.n_control`); "
+        f"*selected* the latents kept — `contrast` (06's default): the contrast's permutation test at false-discovery "
+        f"rate {I.fdr}; `paper`: Score_k above {I.fraction:g} of its maximum; *base* / *plain* / *ablated* "
+        "the test half's caused share for the base, "
         "the model, and the model with the selection zeroed, against the same random-set null. Fewer than "
-        f"{I.min_samples} target or control samples: no selection, as 06 gives such a family no set.", "",
+        f"{I.min_samples} target samples (or, for `contrast`, control samples): no selection, as 06 gives such a "
+        "family no set.", "",
         SELECTION_EXPECTATION, "",
         render.table(pd.DataFrame(picks), index=False), ""])
     print(page)

@@ -22,14 +22,14 @@ def test_target_and_control_come_from_the_selection_half_only(write_params):
     select, test = ks.halves(P.seed, n)
     assert g["test"] == test
     assert g["target"] == [i for i in select if caused_tuned[i] and not caused_base[i]]
-    assert g["control"] == [i for i in select if not caused_tuned[i]]
+    assert g["control"] == [i for i in select if caused_base[i]], "06's controls: where the base is right"
     assert not set(g["target"]) & set(test) and not set(g["control"]) & set(test), "selection never sees the test half"
 
 
 def test_the_control_group_is_capped_by_a_seeded_subset(write_params):
     P = load_params(write_params({"interventions": {"n_control": 3}}))
-    g = ks.groups(P, [False] * 30, [False] * 30)
-    assert len(g["control"]) == 3 and g == ks.groups(P, [False] * 30, [False] * 30)
+    g = ks.groups(P, [True] * 30, [True] * 30)
+    assert len(g["control"]) == 3 and g == ks.groups(P, [True] * 30, [True] * 30)
     assert g["target"] == []
 
 

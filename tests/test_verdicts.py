@@ -372,6 +372,7 @@ def test_06_decides_absence_only_where_it_found_a_known_cause_and_a_find_only_wh
     path.write_text(json.dumps({"selection": [{"model": "fine-tune", **row}, {"model": "control", **row}]}))
     assert selection_demonstrated(path)[2] is False, "a control whose caused share the edit lowered"
     assert selection_demonstrated(None)[:3] == (False, False, False)
+    assert selection_demonstrated(path, "paper")[:3] == (False, False, False), "rows of the other rule do not count"
 
 
 def test_matched_l1_is_the_penalty_with_the_closest_l0_over_real_pairs():

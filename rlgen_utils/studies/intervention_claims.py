@@ -161,7 +161,7 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame,
     nothing" only where zeroing 06's picks lowered that known behaviour beyond random sets. A causal find needs a
     clean instrument: no control fine-tune had its caused share lowered. ``known`` is
     :func:`rlgen_utils.studies.verdicts.selection_demonstrated` (default: of this model's validation file)."""
-    kept, lowered, clean, known_text = known or selection_demonstrated(ablation_file(P))
+    kept, lowered, clean, known_text = known or selection_demonstrated(ablation_file(P), sel.rule)
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
     power_text = selection_power(P, sel)
     overlap_ = mean_overlap(sel)

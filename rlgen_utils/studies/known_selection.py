@@ -10,9 +10,11 @@ answer* (:func:`rlgen_utils.studies.known_causes.probes`), so the same rule read
 1. the cause's held-out probes are answered by the base and by the fine-tune (greedy, no edit) and split into a
    selection half and a test half (seeded, as 06 splits its pools);
 2. **target**: selection-half probes the fine-tune answers the caused way and the base does not; **control**:
-   selection-half probes the fine-tune does not answer the caused way (at most ``interventions.n_control``);
-3. 06's own rule (:func:`rlgen_utils.studies.interventions.family_selection`: the contrast of f^tuned − f^base,
-   its label-permutation p-values, Benjamini–Hochberg at ``interventions.fdr``) picks the latents;
+   selection-half probes the base answers the caused way (06's controls are where the base is right:
+   base-right/RL-wrong and both-right; at most ``interventions.n_control``);
+3. 06's own rule (:func:`rlgen_utils.studies.interventions.family_selection`: under ``selection: contrast`` the
+   contrast of f^tuned − f^base, its label-permutation p-values and Benjamini–Hochberg at ``interventions.fdr``;
+   under ``paper`` Score_k and its threshold) picks the latents; ``rule`` runs either, so the page can show both;
 4. 06's edit zeroes them in the fine-tune on the test half, against ``n_random`` frequency-matched random sets
    (:func:`rlgen_utils.studies.known_ablation.against_random`).
 
@@ -43,11 +45,11 @@ def halves(seed: int, n: int) -> tuple[list[int], list[int]]:
 
 def groups(Q: Params, caused_tuned: list[bool], caused_base: list[bool]) -> dict[str, list[int]]:
     """Probe indices by role: ``target`` (selection half, the fine-tune caused and the base not), ``control``
-    (selection half, the fine-tune not caused; a seeded subset of at most ``interventions.n_control``) and
-    ``test`` (the whole test half)."""
+    (selection half, the base caused — 06's "base right" controls; a seeded subset of at most
+    ``interventions.n_control``) and ``test`` (the whole test half)."""
     select, test = halves(Q.seed, len(caused_tuned))
     target = [i for i in select if caused_tuned[i] and not caused_base[i]]
-    control = [i for i in select if not caused_tuned[i]]
+    control = [i for i in select if caused_base[i]]
     if len(control) > Q.interventions.n_control:
         rng = np.random.default_rng([Q.seed, 29, 7])
         control = sorted(rng.choice(control, Q.interventions.n_control, replace=False).tolist())
@@ -55,12 +57,15 @@ def groups(Q: Params, caused_tuned: list[bool], caused_base: list[bool]) -> dict
 
 
 def selection(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_random: int = 20,
-              seed: int = 0) -> dict:
+              seed: int = 0, rule: str | None = None) -> dict:
     """06's selection and ablation on model ``which`` of the validation pair run ``Q`` (1: the fine-tune in the
-    SFT slot; 2: the model in the RL slot, the control), against the base, on ``cause``'s probes. Returns one row:
+    SFT slot; 2: the model in the RL slot, the control), against the base, on ``cause``'s probes, under ``rule``
+    (``interventions.selection`` of ``Q`` unless given: ``contrast`` or ``paper``). Returns one row:
     the group sizes, how many latents were ``selected``, the test half's caused share of the base (``base``), of
     the model (``plain``) and with the selection zeroed (``ablated``), the random sets' ``random_drops``, the
     ``drop``, its permutation ``p`` and whether the ablation ``lowers`` the cause beyond the null."""
+    if rule is not None:
+        Q = Q.model_copy(update={"interventions": Q.interventions.model_copy(update={"selection": rule})})
     setup = interventions.Setup(Q)
     tuned, base, I = setup.bundle(setup.names[which]), setup.base, Q.interventions
     prompts, want = kc.probes(P, cause)
@@ -81,7 +86,7 @@ def selection(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_
         return ka.rate(P, answers(tuned, g["test"], edit), test_want)
 
     plain = caused(None)
-    row = {"target": len(g["target"]), "control": len(g["control"]), "selected": 0,
+    row = {"rule": I.selection, "target": len(g["target"]), "control": len(g["control"]), "selected": 0,
            "base": sum(caused_b[i] for i in g["test"]) / max(1, len(g["test"])), "plain": plain, "ablated": None,
            "drop": None, "random_drops": [], "p": None, "lowers": False}
     if len(g["target"]) < I.min_samples or (I.selection == "contrast" and len(g["control"]) < I.min_samples):

@@ -182,22 +182,26 @@ def ablation_file(P) -> Path | None:
     return REPO / "docs" / "ablation_validation.json" if P.model.is_organism else None
 
 
-def selection_demonstrated(path: Path | None) -> tuple[bool, bool, bool, str]:
-    """Whether notebook 06's selection and edit have found a behaviour whose cause is known
+def selection_demonstrated(path: Path | None, rule: str = "contrast") -> tuple[bool, bool, bool, str]:
+    """Whether notebook 06's selection (under ``rule``, ``interventions.selection``) and edit have found a behaviour
+    whose cause is known
     (:mod:`rlgen_utils.studies.known_selection`): (kept: the selection kept latents in the behavioural fine-tune at
     some dose; lowered: zeroing them lowered the known behaviour beyond every random set at some dose; clean: the
     control fine-tunes were run and none had its caused share lowered; a sentence saying what was found). Without
     the file, or without its selection rows, nothing is demonstrated."""
     rows = json.loads(path.read_text()).get("selection", []) if path is not None and path.is_file() else []
+    rows = [r for r in rows if r.get("rule", "contrast") == rule]
     if not rows:
-        return False, False, False, ("no known-cause validation of 06's selection for this model "
+        return False, False, False, (f"no known-cause validation of 06's {rule} selection for this model "
                                      "(benchmarks/bench_ablation_validation.py)")
     tuned, controls = [r for r in rows if r["model"] == "fine-tune"], [r for r in rows if r["model"] == "control"]
     kept = sorted(r["dose"] for r in tuned if r["selected"])
     lowered = sorted(r["dose"] for r in tuned if r["lowers"])
     false = sum(bool(r["lowers"]) for r in controls)
-    text = (f"known cause ({path.name}): 06's selection kept latents at dose {', '.join(f'{d:g}' for d in kept) or 'none'}, "
-            f"zeroing them lowered the behaviour beyond random sets at dose {', '.join(f'{d:g}' for d in lowered) or 'none'}; "
+    def doses(ds: list[float]) -> str:
+        return ", ".join(f"{d:g}" for d in ds) or "none"
+    text = (f"known cause ({path.name}): 06's {rule} selection kept latents at dose {doses(kept)}, "
+            f"zeroing them lowered the behaviour beyond random sets at dose {doses(lowered)}; "
             f"{false}/{len(controls)} controls lowered")
     return bool(kept), bool(lowered), bool(controls) and not false, text
 
