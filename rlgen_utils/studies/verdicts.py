@@ -191,7 +191,7 @@ def selection_demonstrated(path: Path | None, rule: str = "contrast") -> tuple[b
     the file, or without its selection rows, nothing is demonstrated."""
     rows = json.loads(path.read_text()).get("selection", []) if path is not None and path.is_file() else []
     rows = [r for r in rows if r.get("rule", "contrast") == rule]
-    if not rows:
+    if path is None or not rows:
         return False, False, False, (f"no known-cause validation of 06's {rule} selection for this model "
                                      "(benchmarks/bench_ablation_validation.py)")
     tuned, controls = [r for r in rows if r["model"] == "fine-tune"], [r for r in rows if r["model"] == "control"]
