@@ -48,25 +48,51 @@ SELECTION_EXPECTATION = (
     "keeps some), and zeroing them lowers the caused share beyond every random set at dose 1.")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--params", default="params/default.yaml")
-    ap.add_argument("--doses", nargs="+", type=float, default=None,
-                    help="a subset of known_causes.doses to run (default: all of them); the page names the doses run")
-    ap.add_argument("--n-random", type=int, default=20, help="random latent sets of the found set's size and firing "
-                    "frequency (the permutation p-value's floor is 1 / (n + 1))")
-    ap.add_argument("--write", default=None)
-    args = ap.parse_args()
-    P = config.load_params(args.params)
-    doses = chosen_doses(ap, args.doses, P)
-    session.init(P)
+def expected(table: str, rule: str, model: str, dose: float) -> str:
+    """What the expectations above said each row would show (``table``: ``03`` for the found-latents rows,
+    ``06`` for the selection rows)."""
+    if table == "03":
+        return "found, lowers" if dose == 1.0 else "nothing found"
+    if model == "control":
+        return "does not lower"
+    if rule == "contrast":
+        return "kept, lowers"
+    return "kept, lowers" if dose == 1.0 else "kept"
+
+
+def seen(r: dict, found: str) -> str:
+    """What a row showed, in the words of :func:`expected`."""
+    if not r[found]:
+        return "nothing found" if found == "found" else "nothing kept"
+    return ("found" if found == "found" else "kept") + (", lowers" if r["lowers"] else ", does not lower")
+
+
+def held(want: str, got: str) -> bool:
+    if want == "does not lower":
+        return "lowers" not in got.replace("does not lower", "")
+    return got == want or (want == "kept" and got.startswith("kept"))
+
+
+def outcome(rows: list[dict], picks: list[dict]) -> pd.DataFrame:
+    """The expectations, row by row: what each (table, rule, model, dose) was expected to show and what it showed."""
+    out = [{"table": "03's tuned-only latents", "rule": "", "model": "fine-tune", "dose": r["dose"],
+            "expected": (w := expected("03", "", "fine-tune", r["dose"])), "seen": (g := seen(r, "found")),
+            "as expected": held(w, g)} for r in rows]
+    out += [{"table": "06's selection", "rule": r["rule"], "model": r["model"], "dose": r["dose"],
+             "expected": (w := expected("06", r["rule"], r["model"], r["dose"])), "seen": (g := seen(r, "selected")),
+             "as expected": held(w, g)} for r in picks]
+    return pd.DataFrame(out)
+
+
+def compute(P, doses: list[float], n_random: int) -> dict:
+    """Every row of the page, computed (fine-tunes and notebook-03 runs read back where an earlier process made them)."""
     t0, rows = time.perf_counter(), []
     base_share = kc.cause_rate(P, RunDir(P).base(), "behaviour")
     for dose in doses:
         tuned, control = kc.ensure_fine_tune(P, "behaviour", dose), kc.ensure_fine_tune(P, "control", dose)
         path, Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, tuned, control))
         run_notebook(path, "03_crosscoder")
-        r = known_ablation.ablation(P, Q, "behaviour", args.n_random)
+        r = known_ablation.ablation(P, Q, "behaviour", n_random)
         drops = r["random_drops"]
         rows.append({"cause": "behaviour", "dose": dose, "base": base_share, **r,
                      "removed": r["ablated"] is not None and r["ablated"] <= base_share,
@@ -80,19 +106,55 @@ def main() -> None:
         Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, kc.ensure_fine_tune(P, "behaviour", dose),
                                                kc.ensure_fine_tune(P, "control", dose)))[1]
         for rule, model, which in [(r, m, w) for r in ("contrast", "paper") for m, w in (("fine-tune", 1), ("control", 2))]:
-            r = known_selection.selection(P, Q, "behaviour", which, args.n_random, rule=rule)
+            r = known_selection.selection(P, Q, "behaviour", which, n_random, rule=rule)
             drops = r.pop("random_drops")
             picks.append({"model": model, "dose": dose, **r, "removed": r["ablated"] is not None
                           and r["ablated"] <= r["base"], "random drops (max)": max(drops) if drops else None})
             print(f"[selection] {rule} rule, {model} dose {dose:g}: {r['target']} target / {r['control']} control samples, "
                   f"{r['selected']} selected, lowers the cause {r['lowers']}", flush=True)
-    seconds = time.perf_counter() - t0
-    commit = code_commit()
-    K, I = P.known_causes, P.interventions
-    page = "\n".join([
+    return {"commit": code_commit(), "params": P.name, "seconds": time.perf_counter() - t0, "n_random": n_random,
+            "doses": doses, "rows": rows, "selection": picks}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params/default.yaml")
+    ap.add_argument("--doses", nargs="+", type=float, default=None,
+                    help="a subset of known_causes.doses to run (default: all of them); the page names the doses run")
+    ap.add_argument("--n-random", type=int, default=20, help="random latent sets of the found set's size and firing "
+                    "frequency (the permutation p-value's floor is 1 / (n + 1))")
+    ap.add_argument("--write", default=None)
+    ap.add_argument("--from-json", action="store_true", help="render the page again from the rows beside --write "
+                    "(no compute; the page names the commit that computed them)")
+    args = ap.parse_args()
+    P = config.load_params(args.params)
+    if args.from_json:
+        if not args.write:
+            ap.error("--from-json needs --write (the page whose JSON holds the rows)")
+        data = json.loads(Path(args.write).with_suffix(".json").read_text())
+        data["rendered"] = code_commit()
+    else:
+        session.init(P)
+        data = compute(P, chosen_doses(ap, args.doses, P), args.n_random)
+    text = page(P, data)
+    print(text)
+    if args.write:
+        out = Path(args.write)
+        out.write_text(text)
+        if not args.from_json:
+            out.with_suffix(".json").write_text(json.dumps(data, indent=1))
+
+
+def page(P, data: dict) -> str:
+    """The Markdown page from the computed rows (``data``, as the JSON beside the page holds them)."""
+    K, I, rows, picks = P.known_causes, P.interventions, data["rows"], data["selection"]
+    commit, seconds, n_random = data["commit"], data["seconds"], data.get("n_random", 20)
+    doses = data.get("doses") or sorted({r["dose"] for r in rows})
+    again = f"; page rendered again from those rows at commit {data['rendered']}" if data.get("rendered") else ""
+    return "\n".join([
         "# Ablation validation: zeroing what was found in a fine-tune whose cause is known", "",
         f"Written by `benchmarks/bench_ablation_validation.py` (commit {commit}, params `{P.name}`, "
-        f"{seconds / 60:.1f} min on this machine, notebook-03 runs read back from earlier run folders included). "
+        f"{seconds / 60:.1f} min on this machine, notebook-03 runs read back from earlier run folders included{again}). "
         f"The behavioural fine-tune of `rlgen_utils.studies.known_causes` ({K.n_rows} rows, {K.epochs} epochs at "
         f"{K.lr:g}, a share *dose* of them `cmp` prompts answered with the minimum) is handed to notebook 03 beside "
         "the control of the same dose, as for docs/instrument_validation.md. *found*: the latents 03's pair "
@@ -100,9 +162,9 @@ def main() -> None:
         f"(`method.latent_edits`, encode `{I.encode}`, positions `{I.edit_positions}`) zeroes them while the "
         "fine-tune answers the behaviour's held-out probes; *plain* / *ablated*: the share answered with the "
         "minimum without the edit (the fine-tune's learnt share) / with it; the null: "
-        f"{args.n_random} random sets of the same size and firing "
+        f"{n_random} random sets of the same size and firing "
         "frequency (`known_ablation.ablation`). The ablation *lowers* the cause when the found set's drop exceeds "
-        f"every random set's (p ≤ 1/{args.n_random + 1}), and *removed* it when the ablated share is down to the "
+        f"every random set's (p ≤ 1/{n_random + 1}), and *removed* it when the ablated share is down to the "
         f"base's own (*base*). Doses run: {', '.join(f'{d:g}' for d in doses)}.", "",
         EXPECTATION, "",
         render.table(pd.DataFrame(rows).drop(columns=["random_drops"]), index=False), "",
@@ -117,13 +179,9 @@ def main() -> None:
         f"{I.min_samples} target samples (or, for `contrast`, control samples): no selection, as 06 gives such a "
         "family no set.", "",
         SELECTION_EXPECTATION, "",
-        render.table(pd.DataFrame(picks), index=False), ""])
-    print(page)
-    if args.write:
-        out = Path(args.write)
-        out.write_text(page)
-        out.with_suffix(".json").write_text(json.dumps({"commit": commit, "params": P.name, "seconds": seconds,
-                                                        "rows": rows, "selection": picks}, indent=1))
+        render.table(pd.DataFrame(picks), index=False), "",
+        "## The expectations, row by row", "",
+        render.table(outcome(rows, picks), index=False), ""])
 
 
 if __name__ == "__main__":
