@@ -352,6 +352,9 @@ def test_06_decides_absence_only_where_it_found_a_known_cause_and_a_find_only_wh
         return [v.decision for v in intervention_claims.verdicts(P, sel, control, known)]
     assert decisions(nothing, pd.DataFrame(), KNOWN)[0] == "not reproduced"
     assert decisions(nothing, pd.DataFrame(), blind)[0] == "not testable at this power", "no set, blind selection"
+    idle = (True, False, True, "kept latents whose zeroing did nothing")
+    assert decisions(nothing, pd.DataFrame(), idle)[0] == "not testable at this power", (
+        "keeping latents that do not carry the known cause is not finding it")
     assert decisions(found, moves, KNOWN) == ["reproduced", "reproduced"]
     assert decisions(found, moves, fooled)[1] == "not testable at this power", "a causal find from a fooled edit"
     assert decisions(found, still, KNOWN)[1] == "not reproduced"

@@ -157,11 +157,12 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame,
     permutation null with BH), and editing it moves the test half's RL-right/base-wrong accuracy beyond
     frequency-matched random sets. Absence needs demonstrated power: "no set" is "not reproduced" only where the
     selection's simulated power for a latent of ``interventions.power_effect`` reaches ``interventions.min_power``
-    (:func:`testable`) *and* the same rule kept latents in a fine-tune whose cause is known; "the edit moves
-    nothing" only where zeroing 06's picks lowered that known behaviour beyond random sets. A causal find needs a
+    (:func:`testable`) *and* the same rule found the carrier of a fine-tune whose cause is known — it kept latents
+    whose zeroing lowered that behaviour beyond random sets (keeping some that do nothing is not finding it); "the
+    edit moves nothing" likewise only where that ablation worked. A causal find needs a
     clean instrument: no control fine-tune had its caused share lowered. ``known`` is
     :func:`rlgen_utils.studies.verdicts.selection_demonstrated` (default: of this model's validation file)."""
-    kept, lowered, clean, known_text = known or selection_demonstrated(ablation_file(P), sel.rule)
+    _, lowered, clean, known_text = known or selection_demonstrated(ablation_file(P), sel.rule)
     I, n, fams, alive = P.interventions, len(sel.selected), list(sel.sets), sel.n_alive
     power_text = selection_power(P, sel)
     overlap_ = mean_overlap(sel)
@@ -176,7 +177,7 @@ def verdicts(P: Params, sel: FeatureSelection, control: pd.DataFrame,
                  "family sets overlap > 80 %") + ") latent set carries RL's out-of-domain gains",
         notebook="06_interventions", estimate=float(n), interval=None,
         null=(f"{test_name}, BH-FDR {I.fdr:g}" if sel.rule != "paper" else "none (paper rule)"),
-        decision=decide(found, False, found or (testable(P, sel) and kept)),   # power matters for absence only
+        decision=decide(found, False, found or (testable(P, sel) and lowered)),   # power matters for absence only
         limit=f"{power_text}; selection-half RL-right/base-wrong / control samples per family: {sizes}; {known_text}",
         detail=f"{n} latents of {alive} alive from {len(fams)} families; family-set overlap {_share(overlap_)}")]
     causal = causal_rows(P, control) if n else []
