@@ -86,7 +86,7 @@ def outcome(rows: list[dict], picks: list[dict]) -> pd.DataFrame:
 
 def compute(P, doses: list[float], n_random: int) -> dict:
     """Every row of the page, computed (fine-tunes and notebook-03 runs read back where an earlier process made them)."""
-    t0, rows = time.perf_counter(), []
+    t0, rows, picks = time.perf_counter(), [], []
     base_share = kc.cause_rate(P, RunDir(P).base(), "behaviour")
     for dose in doses:
         tuned, control = kc.ensure_fine_tune(P, "behaviour", dose), kc.ensure_fine_tune(P, "control", dose)
@@ -101,17 +101,13 @@ def compute(P, doses: list[float], n_random: int) -> dict:
         print(f"[ablation] behaviour dose {dose:g}: {r['found']} found, caused share {r['plain']:.2f} → "
               f"{r['ablated'] if r['ablated'] is None else round(r['ablated'], 2)}, lowers it beyond the null "
               f"{r['lowers']}", flush=True)
-    picks = []
-    for dose in doses:
-        Q = write_pair_params(P, kc.byo_params(P, "behaviour", dose, kc.ensure_fine_tune(P, "behaviour", dose),
-                                               kc.ensure_fine_tune(P, "control", dose)))[1]
-        for rule, model, which in [(r, m, w) for r in ("contrast", "paper") for m, w in (("fine-tune", 1), ("control", 2))]:
-            r = known_selection.selection(P, Q, "behaviour", which, n_random, rule=rule)
-            drops = r.pop("random_drops")
-            picks.append({"model": model, "dose": dose, **r, "removed": r["ablated"] is not None
-                          and r["ablated"] <= r["base"], "random drops (max)": max(drops) if drops else None})
-            print(f"[selection] {rule} rule, {model} dose {dose:g}: {r['target']} target / {r['control']} control samples, "
-                  f"{r['selected']} selected, lowers the cause {r['lowers']}", flush=True)
+        for model, which in (("fine-tune", 1), ("control", 2)):   # 06's selection on the same pair run
+            for r in known_selection.selections(P, Q, "behaviour", which, n_random, rules=("contrast", "paper")):
+                drops = r.pop("random_drops")
+                picks.append({"model": model, "dose": dose, **r, "removed": r["ablated"] is not None
+                              and r["ablated"] <= r["base"], "random drops (max)": max(drops) if drops else None})
+                print(f"[selection] {r['rule']} rule, {model} dose {dose:g}: {r['target']} target / {r['control']} "
+                      f"control samples, {r['selected']} selected, lowers the cause {r['lowers']}", flush=True)
     return {"commit": code_commit(), "params": P.name, "seconds": time.perf_counter() - t0, "n_random": n_random,
             "doses": doses, "rows": rows, "selection": picks}
 

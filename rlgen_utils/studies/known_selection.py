@@ -14,7 +14,7 @@ answer* (:func:`rlgen_utils.studies.known_causes.probes`), so the same rule read
    base-right/RL-wrong and both-right; at most ``interventions.n_control``);
 3. 06's own rule (:func:`rlgen_utils.studies.interventions.family_selection`: under ``selection: contrast`` the
    contrast of f^tuned − f^base, its label-permutation p-values and Benjamini–Hochberg at ``interventions.fdr``;
-   under ``paper`` Score_k and its threshold) picks the latents; ``rule`` runs either, so the page can show both;
+   under ``paper`` Score_k and its threshold) picks the latents; :func:`selections` runs both on one set of answers;
 4. 06's edit zeroes them in the fine-tune on the test half, against ``n_random`` frequency-matched random sets
    (:func:`rlgen_utils.studies.known_ablation.against_random`).
 
@@ -58,14 +58,19 @@ def groups(Q: Params, caused_tuned: list[bool], caused_base: list[bool]) -> dict
 
 def selection(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_random: int = 20,
               seed: int = 0, rule: str | None = None) -> dict:
+    """One rule's row of :func:`selections` (``rule``: ``interventions.selection`` of ``Q`` unless given)."""
+    return selections(P, Q, cause, which, n_random, seed, (rule or Q.interventions.selection,))[0]
+
+
+def selections(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_random: int = 20,
+               seed: int = 0, rules: tuple[str, ...] = ("contrast", "paper")) -> list[dict]:
     """06's selection and ablation on model ``which`` of the validation pair run ``Q`` (1: the fine-tune in the
-    SFT slot; 2: the model in the RL slot, the control), against the base, on ``cause``'s probes, under ``rule``
-    (``interventions.selection`` of ``Q`` unless given: ``contrast`` or ``paper``). Returns one row:
-    the group sizes, how many latents were ``selected``, the test half's caused share of the base (``base``), of
-    the model (``plain``) and with the selection zeroed (``ablated``), the random sets' ``random_drops``, the
-    ``drop``, its permutation ``p`` and whether the ablation ``lowers`` the cause beyond the null."""
-    if rule is not None:
-        Q = Q.model_copy(update={"interventions": Q.interventions.model_copy(update={"selection": rule})})
+    SFT slot; 2: the model in the RL slot, the control), against the base, on ``cause``'s probes, once per rule
+    of ``rules`` (``contrast``, ``paper``); the models, their answers and the latent differences are computed once.
+    Returns one row per rule: the group sizes, how many latents were ``selected``, the test half's caused share of
+    the base (``base``), of the model (``plain``) and with the selection zeroed (``ablated``), the random sets'
+    ``random_drops``, the ``drop``, its permutation ``p`` and whether the ablation ``lowers`` the cause beyond
+    the null."""
     setup = interventions.Setup(Q)
     tuned, base, I = setup.bundle(setup.names[which]), setup.base, Q.interventions
     prompts, want = kc.probes(P, cause)
@@ -85,13 +90,6 @@ def selection(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_
         edit = None if latents_ is None else setup.edit(tuned, latents_, 0.0)
         return ka.rate(P, answers(tuned, g["test"], edit), test_want)
 
-    plain = caused(None)
-    row = {"rule": I.selection, "target": len(g["target"]), "control": len(g["control"]), "selected": 0,
-           "base": sum(caused_b[i] for i in g["test"]) / max(1, len(g["test"])), "plain": plain, "ablated": None,
-           "drop": None, "random_drops": [], "p": None, "lowers": False}
-    if len(g["target"]) < I.min_samples or (I.selection == "contrast" and len(g["control"]) < I.min_samples):
-        return row
-
     def texts(ids: list[int]) -> list[str]:
         return [prompts[i] + ("" if I.score_positions == "prompt" else said_t[i]) for i in ids]
 
@@ -99,15 +97,30 @@ def selection(P: Params, Q: Params, cause: str = "behaviour", which: int = 1, n_
         return (interventions.mean_latents(setup, tuned, texts(ids))[0]
                 - interventions.mean_latents(setup, base, texts(ids))[0])
 
-    _, _, kept = interventions.family_selection(Q, difference(g["target"]), difference(g["control"]),
-                                                setup.cc.alive_L(), Q.seed)
-    chosen = sorted(kept)
-    if not chosen:
-        return row
-
-    store = ActivationStore(crosscoder.ensure_activations(Q, setup.names))
-    freq = ka.firing_frequency_L(setup.cc, store, list(range(len(setup.names))))
-    drops = [plain - caused(s) for s in latent_edits.frequency_matched_sets(freq, chosen, setup.alive, n_random, seed)]
-    ablated = caused(chosen)
-    return {**row, "selected": len(chosen), "ablated": ablated, "random_drops": drops,
-            **ka.against_random(plain - ablated, drops)}
+    plain = caused(None)
+    common = {"target": len(g["target"]), "control": len(g["control"]), "selected": 0,
+              "base": sum(caused_b[i] for i in g["test"]) / max(1, len(g["test"])), "plain": plain, "ablated": None,
+              "drop": None, "random_drops": [], "p": None, "lowers": False}
+    d_target = difference(g["target"]) if len(g["target"]) >= I.min_samples else None
+    d_control = difference(g["control"]) if "contrast" in rules and len(g["control"]) >= I.min_samples else None
+    freq, out = None, []
+    for rule in rules:
+        row = {"rule": rule, **common}
+        out.append(row)
+        if d_target is None or (rule == "contrast" and d_control is None):
+            continue
+        Qr = Q.model_copy(update={"interventions": I.model_copy(update={"selection": rule})})
+        _, _, kept = interventions.family_selection(Qr, d_target, d_control if d_control is not None else d_target[:0],
+                                                    setup.cc.alive_L(), Q.seed)
+        chosen = sorted(kept)
+        if not chosen:
+            continue
+        if freq is None:
+            store = ActivationStore(crosscoder.ensure_activations(Q, setup.names))
+            freq = ka.firing_frequency_L(setup.cc, store, list(range(len(setup.names))))
+        drops = [plain - caused(s) for s in latent_edits.frequency_matched_sets(freq, chosen, setup.alive, n_random,
+                                                                               seed)]
+        ablated = caused(chosen)
+        row.update({"selected": len(chosen), "ablated": ablated, "random_drops": drops,
+                    **ka.against_random(plain - ablated, drops)})
+    return out

@@ -76,24 +76,28 @@ def load_all(P: Params) -> list[Verdict]:
     return [Verdict.from_json(d) for f in sorted(folder.glob("*.json")) for d in json.loads(f.read_text())]
 
 
+def model_doc(P, stem: str) -> Path | None:
+    """The benchmark page ``docs/<stem>.json`` that applies to run ``P``: ``docs/<stem>-<name>.json`` if measured
+    for this run's model, else the organism's ``docs/<stem>.json`` for an organism run, else None — what was
+    measured on the organism says nothing about another model."""
+    own = REPO / "docs" / f"{stem}-{P.name}.json"
+    if own.is_file():
+        return own
+    return REPO / "docs" / f"{stem}.json" if P.model.is_organism else None
+
+
 def power_file(P) -> Path | None:
     """The detection-power table that applies to run ``P``: ``docs/detection_power-<name>.json`` if measured for
     it, else the organism's ``docs/detection_power.json`` for an organism run (same dimensions), else None — the
     organism's power says nothing about another model's crosscoders."""
-    own = REPO / "docs" / f"detection_power-{P.name}.json"
-    if own.is_file():
-        return own
-    return REPO / "docs" / "detection_power.json" if P.model.is_organism else None
+    return model_doc(P, "detection_power")
 
 
 def validation_file(P) -> Path | None:
     """The known-cause validation that applies to run ``P`` (``benchmarks/bench_instrument_validation.py``):
     ``docs/instrument_validation-<name>.json`` if measured for it, else the organism's
     ``docs/instrument_validation.json`` for an organism run, else None."""
-    own = REPO / "docs" / f"instrument_validation-{P.name}.json"
-    if own.is_file():
-        return own
-    return REPO / "docs" / "instrument_validation.json" if P.model.is_organism else None
+    return model_doc(P, "instrument_validation")
 
 
 def demonstrated(path: Path | None, instrument: str, corpus: str = "gold") -> tuple[bool, str]:
@@ -121,10 +125,7 @@ def dating_file(P) -> Path | None:
     """The dating validation that applies to run ``P`` (``benchmarks/bench_dating_validation.py``):
     ``docs/dating_validation-<name>.json`` if measured for it, else the organism's ``docs/dating_validation.json``
     for an organism run, else None."""
-    own = REPO / "docs" / f"dating_validation-{P.name}.json"
-    if own.is_file():
-        return own
-    return REPO / "docs" / "dating_validation.json" if P.model.is_organism else None
+    return model_doc(P, "dating_validation")
 
 
 def dating_demonstrated(path: Path | None) -> tuple[bool, bool, str]:
@@ -147,10 +148,7 @@ def edges_file(P) -> Path | None:
     """The edge-metric validation that applies to run ``P`` (``benchmarks/bench_edge_validation.py``):
     ``docs/edge_validation-<name>.json`` if measured for it, else the organism's ``docs/edge_validation.json`` for
     an organism run, else None."""
-    own = REPO / "docs" / f"edge_validation-{P.name}.json"
-    if own.is_file():
-        return own
-    return REPO / "docs" / "edge_validation.json" if P.model.is_organism else None
+    return model_doc(P, "edge_validation")
 
 
 def edges_demonstrated(path: Path | None, claim_id: str) -> tuple[bool, bool, str]:
@@ -176,10 +174,7 @@ def ablation_file(P) -> Path | None:
     """The known-cause validation of notebook 06 that applies to run ``P`` (``benchmarks/bench_ablation_validation.py``):
     ``docs/ablation_validation-<name>.json`` if measured for it, else the organism's
     ``docs/ablation_validation.json`` for an organism run, else None."""
-    own = REPO / "docs" / f"ablation_validation-{P.name}.json"
-    if own.is_file():
-        return own
-    return REPO / "docs" / "ablation_validation.json" if P.model.is_organism else None
+    return model_doc(P, "ablation_validation")
 
 
 def selection_demonstrated(path: Path | None, rule: str = "contrast") -> tuple[bool, bool, bool, str]:
